@@ -41,3 +41,35 @@ export class ConflictError extends BridgeError {
     super('BRIDGE_CONFLICT', message);
   }
 }
+
+/** The engine cannot do what an op or option asks (e.g. UDP on the fast path, an unknown scheduler). */
+export class UnsupportedError extends BridgeError {
+  override readonly name = 'UnsupportedError';
+  constructor(message: string) {
+    super('BRIDGE_UNSUPPORTED', message);
+  }
+}
+
+/** An engine option out of range (e.g. a negative timeout). */
+export class OptionError extends BridgeError {
+  override readonly name = 'OptionError';
+  constructor(message: string) {
+    super('BRIDGE_OPTION_INVALID', message);
+  }
+}
+
+/** A listening socket could not be opened (EADDRINUSE, EACCES…) or failed to accept. */
+export class ListenerError extends BridgeError {
+  override readonly name = 'ListenerError';
+  constructor(message: string, options: { cause: unknown }) {
+    super('BRIDGE_LISTENER_FAILED', message, options);
+  }
+}
+
+/** `apply()` after `close()`. */
+export class EngineClosedError extends BridgeError {
+  override readonly name = 'EngineClosedError';
+  constructor(kind: string) {
+    super('BRIDGE_ENGINE_CLOSED', `the ${kind} engine is closed`);
+  }
+}

@@ -1,0 +1,148 @@
+// One forwarded TCP connection: pick a destination, connect (retrying on the
+// next destination when one refuses or times out), then pipe both directions.
+//
+// Hot path: bytes move through stream.pipe (backpressure, no per-byte JS). The
+// event listeners are shared module functions that find their connection
+// through a symbol on the socket, so a connection costs two sockets and one
+// small object, and no closures.
+import { connect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Scheduler, SchedulerTarget } from './scheduler.js';
+
+export interface Destination extends SchedulerTarget {
+  readonly host: string;
+  readonly port: number;
+  weight: number;
+  active: number;
+  downUntil: number;
+  /** Connections forwarded (connected) since the destination was added. */
+  total: number;
+}
+
+/** What all connections of one engine share. */
+export interface ForwarderContext {
+  readonly connectTimeoutMs: number;
+  /** How long a destination that refused or timed out is skipped. */
+  readonly downPeriodMs: number;
+  /** Every connection not yet finished, so that close() can destroy them. */
+  readonly connections: Set<Connection>;
+}
+
+/** The destinations of one service and how to choose among them. */
+export interface Pool {
+  /** Replaced, never mutated, when destinations come and go. */
+  destinations: readonly Destination[];
+  readonly pick: Scheduler;
+  readonly context: ForwarderContext;
+}
+
+export class Connection {
+  /** The current upstream attempt, or the established upstream. */
+  upstream: Socket | null = null;
+  /** The destination counted in `active` for this connection, if any. */
+  destination: Destination | null = null;
+  connected = false;
+  finished = false;
+  attemptsLeft: number;
+
+  constructor(
+    readonly client: Socket,
+    readonly pool: Pool,
+  ) {
+    this.attemptsLeft = pool.destinations.length;
+  }
+}
+
+const kConnection = Symbol('loadfeed.fastpath.connection');
+type TaggedSocket = Socket & { [kConnection]: Connection };
+
+/** Take over an accepted client socket (created paused, half-open allowed). */
+export function forward(client: Socket, pool: Pool): void {
+  const conn = new Connection(client, pool);
+  (client as TaggedSocket)[kConnection] = conn;
+  client.on('error', onSocketError);
+  client.on('close', onSocketClose);
+  pool.context.connections.add(conn);
+  connectNext(conn);
+}
+
+/** Abort a connection in whatever state it is; its sockets then close and it finishes. */
+export function destroyConnection(conn: Connection): void {
+  conn.client.destroy();
+  conn.upstream?.destroy();
+}
+
+function connectNext(conn: Connection): void {
+  const { pool, client } = conn;
+  if (client.destroyed) return;
+  const destination = conn.attemptsLeft > 0 ? pool.pick(pool.destinations, performance.now()) : undefined;
+  if (destination === undefined) {
+    // Nowhere to go: a reset tells the client at once, as IPVS does with no real server.
+    client.resetAndDestroy();
+    return;
+  }
+  conn.attemptsLeft--;
+  destination.active++;
+  conn.destination = destination;
+  const upstream = connect({
+    host: destination.host,
+    port: destination.port,
+    allowHalfOpen: true,
+    noDelay: true,
+    timeout: pool.context.connectTimeoutMs,
+  }) as TaggedSocket;
+  upstream[kConnection] = conn;
+  conn.upstream = upstream;
+  upstream.once('connect', onUpstreamConnect);
+  upstream.once('timeout', onUpstreamTimeout);
+  upstream.on('error', onSocketError);
+  upstream.on('close', onSocketClose);
+}
+
+/** The current attempt failed: skip its destination for a while and try the next one. */
+function failAttempt(conn: Connection): void {
+  const destination = conn.destination;
+  if (destination !== null) {
+    destination.active--;
+    destination.downUntil = performance.now() + conn.pool.context.downPeriodMs;
+    conn.destination = null;
+  }
+  connectNext(conn);
+}
+
+function onUpstreamConnect(this: TaggedSocket): void {
+  const conn = this[kConnection];
+  this.setTimeout(0);
+  conn.connected = true;
+  if (conn.destination !== null) conn.destination.total++;
+  // pipe() resumes the paused client; `end: true` (the default) carries a FIN
+  // across while the other direction keeps flowing (allowHalfOpen on both).
+  conn.client.pipe(this);
+  this.pipe(conn.client);
+}
+
+function onUpstreamTimeout(this: TaggedSocket): void {
+  const conn = this[kConnection];
+  if (this !== conn.upstream || conn.connected) return;
+  this.destroy();
+  failAttempt(conn);
+}
+
+function onSocketError(this: TaggedSocket): void {
+  const conn = this[kConnection];
+  if (this === conn.upstream && !conn.connected) failAttempt(conn);
+  else if (this === conn.client || this === conn.upstream) destroyConnection(conn);
+}
+
+function onSocketClose(this: TaggedSocket, hadError: boolean): void {
+  const conn = this[kConnection];
+  if (this !== conn.client && this !== conn.upstream) return; // an earlier, failed attempt
+  // A clean close means both FINs went through this socket, so the other one
+  // closes by itself once it has flushed: destroying it now would cut that data.
+  if (hadError) destroyConnection(conn);
+  if (conn.finished || !conn.client.closed || (conn.upstream !== null && !conn.upstream.closed)) return;
+  conn.finished = true;
+  if (conn.destination !== null) conn.destination.active--;
+  conn.destination = null;
+  conn.pool.context.connections.delete(conn);
+}

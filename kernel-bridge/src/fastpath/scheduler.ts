@@ -1,0 +1,75 @@
+// Fast-path schedulers: pure functions over a small per-destination state, so
+// they are tested without sockets and cost no allocation per pick.
+//
+// A destination is eligible when its weight is > 0 and it is not marked down.
+// Both schedulers update `current` (the smooth weighted round-robin score) of
+// the destinations they consider and nothing else; the caller owns `active`.
+
+export interface SchedulerTarget {
+  /** Weight now in force; 0 takes no new connections. */
+  readonly weight: number;
+  /** Connections open or being opened to the target now. */
+  readonly active: number;
+  /** Monotonic time (ms, same clock as `now`) until which the target is down; `<= now` means up. */
+  readonly downUntil: number;
+  /** Smooth weighted round-robin score; scheduler state, starts at 0. */
+  current: number;
+}
+
+/** Picks the target for a new connection, or undefined when none is eligible. */
+export type Scheduler = <T extends SchedulerTarget>(targets: readonly T[], now: number) => T | undefined;
+
+/**
+ * Smooth weighted round robin (nginx `ngx_http_upstream_get_peer`): every
+ * eligible target gains its weight, the highest score wins and pays back the
+ * total. Weights 5/1/1 give `a a b a c a a`, spreading the heavy target out
+ * instead of sending it bursts. Ineligible targets are skipped, as nginx skips
+ * down peers, so their scores stay where they were.
+ */
+export function pickSwrr<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
+  return swrrAmong(targets, now, undefined);
+}
+
+/**
+ * Weighted least connection (IPVS `wlc`): the eligible target with the least
+ * active/weight, compared as a.active * b.weight < b.active * a.weight to avoid
+ * division. Ties are frequent (every target idle between short connections), so
+ * they go to smooth weighted round robin among the tied targets: idle targets
+ * then share connections in proportion to their weights, where "first wins"
+ * would send everything to one target.
+ */
+export function pickWlc<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
+  let least: T | undefined;
+  for (const t of targets) {
+    if (!isEligible(t, now)) continue;
+    if (least === undefined || t.active * least.weight < least.active * t.weight) least = t;
+  }
+  return least === undefined ? undefined : swrrAmong(targets, now, least);
+}
+
+function isEligible(t: SchedulerTarget, now: number): boolean {
+  return t.weight > 0 && t.downUntil <= now;
+}
+
+/** Smooth WRR over the eligible targets, or only those as loaded (active/weight) as `tiedWith`. */
+function swrrAmong<T extends SchedulerTarget>(targets: readonly T[], now: number, tiedWith: T | undefined): T | undefined {
+  let best: T | undefined;
+  let total = 0;
+  for (const t of targets) {
+    if (!isEligible(t, now)) continue;
+    if (tiedWith !== undefined && t.active * tiedWith.weight !== tiedWith.active * t.weight) continue;
+    t.current += t.weight;
+    total += t.weight;
+    if (best === undefined || t.current > best.current) best = t;
+  }
+  if (best !== undefined) best.current -= total;
+  return best;
+}
+
+export const DEFAULT_FASTPATH_SCHEDULER = 'wlc';
+
+/** Scheduler names as service specs spell them. */
+export const FASTPATH_SCHEDULERS: ReadonlyMap<string, Scheduler> = new Map<string, Scheduler>([
+  ['wlc', pickWlc],
+  ['swrr', pickSwrr],
+]);
