@@ -1,0 +1,267 @@
+// Agent configuration: command-line flags, then LOADFEED_* environment
+// variables, then a YAML/JSON config file, then defaults — in that precedence.
+// Everything is compiled here into a fully defaulted `AgentConfig`; nothing
+// downstream checks for undefined.
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { AgentError } from './errors.js';
+
+export const DEFAULT_INTERVAL_MS = 1_000;
+export const MIN_INTERVAL_MS = 100;
+export const MAX_INTERVAL_MS = 60_000;
+export const DEFAULT_POLLER_PORT = 7415;
+
+export type ScopeConfig =
+  | { readonly kind: 'host' }
+  | { readonly kind: 'cgroup'; readonly path: string }
+  | { readonly kind: 'process'; readonly pid: number; readonly cores: number; readonly memoryBytes: number | null };
+
+export interface AgentConfig {
+  readonly nodeId: string;
+  /** `host:port` of every poller to stream to (a director pair gets every sample). */
+  readonly pollers: readonly string[];
+  readonly intervalMs: number;
+  readonly scope: ScopeConfig;
+  readonly services: readonly { readonly name: string; readonly port: number }[];
+  readonly labels: Readonly<Record<string, string>>;
+  readonly procRoot: string;
+  readonly sysRoot: string;
+  /** Print one sample and exit instead of streaming. */
+  readonly once: boolean;
+  readonly json: boolean;
+}
+
+/** Raw settings as any source gives them: every value still text or a list of text. */
+interface RawSettings {
+  nodeId?: string;
+  pollers?: string[];
+  interval?: string;
+  scope?: string;
+  capacity?: string;
+  memory?: string;
+  services?: string[];
+  labels?: string[];
+  procRoot?: string;
+  sysRoot?: string;
+}
+
+const FLAG_OPTIONS = {
+  config: { type: 'string' },
+  'node-id': { type: 'string' },
+  poller: { type: 'string', multiple: true },
+  interval: { type: 'string' },
+  scope: { type: 'string' },
+  capacity: { type: 'string' },
+  memory: { type: 'string' },
+  service: { type: 'string', multiple: true },
+  label: { type: 'string', multiple: true },
+  'proc-root': { type: 'string' },
+  'sys-root': { type: 'string' },
+  once: { type: 'boolean' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const AGENT_USAGE = `Usage: loadfeed-agent [options]
+
+Samples this server's load and streams it to one or more loadfeed pollers.
+
+  --poller HOST:PORT     poller to stream to; repeat for a director pair (LOADFEED_POLLERS, comma-separated)
+  --node-id ID           identity of this server (LOADFEED_NODE_ID; default: host name)
+  --interval DURATION    sampling interval, e.g. 1s or 250ms (LOADFEED_INTERVAL; default 1s; the poller may change it)
+  --scope SCOPE          host | cgroup:PATH | cgroup:self | process:PID (LOADFEED_SCOPE; default host)
+  --capacity CORES       CPU capacity of a process scope, in cores (LOADFEED_CAPACITY)
+  --memory BYTES         memory capacity of a process scope (LOADFEED_MEMORY; default: host memory)
+  --service NAME:PORT    count connections of a local service; repeatable (LOADFEED_SERVICES, comma-separated)
+  --label KEY=VALUE      label for pool selection; repeatable (LOADFEED_LABELS, comma-separated)
+  --proc-root DIR        where /proc is mounted (LOADFEED_PROC_ROOT; default /proc)
+  --sys-root DIR         where /sys is mounted (LOADFEED_SYS_ROOT; default /sys)
+  --config FILE          YAML or JSON file with the same settings in camelCase (LOADFEED_CONFIG)
+  --once                 take one sample, print it and exit
+  --json                 with --once: print JSON
+  -h, --help             show this help
+
+Precedence: flags, then environment, then the config file, then defaults.
+`;
+
+export interface ParsedCommandLine {
+  readonly help: boolean;
+  readonly config: AgentConfig | null;
+}
+
+export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedCommandLine {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: FLAG_OPTIONS, allowPositionals: false, strict: true });
+  } catch (err) {
+    throw new AgentError('AGENT_CONFIG_INVALID', `${(err as Error).message}; see loadfeed-agent --help`, { cause: err });
+  }
+  const v = parsed.values;
+  if (v.help) return { help: true, config: null };
+
+  const flags: RawSettings = {
+    nodeId: v['node-id'],
+    pollers: v.poller,
+    interval: v.interval,
+    scope: v.scope,
+    capacity: v.capacity,
+    memory: v.memory,
+    services: v.service,
+    labels: v.label,
+    procRoot: v['proc-root'],
+    sysRoot: v['sys-root'],
+  };
+  const list = (s: string | undefined): string[] | undefined =>
+    s === undefined ? undefined : s.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  const fromEnv: RawSettings = {
+    nodeId: env['LOADFEED_NODE_ID'],
+    pollers: list(env['LOADFEED_POLLERS']),
+    interval: env['LOADFEED_INTERVAL'],
+    scope: env['LOADFEED_SCOPE'],
+    capacity: env['LOADFEED_CAPACITY'],
+    memory: env['LOADFEED_MEMORY'],
+    services: list(env['LOADFEED_SERVICES']),
+    labels: list(env['LOADFEED_LABELS']),
+    procRoot: env['LOADFEED_PROC_ROOT'],
+    sysRoot: env['LOADFEED_SYS_ROOT'],
+  };
+  const file = v.config ?? env['LOADFEED_CONFIG'];
+  const fromFile = file === undefined ? {} : readConfigFile(file);
+  const pick = <K extends keyof RawSettings>(k: K): [RawSettings[K], string] => {
+    if (flags[k] !== undefined) return [flags[k], 'flag'];
+    if (fromEnv[k] !== undefined) return [fromEnv[k], 'environment'];
+    return [fromFile[k], file ?? 'config file'];
+  };
+  return { help: false, config: compile(pick, Boolean(v.once), Boolean(v.json)) };
+}
+
+function readConfigFile(file: string): RawSettings {
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new AgentError('AGENT_CONFIG_INVALID', `${file}: ${(err as Error).message}`, { cause: err });
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new AgentError('AGENT_CONFIG_INVALID', `${file}: expected a mapping of settings, got ${JSON.stringify(doc)}`);
+  }
+  const known = new Set(['nodeId', 'pollers', 'interval', 'scope', 'capacity', 'memory', 'services', 'labels', 'procRoot', 'sysRoot']);
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(doc)) {
+    if (!known.has(key)) {
+      throw new AgentError('AGENT_CONFIG_INVALID', `${file}: unknown setting "${key}" (known: ${[...known].join(', ')})`);
+    }
+    const isList = key === 'pollers' || key === 'services' || key === 'labels';
+    if (isList) {
+      const items = key === 'labels' && !Array.isArray(value) && typeof value === 'object' && value !== null
+        ? Object.entries(value).map(([k, x]) => `${k}=${String(x)}`)
+        : value;
+      if (!Array.isArray(items)) throw new AgentError('AGENT_CONFIG_INVALID', `${file}: ${key}: expected a list, got ${JSON.stringify(value)}`);
+      out[key] = items.map(String);
+    } else {
+      out[key] = String(value);
+    }
+  }
+  return out as RawSettings;
+}
+
+type Pick = <K extends keyof RawSettings>(k: K) => [RawSettings[K], string];
+
+function compile(pick: Pick, once: boolean, json: boolean): AgentConfig {
+  const bad = (source: string, field: string, value: unknown, want: string): never => {
+    throw new AgentError('AGENT_CONFIG_INVALID', `${source}: ${field}: ${JSON.stringify(value)} ${want}`);
+  };
+
+  const [nodeIdRaw, nodeIdSrc] = pick('nodeId');
+  const nodeId = nodeIdRaw ?? os.hostname();
+  if (!/^[A-Za-z0-9._:-]{1,253}$/.test(nodeId)) bad(nodeIdSrc, 'nodeId', nodeId, 'must be 1..253 characters of A-Z a-z 0-9 . _ : -');
+
+  const [pollersRaw, pollersSrc] = pick('pollers');
+  const pollers = (pollersRaw ?? []).map((p) => {
+    const withPort = /:\d+$/.test(p) ? p : `${p}:${DEFAULT_POLLER_PORT}`;
+    const port = Number(/:(\d+)$/.exec(withPort)?.[1]);
+    if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d+$/.test(withPort) || port < 1 || port > 65535) {
+      bad(pollersSrc, 'pollers', p, 'must be HOST:PORT, e.g. director1:7415');
+    }
+    return withPort;
+  });
+
+  const [intervalRaw, intervalSrc] = pick('interval');
+  const intervalMs = intervalRaw === undefined ? DEFAULT_INTERVAL_MS : parseIntervalMs(intervalRaw);
+  if (!Number.isFinite(intervalMs) || intervalMs < MIN_INTERVAL_MS || intervalMs > MAX_INTERVAL_MS) {
+    bad(intervalSrc, 'interval', intervalRaw, `must be ${MIN_INTERVAL_MS}ms..${MAX_INTERVAL_MS / 1000}s, e.g. 1s or 250ms`);
+  }
+
+  const [scopeRaw, scopeSrc] = pick('scope');
+  const scope = compileScope(scopeRaw ?? 'host', scopeSrc, pick, bad);
+
+  const [servicesRaw, servicesSrc] = pick('services');
+  const services = (servicesRaw ?? []).map((s) => {
+    const m = /^([A-Za-z0-9._-]{1,64}):(\d{1,5})$/.exec(s);
+    const port = Number(m?.[2]);
+    if (!m || m[1] === undefined || port < 1 || port > 65535) return bad(servicesSrc, 'services', s, 'must be NAME:PORT, e.g. http:80');
+    return { name: m[1], port };
+  });
+  const names = new Set<string>();
+  for (const s of services) {
+    if (names.has(s.name)) bad(servicesSrc, 'services', s.name, 'is named twice');
+    names.add(s.name);
+  }
+
+  const [labelsRaw, labelsSrc] = pick('labels');
+  const labels: Record<string, string> = {};
+  for (const l of labelsRaw ?? []) {
+    const m = /^([A-Za-z0-9._/-]{1,63})=([^,]{0,253})$/.exec(l);
+    if (!m || m[1] === undefined || m[2] === undefined) return bad(labelsSrc, 'labels', l, 'must be KEY=VALUE, e.g. role=web');
+    labels[m[1]] = m[2];
+  }
+
+  return {
+    nodeId,
+    pollers,
+    intervalMs,
+    scope,
+    services,
+    labels,
+    procRoot: pick('procRoot')[0] ?? '/proc',
+    sysRoot: pick('sysRoot')[0] ?? '/sys',
+    once,
+    json,
+  };
+}
+
+function compileScope(
+  text: string,
+  source: string,
+  pick: Pick,
+  bad: (source: string, field: string, value: unknown, want: string) => never,
+): ScopeConfig {
+  if (text === 'host') return { kind: 'host' };
+  const cgroup = /^cgroup:(.+)$/.exec(text);
+  if (cgroup?.[1] !== undefined) return { kind: 'cgroup', path: cgroup[1] };
+  const proc = /^process:(\d+)$/.exec(text);
+  if (proc?.[1] !== undefined) {
+    const [capRaw, capSrc] = pick('capacity');
+    const cores = Number(capRaw);
+    if (capRaw === undefined || !Number.isFinite(cores) || cores <= 0 || cores > 4096) {
+      bad(capSrc, 'capacity', capRaw ?? null, 'must be the process scope\'s CPU capacity in cores (> 0), e.g. 0.5');
+    }
+    const [memRaw, memSrc] = pick('memory');
+    const memoryBytes = memRaw === undefined ? null : Number(memRaw);
+    if (memoryBytes !== null && (!Number.isSafeInteger(memoryBytes) || memoryBytes <= 0)) {
+      bad(memSrc, 'memory', memRaw, 'must be a positive number of bytes');
+    }
+    return { kind: 'process', pid: Number(proc[1]), cores, memoryBytes };
+  }
+  return bad(source, 'scope', text, 'must be host, cgroup:PATH, cgroup:self or process:PID');
+}
+
+/** `250ms`, `1s`, `1.5s` or a bare number of milliseconds; NaN when it is none of these. */
+export function parseIntervalMs(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(text.trim());
+  if (!m) return Number.NaN;
+  return Math.round(Number(m[1]) * (m[2] === 's' ? 1000 : 1));
+}

@@ -1,0 +1,132 @@
+/**
+ * loadfeed-agent: runs on every real server. It samples the load of its scope
+ * (the host, one cgroup, or one process tree) from /proc and /sys and streams
+ * it to every configured poller.
+ *
+ * It must never: spawn a process on the sampling path, write to disk, hold
+ * more than the newest sample per poller, or take a noticeable share of the
+ * server it measures.
+ */
+import { readFileSync } from 'node:fs';
+import { Scope, type HelloInit } from '@loadfeed/proto';
+import { AGENT_USAGE, loadAgentConfig, MAX_INTERVAL_MS, MIN_INTERVAL_MS, type AgentConfig } from './config.js';
+import { PollerStream } from './reporter.js';
+import { collectFacts } from './facts.js';
+import { createSampler, type Sampler } from './sampler.js';
+import type { Reading } from './reading.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const SCOPE_ENUM = { host: Scope.SCOPE_HOST, cgroup: Scope.SCOPE_CGROUP, process: Scope.SCOPE_PROCESS } as const;
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { help, config } = loadAgentConfig(argv, env);
+  if (help || !config) {
+    process.stdout.write(AGENT_USAGE);
+    return 0;
+  }
+  const sampler = await createSampler({
+    scope: config.scope,
+    procRoot: config.procRoot,
+    sysRoot: config.sysRoot,
+    services: config.services,
+  });
+  if (config.once) return printOnce(config, sampler);
+  if (config.pollers.length === 0) {
+    sampler.close();
+    throw new Error('no poller to stream to: pass --poller HOST:PORT (or LOADFEED_POLLERS), or --once to print one sample');
+  }
+  const facts = await collectFacts();
+  return run(config, sampler, facts);
+}
+
+async function printOnce(config: AgentConfig, sampler: Sampler): Promise<number> {
+  await delay(config.intervalMs);
+  const reading = await sampler.sample();
+  sampler.close();
+  const out = { nodeId: config.nodeId, scope: config.scope.kind, capacity: sampler.capacity, timestampMs: Date.now(), ...reading };
+  process.stdout.write(config.json ? `${JSON.stringify(out)}\n` : formatReading(out));
+  return 0;
+}
+
+function formatReading(r: Reading & { nodeId: string; scope: string }): string {
+  const pct = (x: number | null): string => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
+  return [
+    `node ${r.nodeId} (${r.scope} scope)`,
+    `cpu ${pct(r.cpuUtilization)}  memory ${pct(r.memUtilization)}  load1 ${r.load1 ?? '-'}  runnable ${r.runnable ?? '-'}`,
+    `psi cpu ${pct(r.psiCpuSome)}  memory ${pct(r.psiMemorySome)}  io ${pct(r.psiIoSome)}`,
+    `tcp in use ${r.tcpInuse ?? '-'}  established ${r.tcpEstablished ?? '-'}`,
+    ...r.services.map((s) => `service ${s.name}: ${s.established ?? '-'} established`),
+    '',
+  ].join('\n');
+}
+
+function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<typeof collectFacts>>): Promise<number> {
+  let intervalMs = config.intervalMs;
+  const hello = (): HelloInit => ({
+    nodeId: config.nodeId,
+    hostname: facts.hostname,
+    addresses: facts.addresses,
+    cores: sampler.capacity.cores,
+    memoryBytes: sampler.capacity.memoryBytes,
+    labels: { ...config.labels },
+    services: config.services.map((s) => ({ name: s.name, port: s.port })),
+    agentVersion: VERSION,
+    scope: SCOPE_ENUM[config.scope.kind],
+    cpuModel: facts.cpuModel,
+    intervalMs,
+  });
+  const log = (line: Record<string, unknown>): void => {
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), node: config.nodeId, ...line })}\n`);
+  };
+  const streams = config.pollers.map(
+    (target) =>
+      new PollerStream(target, hello, {
+        onInterval: (ms) => {
+          const next = Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, ms));
+          if (next !== intervalMs) log({ msg: 'sampling interval changed by poller', from: intervalMs, to: next, poller: target });
+          intervalMs = next;
+        },
+        onState: (poller, state, detail) => log({ msg: `stream ${state}`, poller, detail }),
+      }),
+  );
+  for (const s of streams) s.start();
+
+  return new Promise((resolve) => {
+    let timer: NodeJS.Timeout | null = null;
+    let stopping = false;
+    const tick = async (): Promise<void> => {
+      timer = null;
+      try {
+        const reading = await sampler.sample();
+        const now = Date.now();
+        for (const s of streams) s.send(reading, now);
+      } catch (err) {
+        // The scope itself is gone (process exited, cgroup removed): nothing
+        // left to measure, so stop and let the poller quiesce this node.
+        log({ msg: 'sampling failed; stopping', error: (err as Error).message });
+        stop(1);
+        return;
+      }
+      if (!stopping) timer = setTimeout(() => void tick(), intervalMs);
+    };
+    const stop = (code: number): void => {
+      if (stopping) return;
+      stopping = true;
+      if (timer) clearTimeout(timer);
+      for (const s of streams) s.close();
+      sampler.close();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve(code);
+    };
+    const onSignal = (): void => stop(0);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    timer = setTimeout(() => void tick(), intervalMs);
+  });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

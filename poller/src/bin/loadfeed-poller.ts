@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+import { pollerMain } from '../main.js';
+import { runBin } from './run-bin.js';
+
+runBin('loadfeed-poller', pollerMain);

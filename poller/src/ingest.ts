@@ -1,0 +1,162 @@
+// Ingest: the gRPC Telemetry service. It checks every agent message against
+// the contract before anything reaches the node table, so a malformed or
+// hostile message is refused (with a gRPC status, on that stream only) and
+// never touches a weight. gRPC status mapping happens here and nowhere else.
+import * as grpc from '@grpc/grpc-js';
+import type {
+  AgentMessage,
+  Hello,
+  PollerMessage,
+  Sample,
+  ServiceInfo,
+  TelemetryReportCall,
+  TelemetryServer,
+} from '@loadfeed/proto';
+import { IngestError } from './errors.js';
+import type { NodeRecord, NodeTable } from './node-table.js';
+
+export const MAX_CORES = 4096;
+/** Utilisation above this is a broken agent, not a busy server (process scope may exceed 1). */
+export const MAX_UTILIZATION = 64;
+export const MAX_SERVICES_PER_AGENT = 64;
+
+export interface IngestCounters {
+  accepted: number;
+  rejected: Map<string, number>;
+}
+
+export interface IngestOptions {
+  readonly table: NodeTable;
+  /** Sampling interval to push to agents on connect, ms. */
+  intervalMs(): number;
+  readonly log: (event: Record<string, unknown>, msg: string) => void;
+}
+
+const STATUS = { 'invalid-argument': grpc.status.INVALID_ARGUMENT, 'failed-precondition': grpc.status.FAILED_PRECONDITION } as const;
+
+export class Ingest {
+  readonly counters: IngestCounters = { accepted: 0, rejected: new Map() };
+  private readonly streams = new Map<string, TelemetryReportCall>();
+
+  constructor(private readonly options: IngestOptions) {}
+
+  readonly service: TelemetryServer = {
+    report: (call: TelemetryReportCall) => this.onStream(call),
+  };
+
+  /** Push a new sampling interval to every connected agent. */
+  broadcastInterval(intervalMs: number): void {
+    for (const call of this.streams.values()) call.write({ config: { intervalMs } });
+  }
+
+  private onStream(call: TelemetryReportCall): void {
+    let node: NodeRecord | null = null;
+    let lastSeq = 0;
+    let finished = false;
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      if (node) {
+        if (this.streams.get(node.id) === call) this.streams.delete(node.id);
+        this.options.table.disconnect(node);
+      }
+    };
+
+    call.on('data', (msg: AgentMessage) => {
+      if (finished) return;
+      try {
+        if (msg.body === 'hello') {
+          if (node) throw new IngestError('failed-precondition', 'Hello may be sent only once per stream');
+          // Decoded messages are instances with every field set; pbts types
+          // nested messages by their optional init shape, hence the casts.
+          const hello = checkHello(msg.hello as Hello | null);
+          const previous = this.streams.get(hello.nodeId);
+          if (previous) {
+            // The same server reconnected before its old stream was noticed
+            // dead: the newest stream wins.
+            previous.end();
+          }
+          this.streams.set(hello.nodeId, call);
+          node = this.options.table.connect(hello);
+          this.options.log({ node: hello.nodeId, scope: hello.scope, cores: hello.cores, peer: call.getPeer() }, 'agent connected');
+          call.write({ config: { intervalMs: this.options.intervalMs() } });
+          return;
+        }
+        if (!node) throw new IngestError('failed-precondition', `first message must be Hello, got ${msg.body ?? 'nothing'}`);
+        if (msg.body === 'sample') {
+          const sample = checkSample(msg.sample as Sample | null, node.hello, lastSeq);
+          lastSeq = sample.seq;
+          this.options.table.accept(node, sample);
+          this.counters.accepted += 1;
+          call.write({ ack: { lastSeq } } satisfies Partial<PollerMessage>);
+          return;
+        }
+        throw new IngestError('invalid-argument', `unsupported message ${msg.body ?? '(empty)'}`);
+      } catch (err) {
+        if (!(err instanceof IngestError)) throw err;
+        const reason = err.message.split(':')[0] ?? 'invalid';
+        this.counters.rejected.set(reason, (this.counters.rejected.get(reason) ?? 0) + 1);
+        this.options.log({ node: node?.id ?? null, peer: call.getPeer(), error: err.message }, 'agent message rejected');
+        finish();
+        call.emit('error', { code: STATUS[err.reason], details: err.message });
+      }
+    });
+    call.on('end', () => {
+      finish();
+      call.end();
+    });
+    call.on('cancelled', finish);
+    call.on('close', finish);
+    call.on('error', finish);
+  }
+}
+
+function checkHello(h: Hello | null | undefined): Hello {
+  if (!h) throw new IngestError('invalid-argument', 'hello: empty');
+  if (!/^[A-Za-z0-9._:-]{1,253}$/.test(h.nodeId)) {
+    throw new IngestError('invalid-argument', `hello.node_id: ${JSON.stringify(h.nodeId)} must be 1..253 characters of A-Z a-z 0-9 . _ : -`);
+  }
+  if (!Number.isFinite(h.cores) || h.cores <= 0 || h.cores > MAX_CORES) {
+    throw new IngestError('invalid-argument', `hello.cores: ${h.cores} must be > 0 and <= ${MAX_CORES}`);
+  }
+  if (!Number.isSafeInteger(h.memoryBytes) || h.memoryBytes <= 0) {
+    throw new IngestError('invalid-argument', `hello.memory_bytes: ${h.memoryBytes} must be a positive integer`);
+  }
+  if (h.services.length > MAX_SERVICES_PER_AGENT) {
+    throw new IngestError('invalid-argument', `hello.services: ${h.services.length} services, at most ${MAX_SERVICES_PER_AGENT}`);
+  }
+  for (const s of h.services as ServiceInfo[]) {
+    if (!Number.isInteger(s.port) || s.port < 1 || s.port > 65535) {
+      throw new IngestError('invalid-argument', `hello.services: port ${s.port} of "${s.name}" must be 1..65535`);
+    }
+  }
+  return h;
+}
+
+function checkSample(s: Sample | null | undefined, hello: Hello, lastSeq: number): Sample {
+  if (!s) throw new IngestError('invalid-argument', 'sample: empty');
+  if (!Number.isSafeInteger(s.seq) || s.seq <= lastSeq) {
+    throw new IngestError('invalid-argument', `sample.seq: ${s.seq} must increase (last ${lastSeq})`);
+  }
+  const ratio = (field: string, v: number, max: number): void => {
+    if (!Number.isFinite(v) || v < 0 || v > max) throw new IngestError('invalid-argument', `sample.${field}: ${v} must be within 0..${max}`);
+  };
+  ratio('cpu_utilization', s.cpuUtilization, MAX_UTILIZATION);
+  ratio('mem_utilization', s.memUtilization, MAX_UTILIZATION);
+  for (const [field, v] of [
+    ['psi_cpu_some', s.psiCpuSome],
+    ['psi_memory_some', s.psiMemorySome],
+    ['psi_io_some', s.psiIoSome],
+    ['cpu_throttled', s.cpuThrottled],
+  ] as const) {
+    if (v !== null && v !== undefined) ratio(field, v, 1);
+  }
+  if (s.load1 !== null && s.load1 !== undefined) ratio('load1', s.load1, 1e6);
+  if (s.tcpAcceptsPerSecond !== null && s.tcpAcceptsPerSecond !== undefined) ratio('tcp_accepts_per_second', s.tcpAcceptsPerSecond, 1e9);
+  if (!Number.isInteger(s.windowMs) || s.windowMs <= 0) throw new IngestError('invalid-argument', `sample.window_ms: ${s.windowMs} must be > 0`);
+  const names = new Set(hello.services.map((x) => x.name));
+  for (const svc of s.services) {
+    if (!names.has(svc.name)) throw new IngestError('invalid-argument', `sample.services: "${svc.name}" was not announced in Hello`);
+  }
+  return s;
+}

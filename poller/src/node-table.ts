@@ -1,0 +1,114 @@
+// Every agent the poller has heard from, and whether it is alive.
+//
+// A node is `live` while its stream is open and samples arrive; `stale` when
+// no sample came for `staleAfterMs` (host hung, network partition); `gone`
+// when its stream ended (agent killed, TCP reset). Stale and gone nodes are
+// quiesced by the policy. Gone nodes move to an LRU with a TTL so that state
+// for their return (blackout, slow start) is kept without letting a flood of
+// invented node ids grow memory.
+import { LRUCache } from 'lru-cache';
+import type { Hello, Sample } from '@loadfeed/proto';
+
+export const DEFAULT_STALE_AFTER_MS = 2_000;
+/** How often deadlines are checked: the quiesce delay is at most staleAfter + this. */
+export const LIVENESS_SWEEP_MS = 100;
+export const DEPARTED_MAX = 10_000;
+export const DEPARTED_TTL_MS = 30 * 60_000;
+
+export type NodeState = 'live' | 'stale' | 'gone';
+
+export interface NodeRecord {
+  readonly id: string;
+  readonly hello: Hello;
+  readonly connectedAt: number;
+  state: NodeState;
+  sample: Sample | null;
+  /** Monotonic ms when the latest sample was accepted (connectedAt before the first). */
+  sampleAt: number;
+  samples: number;
+}
+
+export interface Departed {
+  readonly hello: Hello;
+  readonly goneAt: number;
+}
+
+export type NodeEvent = { readonly node: NodeRecord; readonly from: NodeState | null; readonly to: NodeState };
+
+export class NodeTable {
+  private readonly nodes = new Map<string, NodeRecord>();
+  private readonly departed = new LRUCache<string, Departed>({ max: DEPARTED_MAX, ttl: DEPARTED_TTL_MS });
+  private sweeper: NodeJS.Timeout | null = null;
+
+  constructor(
+    private staleAfterMs: number,
+    private readonly onChange: (event: NodeEvent) => void,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  start(): void {
+    this.sweeper ??= setInterval(() => this.sweep(), LIVENESS_SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  stop(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+
+  setStaleAfter(ms: number): void {
+    this.staleAfterMs = ms;
+  }
+
+  get(id: string): NodeRecord | undefined {
+    return this.nodes.get(id);
+  }
+
+  all(): IterableIterator<NodeRecord> {
+    return this.nodes.values();
+  }
+
+  departedInfo(id: string): Departed | undefined {
+    return this.departed.get(id);
+  }
+
+  /** A stream said Hello: the node is live (again), with no sample yet. */
+  connect(hello: Hello): NodeRecord {
+    const at = this.now();
+    const previous = this.nodes.get(hello.nodeId);
+    const node: NodeRecord = { id: hello.nodeId, hello, connectedAt: at, state: 'live', sample: null, sampleAt: at, samples: 0 };
+    this.nodes.set(node.id, node);
+    this.departed.delete(node.id);
+    this.onChange({ node, from: previous?.state ?? null, to: 'live' });
+    return node;
+  }
+
+  accept(node: NodeRecord, sample: Sample): void {
+    node.sample = sample;
+    node.sampleAt = this.now();
+    node.samples += 1;
+    if (node.state === 'stale') this.transition(node, 'live');
+    else this.onChange({ node, from: 'live', to: 'live' });
+  }
+
+  /** The node's stream ended: quiesce at once. A newer stream for the same id is left alone. */
+  disconnect(node: NodeRecord): void {
+    if (this.nodes.get(node.id) !== node) return;
+    this.nodes.delete(node.id);
+    this.departed.set(node.id, { hello: node.hello, goneAt: this.now() });
+    this.transition(node, 'gone');
+  }
+
+  private sweep(): void {
+    const deadline = this.now() - this.staleAfterMs;
+    for (const node of this.nodes.values()) {
+      if (node.state === 'live' && node.sampleAt < deadline) this.transition(node, 'stale');
+    }
+  }
+
+  private transition(node: NodeRecord, to: NodeState): void {
+    const from = node.state;
+    node.state = to;
+    this.onChange({ node, from, to });
+  }
+}

@@ -1,0 +1,48 @@
+// Pure planning: (desired, observed) → the engine operations that make the
+// engine match the policy, and nothing else. Weights are written only when
+// they differ; services the policy does not name are never touched.
+// Called again on every cycle, so multi-step changes (drain, then remove)
+// complete over successive cycles.
+import type { EngineOp, Observation } from '@loadfeed/kernel-bridge';
+
+export interface DesiredService {
+  readonly address: string;
+  readonly scheduler: string | null;
+  /** The poller creates and deletes this service and its destinations (fast path, memory). */
+  readonly owned: boolean;
+  readonly destinations: readonly { readonly address: string; readonly weight: number }[];
+}
+
+export function plan(desired: readonly DesiredService[], observed: Observation): EngineOp[] {
+  const ops: EngineOp[] = [];
+  const byAddress = new Map(observed.services.map((s) => [s.address, s]));
+  for (const want of desired) {
+    const have = byAddress.get(want.address);
+    if (!have) {
+      if (!want.owned) continue; // not ours to create; the engine reports it missing
+      ops.push({ op: 'add-service', service: want.scheduler ? { address: want.address, scheduler: want.scheduler } : { address: want.address } });
+      for (const d of want.destinations) ops.push({ op: 'add-destination', service: want.address, destination: d.address, weight: d.weight });
+      continue;
+    }
+    const current = new Map(have.destinations.map((d) => [d.address, d.weight]));
+    for (const d of want.destinations) {
+      const weight = current.get(d.address);
+      if (weight === undefined) {
+        if (want.owned) ops.push({ op: 'add-destination', service: want.address, destination: d.address, weight: d.weight });
+      } else if (weight !== d.weight) {
+        ops.push({ op: 'set-weight', service: want.address, destination: d.address, weight: d.weight });
+      }
+    }
+    if (want.owned) {
+      const wanted = new Set(want.destinations.map((d) => d.address));
+      // A destination the policy dropped is drained first (weight 0) and
+      // removed once it has no connections left.
+      for (const d of have.destinations) {
+        if (wanted.has(d.address)) continue;
+        if (d.weight !== 0) ops.push({ op: 'set-weight', service: want.address, destination: d.address, weight: 0 });
+        else if (!d.activeConnections) ops.push({ op: 'remove-destination', service: want.address, destination: d.address });
+      }
+    }
+  }
+  return ops;
+}

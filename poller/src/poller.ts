@@ -1,0 +1,240 @@
+// The poller's loop: agents' samples and liveness changes mark the policy
+// dirty; one cycle at a time then evaluates every service, plans the engine
+// operations against what the engine reports, and applies them in one batch
+// per engine. Data flows one way: ingest → node table → policy → planner → engine.
+import * as grpc from '@grpc/grpc-js';
+import type { Engine } from '@loadfeed/kernel-bridge';
+import { telemetryService } from '@loadfeed/proto';
+import type { Logger } from 'pino';
+import type { EngineRegistry } from './engines.js';
+import { Ingest } from './ingest.js';
+import { NodeTable, type NodeEvent, type NodeRecord } from './node-table.js';
+import type { CompiledPolicy } from './policy/compile.js';
+import { WeightEvaluator, type NodeLookup, type WeightDecision } from './policy/evaluate.js';
+import type { StrategyRegistry } from './policy/strategy.js';
+import { plan, type DesiredService } from './planner.js';
+
+/** Server pings every agent connection this often; a hung host is cut off within ~2× this. */
+export const SERVER_KEEPALIVE_MS = 1_000;
+export const MAX_MESSAGE_BYTES = 64 * 1024;
+/** After a failed engine apply, try again this soon even if nothing changed. */
+export const RETRY_AFTER_ERROR_MS = 1_000;
+
+export interface PollerOptions {
+  /** host:port for the gRPC server, e.g. 0.0.0.0:7415 (port 0 picks one). */
+  readonly listen: string;
+  readonly policy: CompiledPolicy;
+  readonly engines: EngineRegistry;
+  readonly strategies: StrategyRegistry;
+  readonly logger: Logger;
+}
+
+export interface ServiceSnapshot {
+  readonly name: string;
+  readonly engine: string;
+  readonly address: string;
+  readonly decisions: readonly WeightDecision[];
+}
+
+export interface PollerSnapshot {
+  readonly nodes: readonly {
+    readonly id: string;
+    readonly state: string;
+    readonly cores: number;
+    readonly cpuUtilization: number | null;
+    /** Samples accepted on the node's current stream. */
+    readonly samples: number;
+  }[];
+  readonly services: readonly ServiceSnapshot[];
+  readonly engineError: string | null;
+}
+
+export class Poller {
+  private readonly table: NodeTable;
+  private readonly ingest: Ingest;
+  private readonly evaluator: WeightEvaluator;
+  private readonly server = new grpc.Server({
+    'grpc.keepalive_time_ms': SERVER_KEEPALIVE_MS,
+    'grpc.keepalive_timeout_ms': SERVER_KEEPALIVE_MS,
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+  });
+  private readonly engines = new Map<string, Engine>();
+  private policy: CompiledPolicy;
+  private decisions = new Map<string, readonly WeightDecision[]>();
+  private dirty = false;
+  private cycling: Promise<void> | null = null;
+  private retry: NodeJS.Timeout | null = null;
+  private engineError: string | null = null;
+  private stopped = false;
+
+  constructor(private readonly options: PollerOptions) {
+    this.policy = options.policy;
+    this.evaluator = new WeightEvaluator(options.strategies);
+    this.table = new NodeTable(this.policy.liveness.staleAfterMs, (e) => this.onNodeEvent(e));
+    this.ingest = new Ingest({
+      table: this.table,
+      intervalMs: () => this.policy.agents.intervalMs,
+      log: (event, msg) => options.logger.info(event, msg),
+    });
+    this.server.addService(telemetryService, this.ingest.service);
+  }
+
+  /** Start serving agents and apply the policy once; resolves with the bound port. */
+  async start(): Promise<number> {
+    const port = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(this.options.listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    });
+    this.table.start();
+    this.markDirty();
+    await this.settled();
+    return port;
+  }
+
+  /** Swap in a new policy atomically; the next cycle uses it. */
+  setPolicy(policy: CompiledPolicy): void {
+    const intervalChanged = policy.agents.intervalMs !== this.policy.agents.intervalMs;
+    this.policy = policy;
+    this.table.setStaleAfter(policy.liveness.staleAfterMs);
+    this.evaluator.retain(new Set(policy.services.map((s) => s.name)));
+    if (intervalChanged) this.ingest.broadcastInterval(policy.agents.intervalMs);
+    this.markDirty();
+  }
+
+  /** Resolves when no cycle is running or pending. */
+  async settled(): Promise<void> {
+    while (this.cycling) await this.cycling;
+  }
+
+  snapshot(): PollerSnapshot {
+    return {
+      nodes: [...this.table.all()].map((n) => ({
+        id: n.id,
+        state: n.state,
+        cores: n.hello.cores,
+        cpuUtilization: n.sample?.cpuUtilization ?? null,
+        samples: n.samples,
+      })),
+      services: this.policy.services.map((s) => ({
+        name: s.name,
+        engine: s.engine,
+        address: s.address,
+        decisions: this.decisions.get(s.name) ?? [],
+      })),
+      engineError: this.engineError,
+    };
+  }
+
+  /** The engine instance serving `kind`, created on first use. */
+  engine(kind: string): Engine {
+    let engine = this.engines.get(kind);
+    if (!engine) {
+      const entry = this.options.engines.get(kind);
+      if (!entry) throw new Error(`engine "${kind}" is not registered`);
+      engine = entry.create();
+      this.engines.set(kind, engine);
+    }
+    return engine;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.table.stop();
+    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    this.server.forceShutdown();
+    await this.settled();
+    await Promise.all([...this.engines.values()].map((e) => e.close()));
+    this.engines.clear();
+  }
+
+  private onNodeEvent(e: NodeEvent): void {
+    if (e.from !== e.to) {
+      this.options.logger.info({ node: e.node.id, from: e.from, to: e.to }, 'node state changed');
+    }
+    this.markDirty();
+  }
+
+  private markDirty(): void {
+    this.dirty = true;
+    if (!this.cycling && !this.stopped) this.cycling = this.cycle();
+  }
+
+  private async cycle(): Promise<void> {
+    // Let a burst of samples arriving together coalesce into one cycle.
+    await new Promise((resolve) => setImmediate(resolve));
+    try {
+      while (this.dirty && !this.stopped) {
+        this.dirty = false;
+        await this.applyPolicy();
+      }
+    } catch (err) {
+      this.options.logger.error({ err }, 'policy cycle failed');
+    } finally {
+      this.cycling = null;
+    }
+  }
+
+  private async applyPolicy(): Promise<void> {
+    const policy = this.policy;
+    const lookup = this.lookup();
+    const byEngine = new Map<string, DesiredService[]>();
+    const decided = new Map<string, readonly WeightDecision[]>();
+    for (const service of policy.services) {
+      const decisions = this.evaluator.evaluate(service, lookup);
+      decided.set(service.name, decisions);
+      const entry = this.options.engines.get(service.engine);
+      const list = byEngine.get(service.engine) ?? [];
+      list.push({
+        address: service.address,
+        scheduler: service.scheduler,
+        owned: entry?.ownsServices ?? false,
+        destinations: decisions.map((d) => ({ address: d.address, weight: d.weight })),
+      });
+      byEngine.set(service.engine, list);
+    }
+    const errors: string[] = [];
+    for (const [kind, desired] of byEngine) {
+      try {
+        const engine = this.engine(kind);
+        const ops = plan(desired, await engine.observe());
+        if (ops.length > 0) await engine.apply(ops);
+        this.logChanges(policy, kind, decided);
+      } catch (err) {
+        errors.push(`${kind}: ${(err as Error).message}`);
+        this.options.logger.error({ engine: kind, err }, 'engine apply failed');
+      }
+    }
+    this.decisions = decided;
+    this.engineError = errors.length > 0 ? errors.join('; ') : null;
+    if (errors.length > 0 && !this.retry && !this.stopped) {
+      this.retry = setTimeout(() => {
+        this.retry = null;
+        this.markDirty();
+      }, RETRY_AFTER_ERROR_MS);
+    }
+  }
+
+  private logChanges(policy: CompiledPolicy, kind: string, decided: Map<string, readonly WeightDecision[]>): void {
+    for (const service of policy.services) {
+      if (service.engine !== kind) continue;
+      const before = new Map((this.decisions.get(service.name) ?? []).map((d) => [d.address, d.weight]));
+      for (const d of decided.get(service.name) ?? []) {
+        const from = before.get(d.address) ?? null;
+        if (from !== d.weight) {
+          this.options.logger.info({ service: service.name, server: d.address, node: d.node, from, to: d.weight, reason: d.reason }, 'weight changed');
+        }
+      }
+    }
+  }
+
+  private lookup(): NodeLookup {
+    let byHost: Map<string, NodeRecord> | null = null;
+    return {
+      byId: (id) => this.table.get(id),
+      byHost: (host) => {
+        byHost ??= new Map([...this.table.all()].flatMap((n) => n.hello.addresses.map((a) => [a, n] as const)));
+        return byHost.get(host);
+      },
+    };
+  }
+}

@@ -1,0 +1,142 @@
+// The real agent executable streaming over real gRPC on loopback to a real
+// poller, which writes weights into the in-memory engine.
+import test from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { createTelemetryClient, type PollerMessage } from '@loadfeed/proto';
+import { compilePolicy, defaultEngines, defaultStrategies, Poller } from '@loadfeed/poller';
+import type { ExecutionContext } from 'ava';
+import { waitFor } from '../helpers/wait.js';
+
+const require = createRequire(import.meta.url);
+const AGENT_BIN = path.join(path.dirname(require.resolve('@loadfeed/agent/package.json')), 'build/src/bin/loadfeed-agent.js');
+const SERVICE = 'tcp 127.0.0.1:18000';
+
+async function startPoller(t: ExecutionContext, nodes: string[], extra = '') {
+  const engines = defaultEngines();
+  const policy = compilePolicy(
+    `apiVersion: loadfeed/v1
+liveness: { staleAfter: 1s }
+agents: { interval: 200ms }
+services:
+  - name: web
+    engine: memory
+    address: ${SERVICE}
+    smoothing: { halfLife: 0s }
+    servers:
+${nodes.map((n, i) => `      - { node: ${n}, address: "127.0.0.1:${9000 + i}" }`).join('\n')}
+${extra}`,
+    'test.yaml',
+    engines.limits(),
+  );
+  const poller = new Poller({ listen: '127.0.0.1:0', policy, engines, strategies: defaultStrategies(), logger: pino({ level: 'silent' }) });
+  const port = await poller.start();
+  t.teardown(() => poller.stop());
+  const weights = async (): Promise<number[]> => {
+    const obs = await poller.engine('memory').observe();
+    return obs.services.find((s) => s.address === SERVICE)?.destinations.map((d) => d.weight) ?? [];
+  };
+  let latest: number[] = [];
+  const weightsAre = async (what: string, ok: (w: number[]) => boolean): Promise<void> => {
+    await waitFor(what, () => ok(latest), 10_000).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; weights ${JSON.stringify(latest)}`);
+    });
+  };
+  const poll = setInterval(() => {
+    void weights().then((w) => {
+      latest = w;
+    });
+  }, 10);
+  t.teardown(() => clearInterval(poll));
+  return { poller, port, weightsAre, current: () => latest };
+}
+
+function startAgent(t: ExecutionContext, port: number, nodeId: string, args: string[] = []): ChildProcess & { stderrText: () => string } {
+  const child = spawn(process.execPath, [AGENT_BIN, '--poller', `127.0.0.1:${port}`, '--node-id', nodeId, '--interval', '5s', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+    }
+  });
+  return Object.assign(child, { stderrText: () => stderr });
+}
+
+test('an agent process streams samples; the poller weights it and pushes its interval', async (t) => {
+  const { poller, port, weightsAre } = await startPoller(t, ['a1']);
+  const agent = startAgent(t, port, 'a1');
+  // The agent starts at 5 s; only the poller's Config (200 ms) makes samples
+  // arrive fast enough for this to pass within the timeout.
+  await waitFor('three samples', () => (poller.snapshot().nodes.find((n) => n.id === 'a1')?.samples ?? 0) >= 3, 5_000);
+  await weightsAre('a positive weight', (w) => (w[0] ?? 0) > 0);
+  t.regex(agent.stderrText(), /sampling interval changed by poller.*"from":5000,"to":200/);
+});
+
+test('a killed agent is quiesced at once; a stopped one when it goes silent', async (t) => {
+  const { port, weightsAre } = await startPoller(t, ['k1', 's1']);
+  const killed = startAgent(t, port, 'k1');
+  const stopped = startAgent(t, port, 's1');
+  await weightsAre('both weighted', (w) => w.length === 2 && w.every((x) => x > 0));
+
+  const killedAt = performance.now();
+  killed.kill('SIGKILL');
+  await weightsAre('k1 quiesced', (w) => w[0] === 0);
+  const killQuiesceMs = performance.now() - killedAt;
+  t.true(killQuiesceMs < 1000, `stream end quiesced after ${killQuiesceMs.toFixed(0)} ms`);
+
+  const stoppedAt = performance.now();
+  stopped.kill('SIGSTOP');
+  await weightsAre('s1 quiesced', (w) => w[1] === 0);
+  const stopQuiesceMs = performance.now() - stoppedAt;
+  t.true(stopQuiesceMs < 2000, `silence quiesced after ${stopQuiesceMs.toFixed(0)} ms`);
+
+  stopped.kill('SIGCONT');
+  await weightsAre('s1 back', (w) => (w[1] ?? 0) > 0);
+  t.pass();
+});
+
+test('a malformed stream is refused with a status; other agents are unaffected', async (t) => {
+  const { port, weightsAre, current } = await startPoller(t, ['g1']);
+  startAgent(t, port, 'g1');
+  await weightsAre('g1 weighted', (w) => (w[0] ?? 0) > 0);
+  const client = createTelemetryClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  t.teardown(() => client.close());
+
+  const refused = async (messages: object[]): Promise<grpc.StatusObject> => {
+    const call = client.report();
+    call.on('data', (_m: PollerMessage) => undefined);
+    call.on('error', () => undefined);
+    const status = once(call, 'status') as Promise<[grpc.StatusObject]>;
+    for (const m of messages) call.write(m);
+    return (await status)[0];
+  };
+  const early = await refused([{ sample: { seq: 1, windowMs: 1 } }]);
+  t.is(early.code, grpc.status.FAILED_PRECONDITION);
+  t.regex(early.details, /first message must be Hello/);
+
+  const nan = await refused([
+    { hello: { nodeId: 'bad', cores: 1, memoryBytes: 1 } },
+    { sample: { seq: 1, cpuUtilization: Number.NaN, windowMs: 1000 } },
+  ]);
+  t.is(nan.code, grpc.status.INVALID_ARGUMENT);
+  t.regex(nan.details, /sample.cpu_utilization: NaN/);
+
+  const backwards = await refused([
+    { hello: { nodeId: 'bad', cores: 1, memoryBytes: 1 } },
+    { sample: { seq: 5, windowMs: 1000 } },
+    { sample: { seq: 4, windowMs: 1000 } },
+  ]);
+  t.is(backwards.code, grpc.status.INVALID_ARGUMENT);
+  t.regex(backwards.details, /sample.seq: 4 must increase/);
+  t.true((current()[0] ?? 0) > 0, 'the good agent keeps its weight');
+});

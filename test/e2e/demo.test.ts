@@ -1,0 +1,81 @@
+// `loadfeed demo` end to end: real backends of different CPU capacity, real
+// agents, the poller and the fast path, real HTTP load. Weights must follow
+// capacity, and Ctrl-C must leave no process behind.
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+
+const require = createRequire(import.meta.url);
+const CLI = path.join(path.dirname(require.resolve('@loadfeed/poller/package.json')), 'build/src/bin/loadfeed.js');
+
+interface Line {
+  t: number;
+  errors: number;
+  servers: { id: string; capacity: number; cpu: number | null; weight: number; share: number }[];
+}
+
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test.serial('the strongest backend ends with the highest weight and share, the weakest with the lowest', async (t) => {
+  t.timeout(90_000);
+  const demo = spawn(process.execPath, [CLI, 'demo', '--json', '--duration', '25', '--listen', '127.0.0.1:0'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines: Line[] = [];
+  createInterface({ input: demo.stdout }).on('line', (l) => lines.push(JSON.parse(l) as Line));
+  const [code] = (await once(demo, 'exit')) as [number];
+  t.is(code, 0);
+  t.true(lines.length >= 20, `${lines.length} lines`);
+  const last = lines.at(-1) as Line;
+  t.log(JSON.stringify(last));
+  const byCapacity = [...last.servers].sort((a, b) => a.capacity - b.capacity);
+  const [weakest, middle, strongest] = byCapacity;
+  t.deepEqual(byCapacity.map((s) => s.id), ['small', 'medium', 'large']);
+  if (!weakest || !middle || !strongest) return;
+  t.true(strongest.weight > middle.weight && strongest.weight > weakest.weight, 'strongest has the highest weight');
+  t.true(weakest.weight < middle.weight, 'weakest has the lowest weight');
+  t.true(strongest.share > middle.share && strongest.share > weakest.share, 'strongest has the highest share');
+  t.true(weakest.share < middle.share, 'weakest has the lowest share');
+  t.true(Math.abs(last.servers.reduce((a, s) => a + s.share, 0) - 1) < 0.01, 'shares add up to 1');
+  t.is(last.errors, 0);
+  for (const s of last.servers) t.true(s.cpu !== null && s.cpu > 0, `${s.id} reports CPU`);
+});
+
+test.serial('Ctrl-C stops every process the demo started', async (t) => {
+  t.timeout(60_000);
+  const demo = spawn(process.execPath, [CLI, 'demo', '--json', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: demo.stdout });
+  await once(lines, 'line'); // the first table line: everything is up
+  const children = childrenOf(demo.pid as number);
+  t.is(children.length, 6, 'three backends and three agents');
+  demo.kill('SIGINT');
+  const [code] = (await once(demo, 'exit')) as [number];
+  t.is(code, 0);
+  t.deepEqual(children.filter(alive), []);
+});

@@ -1,0 +1,41 @@
+import test from 'ava';
+import { Hello, Sample } from '@loadfeed/proto';
+import { NodeTable, LIVENESS_SWEEP_MS, type NodeEvent } from '@loadfeed/poller';
+
+test('a node without samples for staleAfter turns stale, and live again on its next sample', async (t) => {
+  const events: NodeEvent[] = [];
+  let onStale: (() => void) | null = null;
+  const table = new NodeTable(300, (e) => {
+    events.push({ ...e });
+    if (e.to === 'stale') onStale?.();
+  });
+  table.start();
+  t.teardown(() => table.stop());
+  const node = table.connect(Hello.create({ nodeId: 'n1', cores: 1, memoryBytes: 1 }));
+  table.accept(node, Sample.create({ seq: 1, windowMs: 1 }));
+  const acceptedAt = performance.now();
+  await new Promise<void>((resolve) => {
+    onStale = resolve;
+  });
+  const took = performance.now() - acceptedAt;
+  t.true(took >= 300 - 1, `stale after ${took} ms`);
+  t.true(took < 300 + 10 * LIVENESS_SWEEP_MS, `stale after ${took} ms`);
+  t.is(node.state, 'stale');
+  table.accept(node, Sample.create({ seq: 2, windowMs: 1 }));
+  t.is(node.state, 'live');
+  t.deepEqual(
+    events.filter((e) => e.from !== e.to).map((e) => [e.from, e.to]),
+    [[null, 'live'], ['live', 'stale'], ['stale', 'live']],
+  );
+});
+
+test('a disconnect of an old stream does not remove the node that reconnected', (t) => {
+  const table = new NodeTable(2000, () => undefined);
+  const first = table.connect(Hello.create({ nodeId: 'n1', cores: 1, memoryBytes: 1 }));
+  const second = table.connect(Hello.create({ nodeId: 'n1', cores: 2, memoryBytes: 1 }));
+  table.disconnect(first);
+  t.is(table.get('n1'), second);
+  table.disconnect(second);
+  t.is(table.get('n1'), undefined);
+  t.is(table.departedInfo('n1')?.hello.cores, 2);
+});

@@ -1,0 +1,58 @@
+import test from 'ava';
+import type { Observation } from '@loadfeed/kernel-bridge';
+import { plan, type DesiredService } from '@loadfeed/poller';
+
+const dest = (address: string, weight: number, activeConnections: number | null = 0) => ({
+  address,
+  weight,
+  activeConnections,
+  inactiveConnections: null,
+  totalConnections: null,
+  up: true,
+});
+
+const svc = (address: string, owned: boolean, destinations: [string, number][]): DesiredService => ({
+  address,
+  scheduler: null,
+  owned,
+  destinations: destinations.map(([a, w]) => ({ address: a, weight: w })),
+});
+
+test('an owned service that is missing is created with its destinations', (t) => {
+  const ops = plan([svc('tcp 127.0.0.1:80', true, [['127.0.0.1:1', 5]])], { services: [] });
+  t.deepEqual(ops, [
+    { op: 'add-service', service: { address: 'tcp 127.0.0.1:80' } },
+    { op: 'add-destination', service: 'tcp 127.0.0.1:80', destination: '127.0.0.1:1', weight: 5 },
+  ]);
+});
+
+test('a service the poller does not own is never created', (t) => {
+  t.deepEqual(plan([svc('tcp 10.0.0.1:80', false, [['10.0.0.2:80', 5]])], { services: [] }), []);
+});
+
+test('only changed weights are written', (t) => {
+  const observed: Observation = {
+    services: [{ address: 'tcp 127.0.0.1:80', scheduler: 'wlc', destinations: [dest('127.0.0.1:1', 5), dest('127.0.0.1:2', 7)] }],
+  };
+  const ops = plan([svc('tcp 127.0.0.1:80', false, [['127.0.0.1:1', 5], ['127.0.0.1:2', 9]])], observed);
+  t.deepEqual(ops, [{ op: 'set-weight', service: 'tcp 127.0.0.1:80', destination: '127.0.0.1:2', weight: 9 }]);
+  t.deepEqual(plan([svc('tcp 127.0.0.1:80', false, [['127.0.0.1:1', 5], ['127.0.0.1:2', 7]])], observed), []);
+});
+
+test('services the policy does not name are left alone', (t) => {
+  const observed: Observation = {
+    services: [{ address: 'tcp 127.0.0.1:99', scheduler: 'wlc', destinations: [dest('127.0.0.1:1', 5)] }],
+  };
+  t.deepEqual(plan([], observed), []);
+});
+
+test('a dropped destination is drained to 0, then removed once idle', (t) => {
+  const s = 'tcp 127.0.0.1:80';
+  const want = [svc(s, true, [['127.0.0.1:1', 5]])];
+  const busy: Observation = { services: [{ address: s, scheduler: 'wlc', destinations: [dest('127.0.0.1:1', 5), dest('127.0.0.1:2', 3, 4)] }] };
+  t.deepEqual(plan(want, busy), [{ op: 'set-weight', service: s, destination: '127.0.0.1:2', weight: 0 }]);
+  const draining: Observation = { services: [{ address: s, scheduler: 'wlc', destinations: [dest('127.0.0.1:1', 5), dest('127.0.0.1:2', 0, 2)] }] };
+  t.deepEqual(plan(want, draining), []);
+  const idle: Observation = { services: [{ address: s, scheduler: 'wlc', destinations: [dest('127.0.0.1:1', 5), dest('127.0.0.1:2', 0, 0)] }] };
+  t.deepEqual(plan(want, idle), [{ op: 'remove-destination', service: s, destination: '127.0.0.1:2' }]);
+});

@@ -1,0 +1,149 @@
+import test from 'ava';
+import { compilePolicy, defaultEngines, PolicyError, type PolicyProblem } from '@loadfeed/poller';
+
+const engines = defaultEngines().limits();
+
+const VALID = `apiVersion: loadfeed/v1
+services:
+  - name: web
+    engine: fastpath
+    address: tcp 127.0.0.1:8080
+    servers:
+      - node: web-1
+        address: 127.0.0.1:9001
+      - address: 127.0.0.2:9001
+`;
+
+test('a minimal policy compiles with every default filled in', (t) => {
+  const p = compilePolicy(VALID, 'web.yaml', engines);
+  t.deepEqual(p, {
+    file: 'web.yaml',
+    liveness: { staleAfterMs: 2000 },
+    agents: { intervalMs: 1000 },
+    services: [
+      {
+        name: 'web',
+        engine: 'fastpath',
+        address: 'tcp 127.0.0.1:8080',
+        scheduler: null,
+        servers: [
+          { node: 'web-1', address: '127.0.0.1:9001', host: '127.0.0.1' },
+          { node: null, address: '127.0.0.2:9001', host: '127.0.0.2' },
+        ],
+        strategy: { name: 'headroom', usePressure: true },
+        smoothing: { halfLifeMs: 2000 },
+        weights: { min: 1, max: 100 },
+      },
+    ],
+  });
+});
+
+test('JSON policies compile like YAML ones', (t) => {
+  const json = JSON.stringify({
+    apiVersion: 'loadfeed/v1',
+    liveness: { staleAfter: '1500ms' },
+    services: [{ name: 'web', address: 'tcp 127.0.0.1:8080', servers: [{ node: 'a', address: '127.0.0.1:1' }] }],
+  });
+  const p = compilePolicy(json, 'p.json', engines);
+  t.is(p.liveness.staleAfterMs, 1500);
+  t.is(p.services[0]?.engine, 'fastpath');
+});
+
+function problems(text: string): PolicyProblem[] {
+  const err = expectPolicyError(() => compilePolicy(text, 'bad.yaml', engines));
+  return [...err.problems];
+}
+
+function expectPolicyError(fn: () => unknown): PolicyError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof PolicyError) return err;
+    throw err;
+  }
+  throw new Error('expected a PolicyError');
+}
+
+const INVALID: { name: string; text: string; expect: { line: number | null; path: string; message: RegExp }[] }[] = [
+  { name: 'empty file', text: '', expect: [{ line: null, path: '', message: /expected object/ }] },
+  {
+    name: 'wrong apiVersion',
+    text: VALID.replace('loadfeed/v1', 'loadfeed/v0'),
+    expect: [{ line: 1, path: 'apiVersion', message: /"loadfeed\/v0".*must be "loadfeed\/v1"/ }],
+  },
+  {
+    name: 'unknown field',
+    text: VALID.replace('    engine: fastpath', '    engine: fastpath\n    wieght: 3'),
+    expect: [{ line: 5, path: 'services[0]', message: /unknown field "wieght"/ }],
+  },
+  {
+    name: 'min above max',
+    text: `${VALID}    weights: { min: 120, max: 100 }\n`,
+    expect: [{ line: 10, path: 'services[0].weights.min', message: /120 must be <= weights.max \(100\)/ }],
+  },
+  {
+    name: 'bad duration',
+    text: `${VALID}    smoothing: { halfLife: soon }\n`,
+    expect: [{ line: 10, path: 'services[0].smoothing.halfLife', message: /"soon" is not a duration/ }],
+  },
+  {
+    name: 'unknown engine',
+    text: VALID.replace('engine: fastpath', 'engine: lvs'),
+    expect: [{ line: 4, path: 'services[0].engine', message: /"lvs" is not an engine \(known: fastpath, memory\)/ }],
+  },
+  {
+    name: 'bad server address',
+    text: VALID.replace('127.0.0.2:9001', '127.0.0.2'),
+    expect: [{ line: 9, path: 'services[0].servers[1].address', message: /"127.0.0.2" is not an address/ }],
+  },
+  {
+    name: 'duplicate server',
+    text: VALID.replace('127.0.0.2:9001', '127.0.0.1:9001'),
+    expect: [{ line: 9, path: 'services[0].servers[1].address', message: /listed twice/ }],
+  },
+  {
+    name: 'unknown strategy',
+    text: `${VALID}    strategy: { name: magic }\n`,
+    expect: [{ line: 10, path: 'services[0].strategy.name', message: /magic/ }],
+  },
+  {
+    name: 'weight above the engine range',
+    text: `${VALID}    weights: { max: 70000 }\n`,
+    expect: [{ line: 10, path: 'services[0].weights.max', message: /70000 exceeds the fastpath engine's maximum weight \(65535\)/ }],
+  },
+  {
+    name: 'duplicate key',
+    text: VALID.replace('    engine: fastpath', '    engine: fastpath\n    engine: memory'),
+    expect: [{ line: 5, path: '', message: /[Mm]ap keys must be unique/ }],
+  },
+  {
+    name: 'two errors at once',
+    text: VALID.replace('name: web', 'name: "web site"').replace('tcp 127.0.0.1:8080', 'tcp 127.0.0.1:99999'),
+    expect: [
+      { line: 3, path: 'services[0].name', message: /"web site".*must be 1..63 characters/ },
+      { line: 5, path: 'services[0].address', message: /port 99999 must be 1..65535/ },
+    ],
+  },
+];
+
+for (const c of INVALID) {
+  test(`refused: ${c.name}`, (t) => {
+    const got = problems(c.text);
+    t.is(got.length, c.expect.length, JSON.stringify(got));
+    c.expect.forEach((e, i) => {
+      const p = got[i];
+      t.is(p?.file, 'bad.yaml');
+      t.is(p?.line, e.line, JSON.stringify(p));
+      t.is(p?.path, e.path, JSON.stringify(p));
+      t.regex(p?.message ?? '', e.message);
+    });
+  });
+}
+
+test('the error message names file, line, path and value', (t) => {
+  const err = t.throws(() => compilePolicy(`${VALID}    weights: { min: 120, max: 100 }\n`, 'web.yaml', engines), {
+    instanceOf: PolicyError,
+  });
+  t.is(err?.code, 'POLICY_INVALID');
+  t.is(err?.message, 'web.yaml:10: services[0].weights.min: 120 must be <= weights.max (100)');
+});
