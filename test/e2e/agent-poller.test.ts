@@ -16,7 +16,7 @@ const require = createRequire(import.meta.url);
 const AGENT_BIN = path.join(path.dirname(require.resolve('@loadfeed/agent/package.json')), 'build/src/bin/loadfeed-agent.js');
 const SERVICE = 'tcp 127.0.0.1:18000';
 
-async function startPoller(t: ExecutionContext, nodes: string[], extra = '') {
+async function startPoller(t: ExecutionContext, nodes: string[], extra = '', listen = '127.0.0.1:0') {
   const engines = defaultEngines();
   const policy = compilePolicy(
     `apiVersion: loadfeed/v1
@@ -33,7 +33,7 @@ ${extra}`,
     'test.yaml',
     engines.limits(),
   );
-  const poller = new Poller({ listen: '127.0.0.1:0', policy, engines, strategies: defaultStrategies(), logger: pino({ level: 'silent' }) });
+  const poller = new Poller({ listen, policy, engines, strategies: defaultStrategies(), logger: pino({ level: 'silent' }) });
   const port = await poller.start();
   t.teardown(() => poller.stop());
   const weights = async (): Promise<number[]> => {
@@ -139,4 +139,14 @@ test('a malformed stream is refused with a status; other agents are unaffected',
   t.is(backwards.code, grpc.status.INVALID_ARGUMENT);
   t.regex(backwards.details, /sample.seq: 4 must increase/);
   t.true((current()[0] ?? 0) > 0, 'the good agent keeps its weight');
+});
+
+test('an agent reconnects by itself after the poller restarts', async (t) => {
+  const first = await startPoller(t, ['r1']);
+  startAgent(t, first.port, 'r1');
+  await first.weightsAre('r1 weighted by the first poller', (w) => (w[0] ?? 0) > 0);
+  await first.poller.stop();
+  const second = await startPoller(t, ['r1'], '', `127.0.0.1:${first.port}`);
+  await second.weightsAre('r1 weighted by the restarted poller', (w) => (w[0] ?? 0) > 0);
+  t.is(second.poller.snapshot().nodes.find((n) => n.id === 'r1')?.state, 'live');
 });

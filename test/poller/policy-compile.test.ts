@@ -147,3 +147,9 @@ test('the error message names file, line, path and value', (t) => {
   t.is(err?.code, 'POLICY_INVALID');
   t.is(err?.message, 'web.yaml:10: services[0].weights.min: 120 must be <= weights.max (100)');
 });
+
+test('addresses are put in the canonical form engines report', (t) => {
+  const p = compilePolicy(VALID.replace('tcp 127.0.0.1:8080', 'TCP   127.0.0.1:8080').replace('127.0.0.2:9001', ' 127.0.0.2:9001'), 'p.yaml', engines);
+  t.is(p.services[0]?.address, 'tcp 127.0.0.1:8080');
+  t.is(p.services[0]?.servers[1]?.address, '127.0.0.2:9001');
+});

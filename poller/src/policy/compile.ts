@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
-import { parseHostPort, parseL4Address } from '@loadfeed/kernel-bridge';
+import { formatHostPort, formatL4Address, parseHostPort, parseL4Address } from '@loadfeed/kernel-bridge';
 import { PolicyError, type PolicyProblem } from '../errors.js';
 import { policySchema, type PolicyOutput } from './schema.js';
 
@@ -82,14 +82,27 @@ function finish(p: PolicyOutput, file: string): CompiledPolicy {
     services: p.services.map((s) => ({
       name: s.name,
       engine: s.engine,
-      address: s.address,
+      address: canonical(s.address, parseL4Address, formatL4Address),
       scheduler: s.scheduler ?? null,
-      servers: s.servers.map((srv) => ({ node: srv.node ?? null, address: srv.address, host: hostOf(srv.address) })),
+      servers: s.servers.map((srv) => ({ node: srv.node ?? null, address: canonical(srv.address, parseHostPort, formatHostPort), host: hostOf(srv.address) })),
       strategy: s.strategy,
       smoothing: { halfLifeMs: s.smoothing.halfLife },
       weights: { min: s.weights.min, max: s.weights.max },
     })),
   };
+}
+
+/**
+ * Engines report addresses in canonical form (`tcp 192.0.2.1:80`,
+ * `[2001:db8::1]:80`); compare like with like. Unparsable text is kept as
+ * written and reported by checkSemantics with its path.
+ */
+function canonical<T>(text: string, parse: (t: string) => T, format: (a: T) => string): string {
+  try {
+    return format(parse(text));
+  } catch {
+    return text;
+  }
 }
 
 function hostOf(address: string): string {
