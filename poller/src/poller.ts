@@ -137,6 +137,7 @@ export class Poller {
   }
 
   async stop(): Promise<void> {
+    if (this.stopped) return;
     this.stopped = true;
     if (this.retry) clearTimeout(this.retry);
     this.table.stop();
