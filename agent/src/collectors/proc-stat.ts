@@ -1,0 +1,102 @@
+// /proc/stat: the aggregate `cpu` line, the number of online CPUs and the
+// procs_running/procs_blocked gauges (Documentation/filesystems/proc.rst).
+import { join } from 'node:path';
+import { DEFAULT_PROC_ROOT, readText } from './read-text.js';
+import { fields, integerField, lines, parseError } from './parse-text.js';
+
+/**
+ * Clock ticks per second of /proc/stat and /proc/PID/stat. The kernel exports
+ * USER_HZ = 100 on every Linux architecture; reading it via sysconf(_SC_CLK_TCK)
+ * would need a native call or a child process, which the agent never spawns.
+ */
+export const USER_HZ = 100;
+
+/**
+ * A window's counters may advance at most this many times the CPU time the
+ * wall clock allows (plus one second of slack for tick jitter) before the jump
+ * is treated as a counter reset, as node_exporter's cpu_linux.go does.
+ */
+const MAX_JUMP_FACTOR = 2;
+
+/** Cumulative CPU time in USER_HZ ticks, summed over all CPUs. */
+export interface CpuTimes {
+  readonly user: number;
+  readonly nice: number;
+  readonly system: number;
+  readonly idle: number;
+  readonly iowait: number;
+  readonly irq: number;
+  readonly softirq: number;
+  readonly steal: number;
+  /** Already included in `user` (and guestNice in `nice`): never added again. */
+  readonly guest: number;
+  readonly guestNice: number;
+}
+
+export interface ProcStat {
+  readonly cpu: CpuTimes;
+  /** Number of `cpuN` lines: the CPUs online at the time of reading. */
+  readonly onlineCpus: number;
+  readonly procsRunning: number | null;
+  readonly procsBlocked: number | null;
+}
+
+const CPU_FIELDS = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal', 'guest', 'guestNice'] as const;
+/** user nice system idle are in every kernel; the rest were added over 2.5–2.6.33. */
+const REQUIRED_CPU_FIELDS = 4;
+
+export function parseProcStat(text: string, file = '/proc/stat'): ProcStat {
+  let cpu: CpuTimes | null = null;
+  let onlineCpus = 0;
+  let procsRunning: number | null = null;
+  let procsBlocked: number | null = null;
+  for (const line of lines(file, text)) {
+    const [key, ...values] = fields(line);
+    if (key === 'cpu') cpu = parseCpuLine(file, values, line);
+    else if (key !== undefined && /^cpu\d+$/.test(key)) onlineCpus++;
+    else if (key === 'procs_running') procsRunning = integerField(file, values[0], line);
+    else if (key === 'procs_blocked') procsBlocked = integerField(file, values[0], line);
+  }
+  if (cpu === null) throw parseError(file, 'no aggregate "cpu" line');
+  if (onlineCpus === 0) throw parseError(file, 'no "cpuN" lines');
+  return { cpu, onlineCpus, procsRunning, procsBlocked };
+}
+
+function parseCpuLine(file: string, values: readonly string[], line: string): CpuTimes {
+  if (values.length < REQUIRED_CPU_FIELDS) throw parseError(file, `truncated line ${JSON.stringify(line)}`);
+  const times: Record<(typeof CPU_FIELDS)[number], number> = {
+    user: 0, nice: 0, system: 0, idle: 0, iowait: 0, irq: 0, softirq: 0, steal: 0, guest: 0, guestNice: 0,
+  };
+  CPU_FIELDS.forEach((name, i) => {
+    if (i < values.length) times[name] = integerField(file, values[i], line);
+  });
+  return times;
+}
+
+/** Ticks the CPU spent not idle: iowait is idle time waiting on I/O; steal counts as busy (the VM lost it). */
+export function busyTicks(t: CpuTimes): number {
+  return t.user + t.nice + t.system + t.irq + t.softirq + t.steal;
+}
+
+export function totalTicks(t: CpuTimes): number {
+  return busyTicks(t) + t.idle + t.iowait;
+}
+
+/**
+ * Busy fraction 0..1 between two readings `windowMs` apart on `cpus` CPUs, or
+ * null when the counters cannot be trusted: one went backwards (CPU hotplug,
+ * a VM restored from a snapshot), the total advanced more than the window
+ * allows, or not at all. The caller then starts a new baseline from `cur`.
+ */
+export function cpuDelta(prev: CpuTimes, cur: CpuTimes, windowMs: number, cpus: number): number | null {
+  for (const name of CPU_FIELDS) if (cur[name] < prev[name]) return null;
+  const total = totalTicks(cur) - totalTicks(prev);
+  const maxTotal = cpus * USER_HZ * (MAX_JUMP_FACTOR * (windowMs / 1000) + 1);
+  if (total <= 0 || total > maxTotal) return null;
+  return (busyTicks(cur) - busyTicks(prev)) / total;
+}
+
+export async function readProcStat(procRoot = DEFAULT_PROC_ROOT): Promise<ProcStat> {
+  const file = join(procRoot, 'stat');
+  return parseProcStat(await readText(file), file);
+}

@@ -1,0 +1,239 @@
+// Established TCP connections per local port through netlink SOCK_DIAG
+// (linux/sock_diag.h, linux/inet_diag.h): one dump per address family, filtered
+// in the kernel to the configured ports, so the cost follows the service's
+// connections, not the host's. Never /proc/net/tcp (walks every hash bucket)
+// and never ss/netstat (a process per sample).
+//
+// Byte order: netlink headers and inet_diag_req_v2 are host-endian; ports in
+// inet_diag_sockid are big-endian; the bytecode's port operand is host-endian.
+import { endianness, constants as osConstants } from 'node:os';
+import { RawNetlinkSocket } from 'netlink';
+import { AgentError } from '../errors.js';
+import { parseError } from './parse-text.js';
+
+/** A dump that has not finished by then is abandoned for this sample. */
+export const DEFAULT_DUMP_TIMEOUT_MS = 2_000;
+
+const NETLINK_SOCK_DIAG = 4;
+const SOCK_DIAG_BY_FAMILY = 20;
+const NLM_F_REQUEST = 0x1;
+const NLM_F_DUMP = 0x300; // NLM_F_ROOT | NLM_F_MATCH
+const NLMSG_ERROR = 2;
+const NLMSG_DONE = 3;
+const NLMSG_HDRLEN = 16;
+const AF_INET = 2;
+const AF_INET6 = 10;
+const IPPROTO_TCP = 6;
+const TCP_ESTABLISHED = 1;
+const INET_DIAG_REQ_V2_LEN = 56;
+const INET_DIAG_MSG_LEN = 72;
+/** Offset of idiag_sport (big-endian) in struct inet_diag_msg. */
+const INET_DIAG_MSG_SPORT = 4;
+const INET_DIAG_REQ_BYTECODE = 1;
+const NLA_HDRLEN = 4;
+const INET_DIAG_BC_JMP = 1;
+const INET_DIAG_BC_S_GE = 2;
+const INET_DIAG_BC_S_LE = 3;
+const BC_OP_LEN = 4;
+
+const LITTLE_ENDIAN = endianness() === 'LE';
+
+const align4 = (n: number): number => (n + 3) & ~3;
+
+/**
+ * Bytecode accepting sockets whose local port is one of `ports`. Each port is
+ * `S_GE p; S_LE p` (S_EQ only exists since Linux 4.16), joined as ss(8) joins
+ * an OR: a JMP after each test skips to the end (accept). An op jumps `yes`
+ * bytes when its test holds, else `no` bytes; landing exactly on the end
+ * accepts, landing 4 bytes past it rejects. The kernel's audit follows the
+ * `yes` chain, so every op sits on it.
+ */
+export function encodePortFilter(ports: readonly number[]): Uint8Array {
+  const TEST_LEN = 4 * BC_OP_LEN; // S_GE op + operand, S_LE op + operand
+  const BLOCK_LEN = TEST_LEN + BC_OP_LEN; // ... + JMP
+  const length = ports.length * BLOCK_LEN - BC_OP_LEN; // no JMP after the last test
+  const view = new DataView(new ArrayBuffer(length));
+  const op = (at: number, code: number, yes: number, no: number): void => {
+    view.setUint8(at, code);
+    view.setUint8(at + 1, yes);
+    view.setUint16(at + 2, no, LITTLE_ENDIAN);
+  };
+  ports.forEach((port, i) => {
+    const at = i * BLOCK_LEN;
+    const next = at + BLOCK_LEN; // start of the next test, or end + 4 (reject) after the last
+    op(at, INET_DIAG_BC_S_GE, 2 * BC_OP_LEN, next - at);
+    op(at + 4, 0, 0, port);
+    op(at + 8, INET_DIAG_BC_S_LE, 2 * BC_OP_LEN, next - (at + 8));
+    op(at + 12, 0, 0, port);
+    if (i < ports.length - 1) op(at + TEST_LEN, INET_DIAG_BC_JMP, BC_OP_LEN, length - (at + TEST_LEN));
+  });
+  return new Uint8Array(view.buffer);
+}
+
+/** nlmsghdr + inet_diag_req_v2 (+ bytecode attribute) dumping established TCP sockets of one family. */
+export function encodeSockDiagRequest(family: typeof AF_INET | typeof AF_INET6, seq: number, ports: readonly number[]): Uint8Array {
+  const filter = ports.length > 0 ? encodePortFilter(ports) : null;
+  const attrLen = filter === null ? 0 : NLA_HDRLEN + filter.length;
+  const length = NLMSG_HDRLEN + INET_DIAG_REQ_V2_LEN + align4(attrLen);
+  const bytes = new Uint8Array(length);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, length, LITTLE_ENDIAN);
+  view.setUint16(4, SOCK_DIAG_BY_FAMILY, LITTLE_ENDIAN);
+  view.setUint16(6, NLM_F_REQUEST | NLM_F_DUMP, LITTLE_ENDIAN);
+  view.setUint32(8, seq, LITTLE_ENDIAN);
+  // nlmsg_pid 0: the kernel fills in the sender's port.
+  view.setUint8(16, family);
+  view.setUint8(17, IPPROTO_TCP);
+  view.setUint32(20, 1 << TCP_ESTABLISHED, LITTLE_ENDIAN);
+  // inet_diag_sockid stays zero: no socket identity to match.
+  if (filter !== null) {
+    const at = NLMSG_HDRLEN + INET_DIAG_REQ_V2_LEN;
+    view.setUint16(at, attrLen, LITTLE_ENDIAN);
+    view.setUint16(at + 2, INET_DIAG_REQ_BYTECODE, LITTLE_ENDIAN);
+    bytes.set(filter, at + NLA_HDRLEN);
+  }
+  return bytes;
+}
+
+/**
+ * Decodes one received datagram (or several concatenated) of a dump reply,
+ * calling `onLocalPort` with the local port of each socket in messages of
+ * sequence `seq` (other sequences are leftovers of an abandoned dump).
+ * Returns true once NLMSG_DONE is seen. Throws AGENT_SOCK_DIAG on an
+ * NLMSG_ERROR reply and AGENT_PROC_PARSE on a malformed buffer.
+ */
+export function decodeSockDiagReply(datagram: Uint8Array, seq: number, onLocalPort: (port: number) => void): boolean {
+  const view = new DataView(datagram.buffer, datagram.byteOffset, datagram.byteLength);
+  let at = 0;
+  while (at < datagram.byteLength) {
+    if (datagram.byteLength - at < NLMSG_HDRLEN) throw parseError('SOCK_DIAG reply', `truncated header at byte ${at}`);
+    const length = view.getUint32(at, LITTLE_ENDIAN);
+    if (length < NLMSG_HDRLEN || at + length > datagram.byteLength) {
+      throw parseError('SOCK_DIAG reply', `bad message length ${length} at byte ${at} of ${datagram.byteLength}`);
+    }
+    const type = view.getUint16(at + 4, LITTLE_ENDIAN);
+    if (view.getUint32(at + 8, LITTLE_ENDIAN) === seq) {
+      if (type === NLMSG_DONE) return true;
+      if (type === NLMSG_ERROR) {
+        if (length < NLMSG_HDRLEN + 4) throw parseError('SOCK_DIAG reply', `truncated NLMSG_ERROR at byte ${at}`);
+        throw new SockDiagErrno(-view.getInt32(at + NLMSG_HDRLEN, LITTLE_ENDIAN));
+      }
+      if (type === SOCK_DIAG_BY_FAMILY) {
+        if (length < NLMSG_HDRLEN + INET_DIAG_MSG_LEN) throw parseError('SOCK_DIAG reply', `truncated inet_diag_msg at byte ${at}`);
+        onLocalPort(view.getUint16(at + NLMSG_HDRLEN + INET_DIAG_MSG_SPORT, false));
+      }
+    }
+    at += align4(length);
+  }
+  return false;
+}
+
+/** The errno reported by an NLMSG_ERROR reply, e.g. ENOENT when the kernel lacks a family. */
+export class SockDiagErrno extends AgentError {
+  readonly errno: number;
+  constructor(errno: number) {
+    super('AGENT_SOCK_DIAG', `SOCK_DIAG dump failed: ${errnoName(errno)} (${errno})`);
+    this.errno = errno;
+  }
+}
+
+function errnoName(errno: number): string {
+  for (const [name, value] of Object.entries(osConstants.errno)) if (value === errno) return name;
+  return 'errno';
+}
+
+export interface EstablishedCounter {
+  /**
+   * Established TCP connections per configured local port (IPv4 + IPv6), or
+   * null when SOCK_DIAG is unavailable or the dump failed this time.
+   */
+  count(): Promise<ReadonlyMap<number, number> | null>;
+  close(): void;
+}
+
+/**
+ * Opens one SOCK_DIAG socket for the agent's life. If it cannot be opened
+ * (no netlink, a seccomp filter) every count is null and `onError` hears it
+ * once; a failed dump is reported once per run of failures.
+ */
+export function createEstablishedCounter(
+  ports: readonly number[],
+  onError: (error: AgentError) => void,
+  timeoutMs = DEFAULT_DUMP_TIMEOUT_MS,
+): EstablishedCounter {
+  const unique = [...new Set(ports)].sort((a, b) => a - b);
+  let socket: RawNetlinkSocket;
+  try {
+    socket = new RawNetlinkSocket(NETLINK_SOCK_DIAG);
+  } catch (err) {
+    onError(new AgentError('AGENT_SOCK_DIAG', `cannot open a NETLINK_SOCK_DIAG socket: ${(err as Error).message}`, { cause: err }));
+    return { count: () => Promise.resolve(null), close: () => {} };
+  }
+  // Referenced only while a dump is in flight, so an idle agent's socket never keeps Node alive.
+  socket.unref();
+  let seq = 0;
+  let failing = false;
+  let closed = false;
+  let pending: ((datagram: Buffer | null, error: Error | null) => void) | null = null;
+  socket.on('message', (datagram) => pending?.(datagram, null));
+  socket.on('error', (err) => pending?.(null, err));
+
+  const dump = (family: typeof AF_INET | typeof AF_INET6, counts: Map<number, number>): Promise<void> => {
+    seq = (seq + 1) >>> 0;
+    const mySeq = seq;
+    return new Promise<void>((resolve, reject) => {
+      const finish = (error: Error | null): void => {
+        clearTimeout(timer);
+        pending = null;
+        socket.unref();
+        if (error === null) resolve();
+        else reject(error);
+      };
+      const timer = setTimeout(() => finish(new AgentError('AGENT_SOCK_DIAG', `SOCK_DIAG dump got no answer in ${timeoutMs} ms`)), timeoutMs);
+      pending = (datagram, error) => {
+        if (error !== null || datagram === null) return finish(error ?? new Error('netlink socket error'));
+        try {
+          const done = decodeSockDiagReply(datagram, mySeq, (port) => counts.set(port, (counts.get(port) ?? 0) + 1));
+          if (done) finish(null);
+        } catch (err) {
+          finish(err as Error);
+        }
+      };
+      socket.ref();
+      socket.send(encodeSockDiagRequest(family, mySeq, unique), {}, (err) => {
+        if (err) pending?.(null, err);
+      });
+    });
+  };
+
+  return {
+    async count() {
+      if (closed) return null;
+      const counts = new Map<number, number>(unique.map((p) => [p, 0]));
+      try {
+        // One dump at a time: the kernel answers EBUSY to a second dump on a socket.
+        await dump(AF_INET, counts);
+        try {
+          await dump(AF_INET6, counts);
+        } catch (err) {
+          // ENOENT: this kernel was built without IPv6, so there are no IPv6 sockets.
+          if (!(err instanceof SockDiagErrno && err.errno === osConstants.errno.ENOENT)) throw err;
+        }
+        failing = false;
+        return counts;
+      } catch (err) {
+        if (!failing) {
+          failing = true;
+          onError(err instanceof AgentError ? err : new AgentError('AGENT_SOCK_DIAG', `SOCK_DIAG dump failed: ${(err as Error).message}`, { cause: err }));
+        }
+        return null;
+      }
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      pending?.(null, new AgentError('AGENT_SOCK_DIAG', 'SOCK_DIAG socket closed'));
+      socket.close();
+    },
+  };
+}

@@ -1,0 +1,58 @@
+// Public API of @loadfeed/agent: explicit named re-exports only.
+export { AgentError, type AgentErrorCode } from './errors.js';
+export type { Capacity, Reading, ServiceReading } from './reading.js';
+export { createSampler, type Sampler, type SamplerOptions, type SamplerScope } from './sampler.js';
+export { collectFacts, hostAddresses, type CpuInfo, type Facts } from './facts.js';
+export { DEFAULT_PROC_ROOT, DEFAULT_SYS_ROOT } from './collectors/read-text.js';
+export { USER_HZ, busyTicks, cpuDelta, parseProcStat, readProcStat, totalTicks, type CpuTimes, type ProcStat } from './collectors/proc-stat.js';
+export { parseLoadavg, readLoadavg, type LoadAvg } from './collectors/loadavg.js';
+export { parsePressure, readHostPressure, readPressureFile, type Pressure, type PressureResource } from './collectors/pressure.js';
+export { parseMeminfo, readMeminfo, type MemInfo } from './collectors/meminfo.js';
+export { acceptsPerSecond, parseSnmp, parseSockstat, readTcpInuse, readTcpSnmp, type TcpSnmp } from './collectors/sockstat.js';
+export {
+  DEFAULT_DUMP_TIMEOUT_MS,
+  SockDiagErrno,
+  createEstablishedCounter,
+  decodeSockDiagReply,
+  encodePortFilter,
+  encodeSockDiagRequest,
+  type EstablishedCounter,
+} from './collectors/sock-diag.js';
+export {
+  SELF_CGROUP,
+  cfsQuotaCores,
+  cgroupCpuUtilization,
+  locateCgroup,
+  openCgroup,
+  parseCgroupCpuStat,
+  parseCgroupInteger,
+  parseCgroupMax,
+  parseCpuMax,
+  parseMountinfo,
+  parseProcCgroup,
+  readCgroupCpu,
+  readCgroupLimits,
+  readCgroupMemory,
+  readCgroupPressure,
+  throttledFraction,
+  type CgroupCandidates,
+  type CgroupCpu,
+  type CgroupCpuStat,
+  type CgroupDirs,
+  type CgroupLimits,
+  type CgroupMembership,
+  type CgroupV1Dirs,
+  type CgroupV2Dir,
+  type Mount,
+} from './collectors/cgroup.js';
+export {
+  createProcessTreeReader,
+  parseChildren,
+  parsePidStat,
+  parsePidStatusRss,
+  processCpuUtilization,
+  processTreeTicks,
+  type PidStat,
+  type ProcessTreeReader,
+  type ProcessTreeUsage,
+} from './collectors/process.js';

@@ -1,0 +1,257 @@
+// The sampler turns the collectors' counters into one Reading per call: CPU
+// and memory of the scope (host, cgroup or process tree) over the window since
+// the previous call, plus host-wide load and TCP figures and per-service
+// connection counts. It runs every second on every real server, so it only
+// reads /proc and /sys files (in parallel) and one netlink dump: no spawning,
+// no systeminformation.
+//
+// Failure policy: a metric whose file cannot be read becomes null (reported
+// once per run of failures); only the scope's own CPU source failing (the
+// process tree's root exited, the cgroup was removed) throws, because then
+// there is nothing left to measure.
+import { performance } from 'node:perf_hooks';
+import { AgentError } from './errors.js';
+import type { Capacity, Reading } from './reading.js';
+import { cpuDelta, readProcStat, type ProcStat } from './collectors/proc-stat.js';
+import { readLoadavg } from './collectors/loadavg.js';
+import { readMeminfo } from './collectors/meminfo.js';
+import { readHostPressure, type Pressure } from './collectors/pressure.js';
+import { acceptsPerSecond, readTcpInuse, readTcpSnmp, type TcpSnmp } from './collectors/sockstat.js';
+import { createEstablishedCounter, type EstablishedCounter } from './collectors/sock-diag.js';
+import {
+  cgroupCpuUtilization,
+  openCgroup,
+  readCgroupCpu,
+  readCgroupLimits,
+  readCgroupMemory,
+  readCgroupPressure,
+  throttledFraction,
+  type CgroupCpu,
+  type CgroupDirs,
+} from './collectors/cgroup.js';
+import { createProcessTreeReader, processCpuUtilization, processTreeTicks, type ProcessTreeUsage } from './collectors/process.js';
+
+/** Errno codes meaning the scope's files are gone, not merely unreadable. */
+const GONE_CODES: ReadonlySet<string> = new Set(['ENOENT', 'ESRCH', 'ENODEV']);
+
+export type SamplerScope =
+  | { readonly kind: 'host' }
+  /** `path` is "self" (the agent's own cgroup) or a path inside the hierarchy, e.g. /system.slice/nginx.service. */
+  | { readonly kind: 'cgroup'; readonly path: string }
+  /** A process tree measured against a declared capacity; memoryBytes null means the host's MemTotal. */
+  | { readonly kind: 'process'; readonly pid: number; readonly cores: number; readonly memoryBytes: number | null };
+
+export interface SamplerOptions {
+  readonly scope: SamplerScope;
+  readonly procRoot: string;
+  readonly sysRoot: string;
+  readonly services: readonly { readonly name: string; readonly port: number }[];
+  /** Hears each degraded metric once per run of failures; defaults to process.emitWarning. */
+  readonly onError?: (error: AgentError) => void;
+}
+
+export interface Sampler {
+  readonly capacity: Capacity;
+  /** A reading over the window since the previous call (or since createSampler). */
+  sample(): Promise<Reading>;
+  /** Closes the SOCK_DIAG socket. */
+  close(): void;
+}
+
+/** The scope's own figures over one window; null where it cannot say this time. */
+interface ScopeFigures {
+  /** null: no baseline yet, or counters untrusted (the sampler repeats the previous value). */
+  readonly cpu: number | null;
+  readonly mem: number | null;
+  readonly psiCpu: number | null;
+  readonly psiMemory: number | null;
+  readonly psiIo: number | null;
+  readonly throttled: number | null;
+}
+
+interface ScopeMeter {
+  readonly capacity: Capacity;
+  /** Reads the scope and returns figures since the previous call; throws when the scope is gone. */
+  measure(windowMs: number): Promise<ScopeFigures>;
+}
+
+type Attempt = <T>(what: string, read: Promise<T>) => Promise<T | null>;
+
+export async function createSampler(options: SamplerOptions): Promise<Sampler> {
+  const onError = options.onError ?? ((error: AgentError) => process.emitWarning(error));
+  const failing = new Set<string>();
+  const attempt: Attempt = async (what, read) => {
+    try {
+      const value = await read;
+      failing.delete(what);
+      return value;
+    } catch (err) {
+      if (!failing.has(what)) {
+        failing.add(what);
+        onError(err instanceof AgentError ? err : new AgentError('AGENT_READ_FAILED', `${what}: ${(err as Error).message}`, { cause: err }));
+      }
+      return null;
+    }
+  };
+
+  const { procRoot } = options;
+  const meter = await openMeter(options, attempt);
+  const counter: EstablishedCounter | null =
+    options.services.length === 0 ? null : createEstablishedCounter(options.services.map((s) => s.port), onError);
+
+  let lastCpu = 0;
+  let lastMem = 0;
+  let prevSnmp: TcpSnmp | null = null;
+  let prevAt = performance.now();
+
+  const take = async (): Promise<Reading> => {
+    const at = performance.now();
+    const windowMs = at - prevAt;
+    prevAt = at;
+    const [scope, load, inuse, snmp, counts] = await Promise.all([
+      meter.measure(windowMs),
+      attempt('loadavg', readLoadavg(procRoot)),
+      attempt('net/sockstat', readTcpInuse(procRoot)),
+      attempt('net/snmp', readTcpSnmp(procRoot)),
+      counter === null ? null : counter.count(),
+    ]);
+    if (scope.cpu !== null) lastCpu = scope.cpu;
+    if (scope.mem !== null) lastMem = scope.mem;
+    const accepts = prevSnmp === null || snmp === null ? null : acceptsPerSecond(prevSnmp.passiveOpens, snmp.passiveOpens, windowMs);
+    prevSnmp = snmp;
+    return {
+      cpuUtilization: lastCpu,
+      memUtilization: lastMem,
+      load1: load?.load1 ?? null,
+      runnable: load?.runnable ?? null,
+      psiCpuSome: scope.psiCpu,
+      psiMemorySome: scope.psiMemory,
+      psiIoSome: scope.psiIo,
+      cpuThrottled: scope.throttled,
+      tcpInuse: inuse,
+      tcpEstablished: snmp?.currEstab ?? null,
+      tcpAcceptsPerSecond: accepts,
+      services: options.services.map((s) => ({ name: s.name, established: counts === null ? null : (counts.get(s.port) ?? 0) })),
+      windowMs: Math.max(1, Math.round(windowMs)),
+    };
+  };
+
+  try {
+    await take(); // the baseline, so the first sample() already has a delta
+  } catch (err) {
+    counter?.close();
+    throw err;
+  }
+  return {
+    capacity: meter.capacity,
+    sample: take,
+    close: () => counter?.close(),
+  };
+}
+
+function openMeter(options: SamplerOptions, attempt: Attempt): Promise<ScopeMeter> {
+  const { scope, procRoot, sysRoot } = options;
+  switch (scope.kind) {
+    case 'host':
+      return openHostMeter(procRoot, attempt);
+    case 'cgroup':
+      return openCgroupMeter(scope.path, procRoot, sysRoot, attempt);
+    case 'process':
+      return openProcessMeter(scope, procRoot);
+  }
+}
+
+async function openHostMeter(procRoot: string, attempt: Attempt): Promise<ScopeMeter> {
+  const [stat, mem] = await Promise.all([readProcStat(procRoot), readMeminfo(procRoot)]);
+  let prev: ProcStat | null = null;
+  return {
+    capacity: { cores: stat.onlineCpus, memoryBytes: mem.memTotalBytes },
+    async measure(windowMs) {
+      const [cur, mem, psiCpu, psiMemory, psiIo] = await Promise.all([
+        scopeSource('/proc/stat', readProcStat(procRoot)),
+        attempt('meminfo', readMeminfo(procRoot)),
+        attempt('pressure/cpu', readHostPressure('cpu', procRoot)),
+        attempt('pressure/memory', readHostPressure('memory', procRoot)),
+        attempt('pressure/io', readHostPressure('io', procRoot)),
+      ]);
+      const cpu = prev === null ? null : cpuDelta(prev.cpu, cur.cpu, windowMs, cur.onlineCpus);
+      prev = cur; // also the reset after an untrusted delta
+      return {
+        cpu,
+        mem: mem === null ? null : (mem.memTotalBytes - mem.memAvailableBytes) / mem.memTotalBytes,
+        psiCpu: some(psiCpu),
+        psiMemory: some(psiMemory),
+        psiIo: some(psiIo),
+        throttled: null,
+      };
+    },
+  };
+}
+
+async function openCgroupMeter(path: string, procRoot: string, sysRoot: string, attempt: Attempt): Promise<ScopeMeter> {
+  const dirs: CgroupDirs = await openCgroup(path, procRoot, sysRoot);
+  const [limits, host, hostMem] = await Promise.all([readCgroupLimits(dirs), readProcStat(procRoot), readMeminfo(procRoot)]);
+  // A quota or limit above what the host has cannot be used: cap it.
+  const cores = Math.min(limits.quotaCores ?? Infinity, host.onlineCpus);
+  const memoryBytes = Math.min(limits.memoryLimitBytes ?? Infinity, hostMem.memTotalBytes);
+  const where = dirs.version === 2 ? dirs.dir : dirs.cpuacct;
+  let prev: CgroupCpu | null = null;
+  return {
+    capacity: { cores, memoryBytes },
+    async measure(windowMs) {
+      const [cur, used, psiCpu, psiMemory, psiIo] = await Promise.all([
+        scopeSource(`cgroup ${path} (${where})`, readCgroupCpu(dirs)),
+        attempt('cgroup memory', readCgroupMemory(dirs)),
+        attempt('cgroup cpu.pressure', readCgroupPressure(dirs, 'cpu')),
+        attempt('cgroup memory.pressure', readCgroupPressure(dirs, 'memory')),
+        attempt('cgroup io.pressure', readCgroupPressure(dirs, 'io')),
+      ]);
+      const figures: ScopeFigures = {
+        cpu: prev === null ? null : cgroupCpuUtilization(prev.usageUsec, cur.usageUsec, windowMs, cores),
+        mem: used === null ? null : used / memoryBytes,
+        psiCpu: some(psiCpu),
+        psiMemory: some(psiMemory),
+        psiIo: some(psiIo),
+        throttled: prev === null ? null : throttledFraction(prev, cur),
+      };
+      prev = cur;
+      return figures;
+    },
+  };
+}
+
+async function openProcessMeter(scope: Extract<SamplerScope, { kind: 'process' }>, procRoot: string): Promise<ScopeMeter> {
+  if (!Number.isInteger(scope.pid) || scope.pid <= 0) throw new AgentError('AGENT_CONFIG_INVALID', `process scope: pid ${scope.pid} must be a positive integer`);
+  if (!(scope.cores > 0)) throw new AgentError('AGENT_CONFIG_INVALID', `process scope: capacity ${scope.cores} cores must be > 0`);
+  if (scope.memoryBytes !== null && !(scope.memoryBytes > 0)) {
+    throw new AgentError('AGENT_CONFIG_INVALID', `process scope: memory ${scope.memoryBytes} bytes must be > 0`);
+  }
+  const tree = await createProcessTreeReader(scope.pid, procRoot);
+  const memoryBytes = scope.memoryBytes ?? (await readMeminfo(procRoot)).memTotalBytes;
+  let prev: ProcessTreeUsage | null = null;
+  return {
+    capacity: { cores: scope.cores, memoryBytes },
+    async measure(windowMs) {
+      const cur = await scopeSource(`process ${scope.pid}`, tree.read());
+      const cpu = prev === null ? null : processCpuUtilization(processTreeTicks(prev, cur), windowMs, scope.cores);
+      prev = cur;
+      return { cpu, mem: cur.rssBytes / memoryBytes, psiCpu: null, psiMemory: null, psiIo: null, throttled: null };
+    },
+  };
+}
+
+/** The scope's CPU source: its failure ends sampling, as a typed error. */
+async function scopeSource<T>(what: string, read: Promise<T>): Promise<T> {
+  try {
+    return await read;
+  } catch (err) {
+    if (err instanceof AgentError) throw err;
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (GONE_CODES.has(code)) throw new AgentError('AGENT_SCOPE_GONE', `${what} is gone: ${(err as Error).message}`, { cause: err });
+    throw new AgentError('AGENT_READ_FAILED', `${what}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function some(p: Pressure | null): number | null {
+  return p === null ? null : p.someAvg10;
+}
