@@ -16,7 +16,9 @@ export {
   decodeSockDiagReply,
   encodePortFilter,
   encodeSockDiagRequest,
+  type DatagramSocket,
   type EstablishedCounter,
+  type EstablishedCounterOptions,
 } from './collectors/sock-diag.js';
 export {
   SELF_CGROUP,

@@ -23,8 +23,9 @@ export function parsePressure(text: string, file = 'pressure'): Pressure {
     const [kind, avg10] = fields(line);
     if (kind !== 'some' && kind !== 'full') throw parseError(file, `unexpected line ${JSON.stringify(line)}`);
     if (avg10 === undefined || !avg10.startsWith('avg10=')) throw parseError(file, `no avg10 in line ${JSON.stringify(line)}`);
-    // The kernel prints a percentage with two decimals.
-    const fraction = decimalField(file, avg10.slice('avg10='.length), line) / 100;
+    // The kernel prints a percentage with two decimals: divide whole hundredths
+    // so 8.69 becomes 0.0869, not 0.08689999999999999.
+    const fraction = Math.round(decimalField(file, avg10.slice('avg10='.length), line) * 100) / 10_000;
     if (kind === 'some') some = fraction;
     else full = fraction;
   }

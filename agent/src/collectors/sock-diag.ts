@@ -151,6 +151,23 @@ export interface EstablishedCounter {
   close(): void;
 }
 
+/** The part of netlink's RawNetlinkSocket the counter uses; tests substitute a fake kernel. */
+export interface DatagramSocket {
+  send(message: Uint8Array, options: object, callback: (error?: Error) => void): void;
+  on(event: 'message', listener: (datagram: Buffer) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  ref(): void;
+  unref(): void;
+  close(): void;
+}
+
+export interface EstablishedCounterOptions {
+  readonly timeoutMs?: number;
+  readonly openSocket?: () => DatagramSocket;
+}
+
+const openSockDiagSocket = (): DatagramSocket => new RawNetlinkSocket(NETLINK_SOCK_DIAG);
+
 /**
  * Opens one SOCK_DIAG socket for the agent's life. If it cannot be opened
  * (no netlink, a seccomp filter) every count is null and `onError` hears it
@@ -159,12 +176,12 @@ export interface EstablishedCounter {
 export function createEstablishedCounter(
   ports: readonly number[],
   onError: (error: AgentError) => void,
-  timeoutMs = DEFAULT_DUMP_TIMEOUT_MS,
+  { timeoutMs = DEFAULT_DUMP_TIMEOUT_MS, openSocket = openSockDiagSocket }: EstablishedCounterOptions = {},
 ): EstablishedCounter {
   const unique = [...new Set(ports)].sort((a, b) => a - b);
-  let socket: RawNetlinkSocket;
+  let socket: DatagramSocket;
   try {
-    socket = new RawNetlinkSocket(NETLINK_SOCK_DIAG);
+    socket = openSocket();
   } catch (err) {
     onError(new AgentError('AGENT_SOCK_DIAG', `cannot open a NETLINK_SOCK_DIAG socket: ${(err as Error).message}`, { cause: err }));
     return { count: () => Promise.resolve(null), close: () => {} };
@@ -193,7 +210,11 @@ export function createEstablishedCounter(
       pending = (datagram, error) => {
         if (error !== null || datagram === null) return finish(error ?? new Error('netlink socket error'));
         try {
-          const done = decodeSockDiagReply(datagram, mySeq, (port) => counts.set(port, (counts.get(port) ?? 0) + 1));
+          // Only configured ports count, whatever the kernel's filter let through.
+          const done = decodeSockDiagReply(datagram, mySeq, (port) => {
+            const n = counts.get(port);
+            if (n !== undefined) counts.set(port, n + 1);
+          });
           if (done) finish(null);
         } catch (err) {
           finish(err as Error);
