@@ -24,6 +24,7 @@ import {
   portOf,
   refusingAddress,
   request,
+  silentAddress,
   spread,
   startBackend,
   startFastpath,
@@ -40,14 +41,18 @@ async function destination(engine: FastpathEngine, address: string): Promise<Obs
   return (await destinations(engine)).find((d) => d.address === address);
 }
 
+/** Requests complete with (or before) their handle, and may still be listed just after their callback. */
+const REQUEST_KINDS = new Set(['CloseReq', 'ConnectWrap', 'ShutdownWrap', 'WriteWrap']);
+
 /**
- * Kinds of libuv handles and requests alive now (ref'd timers included),
- * sorted for comparison; a handle being closed (CloseReq) is on its way out.
+ * Kinds of handles alive now (sockets, listeners, ref'd timers), sorted for
+ * comparison. A socket's own timeout is an unref'd timer and is not listed:
+ * the engine's only timers, cleared when their socket is destroyed.
  */
 function activeResources(): string[] {
   return process
     .getActiveResourcesInfo()
-    .filter((kind) => kind !== 'CloseReq')
+    .filter((kind) => !REQUEST_KINDS.has(kind))
     .sort();
 }
 
@@ -71,6 +76,37 @@ test.serial('close() destroys forwarded connections and leaves no handle behind'
   await waitFor('active handles back to the baseline', () => activeResources().join() === baseline.join(), WAIT_MS);
   t.deepEqual(activeResources(), baseline);
   await t.throwsAsync(engine.apply([]), { code: 'BRIDGE_ENGINE_CLOSED' });
+});
+
+test.serial('close() during a connect attempt leaves no handle behind', async (t) => {
+  const silent = await silentAddress(t);
+  const baseline = activeResources();
+  const { engine, port } = await startFastpath(t, [[silent, 1]], 'wlc', { connectTimeoutMs: 60_000 });
+  const client = connect({ host: HOST, port });
+  client.on('error', () => {});
+  const clientClosed = once(client, 'close', { signal: AbortSignal.timeout(WAIT_MS) });
+  await waitFor('the engine connecting upstream', () => engine.diagnostics().sockets === 2, WAIT_MS);
+
+  await engine.close();
+  t.deepEqual(engine.diagnostics(), { listeners: 0, connections: 0, sockets: 0, bufferedBytes: 0 });
+  await clientClosed;
+  await waitFor('active handles back to the baseline', () => activeResources().join() === baseline.join(), WAIT_MS);
+  t.deepEqual(activeResources(), baseline);
+});
+
+test('a destination that does not answer within connectTimeoutMs is skipped and shown down', async (t) => {
+  const CONNECT_TIMEOUT_MS = 200;
+  const silent = await silentAddress(t);
+  const live = await startBackend(t, 'live');
+  const { engine, port } = await startFastpath(t, [[silent, 5], [live.address, 1]], 'swrr', {
+    connectTimeoutMs: CONNECT_TIMEOUT_MS,
+    downPeriodMs: 60_000,
+  });
+
+  const started = performance.now();
+  t.is(await request(port), 'live');
+  t.true(performance.now() - started >= CONNECT_TIMEOUT_MS, 'the silent destination was tried first');
+  t.like(await destination(engine, silent), { up: false, activeConnections: 0, totalConnections: 0 });
 });
 
 test('swrr: a few hundred short connections, 8 at a time, are shared 3:1', async (t) => {

@@ -3,6 +3,7 @@
 import type { ExecutionContext } from 'ava';
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import { createFastpathEngine, type FastpathEngine, type FastpathOptions } from '@loadfeed/kernel-bridge';
 
 export const HOST = '127.0.0.1';
@@ -67,6 +68,38 @@ export async function refusingAddress(): Promise<string> {
   await once(server, 'listening', { signal: AbortSignal.timeout(WAIT_MS) });
   const port = portOf(server);
   await new Promise((resolve) => server.close(resolve));
+  return `${HOST}:${port}`;
+}
+
+// Listens with a backlog of 1 from a worker thread that then blocks, so nothing
+// is ever accepted: once two connections wait in the accept queue, Linux drops
+// further SYNs and a connect hangs, as with a host that does not answer.
+const SILENT_LISTENER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const server = require('node:net').createServer();
+server.listen({ host: '${HOST}', port: 0, backlog: 1 }, () => {
+  parentPort.postMessage(server.address().port);
+  Atomics.wait(workerData, 0, 0);
+});`;
+const SILENT_QUEUE_FILLERS = 2;
+
+/** A loopback address where connecting hangs (see SILENT_LISTENER); released at teardown. */
+export async function silentAddress(t: ExecutionContext): Promise<string> {
+  const gate = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(SILENT_LISTENER, { eval: true, workerData: gate });
+  const fillers: Socket[] = [];
+  t.teardown(async () => {
+    for (const filler of fillers) filler.destroy();
+    Atomics.store(gate, 0, 1);
+    Atomics.notify(gate, 0);
+    await worker.terminate();
+  });
+  const [port] = (await once(worker, 'message', { signal: AbortSignal.timeout(WAIT_MS) })) as [number];
+  for (let i = 0; i < SILENT_QUEUE_FILLERS; i++) {
+    const filler = connect({ host: HOST, port });
+    fillers.push(filler);
+    await once(filler, 'connect', { signal: AbortSignal.timeout(WAIT_MS) });
+  }
   return `${HOST}:${port}`;
 }
 
