@@ -26,8 +26,8 @@ const malformed: readonly { name: string; text: string; message: RegExp }[] = [
   { name: 'empty', text: '', message: /\/proc\/stat: empty file/ },
   { name: 'no aggregate line', text: 'cpu0 1 2 3 4\n', message: /no aggregate "cpu" line/ },
   { name: 'no cpuN lines', text: 'cpu  1 2 3 4\n', message: /no "cpuN" lines/ },
-  { name: 'truncated cpu line', text: 'cpu  1 2 3\ncpu0 1 2 3 4\n', message: /truncated line "cpu  1 2 3"/ },
-  { name: 'non-numeric counter', text: 'cpu  1 2 x3 4\ncpu0 1 2 3 4\n', message: /bad value "x3" in line "cpu  1 2 x3 4"/ },
+  { name: 'truncated cpu line', text: 'cpu  1 2 3\ncpu0 1 2 3 4\n', message: /truncated line "cpu {2}1 2 3"/ },
+  { name: 'non-numeric counter', text: 'cpu  1 2 x3 4\ncpu0 1 2 3 4\n', message: /bad value "x3" in line "cpu {2}1 2 x3 4"/ },
   { name: 'non-numeric procs_running', text: 'cpu  1 2 3 4\ncpu0 1 2 3 4\nprocs_running two\n', message: /bad value "two"/ },
   { name: 'truncated procs_blocked', text: 'cpu  1 2 3 4\ncpu0 1 2 3 4\nprocs_blocked\n', message: /truncated line "procs_blocked"/ },
 ];
