@@ -119,7 +119,8 @@ export function locateCgroup(
       ? cgroupPath.slice(mount.root.length)
       : cgroupPath;
     const mountPoint = mount.mountPoint.startsWith('/sys/') ? join(sysRoot, mount.mountPoint.slice('/sys/'.length)) : mount.mountPoint;
-    return join(mountPoint, posix.normalize(`/${inMount}`));
+    const dir = join(mountPoint, posix.normalize(`/${inMount}`));
+    return dir.length > 1 && dir.endsWith('/') ? dir.slice(0, -1) : dir;
   };
   const v1 = (controller: string): string | null =>
     dirFor(
