@@ -1,0 +1,158 @@
+import test from 'ava';
+import { once } from 'node:events';
+import { AgentError, createSampler, parseMeminfo, parsePressure, parseSnmp, type Reading } from '@loadfeed/agent';
+import { copyFixtureTree, fixtureText, type TreeCopy } from './fixture-tree.js';
+
+// Host scope on an editable copy of the captured tree: each test writes the
+// counters it wants the next sample to see.
+const STAT = fixtureText('proc/stat');
+const BASE = (/^cpu {2}(.*)$/m.exec(STAT)?.[1] ?? '').split(' ').map(Number); // user nice system idle iowait irq softirq steal guest guest_nice
+const mem = parseMeminfo(fixtureText('proc/meminfo'));
+const snmp = parseSnmp(fixtureText('proc/net/snmp'));
+
+/** /proc/stat with the aggregate line's user and idle moved by the given ticks from the capture. */
+function procStat(userDelta: number, idleDelta: number): string {
+  const cpu = [...BASE];
+  cpu[0] = (cpu[0] ?? 0) + userDelta;
+  cpu[3] = (cpu[3] ?? 0) + idleDelta;
+  return STAT.replace(/^cpu {2}.*$/m, `cpu  ${cpu.join(' ')}`);
+}
+
+async function hostSampler(t: { teardown(fn: () => unknown): void }, copy: TreeCopy, errors: AgentError[] = []) {
+  const sampler = await createSampler({ scope: { kind: 'host' }, procRoot: copy.procRoot, sysRoot: copy.sysRoot, services: [], onError: (e) => errors.push(e) });
+  t.teardown(() => sampler.close());
+  return sampler;
+}
+
+async function tree(t: { teardown(fn: () => unknown): void }): Promise<TreeCopy> {
+  const copy = await copyFixtureTree();
+  t.teardown(() => copy.cleanup());
+  return copy;
+}
+
+test('host scope: capacity is the online CPUs and MemTotal; the first sample already has a delta', async (t) => {
+  const copy = await tree(t);
+  const errors: AgentError[] = [];
+  const sampler = await hostSampler(t, copy, errors);
+  t.deepEqual(sampler.capacity, { cores: 2, memoryBytes: mem.memTotalBytes });
+  await copy.write('proc/stat', procStat(30, 70));
+  const r = await sampler.sample();
+  t.like(r, {
+    cpuUtilization: 0.3,
+    memUtilization: (mem.memTotalBytes - mem.memAvailableBytes) / mem.memTotalBytes,
+    load1: 0.19,
+    runnable: 2,
+    psiCpuSome: parsePressure(fixtureText('proc/pressure/cpu')).someAvg10,
+    psiMemorySome: 0,
+    psiIoSome: 0,
+    cpuThrottled: null,
+    tcpEstablished: snmp.currEstab,
+    tcpAcceptsPerSecond: 0,
+    services: [],
+  });
+  t.true(r.windowMs >= 1);
+  t.deepEqual(errors, []);
+});
+
+test('host scope: counters going backwards or jumping repeat the previous utilisation and reset the baseline', async (t) => {
+  const copy = await tree(t);
+  const sampler = await hostSampler(t, copy);
+  await copy.write('proc/stat', procStat(30, 70));
+  t.is((await sampler.sample()).cpuUtilization, 0.3);
+  await copy.write('proc/stat', procStat(20, 80)); // user went backwards
+  t.is((await sampler.sample()).cpuUtilization, 0.3);
+  await copy.write('proc/stat', procStat(30, 170)); // measured from the reset baseline: +10 busy, +90 idle
+  t.is((await sampler.sample()).cpuUtilization, 0.1);
+  await copy.write('proc/stat', procStat(30 + 50_000, 170)); // 500 s of CPU in a few ms
+  t.is((await sampler.sample()).cpuUtilization, 0.1);
+  await copy.write('proc/stat', procStat(30 + 50_000 + 50, 170 + 50));
+  t.is((await sampler.sample()).cpuUtilization, 0.5);
+});
+
+test('host scope: the first untrusted delta reports 0, not a guess', async (t) => {
+  const copy = await tree(t);
+  const sampler = await hostSampler(t, copy);
+  await copy.write('proc/stat', procStat(-5, 100));
+  t.is((await sampler.sample()).cpuUtilization, 0);
+});
+
+test('host scope: PSI absent (no /proc/pressure) is null and not an error', async (t) => {
+  const copy = await tree(t);
+  await copy.remove('proc/pressure');
+  const errors: AgentError[] = [];
+  const sampler = await hostSampler(t, copy, errors);
+  const r = await sampler.sample();
+  t.deepEqual([r.psiCpuSome, r.psiMemorySome, r.psiIoSome], [null, null, null]);
+  t.deepEqual(errors, []);
+});
+
+test('a failing metric degrades to null and is reported once per run of failures; the rest of the sample stands', async (t) => {
+  const copy = await tree(t);
+  const errors: AgentError[] = [];
+  const sampler = await hostSampler(t, copy, errors);
+  await copy.write('proc/loadavg', 'garbage\n');
+  await copy.write('proc/stat', procStat(30, 70));
+  const broken = await sampler.sample();
+  t.like(broken, { load1: null, runnable: null, cpuUtilization: 0.3 });
+  t.not(broken.tcpInuse, null);
+  t.like(await sampler.sample(), { load1: null, runnable: null });
+  t.is(errors.length, 1);
+  t.is(errors[0]?.code, 'AGENT_PROC_PARSE');
+  t.regex(errors[0]?.message ?? '', /loadavg: bad value "garbage"/);
+  await copy.write('proc/loadavg', fixtureText('proc/loadavg'));
+  t.like(await sampler.sample(), { load1: 0.19, runnable: 2 });
+  await copy.remove('proc/net/snmp');
+  await copy.write('proc/loadavg', '');
+  const again = await sampler.sample();
+  t.like(again, { load1: null, tcpEstablished: null, tcpAcceptsPerSecond: null });
+  t.deepEqual(errors.map((e) => e.code).sort(), ['AGENT_PROC_PARSE', 'AGENT_PROC_PARSE', 'AGENT_READ_FAILED']);
+});
+
+test('an unreadable meminfo keeps the previous memory utilisation', async (t) => {
+  const copy = await tree(t);
+  const errors: AgentError[] = [];
+  const sampler = await hostSampler(t, copy, errors);
+  const before = (await sampler.sample()).memUtilization;
+  await copy.write('proc/meminfo', 'MemTotal: 100 kB\n');
+  t.is((await sampler.sample()).memUtilization, before);
+  t.is(errors.length, 1);
+});
+
+test('accepts per second come from the PassiveOpens delta over the window', async (t) => {
+  const copy = await tree(t);
+  const sampler = await hostSampler(t, copy);
+  const snmpText = fixtureText('proc/net/snmp');
+  const header = snmpText.split('\n').find((l) => l.startsWith('Tcp:')) ?? '';
+  const at = header.split(' ').indexOf('PassiveOpens');
+  await copy.write('proc/net/snmp', snmpText.replace(/^(Tcp: \d.*)$/m, (line) => line.split(' ').map((v, i) => (i === at ? String(Number(v) + 12) : v)).join(' ')));
+  const r: Reading = await sampler.sample();
+  const accepted = (r.tcpAcceptsPerSecond ?? 0) * (r.windowMs / 1000);
+  t.true(Math.abs(accepted - 12) <= (12 * 0.5) / (r.windowMs - 0.5) + 1e-9, `${accepted} over ${r.windowMs} ms`);
+});
+
+test('the host scope CPU source vanishing is AGENT_SCOPE_GONE', async (t) => {
+  const copy = await tree(t);
+  const sampler = await hostSampler(t, copy);
+  await copy.remove('proc/stat');
+  const err = await t.throwsAsync(sampler.sample(), { instanceOf: AgentError, message: /\/proc\/stat is gone/ });
+  t.is(err?.code, 'AGENT_SCOPE_GONE');
+});
+
+test('without onError, a degraded metric becomes one process warning', async (t) => {
+  const copy = await tree(t);
+  const sampler = await createSampler({ scope: { kind: 'host' }, procRoot: copy.procRoot, sysRoot: copy.sysRoot, services: [] });
+  t.teardown(() => sampler.close());
+  await copy.write('proc/loadavg', 'garbage\n');
+  const warned = once(process, 'warning') as Promise<[Error]>;
+  await sampler.sample();
+  const [warning] = await warned;
+  t.true(warning instanceof AgentError);
+  t.is(warning.name, 'AgentError');
+});
+
+test('a broken scope at start fails createSampler with a typed error', async (t) => {
+  const copy = await tree(t);
+  await copy.write('proc/stat', 'cpu  1 2\n');
+  const err = await t.throwsAsync(createSampler({ scope: { kind: 'host' }, procRoot: copy.procRoot, sysRoot: copy.sysRoot, services: [] }), { instanceOf: AgentError });
+  t.is(err?.code, 'AGENT_PROC_PARSE');
+});
