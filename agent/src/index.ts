@@ -11,6 +11,7 @@ export { parseMeminfo, readMeminfo, type MemInfo } from './collectors/meminfo.js
 export { acceptsPerSecond, parseSnmp, parseSockstat, readTcpInuse, readTcpSnmp, type TcpSnmp } from './collectors/sockstat.js';
 export {
   DEFAULT_DUMP_TIMEOUT_MS,
+  MAX_FILTERED_PORTS,
   SockDiagErrno,
   createEstablishedCounter,
   decodeSockDiagReply,

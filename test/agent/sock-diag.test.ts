@@ -10,6 +10,7 @@ import {
   createSampler,
   decodeSockDiagReply,
   encodeSockDiagRequest,
+  MAX_FILTERED_PORTS,
   type DatagramSocket,
 } from '@loadfeed/agent';
 import { sockDiagFixtures } from './fixture-tree.js';
@@ -100,6 +101,8 @@ test('request: nlmsghdr + inet_diag_req_v2 as in linux/inet_diag.h, plus the por
   t.is(filtered[16], 10);
   t.is(filtered.readUInt16LE(72), 4 + 36); // nla_len
   t.is(filtered.readUInt16LE(74), 1); // INET_DIAG_REQ_BYTECODE
+  // Too many ports for one attribute: no filter (the counter still counts only configured ports).
+  t.is(encodeSockDiagRequest(2, 9, Array.from({ length: MAX_FILTERED_PORTS + 1 }, (_, i) => i + 1)).length, 72);
 });
 
 /** The real SOCK_DIAG socket, with a spy that decodes every reply the kernel sends. */

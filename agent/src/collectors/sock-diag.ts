@@ -13,6 +13,12 @@ import { parseError } from './parse-text.js';
 
 /** A dump that has not finished by then is abandoned for this sample. */
 export const DEFAULT_DUMP_TIMEOUT_MS = 2_000;
+/**
+ * Above this many ports the kernel-side filter is left out (its 20 bytes per
+ * port would overflow the attribute's 16-bit length near 3,276); the counter
+ * still counts only configured ports, from an unfiltered dump.
+ */
+export const MAX_FILTERED_PORTS = 1_000;
 
 const NETLINK_SOCK_DIAG = 4;
 const SOCK_DIAG_BY_FAMILY = 20;
@@ -70,9 +76,9 @@ export function encodePortFilter(ports: readonly number[]): Uint8Array {
   return new Uint8Array(view.buffer);
 }
 
-/** nlmsghdr + inet_diag_req_v2 (+ bytecode attribute) dumping established TCP sockets of one family. */
+/** nlmsghdr + inet_diag_req_v2 (+ port filter attribute) dumping established TCP sockets of one family. */
 export function encodeSockDiagRequest(family: typeof AF_INET | typeof AF_INET6, seq: number, ports: readonly number[]): Uint8Array {
-  const filter = ports.length > 0 ? encodePortFilter(ports) : null;
+  const filter = ports.length > 0 && ports.length <= MAX_FILTERED_PORTS ? encodePortFilter(ports) : null;
   const attrLen = filter === null ? 0 : NLA_HDRLEN + filter.length;
   const length = NLMSG_HDRLEN + INET_DIAG_REQ_V2_LEN + align4(attrLen);
   const bytes = new Uint8Array(length);
