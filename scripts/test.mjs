@@ -4,12 +4,11 @@
 // at all for passes when something fails), so we run it with --tap and sum
 // the TAP trailer. Arguments are passed through to ava (e.g. --match).
 import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const require = createRequire(import.meta.url);
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const ava = path.join(path.dirname(require.resolve('ava/package.json')), 'entrypoints', 'cli.mjs');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ava = path.join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs');
 
 const child = spawn(process.execPath, [ava, '--tap', ...process.argv.slice(2)], {
   cwd: path.join(root, 'test'),

@@ -59,3 +59,17 @@ export {
   type ProcessTreeReader,
   type ProcessTreeUsage,
 } from './collectors/process.js';
+export {
+  loadAgentConfig,
+  parseIntervalMs,
+  AGENT_USAGE,
+  DEFAULT_INTERVAL_MS,
+  MIN_INTERVAL_MS,
+  MAX_INTERVAL_MS,
+  DEFAULT_POLLER_PORT,
+  type AgentConfig,
+  type ScopeConfig,
+  type ParsedCommandLine,
+} from './config.js';
+export { Backoff, DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_MAX_MS } from './backoff.js';
+export { PollerStream, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, type StreamState, type ReporterEvents } from './reporter.js';

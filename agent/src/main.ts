@@ -84,17 +84,29 @@ function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<ty
       new PollerStream(target, hello, {
         onInterval: (ms) => {
           const next = Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, ms));
-          if (next !== intervalMs) log({ msg: 'sampling interval changed by poller', from: intervalMs, to: next, poller: target });
+          if (next === intervalMs) return;
+          log({ msg: 'sampling interval changed by poller', from: intervalMs, to: next, poller: target });
           intervalMs = next;
+          reschedule();
         },
         onState: (poller, state, detail) => log({ msg: `stream ${state}`, poller, detail }),
       }),
   );
+  let reschedule = (): void => undefined;
   for (const s of streams) s.start();
 
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | null = null;
+    let due = performance.now() + intervalMs;
     let stopping = false;
+    // A shorter interval from the poller takes effect now, not after the
+    // long wait already scheduled.
+    reschedule = (): void => {
+      if (!timer) return;
+      clearTimeout(timer);
+      due = Math.min(due, performance.now() + intervalMs);
+      timer = setTimeout(() => void tick(), Math.max(0, due - performance.now()));
+    };
     const tick = async (): Promise<void> => {
       timer = null;
       try {
@@ -108,7 +120,10 @@ function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<ty
         stop(1);
         return;
       }
-      if (!stopping) timer = setTimeout(() => void tick(), intervalMs);
+      if (!stopping) {
+        due = performance.now() + intervalMs;
+        timer = setTimeout(() => void tick(), intervalMs);
+      }
     };
     const stop = (code: number): void => {
       if (stopping) return;

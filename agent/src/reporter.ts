@@ -113,7 +113,7 @@ export class PollerStream {
           this.backoff.reset();
           this.setState('connected', '');
         }
-        this.lastAcked = msg.ack.lastSeq;
+        this.lastAcked = msg.ack.lastSeq ?? 0;
       } else if (msg.config && msg.config.intervalMs !== null && msg.config.intervalMs !== undefined) {
         this.events.onInterval(msg.config.intervalMs);
       }

@@ -48,7 +48,6 @@ export class NodeTable {
 
   start(): void {
     this.sweeper ??= setInterval(() => this.sweep(), LIVENESS_SWEEP_MS);
-    this.sweeper.unref();
   }
 
   stop(): void {

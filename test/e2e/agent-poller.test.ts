@@ -2,7 +2,6 @@
 // poller, which writes weights into the in-memory engine.
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -116,9 +115,9 @@ test('a malformed stream is refused with a status; other agents are unaffected',
     const call = client.report();
     call.on('data', (_m: PollerMessage) => undefined);
     call.on('error', () => undefined);
-    const status = once(call, 'status') as Promise<[grpc.StatusObject]>;
+    const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
     for (const m of messages) call.write(m);
-    return (await status)[0];
+    return status;
   };
   const early = await refused([{ sample: { seq: 1, windowMs: 1 } }]);
   t.is(early.code, grpc.status.FAILED_PRECONDITION);

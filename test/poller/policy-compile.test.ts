@@ -121,7 +121,7 @@ const INVALID: { name: string; text: string; expect: { line: number | null; path
     text: VALID.replace('name: web', 'name: "web site"').replace('tcp 127.0.0.1:8080', 'tcp 127.0.0.1:99999'),
     expect: [
       { line: 3, path: 'services[0].name', message: /"web site".*must be 1..63 characters/ },
-      { line: 5, path: 'services[0].address', message: /port 99999 must be 1..65535/ },
+      { line: 5, path: 'services[0].address', message: /port 99999 must be 0..65535/ },
     ],
   },
 ];

@@ -9,7 +9,7 @@ import { AgentMessage, Sample, PollerMessage } from '@loadfeed/proto';
 type Fields = Record<string, [number, string, ('repeated' | 'optional' | 'map')?]>;
 
 interface Reflected {
-  fields: Record<string, { id: number; type: string; repeated: boolean; map?: boolean; options?: Record<string, unknown> }>;
+  fields: Record<string, { id: number; type: string; rule?: string; keyType?: string; options?: Record<string, unknown> }>;
 }
 
 // pbjs static code carries the schema only in its encode/decode functions, so
@@ -66,7 +66,7 @@ for (const [name, fields] of Object.entries(expected)) {
     const actual: Fields = {};
     for (const [field, f] of Object.entries(type.fields ?? {})) {
       const camel = field.replace(/_(\w)/g, (_m, c: string) => c.toUpperCase());
-      const kind = f.map ? 'map' : f.repeated ? 'repeated' : f.options?.['proto3_optional'] ? 'optional' : undefined;
+      const kind = f.keyType ? 'map' : f.rule === 'repeated' ? 'repeated' : f.options?.['proto3_optional'] ? 'optional' : undefined;
       actual[camel] = kind ? [f.id, f.type, kind] : [f.id, f.type];
     }
     t.deepEqual(actual, fields);

@@ -44,6 +44,7 @@ poller and the fast path, and a load generator; prints what each backend gets.
   --json               print one JSON object per second instead of a table
   --listen HOST:PORT   the fast path's virtual service (default 127.0.0.1:8080)
   --rate N             requests per second (default ${DEMO_LOAD * 100}% of total capacity)
+  --scheduler NAME     fast path scheduler: swrr (default) or wlc
   -h, --help           show this help
 `;
 
@@ -55,6 +56,11 @@ export async function demoMain(argv: readonly string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       listen: { type: 'string', default: '127.0.0.1:8080' },
       rate: { type: 'string' },
+      // Short requests at this concurrency leave backends idle most of the
+      // time, and least-connection hands an idle backend the next connection
+      // whatever its weight; smooth weighted round robin makes the shares
+      // follow the weights visibly, which is what the demo is for.
+      scheduler: { type: 'string', default: 'swrr' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -68,14 +74,14 @@ export async function demoMain(argv: readonly string[]): Promise<number> {
   const capacityRps = DEMO_BACKENDS.reduce((sum, b) => sum + (b.allowance * 1000) / DEMO_WORK_MS, 0);
   const rate = values.rate === undefined ? Math.round(capacityRps * DEMO_LOAD) : Number(values.rate);
   if (!(rate > 0)) throw new Error(`--rate: ${values.rate} must be > 0`);
-  const vip = parseHostPort(values.listen);
+  const vip = parseHostPort(values.listen, { allowPortZero: true });
 
   const demo = new Demo();
   const stopOnSignal = (): void => demo.abort();
   process.on('SIGINT', stopOnSignal);
   process.on('SIGTERM', stopOnSignal);
   try {
-    await demo.run({ vip: values.listen, vipHost: vip.host, rate, durationS, json: values.json });
+    await demo.run({ vip: values.listen, vipHost: vip.host, rate, durationS, json: values.json, scheduler: values.scheduler });
     return 0;
   } finally {
     process.off('SIGINT', stopOnSignal);
@@ -90,6 +96,7 @@ interface RunOptions {
   readonly rate: number;
   readonly durationS: number | null;
   readonly json: boolean;
+  readonly scheduler: string;
 }
 
 class Demo {
@@ -97,6 +104,8 @@ class Demo {
   private poller: Poller | null = null;
   private load: LoadGenerator | null = null;
   private readonly aborted = new AbortController();
+  private stopping = false;
+  private failure: Error | null = null;
 
   abort(): void {
     this.aborted.abort();
@@ -120,7 +129,7 @@ class Demo {
         '  - name: demo',
         '    engine: fastpath',
         `    address: tcp ${o.vip}`,
-        '    scheduler: wlc',
+        `    scheduler: ${o.scheduler}`,
         '    smoothing: { halfLife: 2s }',
         '    servers:',
         ...backends.map((b) => `      - { node: ${b.id}, address: "127.0.0.1:${b.port}" }`),
@@ -167,6 +176,7 @@ class Demo {
       process.stdout.write((tty ? '\x1b[H\x1b[2J' : '') + render(view) + (o.json || tty ? '' : '\n'));
       if (o.durationS !== null && elapsedS >= o.durationS) break;
     }
+    if (this.failure) throw this.failure;
   }
 
   private view(
@@ -195,8 +205,8 @@ class Demo {
   }
 
   async cleanup(): Promise<void> {
+    this.stopping = true;
     this.load?.stop();
-    await this.poller?.stop();
     await Promise.all(
       this.children.map(async (c) => {
         if (c.exitCode !== null || c.signalCode !== null) return;
@@ -207,11 +217,25 @@ class Demo {
         clearTimeout(timer);
       }),
     );
+    await this.poller?.stop();
   }
 
+  /**
+   * Children's logs stay out of the live view; if one dies while the demo
+   * runs, the demo stops and shows the end of what it wrote.
+   */
   private spawn(script: string, args: string[]): ChildProcess {
-    const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.children.push(child);
+    let tail = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      tail = (tail + chunk.toString('utf8')).slice(-2000);
+    });
+    child.on('exit', (code, signal) => {
+      if (this.stopping) return;
+      this.failure = new Error(`${path.basename(script)} ${args.join(' ')} exited (${signal ?? code}):\n${tail}`);
+      this.abort();
+    });
     return child;
   }
 
@@ -233,7 +257,7 @@ class Demo {
   private async until(ready: () => boolean, what: string): Promise<void> {
     const deadline = performance.now() + STARTUP_TIMEOUT_MS;
     while (!ready()) {
-      if (this.aborted.signal.aborted) throw new Error('interrupted');
+      if (this.aborted.signal.aborted) throw this.failure ?? new Error('interrupted');
       if (performance.now() > deadline) throw new Error(`timed out after ${STARTUP_TIMEOUT_MS / 1000}s waiting for ${what}`);
       await this.sleep(100);
     }

@@ -2,6 +2,7 @@
 // loadfeed/v1). Everything a user may write is described here, with its
 // default; `compile.ts` turns a parsed file into a `CompiledPolicy`.
 import { z } from 'zod';
+import { parseHostPort, parseL4Address } from '@loadfeed/kernel-bridge';
 import { parseDuration } from '../duration.js';
 
 export const API_VERSION = 'loadfeed/v1';
@@ -21,6 +22,16 @@ const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
   return ms;
 });
 
+/** A string the given address parser accepts; its error message becomes the issue. */
+const address = (parse: (text: string) => unknown) =>
+  z.string().superRefine((text, ctx) => {
+    try {
+      parse(text);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  });
+
 const name = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be 1..63 characters of A-Z a-z 0-9 . _ - (starting with a letter or digit)');
@@ -37,7 +48,7 @@ export const serverSchema = z.strictObject({
   /** Agent node id that reports for this server; when omitted, the agent announcing the address's IP. */
   node: name.optional(),
   /** The engine's address of the destination, e.g. 192.0.2.21:8080. */
-  address: z.string().min(1),
+  address: address((text) => parseHostPort(text)),
 });
 
 export const serviceSchema = z
@@ -45,8 +56,8 @@ export const serviceSchema = z
     name,
     /** Engine that forwards this service: fastpath, memory (later ipvs, nftables, haproxy). */
     engine: z.string().default('fastpath'),
-    /** The engine's address of the service, e.g. "tcp 192.0.2.10:80". */
-    address: z.string().min(1),
+    /** The engine's address of the service, e.g. "tcp 192.0.2.10:80" (port 0: the fast path picks one). */
+    address: address((text) => parseL4Address(text, { allowPortZero: true })),
     /** Scheduler in the engine's words (fastpath: wlc or swrr); the engine's default when omitted. */
     scheduler: z.string().optional(),
     servers: z.array(serverSchema).min(1, 'needs at least one server'),
