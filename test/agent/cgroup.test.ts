@@ -293,6 +293,10 @@ const canCreateV1 = process.getuid?.() === 0 && existsSync(path.join(V1_CPU, 'cp
   t.log(`reported ${report.cpuSeconds.toFixed(3)} s, measured ${measuredSeconds.toFixed(3)} s over ${r.windowMs} ms, throttled ${r.cpuThrottled}`);
   t.true(Math.abs(measuredSeconds - report.cpuSeconds) < 0.03 + 0.05 * report.cpuSeconds);
   // The quota held the child to about half a core.
-  t.true(report.cpuSeconds < 0.5 * (r.windowMs / 1000) * 1.2);
-  t.true((r.cpuThrottled ?? 0) > 0.2);
+  const windowSeconds = r.windowMs / 1000;
+  t.true(report.cpuSeconds < 0.5 * windowSeconds * 1.2);
+  t.true(r.cpuThrottled !== null && r.cpuThrottled >= 0 && r.cpuThrottled <= 1);
+  // A child that got its whole quota wanted more and was throttled; on a
+  // host busy with other tests it may not even get half a core.
+  if (report.cpuSeconds > 0.45 * windowSeconds) t.true((r.cpuThrottled ?? 0) > 0.2);
 });
