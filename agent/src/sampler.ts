@@ -29,10 +29,8 @@ import {
   type CgroupCpu,
   type CgroupDirs,
 } from './collectors/cgroup.js';
+import { isGone } from './collectors/read-text.js';
 import { createProcessTreeReader, processCpuUtilization, processTreeTicks, type ProcessTreeUsage } from './collectors/process.js';
-
-/** Errno codes meaning the scope's files are gone, not merely unreadable. */
-const GONE_CODES: ReadonlySet<string> = new Set(['ENOENT', 'ESRCH', 'ENODEV']);
 
 export type SamplerScope =
   | { readonly kind: 'host' }
@@ -246,8 +244,7 @@ async function scopeSource<T>(what: string, read: Promise<T>): Promise<T> {
     return await read;
   } catch (err) {
     if (err instanceof AgentError) throw err;
-    const code = (err as NodeJS.ErrnoException).code ?? '';
-    if (GONE_CODES.has(code)) throw new AgentError('AGENT_SCOPE_GONE', `${what} is gone: ${(err as Error).message}`, { cause: err });
+    if (isGone(err)) throw new AgentError('AGENT_SCOPE_GONE', `${what} is gone: ${(err as Error).message}`, { cause: err });
     throw new AgentError('AGENT_READ_FAILED', `${what}: ${(err as Error).message}`, { cause: err });
   }
 }

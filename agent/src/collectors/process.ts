@@ -12,13 +12,11 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AgentError } from '../errors.js';
-import { DEFAULT_PROC_ROOT, isAbsent, readTextOrNull } from './read-text.js';
+import { DEFAULT_PROC_ROOT, isAbsent, isGone, readTextOrNull } from './read-text.js';
 import { fields, integerField, lines, parseError } from './parse-text.js';
 import { USER_HZ } from './proc-stat.js';
 
 const KIB = 1024;
-/** Errors meaning the process exited while we read it. */
-const GONE_CODES: ReadonlySet<string> = new Set(['ENOENT', 'ESRCH']);
 
 export interface PidStat {
   readonly pid: number;
@@ -108,7 +106,7 @@ export async function createProcessTreeReader(rootPid: number, procRoot = DEFAUL
     new AgentError('AGENT_SCOPE_GONE', `process ${rootPid} has exited (${join(procRoot, String(rootPid))} is gone)`);
   // A process may exit between listing and reading: absent then, not an error.
   const readLive = (file: string): Promise<string | null> =>
-    readTextOrNull(file).catch((err: unknown) => (GONE_CODES.has((err as NodeJS.ErrnoException).code ?? '') ? null : Promise.reject(err)));
+    readTextOrNull(file).catch((err: unknown) => (isGone(err) ? null : Promise.reject(err)));
   const readStat = async (pid: number): Promise<PidStat | null> => {
     const file = join(procRoot, String(pid), 'stat');
     const text = await readLive(file);

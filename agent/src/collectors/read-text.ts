@@ -11,8 +11,17 @@ export const DEFAULT_SYS_ROOT = '/sys';
  */
 const ABSENT_CODES: ReadonlySet<string> = new Set(['ENOENT', 'EOPNOTSUPP']);
 
+/** Errors meaning the process or cgroup behind the file went away (ESRCH: a process exiting mid-read). */
+const GONE_CODES: ReadonlySet<string> = new Set(['ENOENT', 'ESRCH', 'ENODEV']);
+
+const errnoCode = (err: unknown): string => (err as NodeJS.ErrnoException | null)?.code ?? '';
+
 export function isAbsent(err: unknown): boolean {
-  return ABSENT_CODES.has((err as NodeJS.ErrnoException | null)?.code ?? '');
+  return ABSENT_CODES.has(errnoCode(err));
+}
+
+export function isGone(err: unknown): boolean {
+  return GONE_CODES.has(errnoCode(err));
 }
 
 /** Reads a file; throws whatever readFile throws. */
