@@ -91,6 +91,12 @@ export class Ingest {
           call.write({ ack: { lastSeq } } satisfies Partial<PollerMessage>);
           return;
         }
+        if (msg.body === 'drain' || msg.body === 'undrain') {
+          const reason = msg.body === 'drain' ? (msg.drain?.reason ?? '').slice(0, 200) : null;
+          this.options.table.setDrain(node, reason);
+          this.options.log({ node: node.id, reason }, msg.body === 'drain' ? 'agent asked to be drained' : 'agent drain cancelled');
+          return;
+        }
         throw new IngestError('invalid-argument', `unsupported message ${msg.body ?? '(empty)'}`);
       } catch (err) {
         if (!(err instanceof IngestError)) throw err;

@@ -26,6 +26,8 @@ export interface NodeRecord {
   /** Monotonic ms when the latest sample was accepted (connectedAt before the first). */
   sampleAt: number;
   samples: number;
+  /** Set while the agent asked to be drained (its reason, possibly empty); null otherwise. */
+  drained: string | null;
 }
 
 export interface Departed {
@@ -75,7 +77,7 @@ export class NodeTable {
   connect(hello: Hello): NodeRecord {
     const at = this.now();
     const previous = this.nodes.get(hello.nodeId);
-    const node: NodeRecord = { id: hello.nodeId, hello, connectedAt: at, state: 'live', sample: null, sampleAt: at, samples: 0 };
+    const node: NodeRecord = { id: hello.nodeId, hello, connectedAt: at, state: 'live', sample: null, sampleAt: at, samples: 0, drained: null };
     this.nodes.set(node.id, node);
     this.departed.delete(node.id);
     this.onChange({ node, from: previous?.state ?? null, to: 'live' });
@@ -88,6 +90,13 @@ export class NodeTable {
     node.samples += 1;
     if (node.state === 'stale') this.transition(node, 'live');
     else this.onChange({ node, from: 'live', to: 'live' });
+  }
+
+  /** The agent asked for weight 0 while its connections finish (reason), or cancelled that (null). */
+  setDrain(node: NodeRecord, reason: string | null): void {
+    if (node.drained === reason) return;
+    node.drained = reason;
+    this.onChange({ node, from: node.state, to: node.state });
   }
 
   /** The node's stream ended: quiesce at once. A newer stream for the same id is left alone. */

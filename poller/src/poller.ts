@@ -3,7 +3,7 @@
 // operations against what the engine reports, and applies them in one batch
 // per engine. Data flows one way: ingest → node table → policy → planner → engine.
 import * as grpc from '@grpc/grpc-js';
-import type { Engine } from '@loadfeed/kernel-bridge';
+import type { Engine, Observation } from '@loadfeed/kernel-bridge';
 import { telemetryService } from '@loadfeed/proto';
 import type { Logger } from 'pino';
 import type { EngineRegistry } from './engines.js';
@@ -59,6 +59,8 @@ export class Poller {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
   });
   private readonly engines = new Map<string, Engine>();
+  /** Engines whose weights were adopted already. */
+  private readonly adopted = new Set<string>();
   private policy: CompiledPolicy;
   private decisions = new Map<string, readonly WeightDecision[]>();
   private dirty = false;
@@ -181,7 +183,7 @@ export class Poller {
     const byEngine = new Map<string, DesiredService[]>();
     const decided = new Map<string, readonly WeightDecision[]>();
     for (const service of policy.services) {
-      const decisions = this.evaluator.evaluate(service, lookup);
+      const decisions = this.evaluator.evaluate(service, lookup, performance.now());
       decided.set(service.name, decisions);
       const entry = this.options.engines.get(service.engine);
       const list = byEngine.get(service.engine) ?? [];
@@ -197,7 +199,12 @@ export class Poller {
     for (const [kind, desired] of byEngine) {
       try {
         const engine = this.engine(kind);
-        const ops = plan(desired, await engine.observe());
+        const observed = await engine.observe();
+        if (!this.adopted.has(kind)) {
+          this.adopt(policy, kind, observed);
+          this.adopted.add(kind);
+        }
+        const ops = plan(desired, observed);
         if (ops.length > 0) await engine.apply(ops);
         this.logChanges(policy, kind, decided);
       } catch (err) {
@@ -228,9 +235,27 @@ export class Poller {
     }
   }
 
+  /**
+   * First contact with an engine: take the weights it already has as the
+   * last known ones, so a poller restart never flaps them (see
+   * WeightEvaluator.adopt), and plan this cycle against them.
+   */
+  private adopt(policy: CompiledPolicy, kind: string, observed: Observation): void {
+    const now = performance.now();
+    for (const service of policy.services) {
+      if (service.engine !== kind) continue;
+      const have = observed.services.find((s) => s.address === service.address);
+      if (!have) continue;
+      const weights = new Map(have.destinations.map((d) => [d.address, d.weight]));
+      this.evaluator.adopt(service, weights, now, policy.liveness.staleAfterMs);
+      this.options.logger.info({ service: service.name, engine: kind, weights: Object.fromEntries(weights) }, 'adopted the weights the engine has');
+    }
+  }
+
   private lookup(): NodeLookup {
     let byHost: Map<string, NodeRecord> | null = null;
     return {
+      all: () => this.table.all(),
       byId: (id) => this.table.get(id),
       byHost: (host) => {
         byHost ??= new Map([...this.table.all()].flatMap((n) => n.hello.addresses.map((a) => [a, n] as const)));

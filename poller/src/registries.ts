@@ -3,7 +3,11 @@
 import { createFastpathEngine, createMemoryEngine } from '@loadfeed/kernel-bridge';
 import { EngineRegistry } from './engines.js';
 import { StrategyRegistry } from './policy/strategy.js';
+import { connectionsStrategy } from './policy/strategy-connections.js';
+import { expressionStrategy } from './policy/strategy-expression.js';
 import { headroomStrategy } from './policy/strategy-headroom.js';
+import { orcaStrategy } from './policy/strategy-orca.js';
+import { pidStrategy } from './policy/strategy-pid.js';
 
 export function defaultEngines(): EngineRegistry {
   return new EngineRegistry()
@@ -12,5 +16,10 @@ export function defaultEngines(): EngineRegistry {
 }
 
 export function defaultStrategies(): StrategyRegistry {
-  return new StrategyRegistry().register(headroomStrategy);
+  return new StrategyRegistry()
+    .register(headroomStrategy)
+    .register(orcaStrategy)
+    .register(pidStrategy)
+    .register(connectionsStrategy)
+    .register(expressionStrategy);
 }

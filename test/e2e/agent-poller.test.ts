@@ -82,10 +82,13 @@ test('an agent process streams samples; the poller weights it and pushes its int
 });
 
 test('a killed agent is quiesced at once; a stopped one when it goes silent', async (t) => {
-  const { port, weightsAre } = await startPoller(t, ['k1', 's1']);
+  // A third server stays up: were all of them gone, the all-zero fallback
+  // would rightly keep their last weights instead of black-holing the service.
+  const { port, weightsAre } = await startPoller(t, ['k1', 's1', 'up']);
   const killed = startAgent(t, port, 'k1');
   const stopped = startAgent(t, port, 's1');
-  await weightsAre('both weighted', (w) => w.length === 2 && w.every((x) => x > 0));
+  startAgent(t, port, 'up');
+  await weightsAre('all weighted', (w) => w.length === 3 && w.every((x) => x > 0));
 
   const killedAt = performance.now();
   killed.kill('SIGKILL');
@@ -148,4 +151,18 @@ test('an agent reconnects by itself after the poller restarts', async (t) => {
   const second = await startPoller(t, ['r1'], '', `127.0.0.1:${first.port}`);
   await second.weightsAre('r1 weighted by the restarted poller', (w) => (w[0] ?? 0) > 0);
   t.is(second.poller.snapshot().nodes.find((n) => n.id === 'r1')?.state, 'live');
+});
+
+test('when every agent is gone the service keeps its last weights', async (t) => {
+  const { port, weightsAre, current } = await startPoller(t, ['z1', 'z2']);
+  const a = startAgent(t, port, 'z1');
+  const b = startAgent(t, port, 'z2');
+  await weightsAre('both weighted', (w) => w.length === 2 && w.every((x) => x > 0));
+  const before = current();
+  a.kill('SIGKILL');
+  await weightsAre('z1 quiesced while z2 is up', (w) => w[0] === 0);
+  const z2 = current()[1];
+  b.kill('SIGKILL');
+  await weightsAre('z2 kept', (w) => w[1] === z2 && w[0] === 0);
+  t.true((before[0] ?? 0) > 0);
 });

@@ -27,12 +27,21 @@ test('a minimal policy compiles with every default filled in', (t) => {
         address: 'tcp 127.0.0.1:8080',
         scheduler: null,
         servers: [
-          { node: 'web-1', address: '127.0.0.1:9001', host: '127.0.0.1' },
-          { node: null, address: '127.0.0.2:9001', host: '127.0.0.2' },
+          { by: 'node', node: 'web-1', address: '127.0.0.1:9001' },
+          { by: 'address', host: '127.0.0.2', address: '127.0.0.2:9001' },
         ],
         strategy: { name: 'headroom', usePressure: true },
         smoothing: { halfLifeMs: 2000 },
-        weights: { min: 1, max: 100 },
+        deadband: 0.05,
+        maxChangePerSecond: null,
+        weights: { min: 1, max: 100, quantum: 1 },
+        meanBand: null,
+        shareCap: null,
+        slowStart: { durationMs: 10000, from: 0.1 },
+        blackoutMs: 0,
+        guards: [],
+        stale: { action: 'quiesce', holdForMs: 10000 },
+        allZero: 'keep-last',
       },
     ],
   });
@@ -151,5 +160,5 @@ test('the error message names file, line, path and value', (t) => {
 test('addresses are put in the canonical form engines report', (t) => {
   const p = compilePolicy(VALID.replace('tcp 127.0.0.1:8080', 'TCP   127.0.0.1:8080').replace('127.0.0.2:9001', ' 127.0.0.2:9001'), 'p.yaml', engines);
   t.is(p.services[0]?.address, 'tcp 127.0.0.1:8080');
-  t.is(p.services[0]?.servers[1]?.address, '127.0.0.2:9001');
+  t.like(p.services[0]?.servers[1], { address: '127.0.0.2:9001' });
 });

@@ -18,6 +18,8 @@ services:
     address: tcp 127.0.0.1:8080
     smoothing: { halfLife: 1s }
     weights: { min: 1, max: 100 }
+    deadband: 0
+    slowStart: null
     servers:
       - { node: a, address: "127.0.0.1:1" }
       - { node: b, address: "127.0.0.1:2" }
@@ -29,6 +31,7 @@ ${extra}`,
   let now = 0;
   const table = new NodeTable(2000, () => undefined, () => now);
   const lookup: NodeLookup = {
+    all: () => table.all(),
     byId: (id) => table.get(id),
     byHost: (host) => [...table.all()].find((n) => n.hello.addresses.includes(host)),
   };
@@ -37,7 +40,7 @@ ${extra}`,
   const seqs = new Map<string, number>();
   return {
     table,
-    evaluate: () => evaluator.evaluate(service, lookup),
+    evaluate: () => evaluator.evaluate(service, lookup, now),
     advance: (ms: number) => {
       now += ms;
     },
@@ -115,13 +118,13 @@ test('EWMA: a step is half absorbed after one half-life', (t) => {
   t.is(s.evaluate()[0]?.score, 0.5);
 });
 
-test('every server saturated still keeps min weight, equal for all', (t) => {
+test('every server saturated: equal weights, none quiesced', (t) => {
   const s = setup();
   s.connect('a', 4);
   s.connect('b', 1);
   s.report('a', 1);
   s.report('b', 1);
-  t.deepEqual(s.evaluate().slice(0, 2).map((x) => x.weight), [1, 1]);
+  t.deepEqual(s.evaluate().slice(0, 2).map((x) => x.weight), [100, 100]);
 });
 
 test('a stale or disconnected node is quiesced', (t) => {

@@ -5,16 +5,22 @@ import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { formatHostPort, formatL4Address, parseHostPort, parseL4Address } from '@loadfeed/kernel-bridge';
 import { PolicyError, type PolicyProblem } from '../errors.js';
-import { policySchema, type PolicyOutput } from './schema.js';
+import { formatDuration } from '../duration.js';
+import { API_VERSION, NAME_ADDRESSED_ENGINES, policySchema, type PolicyInput, type PolicyOutput } from './schema.js';
 
 export type StrategyConfig = PolicyOutput['services'][number]['strategy'];
+export type StrategyName = StrategyConfig['name'];
 
-export interface CompiledServer {
-  /** Node id of the agent reporting for it, or null to match by address. */
-  readonly node: string | null;
-  readonly address: string;
-  /** IP of `address`, used to match agents by the addresses in their Hello. */
-  readonly host: string;
+/** How a policy server entry finds its agent(s). */
+export type ServerMatch =
+  | { readonly by: 'node'; readonly node: string; readonly address: string }
+  | { readonly by: 'address'; readonly host: string; readonly address: string }
+  | { readonly by: 'selector'; readonly selector: Readonly<Record<string, string>>; readonly port: number };
+
+export interface Guard {
+  readonly name: string;
+  readonly when: string;
+  readonly weight: number;
 }
 
 export interface CompiledService {
@@ -22,10 +28,19 @@ export interface CompiledService {
   readonly engine: string;
   readonly address: string;
   readonly scheduler: string | null;
-  readonly servers: readonly CompiledServer[];
+  readonly servers: readonly ServerMatch[];
   readonly strategy: StrategyConfig;
   readonly smoothing: { readonly halfLifeMs: number };
-  readonly weights: { readonly min: number; readonly max: number };
+  readonly deadband: number;
+  readonly maxChangePerSecond: number | null;
+  readonly weights: { readonly min: number; readonly max: number; readonly quantum: number };
+  readonly meanBand: { readonly min: number; readonly max: number } | null;
+  readonly shareCap: number | null;
+  readonly slowStart: { readonly durationMs: number; readonly from: number } | null;
+  readonly blackoutMs: number;
+  readonly guards: readonly Guard[];
+  readonly stale: { readonly action: 'quiesce' | 'hold'; readonly holdForMs: number };
+  readonly allZero: 'keep-last' | 'equal';
 }
 
 export interface CompiledPolicy {
@@ -38,10 +53,19 @@ export interface CompiledPolicy {
 export interface EngineLimits {
   /** Highest weight the engine accepts. */
   readonly maxWeight: number;
+  /**
+   * Schedulers that restart their cycle on every weight update (IPVS wrr):
+   * there `weights.quantum: auto` picks coarse steps so small changes are not
+   * written at all.
+   */
+  readonly coarseSchedulers?: readonly string[];
 }
 
 /** Engines the policy may name, with what compile must check against. */
 export type KnownEngines = ReadonlyMap<string, EngineLimits>;
+
+/** `quantum: auto` on a coarse scheduler: 20 steps over the weight range. */
+export const COARSE_QUANTUM_STEPS = 20;
 
 export async function loadPolicyFile(file: string, engines: KnownEngines): Promise<CompiledPolicy> {
   let text: string;
@@ -68,35 +92,95 @@ export function compilePolicy(text: string, file: string, engines: KnownEngines)
     for (const issue of result.error.issues) problems.push(problemFromIssue(file, doc, issue, lineOf));
     throw new PolicyError(problems);
   }
-  const compiled = finish(result.data, file);
+  const compiled = finish(result.data, file, engines);
   checkSemantics(compiled, engines, (path, message) => problems.push({ file, line: lineOf(path), path: formatPath(path), message }));
   if (problems.length > 0) throw new PolicyError(problems);
   return compiled;
 }
 
-function finish(p: PolicyOutput, file: string): CompiledPolicy {
+function finish(p: PolicyOutput, file: string, engines: KnownEngines): CompiledPolicy {
   return {
     file,
     liveness: { staleAfterMs: p.liveness.staleAfter },
     agents: { intervalMs: p.agents.interval },
+    services: p.services.map((s): CompiledService => {
+      const coarse = s.scheduler !== undefined && (engines.get(s.engine)?.coarseSchedulers ?? []).includes(s.scheduler);
+      return {
+        name: s.name,
+        engine: s.engine,
+        // Engines report addresses in canonical form (`tcp 192.0.2.1:80`,
+        // `[2001:db8::1]:80`): compare like with like. The schema checked they parse.
+        address: NAME_ADDRESSED_ENGINES.includes(s.engine) ? s.address : formatL4Address(parseL4Address(s.address, { allowPortZero: true })),
+        scheduler: s.scheduler ?? null,
+        servers: s.servers.map((srv): ServerMatch => {
+          if (srv.selector !== undefined) return { by: 'selector', selector: srv.selector, port: srv.port ?? 0 };
+          const text = srv.address ?? '';
+          if (srv.node !== undefined && NAME_ADDRESSED_ENGINES.includes(s.engine)) return { by: 'node', node: srv.node, address: text };
+          const a = parseHostPort(text);
+          const address = formatHostPort(a);
+          return srv.node !== undefined ? { by: 'node', node: srv.node, address } : { by: 'address', host: a.host, address };
+        }),
+        strategy: s.strategy,
+        smoothing: { halfLifeMs: s.smoothing.halfLife },
+        deadband: s.deadband,
+        maxChangePerSecond: s.maxChangePerSecond,
+        weights: {
+          min: s.weights.min,
+          max: s.weights.max,
+          quantum: s.weights.quantum !== 'auto' ? s.weights.quantum : coarse ? Math.max(1, Math.round(s.weights.max / COARSE_QUANTUM_STEPS)) : 1,
+        },
+        meanBand: s.meanBand,
+        shareCap: s.shareCap,
+        slowStart: s.slowStart === null ? null : { durationMs: s.slowStart.duration, from: s.slowStart.from },
+        blackoutMs: s.blackout,
+        guards: s.guards.map((g) => ({ name: g.name ?? g.when, when: g.when, weight: g.weight })),
+        stale: { action: s.stale.action, holdForMs: s.stale.holdFor },
+        allZero: s.allZero,
+      };
+    }),
+  };
+}
+
+/**
+ * The compiled policy as a policy file with every default written out
+ * (`loadfeed policy explain`). Compiling it again gives the same policy.
+ */
+export function printPolicy(p: CompiledPolicy): PolicyInput {
+  const d = formatDuration;
+  return {
+    apiVersion: API_VERSION,
+    liveness: { staleAfter: d(p.liveness.staleAfterMs) },
+    agents: { interval: d(p.agents.intervalMs) },
     services: p.services.map((s) => ({
       name: s.name,
       engine: s.engine,
-      // Engines report addresses in canonical form (`tcp 192.0.2.1:80`,
-      // `[2001:db8::1]:80`): compare like with like. The schema checked they parse.
-      address: formatL4Address(parseL4Address(s.address, { allowPortZero: true })),
-      scheduler: s.scheduler ?? null,
-      servers: s.servers.map((srv) => {
-        const a = parseHostPort(srv.address);
-        return { node: srv.node ?? null, address: formatHostPort(a), host: a.host };
-      }),
-      strategy: s.strategy,
-      smoothing: { halfLifeMs: s.smoothing.halfLife },
-      weights: { min: s.weights.min, max: s.weights.max },
+      address: s.address,
+      ...(s.scheduler === null ? {} : { scheduler: s.scheduler }),
+      servers: s.servers.map((m) =>
+        m.by === 'selector' ? { selector: { ...m.selector }, port: m.port } : m.by === 'node' ? { node: m.node, address: m.address } : { address: m.address },
+      ),
+      strategy: printStrategy(s.strategy),
+      smoothing: { halfLife: d(s.smoothing.halfLifeMs) },
+      deadband: s.deadband,
+      maxChangePerSecond: s.maxChangePerSecond,
+      weights: { ...s.weights },
+      meanBand: s.meanBand === null ? null : { ...s.meanBand },
+      shareCap: s.shareCap,
+      slowStart: s.slowStart === null ? null : { duration: d(s.slowStart.durationMs), from: s.slowStart.from },
+      blackout: d(s.blackoutMs),
+      guards: s.guards.map((g) => ({ ...g })),
+      stale: { action: s.stale.action, holdFor: d(s.stale.holdForMs) },
+      allZero: s.allZero,
     })),
   };
 }
 
+function printStrategy(s: StrategyConfig): PolicyInput['services'][number]['strategy'] {
+  if (s.name === 'orca') {
+    return { ...s, blackoutPeriod: formatDuration(s.blackoutPeriod), weightExpirationPeriod: formatDuration(s.weightExpirationPeriod) };
+  }
+  return { ...s };
+}
 
 type Report = (path: readonly PropertyKey[], message: string) => void;
 
@@ -119,8 +203,9 @@ function checkSemantics(p: CompiledPolicy, engines: KnownEngines, report: Report
     }
     const dests = new Set<string>();
     s.servers.forEach((srv, j) => {
-      if (dests.has(srv.address)) report(['services', i, 'servers', j, 'address'], `"${srv.address}" is listed twice`);
-      dests.add(srv.address);
+      const key = srv.by === 'selector' ? `selector ${JSON.stringify(srv.selector)}:${srv.port}` : srv.address;
+      if (dests.has(key)) report(['services', i, 'servers', j, srv.by === 'selector' ? 'selector' : 'address'], `${srv.by === 'selector' ? 'this selector and port are' : `"${key}" is`} listed twice`);
+      dests.add(key);
     });
   });
 }

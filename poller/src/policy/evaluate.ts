@@ -1,109 +1,365 @@
-// From the node table to desired weights, one service at a time:
-//   strategy score → EWMA smoothing (half-life, on the poller's clock) →
-//   scale so the best server gets weights.max → clamp to [min, max] → integer.
-// A server with no live agent (never seen, its stream ended, or silent) is
-// quiesced to 0: it takes no new connections, existing ones finish.
+// From the node table to desired weights, one service at a time. The order
+// of the wrappers is part of the policy language (docs/policy.md):
+//
+//   1. liveness: a server without a live agent is quiesced (or held, per
+//      `stale`); a drained server gets 0
+//   2. guards: the first matching condition fixes the weight
+//   3. blackout: a server (re)connected less than `blackout` ago gets the mean
+//   4. strategy scores → EWMA smoothing (half-life, poller clock) → a server
+//      without a score gets the mean score
+//   5. scale: the best score maps to weights.max
+//   6. meanBand clamp, 7. shareCap, 8. slow start ramp
+//   9. min/max clamp, 10. maximum change per second, 11. quantum, 12. deadband
+//  13. all-zero fallback: if every server ends at 0 because metrics vanished,
+//      keep the last weights (or equal ones) instead of black-holing the service
+import { formatHostPort } from '@loadfeed/kernel-bridge';
 import type { NodeRecord } from '../node-table.js';
-import type { CompiledService } from './compile.js';
-import type { StrategyRegistry } from './strategy.js';
+import type { CompiledService, ServerMatch } from './compile.js';
+import { parseExpression, type Expression } from './expression.js';
+import { fmt, variablesOf, type NodeMetrics, type ServerInput, type StrategyRegistry } from './strategy.js';
+
+export type ServerState = 'live' | 'blackout' | 'slow-start' | 'guarded' | 'drained' | 'stale' | 'held' | 'absent' | 'fallback';
 
 export interface WeightDecision {
   readonly address: string;
   /** Node id of the agent that reports for this server, when one is known. */
   readonly node: string | null;
   readonly weight: number;
-  /** Smoothed strategy score, or null when quiesced. */
+  /** Smoothed strategy score, or null when the strategy did not score it. */
   readonly score: number | null;
+  readonly state: ServerState;
+  /** Why this weight: the deciding metric or wrapper, e.g. "cpu 0.5 of 4 cores; slow start 40%". */
   readonly reason: string;
 }
 
 export interface NodeLookup {
   byId(id: string): NodeRecord | undefined;
   byHost(host: string): NodeRecord | undefined;
+  all(): Iterable<NodeRecord>;
 }
 
-interface Smoothed {
-  value: number;
-  /** Sequence number and stream start of the sample last folded in. */
-  seq: number;
-  connectedAt: number;
-  at: number;
+interface ServerMemory {
+  smoothed: number | null;
+  smoothedSample: string;
+  smoothedAt: number;
+  /** Last weight decided (and so applied) for this server, and when. */
+  weight: number | null;
+  decidedAt: number;
+  /** Since when the server has had no live agent, for `stale: hold`. */
+  missingSince: number | null;
+  /** Stream (its start time) last seen live; null after the server went missing, so its return ramps. */
+  stream: number | null;
+  /** When the current slow start ramp began, or null when not ramping. */
+  rampFrom: number | null;
+  /** The weight came from the engine at start: no ramp for the stream that first reports. */
+  adopted: boolean;
+  /** An adopted weight is held until then while the agent reconnects. */
+  holdUntil: number | null;
+}
+
+interface ServiceMemory {
+  strategyKey: string;
+  strategyState: unknown;
+  guards: readonly { name: string; expr: Expression; weight: number }[];
+  servers: Map<string, ServerMemory>;
+}
+
+interface Candidate {
+  readonly address: string;
+  readonly node: NodeRecord | null;
+  state: ServerState;
+  reason: string;
+  score: number | null;
+  weight: number;
+  /** Zero because metrics vanished (no agent, stale): what the all-zero fallback may override. */
+  missing: boolean;
+  /** Weight is final before scaling (guards, drain, liveness). */
+  fixed: boolean;
 }
 
 export class WeightEvaluator {
-  private readonly smoothed = new Map<string, Smoothed>();
+  private readonly services = new Map<string, ServiceMemory>();
 
   constructor(private readonly strategies: StrategyRegistry) {}
 
-  evaluate(service: CompiledService, nodes: NodeLookup): WeightDecision[] {
-    const strategy = this.strategies.get(service.strategy.name);
-    const live: { address: string; node: NodeRecord; score: number; reason: string }[] = [];
-    const decisions = new Map<string, WeightDecision>();
-
-    for (const server of service.servers) {
-      const node = server.node !== null ? nodes.byId(server.node) : nodes.byHost(server.host);
-      const key = `${service.name}\u0000${server.address}`;
-      const quiesce = (reason: string): void => {
-        this.smoothed.delete(key);
-        decisions.set(server.address, { address: server.address, node: node?.id ?? server.node, weight: 0, score: null, reason });
-      };
-      if (!node) {
-        quiesce('no agent connected');
-        continue;
+  /**
+   * Seed the last-known weights from the engine: a restarted poller adopts
+   * what the engine has and holds it for `graceMs` while agents reconnect, so
+   * a restart alone never flaps a weight to 0 or to a default.
+   */
+  adopt(service: CompiledService, weights: ReadonlyMap<string, number>, now: number, graceMs: number): void {
+    const mem = this.memory(service);
+    for (const [address, weight] of weights) {
+      const s = this.server(mem, address, now);
+      if (s.weight === null) {
+        s.weight = weight;
+        s.adopted = weight > 0;
+        s.holdUntil = now + graceMs;
       }
-      if (node.state === 'stale') {
-        quiesce('agent silent: no sample within the stale deadline');
-        continue;
-      }
-      const sample = node.sample;
-      if (!sample) {
-        quiesce('agent connected, no sample yet');
-        continue;
-      }
-      const { score, reason } = strategy.score(service.strategy, {
-        cores: node.hello.cores,
-        memoryBytes: node.hello.memoryBytes,
-        cpuUtilization: sample.cpuUtilization,
-        memUtilization: sample.memUtilization,
-        psiCpuSome: sample.psiCpuSome ?? null,
-        psiMemorySome: sample.psiMemorySome ?? null,
-        psiIoSome: sample.psiIoSome ?? null,
-        load1: sample.load1 ?? null,
-        runnable: sample.runnable ?? null,
-      });
-      const smooth = this.fold(key, score, node, service.smoothing.halfLifeMs);
-      live.push({ address: server.address, node, score: smooth, reason });
     }
-
-    const best = Math.max(0, ...live.map((l) => l.score));
-    const { min, max } = service.weights;
-    for (const l of live) {
-      const scaled = best > 0 ? (max * l.score) / best : min;
-      const weight = Math.round(Math.min(max, Math.max(min, scaled)));
-      decisions.set(l.address, { address: l.address, node: l.node.id, weight, score: l.score, reason: l.reason });
-    }
-    return service.servers.map((s) => decisions.get(s.address) as WeightDecision);
   }
 
-  /** EWMA on the poller's clock: after one half-life a step is half absorbed. */
-  private fold(key: string, score: number, node: NodeRecord, halfLifeMs: number): number {
-    const sample = node.sample;
-    const seq = sample?.seq ?? 0;
-    const prev = this.smoothed.get(key);
-    if (prev && prev.seq === seq && prev.connectedAt === node.connectedAt) return prev.value;
-    let value = score;
-    if (prev && halfLifeMs > 0) {
-      const alpha = 1 - 2 ** (-(node.sampleAt - prev.at) / halfLifeMs);
-      value = prev.value + alpha * (score - prev.value);
+  /** Drop state of services no longer in the policy. */
+  retain(serviceNames: ReadonlySet<string>): void {
+    for (const name of this.services.keys()) if (!serviceNames.has(name)) this.services.delete(name);
+  }
+
+  evaluate(service: CompiledService, nodes: NodeLookup, now: number): WeightDecision[] {
+    const mem = this.memory(service);
+    const candidates = resolve(service.servers, nodes).map((r) => this.liveness(service, mem, r.address, r.node, now));
+
+    // 2. guards and 3. blackout on the live ones; the rest go to the strategy.
+    const scored: { c: Candidate; input: ServerInput }[] = [];
+    for (const c of candidates) {
+      if (c.fixed || !c.node?.sample) continue;
+      const metrics = metricsOf(c.node, service);
+      const guard = mem.guards.find((g) => (g.expr.evaluate(variablesOf(metrics)) ?? 0) !== 0);
+      if (guard) {
+        Object.assign(c, { state: 'guarded', reason: `guard ${guard.name}`, weight: guard.weight, fixed: true });
+        continue;
+      }
+      if (now - c.node.connectedAt < service.blackoutMs) {
+        Object.assign(c, { state: 'blackout', reason: `blackout for ${fmt((service.blackoutMs - (now - c.node.connectedAt)) / 1000)}s more: mean weight` });
+        continue;
+      }
+      scored.push({
+        c,
+        input: {
+          key: c.address,
+          nodeId: c.node.id,
+          metrics,
+          sampleId: `${c.node.connectedAt}/${c.node.sample.seq}`,
+          sampleAt: c.node.sampleAt,
+          connectedAt: c.node.connectedAt,
+        },
+      });
     }
-    this.smoothed.set(key, { value, seq, connectedAt: node.connectedAt, at: node.sampleAt });
+
+    // 4. strategy, smoothing, mean for the unscored.
+    const strategy = this.strategies.get(service.strategy.name);
+    const scores = strategy.weigh(service.strategy, scored.map((x) => x.input), mem.strategyState, now);
+    scored.forEach(({ c, input }, i) => {
+      const s = scores[i];
+      c.reason = s?.reason ?? '';
+      c.score = s?.score === null || s?.score === undefined ? null : this.smooth(mem, input, s.score, service.smoothing.halfLifeMs, now);
+    });
+    const open = candidates.filter((c) => !c.fixed);
+    const known = open.map((c) => c.score).filter((x): x is number => x !== null && Number.isFinite(x));
+    const meanScore = known.length > 0 ? known.reduce((a, b) => a + b, 0) / known.length : 1;
+    for (const c of open) if (c.score === null) c.score = meanScore;
+
+    // 5. scale so the best maps to max.
+    const { min, max, quantum } = service.weights;
+    const best = Math.max(0, ...open.map((c) => c.score ?? 0));
+    for (const c of open) c.weight = best > 0 ? (max * (c.score ?? 0)) / best : max;
+
+    // 6. mean band.
+    if (service.meanBand && open.length > 0) {
+      const m = open.reduce((a, c) => a + c.weight, 0) / open.length;
+      for (const c of open) {
+        const clamped = Math.min(service.meanBand.max * m, Math.max(service.meanBand.min * m, c.weight));
+        if (clamped !== c.weight) c.reason += `; clamped to ${fmt(clamped / m)}× mean`;
+        c.weight = clamped;
+      }
+    }
+    // 7. share cap over every server that takes traffic.
+    if (service.shareCap !== null) capShares(candidates, open, service.shareCap);
+    // 8. slow start: a server that (re)connected or came back from silence
+    // ramps up, unless its weight was adopted from the engine at start.
+    if (service.slowStart) {
+      for (const c of open) {
+        if (!c.node) continue;
+        const s = this.server(mem, c.address, now);
+        if (s.stream !== c.node.connectedAt) {
+          s.stream = c.node.connectedAt;
+          s.rampFrom = s.adopted ? null : Math.max(now, c.node.connectedAt + service.blackoutMs);
+          s.adopted = false;
+        }
+        if (s.rampFrom === null) continue;
+        const elapsed = now - s.rampFrom;
+        if (elapsed >= service.slowStart.durationMs) {
+          s.rampFrom = null;
+          continue;
+        }
+        const factor = service.slowStart.from + ((1 - service.slowStart.from) * Math.max(0, elapsed)) / service.slowStart.durationMs;
+        c.weight *= factor;
+        c.state = 'slow-start';
+        c.reason += `; slow start ${Math.round(factor * 100)}%`;
+      }
+    }
+
+    // 9.–12. per server: clamp, rate limit, quantum, deadband.
+    for (const c of candidates) {
+      const s = this.server(mem, c.address, now);
+      if (!c.fixed) {
+        c.weight = Math.min(max, Math.max(min, c.weight));
+        if (service.maxChangePerSecond !== null && s.weight !== null && s.weight > 0) {
+          const limit = service.maxChangePerSecond * max * Math.max(0, now - s.decidedAt) / 1000;
+          const limited = Math.min(s.weight + limit, Math.max(s.weight - limit, c.weight));
+          if (limited !== c.weight) c.reason += '; rate limited';
+          c.weight = limited;
+        }
+        c.weight = Math.max(min, Math.min(max, Math.round(c.weight / quantum) * quantum));
+        if (s.weight !== null && s.weight > 0 && c.weight > 0 && c.weight !== s.weight && Math.abs(c.weight - s.weight) / s.weight < service.deadband) {
+          c.weight = s.weight;
+          c.reason += '; within deadband';
+        }
+      }
+    }
+
+    // 13. all-zero fallback.
+    if (candidates.length > 0 && candidates.every((c) => c.weight === 0) && candidates.some((c) => c.missing)) {
+      for (const c of candidates) {
+        if (!c.missing) continue;
+        const last = this.server(mem, c.address, now).weight;
+        if (service.allZero === 'keep-last' && (last === null || last === 0)) continue; // nothing known to keep
+        c.weight = service.allZero === 'keep-last' ? (last ?? 0) : max;
+        c.state = 'fallback';
+        c.reason = `every server would get 0 (${c.reason}): ${service.allZero === 'keep-last' ? 'keeping the last weight' : 'equal weights'}`;
+      }
+    }
+
+    for (const c of candidates) {
+      const s = this.server(mem, c.address, now);
+      if (s.weight !== c.weight) s.decidedAt = now;
+      s.weight = c.weight;
+    }
+    for (const address of mem.servers.keys()) if (!candidates.some((c) => c.address === address)) mem.servers.delete(address);
+    return candidates.map((c) => ({ address: c.address, node: c.node?.id ?? null, weight: c.weight, score: c.score, state: c.state, reason: c.reason }));
+  }
+
+  /** 1. liveness, drain and the stale action. */
+  private liveness(service: CompiledService, mem: ServiceMemory, address: string, node: NodeRecord | null, now: number): Candidate {
+    const s = this.server(mem, address, now);
+    const base = { address, node, score: null, weight: 0 };
+    const missing = (state: ServerState, why: string): Candidate => {
+      s.missingSince ??= now;
+      s.stream = null;
+      if (s.holdUntil !== null && now < s.holdUntil && s.weight !== null) {
+        return { ...base, state: 'held', reason: `${why}: keeping the weight adopted from the engine while agents reconnect`, weight: s.weight, missing: false, fixed: true };
+      }
+      const heldFor = now - s.missingSince;
+      if (service.stale.action === 'hold' && s.weight !== null && s.weight > 0 && heldFor < service.stale.holdForMs) {
+        return { ...base, state: 'held', reason: `${why}: holding the last weight for ${fmt((service.stale.holdForMs - heldFor) / 1000)}s more`, weight: s.weight, missing: false, fixed: true };
+      }
+      return { ...base, state, reason: why, missing: true, fixed: true };
+    };
+    if (!node) return missing('absent', 'no agent connected');
+    if (node.state === 'stale') return missing('stale', 'agent silent: no sample within the stale deadline');
+    if (!node.sample) return missing('absent', 'agent connected, no sample yet');
+    s.missingSince = null;
+    s.holdUntil = null;
+    if (node.drained !== null) return { ...base, state: 'drained', reason: `drained by the agent${node.drained ? `: ${node.drained}` : ''}`, missing: false, fixed: true };
+    return { ...base, state: 'live', reason: '', missing: false, fixed: false };
+  }
+
+  private smooth(mem: ServiceMemory, input: ServerInput, score: number, halfLifeMs: number, now: number): number {
+    const s = this.server(mem, input.key, now);
+    if (s.smoothedSample === input.sampleId && s.smoothed !== null) return s.smoothed;
+    let value = score;
+    if (s.smoothed !== null && halfLifeMs > 0) {
+      const alpha = 1 - 2 ** (-(input.sampleAt - s.smoothedAt) / halfLifeMs);
+      value = s.smoothed + alpha * (score - s.smoothed);
+    }
+    Object.assign(s, { smoothed: value, smoothedSample: input.sampleId, smoothedAt: input.sampleAt });
     return value;
   }
 
-  /** Drop smoothing state of services no longer in the policy. */
-  retain(serviceNames: ReadonlySet<string>): void {
-    for (const key of this.smoothed.keys()) {
-      if (!serviceNames.has(key.slice(0, key.indexOf('\u0000')))) this.smoothed.delete(key);
+  private memory(service: CompiledService): ServiceMemory {
+    const key = JSON.stringify(service.strategy);
+    let mem = this.services.get(service.name);
+    if (!mem || mem.strategyKey !== key) {
+      const strategy = this.strategies.get(service.strategy.name);
+      mem = { strategyKey: key, strategyState: strategy.createState(service.strategy), guards: [], servers: mem?.servers ?? new Map() };
+      this.services.set(service.name, mem);
+    }
+    if (mem.guards.length !== service.guards.length || mem.guards.some((g, i) => g.expr.source !== service.guards[i]?.when)) {
+      mem.guards = service.guards.map((g) => ({ name: g.name, expr: parseExpression(g.when), weight: g.weight }));
+    }
+    return mem;
+  }
+
+  private server(mem: ServiceMemory, address: string, now: number): ServerMemory {
+    let s = mem.servers.get(address);
+    if (!s) {
+      s = { smoothed: null, smoothedSample: '', smoothedAt: now, weight: null, decidedAt: now, missingSince: null, stream: null, rampFrom: null, adopted: false, holdUntil: null };
+      mem.servers.set(address, s);
+    }
+    return s;
+  }
+}
+
+/** Policy server entries → concrete destinations with their node (selectors expand to every matching agent). */
+function resolve(servers: readonly ServerMatch[], nodes: NodeLookup): { address: string; node: NodeRecord | null }[] {
+  const out: { address: string; node: NodeRecord | null }[] = [];
+  const seen = new Set<string>();
+  const push = (address: string, node: NodeRecord | null): void => {
+    if (seen.has(address)) return;
+    seen.add(address);
+    out.push({ address, node });
+  };
+  for (const m of servers) {
+    if (m.by === 'node') push(m.address, nodes.byId(m.node) ?? null);
+    else if (m.by === 'address') push(m.address, nodes.byHost(m.host) ?? null);
+    else {
+      const matched = [...nodes.all()]
+        .filter((n) => Object.entries(m.selector).every(([k, v]) => n.hello.labels[k] === v) && n.hello.addresses.length > 0)
+        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      for (const n of matched) push(formatHostPort({ host: n.hello.addresses[0] ?? '', port: m.port }), n);
+    }
+  }
+  return out;
+}
+
+function metricsOf(node: NodeRecord, service: CompiledService): NodeMetrics {
+  const s = node.sample;
+  const name = announcedServiceName(node, service);
+  const load = s?.services.find((x) => x.name === name);
+  return {
+    cores: node.hello.cores,
+    memoryBytes: node.hello.memoryBytes,
+    cpuUtilization: s?.cpuUtilization ?? 0,
+    memUtilization: s?.memUtilization ?? 0,
+    psiCpuSome: s?.psiCpuSome ?? null,
+    psiMemorySome: s?.psiMemorySome ?? null,
+    psiIoSome: s?.psiIoSome ?? null,
+    load1: s?.load1 ?? null,
+    runnable: s?.runnable ?? null,
+    cpuThrottled: s?.cpuThrottled ?? null,
+    connections: load?.established ?? null,
+    acceptsPerSecond: s?.tcpAcceptsPerSecond ?? null,
+  };
+}
+
+/**
+ * Which of the agent's announced services this policy service is: the one
+ * named like it, else the one whose port is the destination's, else the only one.
+ */
+function announcedServiceName(node: NodeRecord, service: CompiledService): string | null {
+  const announced = node.hello.services;
+  const byName = announced.find((x) => x.name === service.name);
+  if (byName) return byName.name ?? null;
+  const ports = service.servers.map((m) => (m.by === 'selector' ? m.port : Number(/:(\d+)$/.exec(m.address)?.[1])));
+  const byPort = announced.find((x) => ports.includes(x.port ?? -1));
+  if (byPort) return byPort.name ?? null;
+  return announced.length === 1 ? (announced[0]?.name ?? null) : null;
+}
+
+/**
+ * Water-filling: lower every weight whose share of the total exceeds `cap`
+ * until none does (or every server is at the cap, when there are too few).
+ */
+function capShares(all: readonly Candidate[], open: readonly Candidate[], cap: number): void {
+  for (let round = 0; round < all.length; round += 1) {
+    const total = all.reduce((a, c) => a + c.weight, 0);
+    const over = open.filter((c) => c.weight > cap * total + 1e-9);
+    if (total <= 0 || over.length === 0) return;
+    const rest = all.filter((c) => !over.includes(c)).reduce((a, c) => a + c.weight, 0);
+    // Each capped server gets cap × new total, where new total = rest + over × capped.
+    const capped = over.length * cap < 1 ? (cap * rest) / (1 - over.length * cap) : Math.max(...over.map((c) => c.weight));
+    for (const c of over) {
+      c.weight = Math.min(c.weight, capped);
+      c.reason += `; share capped at ${fmt(cap * 100)}%`;
     }
   }
 }

@@ -1,9 +1,11 @@
 // The one source of truth for weight-tuning policy files (apiVersion
-// loadfeed/v1). Everything a user may write is described here, with its
-// default; `compile.ts` turns a parsed file into a `CompiledPolicy`.
+// loadfeed/v1). Everything a user may write is described here with its
+// default; `compile.ts` turns a parsed file into a fully defaulted
+// `CompiledPolicy`, and `docs/policy.schema.json` is generated from here.
 import { z } from 'zod';
 import { parseHostPort, parseL4Address } from '@loadfeed/kernel-bridge';
 import { parseDuration } from '../duration.js';
+import { parseExpression } from './expression.js';
 
 export const API_VERSION = 'loadfeed/v1';
 
@@ -12,25 +14,53 @@ export const DEFAULT_AGENT_INTERVAL = '1s';
 export const DEFAULT_HALF_LIFE = '2s';
 export const DEFAULT_WEIGHT_MIN = 1;
 export const DEFAULT_WEIGHT_MAX = 100;
+export const DEFAULT_DEADBAND = 0.05;
+export const DEFAULT_SLOW_START = '10s';
+export const DEFAULT_SLOW_START_FROM = 0.1;
+export const DEFAULT_HOLD_FOR = '10s';
+// gRPC weighted round robin (A58) defaults, so `orca` is a faithful baseline.
+export const ORCA_BLACKOUT_PERIOD = '10s';
+export const ORCA_WEIGHT_EXPIRATION_PERIOD = '3m';
+export const ORCA_ERROR_UTILIZATION_PENALTY = 1.0;
+// pid: gains chosen so a 10 % utilisation error moves the weight ~5 % per sample.
+export const PID_KP = 0.5;
+export const PID_KI = 0.05;
+export const PID_KD = 0;
+export const PID_MAX_STEP = 0.2;
 
-const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const ms = parseDuration(value);
-  if (ms === null) {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is not a duration (e.g. 500ms, 2s, 1m)` });
-    return z.NEVER;
-  }
-  return ms;
-});
-
-/** A string the given address parser accepts; its error message becomes the issue. */
-const address = (parse: (text: string) => unknown) =>
-  z.string().superRefine((text, ctx) => {
-    try {
-      parse(text);
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+const duration = z
+  .union([z.string(), z.number()])
+  .transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === null) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is not a duration (e.g. 500ms, 2s, 1m)` });
+      return z.NEVER;
     }
-  });
+    return ms;
+  })
+  .meta({ description: 'a duration: 500ms, 2s, 1.5m, 1h, or a number of milliseconds' });
+
+const fraction = z.number().min(0).max(1);
+
+/** A string the given parser accepts; its error message becomes the issue. */
+function checked(parse: (text: string) => unknown, description: string) {
+  return z
+    .string()
+    .superRefine((text, ctx) => {
+      try {
+        parse(text);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    })
+    .meta({ description });
+}
+
+const expression = checked((text) => parseExpression(text), 'an expression over metrics, e.g. "mem > 0.95" (see docs/policy.md)');
+
+/** Engines whose services and servers are named in their own configuration rather than addressed. */
+export const NAME_ADDRESSED_ENGINES: readonly string[] = ['haproxy'];
+const HAPROXY_NAME = /^[A-Za-z0-9._:-]{1,127}$/;
 
 const name = z
   .string()
@@ -42,43 +72,153 @@ export const headroomSchema = z.strictObject({
   usePressure: z.boolean().default(true),
 });
 
-export const strategySchema = z.discriminatedUnion('name', [headroomSchema]);
-
-export const serverSchema = z.strictObject({
-  /** Agent node id that reports for this server; when omitted, the agent announcing the address's IP. */
-  node: name.optional(),
-  /** The engine's address of the destination, e.g. 192.0.2.21:8080. */
-  address: address((text) => parseHostPort(text)),
+export const orcaSchema = z.strictObject({
+  name: z.literal('orca'),
+  /** A58 error_utilization_penalty: how much errors per second count as utilisation. */
+  errorUtilizationPenalty: z.number().min(0).default(ORCA_ERROR_UTILIZATION_PENALTY),
+  /** A58 blackout_period: a server's weight is ignored this long after it starts reporting. */
+  blackoutPeriod: duration.prefault(ORCA_BLACKOUT_PERIOD),
+  /** A58 weight_expiration_period: a weight not refreshed this long is dropped (blackout starts again). */
+  weightExpirationPeriod: duration.prefault(ORCA_WEIGHT_EXPIRATION_PERIOD),
 });
 
-export const serviceSchema = z
+export const pidSchema = z.strictObject({
+  name: z.literal('pid'),
+  kp: z.number().min(0).default(PID_KP),
+  ki: z.number().min(0).default(PID_KI),
+  kd: z.number().min(0).default(PID_KD),
+  /** Largest relative weight change per sample, e.g. 0.2 = ±20 %. */
+  maxStep: z.number().gt(0).max(1).default(PID_MAX_STEP),
+  /** Also count connections in flight (relative to the service mean) when worse than CPU. */
+  useConnections: z.boolean().default(true),
+});
+
+export const connectionsSchema = z.strictObject({
+  name: z.literal('connections'),
+});
+
+export const expressionStrategySchema = z.strictObject({
+  name: z.literal('expression'),
+  /** Score of a server, >= 0; null (missing metric) gives it the service's mean. */
+  score: expression,
+});
+
+export const strategySchema = z.discriminatedUnion('name', [headroomSchema, orcaSchema, pidSchema, connectionsSchema, expressionStrategySchema]);
+
+export const serverSchema = z
   .strictObject({
-    name,
-    /** Engine that forwards this service: fastpath, memory (later ipvs, nftables, haproxy). */
-    engine: z.string().default('fastpath'),
-    /** The engine's address of the service, e.g. "tcp 192.0.2.10:80" (port 0: the fast path picks one). */
-    address: address((text) => parseL4Address(text, { allowPortZero: true })),
-    /** Scheduler in the engine's words (fastpath: wlc or swrr); the engine's default when omitted. */
-    scheduler: z.string().optional(),
-    servers: z.array(serverSchema).min(1, 'needs at least one server'),
-    strategy: strategySchema.prefault({ name: 'headroom' }),
-    smoothing: z.strictObject({ halfLife: duration.prefault(DEFAULT_HALF_LIFE) }).prefault({}),
-    weights: z
-      .strictObject({
-        min: z.number().int().min(0).default(DEFAULT_WEIGHT_MIN),
-        max: z.number().int().min(1).default(DEFAULT_WEIGHT_MAX),
-      })
-      .prefault({})
-      .superRefine((w, ctx) => {
-        if (w.min > w.max) ctx.addIssue({ code: 'custom', message: `must be <= weights.max (${w.max})`, path: ['min'] });
-      }),
+    /** Match the agent with this node id. */
+    node: name.optional(),
+    /**
+     * The engine's address of the destination: IP:PORT (e.g. 192.0.2.21:8080;
+     * without `node`, the agent announcing this IP), or for HAProxy the server
+     * name in its backend.
+     */
+    address: z.string().min(1).optional(),
+    /** Match every agent whose labels include all of these (a pool); the destination is the agent's first address and `port`. */
+    selector: z.record(z.string(), z.string()).optional(),
+    /** With `selector`: the service port on each matched agent. */
+    port: z.number().int().min(1).max(65535).optional(),
+  })
+  .superRefine((s, ctx) => {
+    if (s.selector !== undefined) {
+      if (s.node !== undefined || s.address !== undefined) ctx.addIssue({ code: 'custom', message: 'selector cannot be combined with node or address' });
+      if (s.port === undefined) ctx.addIssue({ code: 'custom', message: 'selector needs port', path: ['port'] });
+    } else {
+      if (s.address === undefined) ctx.addIssue({ code: 'custom', message: 'needs address (or selector and port)', path: ['address'] });
+      if (s.port !== undefined) ctx.addIssue({ code: 'custom', message: 'port goes with selector; put the port in address', path: ['port'] });
+    }
   });
+
+export const guardSchema = z.strictObject({
+  /** Name for logs and reasons; defaults to the condition text. */
+  name: z.string().optional(),
+  when: expression,
+  /** Fixed weight while the condition holds (0 = take no new connections). */
+  weight: z.number().int().min(0),
+});
+
+export const serviceSchema = z.strictObject({
+  name,
+  /** Engine that forwards this service (fastpath, memory, ipvs, nftables, haproxy). */
+  engine: z.string().default('fastpath'),
+  /** The engine's address of the service: "tcp 192.0.2.10:80" (port 0: the fast path picks one), or for HAProxy the backend name. */
+  address: z.string().min(1),
+  /** Scheduler in the engine's words (fastpath: wlc or swrr); the engine's default when omitted. */
+  scheduler: z.string().optional(),
+  servers: z.array(serverSchema).min(1, 'needs at least one server'),
+  strategy: strategySchema.prefault({ name: 'headroom' }),
+  smoothing: z.strictObject({ halfLife: duration.prefault(DEFAULT_HALF_LIFE) }).prefault({}),
+  /** Skip a weight change smaller than this fraction of the current weight. */
+  deadband: fraction.default(DEFAULT_DEADBAND),
+  /** Largest change of one weight per second, as a fraction of weights.max; null = unlimited. */
+  maxChangePerSecond: z.number().gt(0).nullable().default(null),
+  weights: z
+    .strictObject({
+      min: z.number().int().min(0).default(DEFAULT_WEIGHT_MIN),
+      max: z.number().int().min(1).default(DEFAULT_WEIGHT_MAX),
+      /** Round weights to multiples of this; auto = coarse steps (max/20) where the scheduler restarts on every update (IPVS wrr), else 1. */
+      quantum: z.union([z.literal('auto'), z.number().int().min(1)]).default('auto'),
+    })
+    .prefault({})
+    .superRefine((w, ctx) => {
+      if (w.min > w.max) ctx.addIssue({ code: 'custom', message: `must be <= weights.max (${w.max})`, path: ['min'] });
+    }),
+  /** Clamp every weight to [min, max] × the service mean, as gRPC does (0.01..10); null = off. */
+  meanBand: z
+    .strictObject({ min: z.number().min(0).default(0.01), max: z.number().min(1).default(10) })
+    .nullable()
+    .default(null),
+  /** No server gets more than this share of the service's total weight; null = off. */
+  shareCap: z.number().gt(0).max(1).nullable().default(null),
+  /** New or returning servers ramp from `from` × their weight to all of it over `duration`. */
+  slowStart: z
+    .strictObject({ duration: duration.prefault(DEFAULT_SLOW_START), from: fraction.default(DEFAULT_SLOW_START_FROM) })
+    .nullable()
+    .prefault({}),
+  /** After (re)connecting, a server's metrics are ignored this long and it gets the service mean. */
+  blackout: duration.prefault('0s'),
+  guards: z.array(guardSchema).default([]),
+  /** What a server whose agent went silent or away gets: 0 at once, or its last weight for `holdFor`, then 0. */
+  stale: z
+    .strictObject({ action: z.enum(['quiesce', 'hold']).default('quiesce'), holdFor: duration.prefault(DEFAULT_HOLD_FOR) })
+    .prefault({}),
+  /** If every server would get 0 because metrics vanished: keep the last weights, or give all equal ones. */
+  allZero: z.enum(['keep-last', 'equal']).default('keep-last'),
+}).superRefine((s, ctx) => {
+  const issue = (path: PropertyKey[], message: string): void => ctx.addIssue({ code: 'custom', message, path });
+  const tryParse = (path: PropertyKey[], parse: () => unknown): void => {
+    try {
+      parse();
+    } catch (err) {
+      issue(path, (err as Error).message);
+    }
+  };
+  const named = NAME_ADDRESSED_ENGINES.includes(s.engine);
+  if (named) {
+    if (!HAPROXY_NAME.test(s.address)) issue(['address'], `"${s.address}" is not a ${s.engine} backend name`);
+  } else {
+    tryParse(['address'], () => parseL4Address(s.address, { allowPortZero: true }));
+  }
+  s.servers.forEach((srv, j) => {
+    if (srv.address === undefined) return;
+    if (!named) tryParse(['servers', j, 'address'], () => parseHostPort(srv.address ?? ''));
+    else if (srv.node === undefined) issue(['servers', j, 'node'], `${s.engine} servers are named, not addressed: give the node id of the agent that reports for "${srv.address}"`);
+    else if (!HAPROXY_NAME.test(srv.address)) issue(['servers', j, 'address'], `"${srv.address}" is not a ${s.engine} server name`);
+  });
+  if (named && s.servers.some((srv) => srv.selector !== undefined)) {
+    issue(['servers'], `${s.engine} servers are named in its configuration: match them by node, not by selector`);
+  }
+  s.guards.forEach((g, j) => {
+    if (g.weight > s.weights.max) issue(['guards', j, 'weight'], `${g.weight} must be <= weights.max (${s.weights.max})`);
+  });
+});
 
 export const policySchema = z.strictObject({
   apiVersion: z.literal(API_VERSION, { error: `must be "${API_VERSION}"` }),
   liveness: z
     .strictObject({
-      /** A node with no sample for this long is quiesced (weight 0). */
+      /** A node with no sample for this long is stale. */
       staleAfter: duration.prefault(DEFAULT_STALE_AFTER),
     })
     .prefault({}),

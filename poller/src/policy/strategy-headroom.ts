@@ -3,24 +3,23 @@
 // shrinks towards zero. Load is the worse of CPU utilisation and CPU pressure
 // (PSI some avg10): pressure sees contention that utilisation hides, e.g. a
 // noisy neighbour stealing the cores or a run queue building up.
-import type { Strategy } from './strategy.js';
-import type { headroomSchema } from './schema.js';
+// For: heterogeneous servers and changing background load; the default.
 import type { z } from 'zod';
+import type { headroomSchema } from './schema.js';
+import { fmt, type Strategy } from './strategy.js';
 
 type HeadroomConfig = z.output<typeof headroomSchema>;
 
-export const headroomStrategy: Strategy<HeadroomConfig> = {
+export const headroomStrategy: Strategy<HeadroomConfig, null> = {
   name: 'headroom',
-  score(config, m) {
-    const pressure = config.usePressure ? m.psiCpuSome : null;
-    const byPressure = pressure !== null && pressure > m.cpuUtilization;
-    const load = Math.min(1, Math.max(0, byPressure ? (pressure ?? 0) : m.cpuUtilization));
-    const score = m.cores * (1 - load);
-    const what = byPressure ? `cpu pressure ${fmt(load)}` : `cpu ${fmt(load)}`;
-    return { score, reason: `${what} of ${fmt(m.cores)} cores` };
+  createState: () => null,
+  weigh(config, servers) {
+    return servers.map(({ metrics: m }) => {
+      const pressure = config.usePressure ? m.psiCpuSome : null;
+      const byPressure = pressure !== null && pressure > m.cpuUtilization;
+      const load = Math.min(1, Math.max(0, byPressure ? (pressure ?? 0) : m.cpuUtilization));
+      const what = byPressure ? `cpu pressure ${fmt(load)}` : `cpu ${fmt(load)}`;
+      return { score: m.cores * (1 - load), reason: `${what} of ${fmt(m.cores)} cores` };
+    });
   },
 };
-
-function fmt(x: number): string {
-  return Number(x.toFixed(2)).toString();
-}

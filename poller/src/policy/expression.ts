@@ -1,0 +1,217 @@
+// A small, safe arithmetic language for policy files: guards ("mem > 0.95")
+// and the `expression` strategy ("cores * (1 - max(cpu, psi_cpu))"). It is
+// parsed once at compile time into a tree and evaluated by walking it: no
+// `eval`, no property access, no loops, so a policy cannot run arbitrary code.
+//
+// Grammar (usual precedence, left-associative):
+//   expr   := or
+//   or     := and ('||' and)*
+//   and    := cmp ('&&' cmp)*
+//   cmp    := sum (('<' | '<=' | '>' | '>=' | '==' | '!=') sum)?
+//   sum    := prod (('+' | '-') prod)*
+//   prod   := unary (('*' | '/') unary)*
+//   unary  := ('-' | '!') unary | atom
+//   atom   := NUMBER | NAME | NAME '(' expr (',' expr)* ')' | '(' expr ')'
+// Values are numbers; comparisons and logic give 1 or 0. A metric the agent
+// could not measure is null, and null propagates: arithmetic on null is null,
+// a comparison with null is false (so a guard never fires on missing data).
+
+export const EXPRESSION_VARIABLES = {
+  cpu: 'CPU utilisation of the scope, fraction of its capacity',
+  mem: 'memory utilisation, fraction',
+  psi_cpu: 'CPU pressure, some avg10, fraction (null without PSI)',
+  psi_memory: 'memory pressure, some avg10, fraction (null without PSI)',
+  psi_io: 'I/O pressure, some avg10, fraction (null without PSI)',
+  load1: 'host 1-minute load average',
+  runnable: 'host runnable tasks',
+  cores: 'CPU capacity of the scope, cores',
+  memory_bytes: 'memory capacity of the scope, bytes',
+  throttled: 'fraction of CFS periods throttled (cgroup scope)',
+  connections: "established connections on the service's port",
+  accepts: 'host connections accepted per second',
+} as const;
+
+export type VariableName = keyof typeof EXPRESSION_VARIABLES;
+export type Variables = Readonly<Record<VariableName, number | null>>;
+
+type Node =
+  | { readonly k: 'num'; readonly v: number }
+  | { readonly k: 'var'; readonly name: VariableName }
+  | { readonly k: 'un'; readonly op: '-' | '!'; readonly a: Node }
+  | { readonly k: 'bin'; readonly op: string; readonly a: Node; readonly b: Node }
+  | { readonly k: 'call'; readonly fn: FunctionName; readonly args: readonly Node[] };
+
+const FUNCTIONS = {
+  min: { arity: [1, Infinity], f: (xs: number[]) => Math.min(...xs) },
+  max: { arity: [1, Infinity], f: (xs: number[]) => Math.max(...xs) },
+  clamp: { arity: [3, 3], f: ([x = 0, lo = 0, hi = 0]: number[]) => Math.min(hi, Math.max(lo, x)) },
+  abs: { arity: [1, 1], f: ([x = 0]: number[]) => Math.abs(x) },
+  sqrt: { arity: [1, 1], f: ([x = 0]: number[]) => Math.sqrt(x) },
+} as const;
+type FunctionName = keyof typeof FUNCTIONS;
+
+export class ExpressionError extends Error {
+  override readonly name = 'ExpressionError';
+}
+
+export interface Expression {
+  readonly source: string;
+  /** Names of the variables it reads. */
+  readonly variables: ReadonlySet<VariableName>;
+  evaluate(vars: Variables): number | null;
+}
+
+const TOKEN = /\s*(?:(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|(<=|>=|==|!=|&&|\|\||[-+*/()<>!,]))/y;
+
+export function parseExpression(source: string): Expression {
+  const tokens: { text: string; kind: 'num' | 'name' | 'op'; at: number }[] = [];
+  TOKEN.lastIndex = 0;
+  while (TOKEN.lastIndex < source.length) {
+    const at = TOKEN.lastIndex;
+    const m = TOKEN.exec(source);
+    if (!m) {
+      if (source.slice(at).trim() === '') break;
+      throw new ExpressionError(`unexpected "${source.slice(at).trim()[0]}" at column ${at + 1 + (source.slice(at).length - source.slice(at).trimStart().length)}`);
+    }
+    const text = m[1] ?? m[2] ?? m[3] ?? '';
+    tokens.push({ text, kind: m[1] !== undefined ? 'num' : m[2] !== undefined ? 'name' : 'op', at: m.index + m[0].length - text.length });
+  }
+  let i = 0;
+  const variables = new Set<VariableName>();
+  const peek = (): string | undefined => tokens[i]?.text;
+  const fail = (want: string): never => {
+    const t = tokens[i];
+    throw new ExpressionError(t ? `expected ${want} at column ${t.at + 1}, found "${t.text}"` : `expected ${want} at the end`);
+  };
+  const expect = (text: string): void => {
+    if (peek() !== text) fail(`"${text}"`);
+    i += 1;
+  };
+  const binary = (next: () => Node, ops: readonly string[]): (() => Node) => () => {
+    let a = next();
+    while (ops.includes(peek() ?? '')) {
+      const op = tokens[i++]?.text ?? '';
+      a = { k: 'bin', op, a, b: next() };
+    }
+    return a;
+  };
+  const atom = (): Node => {
+    const t = tokens[i];
+    if (!t) return fail('a number, a name or "("');
+    if (t.kind === 'num') {
+      i += 1;
+      return { k: 'num', v: Number(t.text) };
+    }
+    if (t.text === '(') {
+      i += 1;
+      const e = or();
+      expect(')');
+      return e;
+    }
+    if (t.kind === 'name') {
+      i += 1;
+      if (peek() === '(') {
+        if (!(t.text in FUNCTIONS)) throw new ExpressionError(`unknown function "${t.text}" (known: ${Object.keys(FUNCTIONS).join(', ')})`);
+        i += 1;
+        const args = [or()];
+        while (peek() === ',') {
+          i += 1;
+          args.push(or());
+        }
+        expect(')');
+        const fn = t.text as FunctionName;
+        const [lo, hi] = FUNCTIONS[fn].arity;
+        if (args.length < lo || args.length > hi) {
+          throw new ExpressionError(`${fn}() takes ${lo === hi ? lo : `${lo} or more`} argument${lo === 1 && hi === 1 ? '' : 's'}, got ${args.length}`);
+        }
+        return { k: 'call', fn, args };
+      }
+      if (!(t.text in EXPRESSION_VARIABLES)) {
+        throw new ExpressionError(`unknown name "${t.text}" (known: ${Object.keys(EXPRESSION_VARIABLES).join(', ')})`);
+      }
+      variables.add(t.text as VariableName);
+      return { k: 'var', name: t.text as VariableName };
+    }
+    return fail('a number, a name or "("');
+  };
+  const unary = (): Node => {
+    const op = peek();
+    if (op === '-' || op === '!') {
+      i += 1;
+      return { k: 'un', op, a: unary() };
+    }
+    return atom();
+  };
+  const prod = binary(unary, ['*', '/']);
+  const sum = binary(prod, ['+', '-']);
+  const cmp = (): Node => {
+    const a = sum();
+    const op = peek();
+    if (op === '<' || op === '<=' || op === '>' || op === '>=' || op === '==' || op === '!=') {
+      i += 1;
+      return { k: 'bin', op, a, b: sum() };
+    }
+    return a;
+  };
+  const and = binary(cmp, ['&&']);
+  const or = binary(and, ['||']);
+  if (tokens.length === 0) throw new ExpressionError('empty expression');
+  const tree = or();
+  if (i < tokens.length) fail('an operator or the end');
+  return { source, variables, evaluate: (vars) => evaluate(tree, vars) };
+}
+
+function evaluate(n: Node, vars: Variables): number | null {
+  switch (n.k) {
+    case 'num':
+      return n.v;
+    case 'var':
+      return vars[n.name];
+    case 'un': {
+      const a = evaluate(n.a, vars);
+      if (n.op === '!') return a === null ? 1 : a === 0 ? 1 : 0;
+      return a === null ? null : -a;
+    }
+    case 'call': {
+      const args = n.args.map((x) => evaluate(x, vars));
+      if (args.some((x) => x === null)) return null;
+      return FUNCTIONS[n.fn].f(args as number[]);
+    }
+    case 'bin': {
+      if (n.op === '&&' || n.op === '||') {
+        const a = truthy(evaluate(n.a, vars));
+        if (n.op === '&&' ? !a : a) return a ? 1 : 0;
+        return truthy(evaluate(n.b, vars)) ? 1 : 0;
+      }
+      const a = evaluate(n.a, vars);
+      const b = evaluate(n.b, vars);
+      if (a === null || b === null) return ['<', '<=', '>', '>=', '==', '!='].includes(n.op) ? 0 : null;
+      switch (n.op) {
+        case '+':
+          return a + b;
+        case '-':
+          return a - b;
+        case '*':
+          return a * b;
+        case '/':
+          return b === 0 ? null : a / b;
+        case '<':
+          return a < b ? 1 : 0;
+        case '<=':
+          return a <= b ? 1 : 0;
+        case '>':
+          return a > b ? 1 : 0;
+        case '>=':
+          return a >= b ? 1 : 0;
+        case '==':
+          return a === b ? 1 : 0;
+        default:
+          return a !== b ? 1 : 0;
+      }
+    }
+  }
+}
+
+function truthy(x: number | null): boolean {
+  return x !== null && x !== 0;
+}

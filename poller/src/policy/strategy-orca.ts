@@ -1,0 +1,69 @@
+// orca: gRPC's weighted round robin (proposal A58), reproduced rule for rule
+// so it is a faithful baseline to compare loadfeed's strategies against.
+//   weight = qps / (utilisation + error_utilization_penalty × eps / qps)
+// - A report with qps = 0 or utilisation = 0 is ignored (the weight is not updated).
+// - blackout_period: a server's weight is not used until it has been
+//   reporting for this long (non_empty_since), so a freshly started server is
+//   not flooded on the strength of its idle first reports.
+// - weight_expiration_period: a weight not refreshed for this long is
+//   dropped and the blackout starts again when reports resume.
+// - A server without a usable weight gets the mean of those with one; with
+//   fewer than two usable weights every server is treated equally (round robin).
+// Mapping: utilisation = CPU utilisation (A58: application_utilization when
+// set, else cpu_utilization; agents report no application figure yet), qps =
+// the agent's accepted connections per second, eps = 0 (agents report no
+// error rate yet). The 0.01–10 × mean clamp of gRPC's scheduler is the
+// `meanBand` wrapper.
+// For: comparing with what proxyless gRPC clients do.
+import type { z } from 'zod';
+import type { orcaSchema } from './schema.js';
+import { fmt, type Score, type Strategy } from './strategy.js';
+
+type OrcaConfig = z.output<typeof orcaSchema>;
+
+interface EndpointWeight {
+  weight: number;
+  nonEmptySince: number | null;
+  lastUpdated: number | null;
+  sampleId: string;
+  connectedAt: number;
+}
+
+export const orcaStrategy: Strategy<OrcaConfig, Map<string, EndpointWeight>> = {
+  name: 'orca',
+  createState: () => new Map(),
+  weigh(config, servers, state, now) {
+    const weights = servers.map((s): { w: number; why: string } => {
+      let e = state.get(s.key);
+      if (!e || e.connectedAt !== s.connectedAt) {
+        // A new connection is a new subchannel in gRPC terms: fresh state.
+        e = { weight: 0, nonEmptySince: null, lastUpdated: null, sampleId: '', connectedAt: s.connectedAt };
+        state.set(s.key, e);
+      }
+      if (e.sampleId !== s.sampleId) {
+        e.sampleId = s.sampleId;
+        const utilization = s.metrics.cpuUtilization;
+        const qps = s.metrics.acceptsPerSecond ?? 0;
+        if (utilization > 0 && qps > 0) {
+          const eps = 0;
+          e.weight = qps / (utilization + (eps / qps) * config.errorUtilizationPenalty);
+          e.lastUpdated = s.sampleAt;
+          e.nonEmptySince ??= s.sampleAt;
+        }
+      }
+      if (e.lastUpdated === null) return { w: 0, why: 'no report with qps and utilisation yet' };
+      if (now - e.lastUpdated >= config.weightExpirationPeriod) {
+        e.nonEmptySince = null;
+        return { w: 0, why: 'weight expired' };
+      }
+      if (config.blackoutPeriod > 0 && (e.nonEmptySince === null || now - e.nonEmptySince < config.blackoutPeriod)) {
+        return { w: 0, why: 'blackout period' };
+      }
+      return { w: e.weight, why: `qps ${fmt(s.metrics.acceptsPerSecond ?? 0)} / cpu ${fmt(s.metrics.cpuUtilization)}` };
+    });
+    for (const key of state.keys()) if (!servers.some((s) => s.key === key)) state.delete(key);
+    const usable = weights.filter((x) => x.w > 0).length;
+    if (usable < 2) return weights.map((x): Score => ({ score: 1, reason: `round robin: ${usable} usable weight${usable === 1 ? '' : 's'} (${x.why})` }));
+    return weights.map((x): Score => (x.w > 0 ? { score: x.w, reason: x.why } : { score: null, reason: `mean weight: ${x.why}` }));
+  },
+};
