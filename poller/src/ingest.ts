@@ -14,6 +14,7 @@ import type {
 } from '@loadfeed/proto';
 import { IngestError } from './errors.js';
 import type { NodeRecord, NodeTable } from './node-table.js';
+import type { TraceRecord } from './trace.js';
 
 export const MAX_CORES = 4096;
 /** Utilisation above this is a broken agent, not a busy server (process scope may exceed 1). */
@@ -27,6 +28,8 @@ export interface IngestCounters {
 
 export interface IngestOptions {
   readonly table: NodeTable;
+  /** Every accepted message, for `--record` traces. */
+  readonly record?: (event: TraceRecord) => void;
   /** Sampling interval to push to agents on connect, ms. */
   intervalMs(): number;
   readonly log: (event: Record<string, unknown>, msg: string) => void;
@@ -57,7 +60,11 @@ export class Ingest {
       if (finished) return;
       finished = true;
       if (node) {
-        if (this.streams.get(node.id) === call) this.streams.delete(node.id);
+        // A stream replaced by a newer one of the same node ends quietly.
+        if (this.streams.get(node.id) === call) {
+          this.streams.delete(node.id);
+          this.options.record?.({ type: 'end', node: node.id });
+        }
         this.options.table.disconnect(node);
       }
     };
@@ -78,6 +85,7 @@ export class Ingest {
           }
           this.streams.set(hello.nodeId, call);
           node = this.options.table.connect(hello);
+          this.options.record?.({ type: 'hello', node: hello.nodeId, hello });
           this.options.log({ node: hello.nodeId, scope: hello.scope, cores: hello.cores, peer: call.getPeer() }, 'agent connected');
           call.write({ config: { intervalMs: this.options.intervalMs() } });
           return;
@@ -87,6 +95,7 @@ export class Ingest {
           const sample = checkSample(msg.sample as Sample | null, node.hello, lastSeq);
           lastSeq = sample.seq;
           this.options.table.accept(node, sample);
+          this.options.record?.({ type: 'sample', node: node.id, sample });
           this.counters.accepted += 1;
           call.write({ ack: { lastSeq } } satisfies Partial<PollerMessage>);
           return;
@@ -94,6 +103,7 @@ export class Ingest {
         if (msg.body === 'drain' || msg.body === 'undrain') {
           const reason = msg.body === 'drain' ? (msg.drain?.reason ?? '').slice(0, 200) : null;
           this.options.table.setDrain(node, reason);
+          this.options.record?.(reason === null ? { type: 'undrain', node: node.id } : { type: 'drain', node: node.id, reason });
           this.options.log({ node: node.id, reason }, msg.body === 'drain' ? 'agent asked to be drained' : 'agent drain cancelled');
           return;
         }

@@ -7,12 +7,15 @@
  * service the policy does not name, or give up the last good policy for a
  * bad one.
  */
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
-import { PolicyError } from './errors.js';
-import { loadPolicyFile } from './policy/compile.js';
+import { formatProblem } from './errors.js';
+import { compilePolicy } from './policy/compile.js';
+import { PolicyReloader } from './policy/reloader.js';
 import { Poller } from './poller.js';
 import { defaultEngines, defaultStrategies } from './registries.js';
+import { DEFAULT_RECORD_MAX_BYTES, TraceRecorder } from './trace.js';
 
 export const DEFAULT_LISTEN = '0.0.0.0:7415';
 
@@ -20,8 +23,13 @@ export const POLLER_USAGE = `Usage: loadfeed-poller --policy FILE [options]
 
 Runs the poller: accepts agents, turns their load into weights, applies them.
 
-  --policy FILE          weight-tuning policy (YAML or JSON); SIGHUP reloads it
+  --policy FILE          weight-tuning policy (YAML or JSON); reloaded when it
+                         changes and on SIGHUP (a bad file is refused, the last
+                         good policy stays in force)
   --listen HOST:PORT     gRPC address for agents (default ${DEFAULT_LISTEN})
+  --record FILE          write every agent message to FILE as a trace for
+                         "loadfeed policy simulate" (stops at --record-max-bytes)
+  --record-max-bytes N   default ${DEFAULT_RECORD_MAX_BYTES}
   --log-level LEVEL      trace, debug, info, warn, error (default info)
   -h, --help             show this help
 `;
@@ -32,6 +40,8 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
     options: {
       policy: { type: 'string' },
       listen: { type: 'string', default: DEFAULT_LISTEN },
+      record: { type: 'string' },
+      'record-max-bytes': { type: 'string', default: String(DEFAULT_RECORD_MAX_BYTES) },
       'log-level': { type: 'string', default: 'info' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -42,29 +52,32 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (!values.policy) throw new Error('--policy FILE is required (see loadfeed-poller --help)');
+  const maxBytes = Number(values['record-max-bytes']);
+  if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new Error(`--record-max-bytes: ${values['record-max-bytes']} must be a positive number of bytes`);
   const logger = pino({ level: values['log-level'] });
   const engines = defaultEngines();
   const file = values.policy;
-  const policy = await loadPolicyFile(file, engines.limits());
-  const poller = new Poller({ listen: values.listen, policy, engines, strategies: defaultStrategies(), logger });
+  const text = await readFile(file, 'utf8');
+  const policy = compilePolicy(text, file, engines.limits());
+  const recorder = values.record
+    ? new TraceRecorder(values.record, maxBytes, () => logger.warn({ file: values.record, maxBytes }, 'trace reached its size limit; recording stopped'))
+    : undefined;
+  const poller = new Poller({ listen: values.listen, policy, engines, strategies: defaultStrategies(), logger, ...(recorder ? { recorder } : {}) });
   const port = await poller.start();
-  logger.info({ listen: values.listen, port, policy: file, services: policy.services.length }, 'poller started');
+  logger.info({ listen: values.listen, port, policy: file, services: policy.services.length, record: values.record ?? null }, 'poller started');
 
-  const reload = (): void => {
-    loadPolicyFile(file, engines.limits()).then(
-      (next) => {
-        poller.setPolicy(next);
-        logger.info({ policy: file }, 'policy reloaded');
-      },
-      (err: unknown) => {
-        const problems = err instanceof PolicyError ? err.problems : [{ message: String(err) }];
-        logger.error({ policy: file, problems }, 'policy refused; the last good policy stays in force');
-      },
-    );
-  };
-  process.on('SIGHUP', reload);
+  const reloader = new PolicyReloader(file, text, engines.limits(), (outcome) => {
+    if (outcome.ok) {
+      poller.setPolicy(outcome.policy);
+      logger.info({ policy: file, services: outcome.policy.services.length }, 'policy reloaded');
+    } else {
+      poller.refusePolicy(outcome.problems);
+      logger.error({ policy: file, problems: outcome.problems.map(formatProblem) }, 'policy refused; the last good policy stays in force');
+    }
+  });
+  reloader.start();
   await waitForSignal(logger);
-  process.off('SIGHUP', reload);
+  reloader.stop();
   await poller.stop();
   return 0;
 }

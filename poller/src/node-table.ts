@@ -8,6 +8,7 @@
 // invented node ids grow memory.
 import { LRUCache } from 'lru-cache';
 import type { Hello, Sample } from '@loadfeed/proto';
+import type { NodeLookup } from './policy/evaluate.js';
 
 export const DEFAULT_STALE_AFTER_MS = 2_000;
 /** How often deadlines are checked: the quiesce delay is at most staleAfter + this. */
@@ -61,6 +62,19 @@ export class NodeTable {
     this.staleAfterMs = ms;
   }
 
+  /** A consistent view for one policy evaluation (the address index is built at most once). */
+  lookup(): NodeLookup {
+    let byHost: Map<string, NodeRecord> | null = null;
+    return {
+      all: () => this.nodes.values(),
+      byId: (id) => this.nodes.get(id),
+      byHost: (host) => {
+        byHost ??= new Map([...this.nodes.values()].flatMap((n) => n.hello.addresses.map((a) => [a, n] as const)));
+        return byHost.get(host);
+      },
+    };
+  }
+
   get(id: string): NodeRecord | undefined {
     return this.nodes.get(id);
   }
@@ -107,7 +121,8 @@ export class NodeTable {
     this.transition(node, 'gone');
   }
 
-  private sweep(): void {
+  /** Turn nodes whose last sample is older than staleAfter stale (run every LIVENESS_SWEEP_MS). */
+  sweep(): void {
     const deadline = this.now() - this.staleAfterMs;
     for (const node of this.nodes.values()) {
       if (node.state === 'live' && node.sampleAt < deadline) this.transition(node, 'stale');

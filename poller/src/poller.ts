@@ -7,12 +7,14 @@ import type { Engine, Observation } from '@loadfeed/kernel-bridge';
 import { telemetryService } from '@loadfeed/proto';
 import type { Logger } from 'pino';
 import type { EngineRegistry } from './engines.js';
+import type { PolicyProblem } from './errors.js';
 import { Ingest } from './ingest.js';
-import { NodeTable, type NodeEvent, type NodeRecord } from './node-table.js';
+import { NodeTable, type NodeEvent } from './node-table.js';
 import type { CompiledPolicy } from './policy/compile.js';
-import { WeightEvaluator, type NodeLookup, type WeightDecision } from './policy/evaluate.js';
+import { WeightEvaluator, type WeightDecision } from './policy/evaluate.js';
 import type { StrategyRegistry } from './policy/strategy.js';
 import { plan, type DesiredService } from './planner.js';
+import type { TraceRecord, TraceRecorder } from './trace.js';
 
 /** Server pings every agent connection this often; a hung host is cut off within ~2× this. */
 export const SERVER_KEEPALIVE_MS = 1_000;
@@ -27,6 +29,8 @@ export interface PollerOptions {
   readonly engines: EngineRegistry;
   readonly strategies: StrategyRegistry;
   readonly logger: Logger;
+  /** Record every accepted agent message (`--record`). */
+  readonly recorder?: TraceRecorder;
 }
 
 export interface ServiceSnapshot {
@@ -36,7 +40,18 @@ export interface ServiceSnapshot {
   readonly decisions: readonly WeightDecision[];
 }
 
+export interface PolicyStatus {
+  readonly file: string;
+  /** Wall-clock time the policy in force was loaded. */
+  readonly loadedAt: string;
+  /** Problems of the last refused file; empty when the newest file is in force. */
+  readonly refused: readonly PolicyProblem[];
+}
+
 export interface PollerSnapshot {
+  /** `degraded` while the newest policy file is refused or an engine fails. */
+  readonly health: 'ok' | 'degraded';
+  readonly policy: PolicyStatus;
   readonly nodes: readonly {
     readonly id: string;
     readonly state: string;
@@ -62,6 +77,7 @@ export class Poller {
   /** Engines whose weights were adopted already. */
   private readonly adopted = new Set<string>();
   private policy: CompiledPolicy;
+  private policyStatus: PolicyStatus;
   private decisions = new Map<string, readonly WeightDecision[]>();
   private dirty = false;
   private cycling: Promise<void> | null = null;
@@ -71,11 +87,13 @@ export class Poller {
 
   constructor(private readonly options: PollerOptions) {
     this.policy = options.policy;
+    this.policyStatus = { file: options.policy.file, loadedAt: new Date().toISOString(), refused: [] };
     this.evaluator = new WeightEvaluator(options.strategies);
     this.table = new NodeTable(this.policy.liveness.staleAfterMs, (e) => this.onNodeEvent(e));
     this.ingest = new Ingest({
       table: this.table,
       intervalMs: () => this.policy.agents.intervalMs,
+      ...(options.recorder ? { record: (e: TraceRecord) => options.recorder?.record(e) } : {}),
       log: (event, msg) => options.logger.info(event, msg),
     });
     this.server.addService(telemetryService, this.ingest.service);
@@ -94,12 +112,18 @@ export class Poller {
 
   /** Swap in a new policy atomically; the next cycle uses it. */
   setPolicy(policy: CompiledPolicy): void {
+    this.policyStatus = { file: policy.file, loadedAt: new Date().toISOString(), refused: [] };
     const intervalChanged = policy.agents.intervalMs !== this.policy.agents.intervalMs;
     this.policy = policy;
     this.table.setStaleAfter(policy.liveness.staleAfterMs);
     this.evaluator.retain(new Set(policy.services.map((s) => s.name)));
     if (intervalChanged) this.ingest.broadcastInterval(policy.agents.intervalMs);
     this.markDirty();
+  }
+
+  /** A newer policy file was refused: the current policy stays, the status shows why. */
+  refusePolicy(problems: readonly PolicyProblem[]): void {
+    this.policyStatus = { ...this.policyStatus, refused: problems };
   }
 
   /** Resolves when no cycle is running or pending. */
@@ -109,6 +133,8 @@ export class Poller {
 
   snapshot(): PollerSnapshot {
     return {
+      health: this.engineError !== null || this.policyStatus.refused.length > 0 ? 'degraded' : 'ok',
+      policy: this.policyStatus,
       nodes: [...this.table.all()].map((n) => ({
         id: n.id,
         state: n.state,
@@ -148,6 +174,7 @@ export class Poller {
     await this.settled();
     await Promise.all([...this.engines.values()].map((e) => e.close()));
     this.engines.clear();
+    await this.options.recorder?.close();
   }
 
   private onNodeEvent(e: NodeEvent): void {
@@ -179,7 +206,7 @@ export class Poller {
 
   private async applyPolicy(): Promise<void> {
     const policy = this.policy;
-    const lookup = this.lookup();
+    const lookup = this.table.lookup();
     const byEngine = new Map<string, DesiredService[]>();
     const decided = new Map<string, readonly WeightDecision[]>();
     for (const service of policy.services) {
@@ -250,17 +277,5 @@ export class Poller {
       this.evaluator.adopt(service, weights, now, policy.liveness.staleAfterMs);
       this.options.logger.info({ service: service.name, engine: kind, weights: Object.fromEntries(weights) }, 'adopted the weights the engine has');
     }
-  }
-
-  private lookup(): NodeLookup {
-    let byHost: Map<string, NodeRecord> | null = null;
-    return {
-      all: () => this.table.all(),
-      byId: (id) => this.table.get(id),
-      byHost: (host) => {
-        byHost ??= new Map([...this.table.all()].flatMap((n) => n.hello.addresses.map((a) => [a, n] as const)));
-        return byHost.get(host);
-      },
-    };
   }
 }
