@@ -1,58 +1,22 @@
 import test from 'ava';
-import { Hello, Sample } from '@loadfeed/proto';
-import {
-  compilePolicy,
-  defaultEngines,
-  defaultStrategies,
-  NodeTable,
-  WeightEvaluator,
-  type CompiledService,
-  type NodeLookup,
-} from '@loadfeed/poller';
+import { harness } from '../helpers/policy-harness.js';
 
-function setup(extra = '') {
-  const policy = compilePolicy(
-    `apiVersion: loadfeed/v1
-services:
-  - name: web
-    address: tcp 127.0.0.1:8080
-    smoothing: { halfLife: 1s }
-    weights: { min: 1, max: 100 }
-    deadband: 0
-    slowStart: null
-    servers:
+const SERVERS = `    servers:
       - { node: a, address: "127.0.0.1:1" }
       - { node: b, address: "127.0.0.1:2" }
       - { address: "192.0.2.3:3" }
-${extra}`,
-    'p.yaml',
-    defaultEngines().limits(),
-  );
-  let now = 0;
-  const table = new NodeTable(2000, () => undefined, () => now);
-  const lookup: NodeLookup = {
-    all: () => table.all(),
-    byId: (id) => table.get(id),
-    byHost: (host) => [...table.all()].find((n) => n.hello.addresses.includes(host)),
-  };
-  const evaluator = new WeightEvaluator(defaultStrategies());
-  const service = policy.services[0] as CompiledService;
-  const seqs = new Map<string, number>();
+`;
+
+function setup(extra = '') {
+  const h = harness(`    smoothing: { halfLife: 1s }
+    weights: { min: 1, max: 100 }
+    deadband: 0
+    slowStart: null
+${extra}${SERVERS}`);
   return {
-    table,
-    evaluate: () => evaluator.evaluate(service, lookup, now),
-    advance: (ms: number) => {
-      now += ms;
-    },
-    connect: (nodeId: string, cores: number, addresses: string[] = []) =>
-      table.connect(Hello.create({ nodeId, cores, memoryBytes: 1e9, addresses })),
-    report: (nodeId: string, cpu: number, psi: number | null = null) => {
-      const node = table.get(nodeId);
-      if (!node) throw new Error(`no node ${nodeId}`);
-      const seq = (seqs.get(nodeId) ?? 0) + 1;
-      seqs.set(nodeId, seq);
-      table.accept(node, Sample.create({ seq, cpuUtilization: cpu, psiCpuSome: psi, windowMs: 1000 }));
-    },
+    ...h,
+    connect: (nodeId: string, cores: number, addresses: string[] = []) => h.connect(nodeId, cores, { addresses }),
+    report: (nodeId: string, cpu: number, psi: number | null = null) => h.report(nodeId, { cpuUtilization: cpu, psiCpuSome: psi }),
   };
 }
 

@@ -111,7 +111,7 @@ export function parseExpression(source: string): Expression {
     if (t.kind === 'name') {
       i += 1;
       if (peek() === '(') {
-        if (!(t.text in FUNCTIONS)) throw new ExpressionError(`unknown function "${t.text}" (known: ${Object.keys(FUNCTIONS).join(', ')})`);
+        if (!Object.hasOwn(FUNCTIONS, t.text)) throw new ExpressionError(`unknown function "${t.text}" (known: ${Object.keys(FUNCTIONS).join(', ')})`);
         i += 1;
         const args = [or()];
         while (peek() === ',') {
@@ -126,7 +126,7 @@ export function parseExpression(source: string): Expression {
         }
         return { k: 'call', fn, args };
       }
-      if (!(t.text in EXPRESSION_VARIABLES)) {
+      if (!Object.hasOwn(EXPRESSION_VARIABLES, t.text)) {
         throw new ExpressionError(`unknown name "${t.text}" (known: ${Object.keys(EXPRESSION_VARIABLES).join(', ')})`);
       }
       variables.add(t.text as VariableName);
