@@ -73,3 +73,57 @@ export class EngineClosedError extends BridgeError {
     super('BRIDGE_ENGINE_CLOSED', `the ${kind} engine is closed`);
   }
 }
+
+/**
+ * An engine the kernel or host does not provide (no IPVS in the kernel, a
+ * missing binary or native module). The message says what to install or load.
+ */
+export class EngineUnavailableError extends BridgeError {
+  override readonly name = 'EngineUnavailableError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BRIDGE_ENGINE_UNAVAILABLE', message, options);
+  }
+}
+
+/** The process lacks a privilege the engine needs (e.g. CAP_NET_ADMIN for IPVS). */
+export class EnginePermissionError extends BridgeError {
+  override readonly name = 'EnginePermissionError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BRIDGE_PERMISSION_DENIED', message, options);
+  }
+}
+
+/** The kernel answered a netlink request with an error number not mapped to a more specific error. */
+export class NetlinkErrnoError extends BridgeError {
+  override readonly name = 'NetlinkErrnoError';
+  /** Positive errno, e.g. 22. */
+  readonly errno: number;
+  /** Its symbolic name, e.g. `EINVAL`. */
+  readonly errnoName: string;
+  constructor(errno: number, errnoName: string, message: string) {
+    super('BRIDGE_NETLINK_ERRNO', message);
+    this.errno = errno;
+    this.errnoName = errnoName;
+  }
+}
+
+/** A reply from the kernel or a tool that does not have the expected shape (truncated, unknown format). */
+export class MalformedReplyError extends BridgeError {
+  override readonly name = 'MalformedReplyError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BRIDGE_MALFORMED_REPLY', message, options);
+  }
+}
+
+/** An external command an engine runs (ipvsadm, nft…) failed: exit status and stderr in the message. */
+export class CommandFailedError extends BridgeError {
+  override readonly name = 'CommandFailedError';
+  /** Exit status, or null when the command was killed by a signal or did not start. */
+  readonly exitCode: number | null;
+  readonly stderr: string;
+  constructor(message: string, details: { exitCode: number | null; stderr: string; cause?: unknown }) {
+    super('BRIDGE_COMMAND_FAILED', message, { cause: details.cause });
+    this.exitCode = details.exitCode;
+    this.stderr = details.stderr;
+  }
+}
