@@ -40,7 +40,6 @@ export interface NodeLookup {
 
 interface ServerMemory {
   smoothed: number | null;
-  smoothedSample: string;
   smoothedAt: number;
   /** Last weight decided (and so applied) for this server, and when. */
   weight: number | null;
@@ -140,8 +139,13 @@ export class WeightEvaluator {
     const scores = strategy.weigh(service.strategy, scored.map((x) => x.input), mem.strategyState, now);
     scored.forEach(({ c, input }, i) => {
       const s = scores[i];
+      const score = s?.score ?? null;
+      // A score that is not a finite non-negative number is no score (a
+      // strategy fed extreme metrics must not poison the service).
+      const usable = score !== null && Number.isFinite(score) && score >= 0;
       c.reason = s?.reason ?? '';
-      c.score = s?.score === null || s?.score === undefined ? null : this.smooth(mem, input, s.score, service.smoothing.halfLifeMs, now);
+      if (score !== null && !usable) c.reason += `; unusable score ${score}: mean`;
+      c.score = usable ? this.smooth(mem, input.key, score, service.smoothing.halfLifeMs, now) : null;
     });
     const open = candidates.filter((c) => !c.fixed);
     const known = open.map((c) => c.score).filter((x): x is number => x !== null && Number.isFinite(x));
@@ -235,6 +239,7 @@ export class WeightEvaluator {
     const missing = (state: ServerState, why: string): Candidate => {
       s.missingSince ??= now;
       s.stream = null;
+      s.smoothed = null; // a returning server starts from its fresh metrics
       if (s.holdUntil !== null && now < s.holdUntil && s.weight !== null) {
         return { ...base, state: 'held', reason: `${why}: keeping the weight adopted from the engine while agents reconnect`, weight: s.weight, missing: false, fixed: true };
       }
@@ -253,15 +258,17 @@ export class WeightEvaluator {
     return { ...base, state: 'live', reason: '', missing: false, fixed: false };
   }
 
-  private smooth(mem: ServiceMemory, input: ServerInput, score: number, halfLifeMs: number, now: number): number {
-    const s = this.server(mem, input.key, now);
-    if (s.smoothedSample === input.sampleId && s.smoothed !== null) return s.smoothed;
-    let value = score;
-    if (s.smoothed !== null && halfLifeMs > 0) {
-      const alpha = 1 - 2 ** (-(input.sampleAt - s.smoothedAt) / halfLifeMs);
-      value = s.smoothed + alpha * (score - s.smoothed);
-    }
-    Object.assign(s, { smoothed: value, smoothedSample: input.sampleId, smoothedAt: input.sampleAt });
+  /**
+   * EWMA in continuous time on the poller's clock: after one half-life a step
+   * in the score is half absorbed, however often the service is evaluated.
+   * (Scores can change without a new sample of their own: orca's round robin
+   * ends, pid renormalises.)
+   */
+  private smooth(mem: ServiceMemory, key: string, score: number, halfLifeMs: number, now: number): number {
+    const s = this.server(mem, key, now);
+    const value = s.smoothed === null || halfLifeMs <= 0 ? score : s.smoothed + (1 - 2 ** (-(now - s.smoothedAt) / halfLifeMs)) * (score - s.smoothed);
+    s.smoothed = value;
+    s.smoothedAt = now;
     return value;
   }
 
@@ -282,7 +289,7 @@ export class WeightEvaluator {
   private server(mem: ServiceMemory, address: string, now: number): ServerMemory {
     let s = mem.servers.get(address);
     if (!s) {
-      s = { smoothed: null, smoothedSample: '', smoothedAt: now, weight: null, decidedAt: now, missingSince: null, stream: null, rampFrom: null, adopted: false, holdUntil: null };
+      s = { smoothed: null, smoothedAt: now, weight: null, decidedAt: now, missingSince: null, stream: null, rampFrom: null, adopted: false, holdUntil: null };
       mem.servers.set(address, s);
     }
     return s;
@@ -346,20 +353,33 @@ function announcedServiceName(node: NodeRecord, service: CompiledService): strin
 }
 
 /**
- * Water-filling: lower every weight whose share of the total exceeds `cap`
- * until none does (or every server is at the cap, when there are too few).
+ * Water-filling: the k largest weights are lowered to cap × T, where T is
+ * the resulting total, for the smallest k that leaves every other weight at
+ * or under the cap. When the cap cannot be met (fewer than 1/cap servers),
+ * the adjustable servers get equal weights, the closest to it there is.
  */
 function capShares(all: readonly Candidate[], open: readonly Candidate[], cap: number): void {
-  for (let round = 0; round < all.length; round += 1) {
-    const total = all.reduce((a, c) => a + c.weight, 0);
-    const over = open.filter((c) => c.weight > cap * total + 1e-9);
-    if (total <= 0 || over.length === 0) return;
-    const rest = all.filter((c) => !over.includes(c)).reduce((a, c) => a + c.weight, 0);
-    // Each capped server gets cap × new total, where new total = rest + over × capped.
-    const capped = over.length * cap < 1 ? (cap * rest) / (1 - over.length * cap) : Math.max(...over.map((c) => c.weight));
-    for (const c of over) {
-      c.weight = Math.min(c.weight, capped);
-      c.reason += `; share capped at ${fmt(cap * 100)}%`;
+  const sorted = [...open].sort((a, b) => b.weight - a.weight);
+  // Sums of the k-th largest and smaller ones, added smallest first so a
+  // huge weight cannot swallow the small ones in floating point.
+  const fixed = all.filter((c) => !open.includes(c)).reduce((a, c) => a + c.weight, 0);
+  const rest: number[] = new Array<number>(sorted.length + 1).fill(fixed);
+  for (let i = sorted.length - 1; i >= 0; i -= 1) rest[i] = (rest[i + 1] ?? 0) + (sorted[i]?.weight ?? 0);
+  for (let k = 0; k <= sorted.length && k * cap < 1; k += 1) {
+    const total = (rest[k] ?? 0) / (1 - k * cap);
+    const next = sorted[k];
+    if (total <= 0) break;
+    if (next === undefined || next.weight <= cap * total * (1 + 1e-9)) {
+      for (const c of sorted.slice(0, k)) {
+        c.weight = cap * total;
+        c.reason += `; share capped at ${fmt(cap * 100)}%`;
+      }
+      return;
     }
+  }
+  const equal = Math.min(...sorted.map((c) => c.weight).filter((w) => w > 0));
+  for (const c of sorted) {
+    c.weight = equal;
+    c.reason += `; share cap ${fmt(cap * 100)}% needs more servers: equal weights`;
   }
 }

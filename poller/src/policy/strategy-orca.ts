@@ -1,7 +1,8 @@
 // orca: gRPC's weighted round robin (proposal A58), reproduced rule for rule
 // so it is a faithful baseline to compare loadfeed's strategies against.
 //   weight = qps / (utilisation + error_utilization_penalty × eps / qps)
-// - A report with qps = 0 or utilisation = 0 is ignored (the weight is not updated).
+// - A report with qps = 0 or utilisation = 0 is ignored (the weight is not
+//   updated); so is one whose quotient overflows (denormal utilisation).
 // - blackout_period: a server's weight is not used until it has been
 //   reporting for this long (non_empty_since), so a freshly started server is
 //   not flooded on the strength of its idle first reports.
@@ -44,9 +45,10 @@ export const orcaStrategy: Strategy<OrcaConfig, Map<string, EndpointWeight>> = {
         e.sampleId = s.sampleId;
         const utilization = s.metrics.cpuUtilization;
         const qps = s.metrics.acceptsPerSecond ?? 0;
-        if (utilization > 0 && qps > 0) {
-          const eps = 0;
-          e.weight = qps / (utilization + (eps / qps) * config.errorUtilizationPenalty);
+        const eps = 0;
+        const weight = qps / (utilization + (eps / qps) * config.errorUtilizationPenalty);
+        if (utilization > 0 && qps > 0 && Number.isFinite(weight)) {
+          e.weight = weight;
           e.lastUpdated = s.sampleAt;
           e.nonEmptySince ??= s.sampleAt;
         }
