@@ -75,10 +75,11 @@ export function simulate(policy: CompiledPolicy, events: readonly TraceEvent[], 
   let next = 0;
   let nextStep = 0;
   for (let tick = 0; tick <= end; tick += LIVENESS_SWEEP_MS) {
-    for (; next < events.length && (events[next]?.t ?? Infinity) <= tick; next += 1) {
-      const e = events[next] as TraceEvent;
-      now = e.t;
-      apply(e);
+    // Events with the same time are one burst, evaluated once, as the
+    // poller coalesces samples that arrive together.
+    while (next < events.length && (events[next]?.t ?? Infinity) <= tick) {
+      now = events[next]?.t ?? now;
+      for (; next < events.length && events[next]?.t === now; next += 1) apply(events[next] as TraceEvent);
       evaluate();
     }
     now = tick;

@@ -44,6 +44,8 @@ interface ServerMemory {
   /** Last weight decided (and so applied) for this server, and when. */
   weight: number | null;
   decidedAt: number;
+  /** Last weight it had while its agent reported, if > 0: what `allZero: keep-last` restores. */
+  lastGood: number | null;
   /** Since when the server has had no live agent, for `stale: hold`. */
   missingSince: number | null;
   /** Stream (its start time) last seen live; null after the server went missing, so its return ramps. */
@@ -92,6 +94,7 @@ export class WeightEvaluator {
       const s = this.server(mem, address, now);
       if (s.weight === null) {
         s.weight = weight;
+        s.lastGood = weight > 0 ? weight : null;
         s.adopted = weight > 0;
         s.holdUntil = now + graceMs;
       }
@@ -215,8 +218,8 @@ export class WeightEvaluator {
     if (candidates.length > 0 && candidates.every((c) => c.weight === 0) && candidates.some((c) => c.missing)) {
       for (const c of candidates) {
         if (!c.missing) continue;
-        const last = this.server(mem, c.address, now).weight;
-        if (service.allZero === 'keep-last' && (last === null || last === 0)) continue; // nothing known to keep
+        const last = this.server(mem, c.address, now).lastGood;
+        if (service.allZero === 'keep-last' && last === null) continue; // nothing known to keep
         c.weight = service.allZero === 'keep-last' ? (last ?? 0) : max;
         c.state = 'fallback';
         c.reason = `every server would get 0 (${c.reason}): ${service.allZero === 'keep-last' ? 'keeping the last weight' : 'equal weights'}`;
@@ -227,6 +230,8 @@ export class WeightEvaluator {
       const s = this.server(mem, c.address, now);
       if (s.weight !== c.weight) s.decidedAt = now;
       s.weight = c.weight;
+      // Drained or guarded to 0 on purpose: nothing for the fallback to restore.
+      if (!c.missing && c.state !== 'held' && c.state !== 'fallback') s.lastGood = c.weight > 0 ? c.weight : null;
     }
     for (const address of mem.servers.keys()) if (!candidates.some((c) => c.address === address)) mem.servers.delete(address);
     return candidates.map((c) => ({ address: c.address, node: c.node?.id ?? null, weight: c.weight, score: c.score, state: c.state, reason: c.reason }));
@@ -289,7 +294,7 @@ export class WeightEvaluator {
   private server(mem: ServiceMemory, address: string, now: number): ServerMemory {
     let s = mem.servers.get(address);
     if (!s) {
-      s = { smoothed: null, smoothedAt: now, weight: null, decidedAt: now, missingSince: null, stream: null, rampFrom: null, adopted: false, holdUntil: null };
+      s = { smoothed: null, smoothedAt: now, weight: null, decidedAt: now, lastGood: null, missingSince: null, stream: null, rampFrom: null, adopted: false, holdUntil: null };
       mem.servers.set(address, s);
     }
     return s;
