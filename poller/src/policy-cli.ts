@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { PolicyError } from './errors.js';
 import { loadPolicyFile, printPolicy } from './policy/compile.js';
+import { policyJsonSchema } from './policy/json-schema.js';
 import { defaultEngines, defaultStrategies } from './registries.js';
 import { formatSimulation, simulate } from './simulate.js';
 import { readTrace } from './trace.js';
@@ -12,6 +13,7 @@ import { parseDuration } from './duration.js';
 export const POLICY_USAGE = `Usage:
   loadfeed policy check FILE       check a policy; lists every error; exit 0 ok, 1 errors
   loadfeed policy explain FILE     print the compiled policy with every default written out
+  loadfeed policy schema           print the JSON Schema of policy files (for editors)
   loadfeed policy simulate FILE --trace TRACE.jsonl [--format table|csv|json] [--step 1s]
                                    replay a trace recorded with "loadfeed-poller --record"
                                    and print each server's weight over time and every change
@@ -35,6 +37,10 @@ export async function policyMain(argv: readonly string[]): Promise<number> {
   if (values.help || sub === undefined || sub === 'help') {
     process.stdout.write(POLICY_USAGE);
     return values.help || sub === 'help' ? 0 : 2;
+  }
+  if (sub === 'schema' && file === undefined) {
+    process.stdout.write(`${JSON.stringify(policyJsonSchema(), null, 2)}\n`);
+    return 0;
   }
   if (!['check', 'explain', 'simulate'].includes(sub) || file === undefined || extra.length > 0) {
     process.stderr.write(`loadfeed policy: expected check, explain or simulate and one FILE\n\n${POLICY_USAGE}`);

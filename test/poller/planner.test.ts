@@ -8,6 +8,7 @@ const dest = (address: string, weight: number, activeConnections: number | null 
   activeConnections,
   inactiveConnections: null,
   totalConnections: null,
+  maxConnections: null,
   up: true,
 });
 
