@@ -76,6 +76,7 @@ export function createMemoryEngine(options: MemoryEngineOptions = {}): Engine {
             activeConnections: null,
             inactiveConnections: null,
             totalConnections: null,
+            maxConnections: null,
             up: true,
           })),
         })),

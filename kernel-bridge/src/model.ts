@@ -27,6 +27,14 @@ export interface ObservedDestination {
   readonly inactiveConnections: number | null;
   /** Total connections forwarded since the destination was added; null when unknown. */
   readonly totalConnections: number | null;
+  /**
+   * Connection limit in force (HAProxy maxconn, IPVS upper threshold); 0 means
+   * no limit; null where the engine has no connection limits. Every engine
+   * sets it; it is optional only so that literals written before it existed
+   * (test/poller/planner.test.ts) still compile. Make it required when those
+   * set it.
+   */
+  readonly maxConnections?: number | null;
   /** False while the engine considers the destination unusable (e.g. it refused a connection). */
   readonly up: boolean;
 }
@@ -62,6 +70,12 @@ export type EngineOp =
       readonly service: ServiceAddress;
       readonly destination: DestinationAddress;
       readonly weight: number;
+      /**
+       * Connection limit where the engine has one: HAProxy maxconn, IPVS upper
+       * threshold; omitted = unchanged. A non-negative integer, 0 = no limit.
+       * Engines without limits ignore it.
+       */
+      readonly maxConnections?: number;
     }
   | { readonly op: 'remove-destination'; readonly service: ServiceAddress; readonly destination: DestinationAddress };
 

@@ -202,6 +202,7 @@ export function createFastpathEngine(options: FastpathOptions = {}): FastpathEng
             activeConnections: d.active,
             inactiveConnections: null,
             totalConnections: d.total,
+            maxConnections: null,
             up: d.downUntil <= now,
           })),
         })),
