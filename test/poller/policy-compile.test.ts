@@ -126,6 +126,51 @@ const INVALID: { name: string; text: string; expect: { line: number | null; path
     expect: [{ line: 5, path: '', message: /[Mm]ap keys must be unique/ }],
   },
   {
+    name: 'guard with a bad expression',
+    text: `${VALID}    guards:\n      - { when: "mem >> 1", weight: 0 }\n`,
+    expect: [{ line: 11, path: 'services[0].guards[0].when', message: /"mem >> 1": expected a number, a name or "\(" at column 6/ }],
+  },
+  {
+    name: 'guard weight above max',
+    text: `${VALID}    guards:\n      - { when: "mem > 0.9", weight: 500 }\n`,
+    expect: [{ line: 11, path: 'services[0].guards[0].weight', message: /500 must be <= weights.max \(100\)/ }],
+  },
+  {
+    name: 'expression strategy with an unknown metric',
+    text: `${VALID}    strategy: { name: expression, score: "cpus * 2" }\n`,
+    expect: [{ line: 10, path: 'services[0].strategy.score', message: /unknown name "cpus"/ }],
+  },
+  {
+    name: 'selector combined with node',
+    text: VALID.replace('      - node: web-1\n        address: 127.0.0.1:9001', '      - node: web-1\n        selector: { role: web }\n        port: 80'),
+    expect: [{ line: 7, path: 'services[0].servers[0]', message: /selector cannot be combined with node or address/ }],
+  },
+  {
+    name: 'selector without port',
+    text: VALID.replace('      - node: web-1\n        address: 127.0.0.1:9001', '      - selector: { role: web }'),
+    expect: [{ line: 7, path: 'services[0].servers[0].port', message: /selector needs port/ }],
+  },
+  {
+    name: 'server without address',
+    text: VALID.replace('      - node: web-1\n        address: 127.0.0.1:9001', '      - node: web-1'),
+    expect: [{ line: 7, path: 'services[0].servers[0].address', message: /needs address \(or selector and port\)/ }],
+  },
+  {
+    name: 'stale action misspelt',
+    text: `${VALID}    stale: { action: wait }\n`,
+    expect: [{ line: 10, path: 'services[0].stale.action', message: /"wait"/ }],
+  },
+  {
+    name: 'shareCap out of range',
+    text: `${VALID}    shareCap: 1.5\n`,
+    expect: [{ line: 10, path: 'services[0].shareCap', message: /1.5/ }],
+  },
+  {
+    name: 'orca option on headroom',
+    text: `${VALID}    strategy: { name: headroom, blackoutPeriod: 5s }\n`,
+    expect: [{ line: 10, path: 'services[0].strategy', message: /unknown field "blackoutPeriod"/ }],
+  },
+  {
     name: 'two errors at once',
     text: VALID.replace('name: web', 'name: "web site"').replace('tcp 127.0.0.1:8080', 'tcp 127.0.0.1:99999'),
     expect: [
