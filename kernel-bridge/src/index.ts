@@ -31,3 +31,80 @@ export {
 export type { FastpathEngine, FastpathOptions, FastpathDiagnostics } from './fastpath/engine.js';
 export { pickWlc, pickSwrr, FASTPATH_SCHEDULERS, DEFAULT_FASTPATH_SCHEDULER } from './fastpath/scheduler.js';
 export type { Scheduler, SchedulerTarget } from './fastpath/scheduler.js';
+export {
+  createIpvsEngine,
+  createEngineOver as createIpvsEngineOver,
+  IPVS_ENGINE_KIND,
+  IPVS_WEIGHT_RANGE,
+  DEFAULT_IPVS_SCHEDULER,
+  DEFAULT_IPVS_FORWARD,
+} from './ipvs/engine.js';
+export type { IpvsEngine, IpvsEngineOptions, IpvsDriverChoice } from './ipvs/engine.js';
+export type { IpvsBackend, IpvsDriver } from './ipvs/backend.js';
+export {
+  createIpvsSocket,
+  openIpvsSocket,
+  openNetlinkTransport,
+  IPVS_UNAVAILABLE_MESSAGE,
+  IPVS_PERMISSION_MESSAGE,
+  DEFAULT_NETLINK_TIMEOUT_MS,
+} from './ipvs/socket.js';
+export type { IpvsSocket, NetlinkTransport, NetlinkReply, NetlinkTransportOptions } from './ipvs/socket.js';
+export { createNetlinkBackend, DEFAULT_NETLINK_WINDOW } from './ipvs/netlink-driver.js';
+export { compileSteps as compileIpvsSteps, planEdits as planIpvsEdits } from './ipvs/edits.js';
+export type { IpvsEdit, IpvsStep, EditPlan as IpvsEditPlan, EditDefaults as IpvsEditDefaults } from './ipvs/edits.js';
+export {
+  createIpvsadmBackend,
+  parseListing as parseIpvsadmListing,
+  mergeListings as mergeIpvsadmListings,
+  scriptLine as ipvsadmScriptLine,
+  firstMissing as firstMissingIpvsEdit,
+} from './ipvs/ipvsadm.js';
+export type { IpvsadmOptions, IpvsadmRunner, IpvsadmResult, Listing as IpvsadmListing } from './ipvs/ipvsadm.js';
+export { createIpvsadmRunner, DEFAULT_IPVSADM_TIMEOUT_MS } from './ipvs/ipvsadm-process.js';
+export { createIpvsCodec, ipvsCodec, HOST_ENDIANNESS } from './ipvs/codec.js';
+export type {
+  IpvsCodec,
+  Endianness,
+  RawAttribute,
+  IpvsFlags,
+  StatsAttributes,
+  ServiceAttributes,
+  DestAttributes,
+  CommandAttributes,
+  InfoAttributes,
+  CtrlAttributes,
+  NetlinkMessage,
+  GenlMessage,
+} from './ipvs/codec.js';
+export {
+  parseServiceKey as parseIpvsServiceKey,
+  formatServiceKey as formatIpvsServiceKey,
+  parseDestinationKey as parseIpvsDestinationKey,
+  formatDestinationKey as formatIpvsDestinationKey,
+} from './ipvs/model.js';
+export type {
+  IpvsFamily,
+  IpvsProtocol,
+  IpvsForwardMethod,
+  IpvsTunnelType,
+  IpvsServiceKey,
+  IpvsServiceSettings,
+  IpvsStats,
+  IpvsService,
+  IpvsDestinationKey,
+  IpvsTunnel,
+  IpvsDestinationSettings,
+  IpvsDestinationCounters,
+  IpvsDestination,
+  IpvsServiceState,
+} from './ipvs/model.js';
+export { parseIp, formatIp, canonicalIp } from './ipvs/inet.js';
+export { ipvsUapi } from './ipvs/uapi-namespace.js';
+export {
+  EngineUnavailableError,
+  EnginePermissionError,
+  NetlinkErrnoError,
+  MalformedReplyError,
+  CommandFailedError,
+} from './errors.js';
