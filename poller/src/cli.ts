@@ -2,6 +2,7 @@
  * loadfeed: the operator's command. Subcommands: `poller` (the service),
  * `demo` (the whole loop on loopback), `policy check|explain|simulate`.
  */
+import { certsMain } from './certs.js';
 import { demoMain } from './demo/main.js';
 import { pollerMain } from './main.js';
 import { policyMain } from './policy-cli.js';
@@ -11,6 +12,7 @@ export const CLI_USAGE = `Usage: loadfeed COMMAND [options]
 Commands:
   demo                 run the whole loop on loopback: 3 backends, agents, poller, fast path, load
   poller               run the poller (same as loadfeed-poller)
+  certs --out DIR      make a development CA and TLS certificates for poller and agents
   policy check FILE    check a policy file; lists every error, exits 1 if there is one
   policy explain FILE  print the compiled policy with every default
   policy simulate FILE --trace T.jsonl   replay recorded samples through a policy
@@ -27,6 +29,8 @@ export async function cliMain(argv: readonly string[]): Promise<number> {
       return pollerMain(rest);
     case 'policy':
       return policyMain(rest);
+    case 'certs':
+      return certsMain(rest);
     case undefined:
     case '-h':
     case '--help':

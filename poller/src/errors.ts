@@ -39,7 +39,7 @@ export function formatProblem(p: PolicyProblem): string {
 export class IngestError extends PollerError {
   override readonly name = 'IngestError';
   constructor(
-    readonly reason: 'invalid-argument' | 'failed-precondition',
+    readonly reason: 'invalid-argument' | 'failed-precondition' | 'unauthenticated' | 'permission-denied' | 'resource-exhausted',
     message: string,
   ) {
     super('INGEST_REJECTED', message);

@@ -12,6 +12,7 @@ import type {
   TelemetryReportCall,
   TelemetryServer,
 } from '@loadfeed/proto';
+import { authorize, type AuthOptions } from './auth.js';
 import { IngestError } from './errors.js';
 import type { NodeRecord, NodeTable } from './node-table.js';
 import type { TraceRecord } from './trace.js';
@@ -20,6 +21,23 @@ export const MAX_CORES = 4096;
 /** Utilisation above this is a broken agent, not a busy server (process scope may exceed 1). */
 export const MAX_UTILIZATION = 64;
 export const MAX_SERVICES_PER_AGENT = 64;
+export const DEFAULT_MAX_AGENTS = 20_000;
+/** Agents sample at most every 100 ms; twice that rate leaves room for bursts after a stall. */
+export const DEFAULT_MAX_SAMPLES_PER_SECOND = 20;
+/** A sample stamped further than this from the poller's clock is refused. */
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 5 * 60_000;
+
+export interface IngestLimits {
+  readonly maxAgents: number;
+  readonly maxSamplesPerSecond: number;
+  readonly maxClockSkewMs: number;
+}
+
+export const DEFAULT_LIMITS: IngestLimits = {
+  maxAgents: DEFAULT_MAX_AGENTS,
+  maxSamplesPerSecond: DEFAULT_MAX_SAMPLES_PER_SECOND,
+  maxClockSkewMs: DEFAULT_MAX_CLOCK_SKEW_MS,
+};
 
 export interface IngestCounters {
   accepted: number;
@@ -28,6 +46,8 @@ export interface IngestCounters {
 
 export interface IngestOptions {
   readonly table: NodeTable;
+  readonly auth: AuthOptions;
+  readonly limits: IngestLimits;
   /** Every accepted message, for `--record` traces. */
   readonly record?: (event: TraceRecord) => void;
   /** Sampling interval to push to agents on connect, ms. */
@@ -35,7 +55,13 @@ export interface IngestOptions {
   readonly log: (event: Record<string, unknown>, msg: string) => void;
 }
 
-const STATUS = { 'invalid-argument': grpc.status.INVALID_ARGUMENT, 'failed-precondition': grpc.status.FAILED_PRECONDITION } as const;
+const STATUS = {
+  'invalid-argument': grpc.status.INVALID_ARGUMENT,
+  'failed-precondition': grpc.status.FAILED_PRECONDITION,
+  unauthenticated: grpc.status.UNAUTHENTICATED,
+  'permission-denied': grpc.status.PERMISSION_DENIED,
+  'resource-exhausted': grpc.status.RESOURCE_EXHAUSTED,
+} as const;
 
 export class Ingest {
   readonly counters: IngestCounters = { accepted: 0, rejected: new Map() };
@@ -55,6 +81,7 @@ export class Ingest {
   private onStream(call: TelemetryReportCall): void {
     let node: NodeRecord | null = null;
     let lastSeq = 0;
+    const bucket = new TokenBucket(this.options.limits.maxSamplesPerSecond);
     let finished = false;
     const finish = (): void => {
       if (finished) return;
@@ -77,7 +104,12 @@ export class Ingest {
           // Decoded messages are instances with every field set; pbts types
           // nested messages by their optional init shape, hence the casts.
           const hello = checkHello(msg.hello as Hello | null);
+          const verdict = authorize(call, hello.nodeId, this.options.auth);
+          if (!verdict.ok) throw new IngestError(verdict.code, `auth: ${verdict.reason}`);
           const previous = this.streams.get(hello.nodeId);
+          if (!previous && this.streams.size >= this.options.limits.maxAgents) {
+            throw new IngestError('resource-exhausted', `agents: this poller takes at most ${this.options.limits.maxAgents} agents`);
+          }
           if (previous) {
             // The same server reconnected before its old stream was noticed
             // dead: the newest stream wins.
@@ -86,13 +118,16 @@ export class Ingest {
           this.streams.set(hello.nodeId, call);
           node = this.options.table.connect(hello);
           this.options.record?.({ type: 'hello', node: hello.nodeId, hello });
-          this.options.log({ node: hello.nodeId, scope: hello.scope, cores: hello.cores, peer: call.getPeer() }, 'agent connected');
+          this.options.log({ node: hello.nodeId, scope: hello.scope, cores: hello.cores, peer: call.getPeer(), auth: verdict.via }, 'agent connected');
           call.write({ config: { intervalMs: this.options.intervalMs() } });
           return;
         }
         if (!node) throw new IngestError('failed-precondition', `first message must be Hello, got ${msg.body ?? 'nothing'}`);
         if (msg.body === 'sample') {
-          const sample = checkSample(msg.sample as Sample | null, node.hello, lastSeq);
+          if (!bucket.take()) {
+            throw new IngestError('resource-exhausted', `sample: more than ${this.options.limits.maxSamplesPerSecond} samples per second`);
+          }
+          const sample = checkSample(msg.sample as Sample | null, node.hello, lastSeq, this.options.limits.maxClockSkewMs);
           lastSeq = sample.seq;
           this.options.table.accept(node, sample);
           this.options.record?.({ type: 'sample', node: node.id, sample });
@@ -149,10 +184,14 @@ function checkHello(h: Hello | null | undefined): Hello {
   return h;
 }
 
-function checkSample(s: Sample | null | undefined, hello: Hello, lastSeq: number): Sample {
+function checkSample(s: Sample | null | undefined, hello: Hello, lastSeq: number, maxSkewMs: number): Sample {
   if (!s) throw new IngestError('invalid-argument', 'sample: empty');
   if (!Number.isSafeInteger(s.seq) || s.seq <= lastSeq) {
     throw new IngestError('invalid-argument', `sample.seq: ${s.seq} must increase (last ${lastSeq})`);
+  }
+  const skew = s.timestampMs - Date.now();
+  if (!Number.isFinite(skew) || Math.abs(skew) > maxSkewMs) {
+    throw new IngestError('invalid-argument', `sample.timestamp_ms: ${s.timestampMs} is ${Math.round(skew / 1000)} s from the poller's clock (at most ${maxSkewMs / 1000} s)`);
   }
   const ratio = (field: string, v: number, max: number): void => {
     if (!Number.isFinite(v) || v < 0 || v > max) throw new IngestError('invalid-argument', `sample.${field}: ${v} must be within 0..${max}`);
@@ -175,4 +214,23 @@ function checkSample(s: Sample | null | undefined, hello: Hello, lastSeq: number
     if (!names.has(svc.name)) throw new IngestError('invalid-argument', `sample.services: "${svc.name}" was not announced in Hello`);
   }
   return s;
+}
+
+/** Per-stream sample rate limit: `rate` tokens per second, bursts up to `rate`. */
+class TokenBucket {
+  private tokens: number;
+  private at = performance.now();
+
+  constructor(private readonly rate: number) {
+    this.tokens = rate;
+  }
+
+  take(): boolean {
+    const now = performance.now();
+    this.tokens = Math.min(this.rate, this.tokens + ((now - this.at) / 1000) * this.rate);
+    this.at = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
 }

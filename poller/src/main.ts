@@ -13,7 +13,9 @@ import { pino, type Logger } from 'pino';
 import { formatProblem } from './errors.js';
 import { compilePolicy } from './policy/compile.js';
 import { PolicyReloader } from './policy/reloader.js';
+import { DEFAULT_LIMITS, DEFAULT_MAX_AGENTS } from './ingest.js';
 import { Poller } from './poller.js';
+import { loadSecurity } from './security.js';
 import { defaultEngines, defaultStrategies } from './registries.js';
 import { DEFAULT_RECORD_MAX_BYTES, TraceRecorder } from './trace.js';
 
@@ -30,6 +32,15 @@ Runs the poller: accepts agents, turns their load into weights, applies them.
   --record FILE          write every agent message to FILE as a trace for
                          "loadfeed policy simulate" (stops at --record-max-bytes)
   --record-max-bytes N   default ${DEFAULT_RECORD_MAX_BYTES}
+  --tls-cert FILE        server certificate chain (PEM); with --tls-key, agents connect over TLS
+  --tls-key FILE         server private key (PEM)
+  --tls-client-ca FILE   CA of agents' client certificates: mutual TLS; an agent may only
+                         report for the node id its certificate names (CN or DNS SAN)
+  --tokens FILE          bearer tokens per node (YAML: tokens: [{node, sha256}])
+  --allow-plaintext      accept unauthenticated plaintext agents from other hosts
+                         (default: plaintext from loopback only)
+  --max-agents N         refuse agents beyond this many (default ${DEFAULT_MAX_AGENTS})
+  (make a development CA and certificates with: loadfeed certs --help)
   --log-level LEVEL      trace, debug, info, warn, error (default info)
   -h, --help             show this help
 `;
@@ -43,6 +54,12 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
       record: { type: 'string' },
       'record-max-bytes': { type: 'string', default: String(DEFAULT_RECORD_MAX_BYTES) },
       'log-level': { type: 'string', default: 'info' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-client-ca': { type: 'string' },
+      tokens: { type: 'string' },
+      'allow-plaintext': { type: 'boolean', default: false },
+      'max-agents': { type: 'string', default: String(DEFAULT_MAX_AGENTS) },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -54,6 +71,15 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
   if (!values.policy) throw new Error('--policy FILE is required (see loadfeed-poller --help)');
   const maxBytes = Number(values['record-max-bytes']);
   if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new Error(`--record-max-bytes: ${values['record-max-bytes']} must be a positive number of bytes`);
+  const maxAgents = Number(values['max-agents']);
+  if (!Number.isSafeInteger(maxAgents) || maxAgents <= 0) throw new Error(`--max-agents: ${values['max-agents']} must be a positive integer`);
+  const security = await loadSecurity({
+    cert: values['tls-cert'],
+    key: values['tls-key'],
+    clientCa: values['tls-client-ca'],
+    tokens: values.tokens,
+    allowPlaintext: values['allow-plaintext'],
+  });
   const logger = pino({ level: values['log-level'] });
   const engines = defaultEngines();
   const file = values.policy;
@@ -62,9 +88,30 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
   const recorder = values.record
     ? new TraceRecorder(values.record, maxBytes, () => logger.warn({ file: values.record, maxBytes }, 'trace reached its size limit; recording stopped'))
     : undefined;
-  const poller = new Poller({ listen: values.listen, policy, engines, strategies: defaultStrategies(), logger, ...(recorder ? { recorder } : {}) });
+  const poller = new Poller({
+    listen: values.listen,
+    policy,
+    engines,
+    strategies: defaultStrategies(),
+    logger,
+    security,
+    limits: { ...DEFAULT_LIMITS, maxAgents },
+    ...(recorder ? { recorder } : {}),
+  });
   const port = await poller.start();
-  logger.info({ listen: values.listen, port, policy: file, services: policy.services.length, record: values.record ?? null }, 'poller started');
+  logger.info(
+    {
+      listen: values.listen,
+      port,
+      policy: file,
+      services: policy.services.length,
+      record: values.record ?? null,
+      tls: values['tls-cert'] !== undefined,
+      mutualTls: security.auth.mutualTls,
+      tokens: security.auth.tokens.size,
+    },
+    'poller started',
+  );
 
   const reloader = new PolicyReloader(file, text, engines.limits(), (outcome) => {
     if (outcome.ok) {

@@ -8,7 +8,8 @@ import { telemetryService } from '@loadfeed/proto';
 import type { Logger } from 'pino';
 import type { EngineRegistry } from './engines.js';
 import type { PolicyProblem } from './errors.js';
-import { Ingest } from './ingest.js';
+import type { AuthOptions } from './auth.js';
+import { DEFAULT_LIMITS, Ingest, type IngestLimits } from './ingest.js';
 import { NodeTable, type NodeEvent } from './node-table.js';
 import type { CompiledPolicy } from './policy/compile.js';
 import { WeightEvaluator, type WeightDecision } from './policy/evaluate.js';
@@ -31,6 +32,14 @@ export interface PollerOptions {
   readonly logger: Logger;
   /** Record every accepted agent message (`--record`). */
   readonly recorder?: TraceRecorder;
+  /** Transport credentials and who may report for which node; plaintext, loopback-only by default. */
+  readonly security?: PollerSecurity;
+  readonly limits?: IngestLimits;
+}
+
+export interface PollerSecurity {
+  readonly credentials: grpc.ServerCredentials;
+  readonly auth: AuthOptions;
 }
 
 export interface ServiceSnapshot {
@@ -92,6 +101,8 @@ export class Poller {
     this.table = new NodeTable(this.policy.liveness.staleAfterMs, (e) => this.onNodeEvent(e));
     this.ingest = new Ingest({
       table: this.table,
+      auth: options.security?.auth ?? { tokens: new Map(), mutualTls: false, allowPlaintext: false },
+      limits: options.limits ?? DEFAULT_LIMITS,
       intervalMs: () => this.policy.agents.intervalMs,
       ...(options.recorder ? { record: (e: TraceRecord) => options.recorder?.record(e) } : {}),
       log: (event, msg) => options.logger.info(event, msg),
@@ -102,7 +113,8 @@ export class Poller {
   /** Start serving agents and apply the policy once; resolves with the bound port. */
   async start(): Promise<number> {
     const port = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(this.options.listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+      const credentials = this.options.security?.credentials ?? grpc.ServerCredentials.createInsecure();
+      this.server.bindAsync(this.options.listen, credentials, (err, p) => (err ? reject(err) : resolve(p)));
     });
     this.table.start();
     this.markDirty();
