@@ -28,9 +28,24 @@ export interface AgentConfig {
   readonly labels: Readonly<Record<string, string>>;
   readonly procRoot: string;
   readonly sysRoot: string;
+  readonly transport: TransportConfig;
   /** Print one sample and exit instead of streaming. */
   readonly once: boolean;
   readonly json: boolean;
+}
+
+export interface TransportConfig {
+  /** CA that signs the pollers' certificates: turns on TLS. */
+  readonly tlsCa: string | null;
+  /** Client certificate and key for mutual TLS (both or neither). */
+  readonly tlsCert: string | null;
+  readonly tlsKey: string | null;
+  /** Name to expect in the poller's certificate when it differs from the host dialled (e.g. dialling an IP). */
+  readonly tlsServerName: string | null;
+  /** File holding this node's bearer token (never on the command line, where `ps` shows it). */
+  readonly tokenFile: string | null;
+  /** Send a token or stream unencrypted to a poller that is not on loopback. */
+  readonly allowPlaintext: boolean;
 }
 
 /** Raw settings as any source gives them: every value still text or a list of text. */
@@ -45,6 +60,12 @@ interface RawSettings {
   labels?: string[];
   procRoot?: string;
   sysRoot?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsServerName?: string;
+  tokenFile?: string;
+  allowPlaintext?: string;
 }
 
 const FLAG_OPTIONS = {
@@ -59,6 +80,12 @@ const FLAG_OPTIONS = {
   label: { type: 'string', multiple: true },
   'proc-root': { type: 'string' },
   'sys-root': { type: 'string' },
+  'tls-ca': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-server-name': { type: 'string' },
+  'token-file': { type: 'string' },
+  'allow-plaintext': { type: 'boolean' },
   once: { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -78,6 +105,12 @@ Samples this server's load and streams it to one or more loadfeed pollers.
   --label KEY=VALUE      label for pool selection; repeatable (LOADFEED_LABELS, comma-separated)
   --proc-root DIR        where /proc is mounted (LOADFEED_PROC_ROOT; default /proc)
   --sys-root DIR         where /sys is mounted (LOADFEED_SYS_ROOT; default /sys)
+  --tls-ca FILE          CA of the pollers' certificates: stream over TLS (LOADFEED_TLS_CA)
+  --tls-cert FILE        client certificate for mutual TLS; it must name --node-id (LOADFEED_TLS_CERT)
+  --tls-key FILE         its private key (LOADFEED_TLS_KEY)
+  --tls-server-name NAME name in the poller's certificate, when dialling an IP (LOADFEED_TLS_SERVER_NAME)
+  --token-file FILE      bearer token for this node, read from FILE (LOADFEED_TOKEN_FILE)
+  --allow-plaintext      stream without TLS to a poller that is not on loopback
   --config FILE          YAML or JSON file with the same settings in camelCase (LOADFEED_CONFIG)
   --once                 take one sample, print it and exit
   --json                 with --once: print JSON
@@ -112,6 +145,12 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     labels: v.label,
     procRoot: v['proc-root'],
     sysRoot: v['sys-root'],
+    tlsCa: v['tls-ca'],
+    tlsCert: v['tls-cert'],
+    tlsKey: v['tls-key'],
+    tlsServerName: v['tls-server-name'],
+    tokenFile: v['token-file'],
+    allowPlaintext: v['allow-plaintext'] ? 'true' : undefined,
   };
   const list = (s: string | undefined): string[] | undefined =>
     s === undefined ? undefined : s.split(',').map((x) => x.trim()).filter((x) => x !== '');
@@ -126,6 +165,12 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     labels: list(env['LOADFEED_LABELS']),
     procRoot: env['LOADFEED_PROC_ROOT'],
     sysRoot: env['LOADFEED_SYS_ROOT'],
+    tlsCa: env['LOADFEED_TLS_CA'],
+    tlsCert: env['LOADFEED_TLS_CERT'],
+    tlsKey: env['LOADFEED_TLS_KEY'],
+    tlsServerName: env['LOADFEED_TLS_SERVER_NAME'],
+    tokenFile: env['LOADFEED_TOKEN_FILE'],
+    allowPlaintext: env['LOADFEED_ALLOW_PLAINTEXT'],
   };
   const file = v.config ?? env['LOADFEED_CONFIG'];
   const fromFile = file === undefined ? {} : readConfigFile(file);
@@ -148,7 +193,10 @@ function readConfigFile(file: string): RawSettings {
   if (typeof doc !== 'object' || Array.isArray(doc)) {
     throw new AgentError('AGENT_CONFIG_INVALID', `${file}: expected a mapping of settings, got ${JSON.stringify(doc)}`);
   }
-  const known = new Set(['nodeId', 'pollers', 'interval', 'scope', 'capacity', 'memory', 'services', 'labels', 'procRoot', 'sysRoot']);
+  const known = new Set([
+    'nodeId', 'pollers', 'interval', 'scope', 'capacity', 'memory', 'services', 'labels', 'procRoot', 'sysRoot',
+    'tlsCa', 'tlsCert', 'tlsKey', 'tlsServerName', 'tokenFile', 'allowPlaintext',
+  ]);
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(doc)) {
     if (!known.has(key)) {
@@ -228,9 +276,33 @@ function compile(pick: Pick, once: boolean, json: boolean): AgentConfig {
     labels,
     procRoot: pick('procRoot')[0] ?? '/proc',
     sysRoot: pick('sysRoot')[0] ?? '/sys',
+    transport: compileTransport(pick, pollers, bad),
     once,
     json,
   };
+}
+
+function compileTransport(pick: Pick, pollers: readonly string[], bad: (source: string, field: string, value: unknown, want: string) => never): TransportConfig {
+  const [allowRaw, allowSrc] = pick('allowPlaintext');
+  if (allowRaw !== undefined && !['true', 'false', '1', '0', 'yes', 'no'].includes(allowRaw)) bad(allowSrc, 'allowPlaintext', allowRaw, 'must be true or false');
+  const t: TransportConfig = {
+    tlsCa: pick('tlsCa')[0] ?? null,
+    tlsCert: pick('tlsCert')[0] ?? null,
+    tlsKey: pick('tlsKey')[0] ?? null,
+    tlsServerName: pick('tlsServerName')[0] ?? null,
+    tokenFile: pick('tokenFile')[0] ?? null,
+    allowPlaintext: allowRaw !== undefined && ['true', '1', 'yes'].includes(allowRaw),
+  };
+  if ((t.tlsCert === null) !== (t.tlsKey === null)) bad(pick('tlsCert')[1], 'tlsCert', t.tlsCert, 'and tlsKey go together');
+  if (t.tlsCert !== null && t.tlsCa === null) bad(pick('tlsCert')[1], 'tlsCa', null, 'is needed with a client certificate: the CA of the pollers\' certificates');
+  if (t.tlsCa === null && !t.allowPlaintext) {
+    // Plaintext to another host would expose samples, and a token, to the network.
+    const remote = pollers.find((p) => !/^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/.test(p));
+    if (remote !== undefined) {
+      bad(pick('pollers')[1], 'pollers', remote, 'is not on loopback: give --tls-ca (see "loadfeed certs --help"), or --allow-plaintext on a trusted network');
+    }
+  }
+  return t;
 }
 
 function compileScope(

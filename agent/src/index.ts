@@ -73,3 +73,5 @@ export {
 } from './config.js';
 export { Backoff, DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_MAX_MS } from './backoff.js';
 export { PollerStream, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, type StreamState, type ReporterEvents } from './reporter.js';
+export { loadTransport, type Transport } from './transport.js';
+export type { TransportConfig } from './config.js';

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { Scope, type HelloInit } from '@loadfeed/proto';
 import { AGENT_USAGE, loadAgentConfig, MAX_INTERVAL_MS, MIN_INTERVAL_MS, type AgentConfig } from './config.js';
 import { PollerStream } from './reporter.js';
+import { loadTransport, type Transport } from './transport.js';
 import { collectFacts } from './facts.js';
 import { createSampler, type Sampler } from './sampler.js';
 import type { Reading } from './reading.js';
@@ -36,8 +37,15 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     sampler.close();
     throw new Error('no poller to stream to: pass --poller HOST:PORT (or LOADFEED_POLLERS), or --once to print one sample');
   }
+  let transport;
+  try {
+    transport = loadTransport(config.transport);
+  } catch (err) {
+    sampler.close();
+    throw err;
+  }
   const facts = await collectFacts();
-  return run(config, sampler, facts);
+  return run(config, sampler, facts, transport);
 }
 
 async function printOnce(config: AgentConfig, sampler: Sampler): Promise<number> {
@@ -61,7 +69,7 @@ function formatReading(r: Reading & { nodeId: string; scope: string }): string {
   ].join('\n');
 }
 
-function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<typeof collectFacts>>): Promise<number> {
+function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<typeof collectFacts>>, transport: Transport): Promise<number> {
   let intervalMs = config.intervalMs;
   const hello = (): HelloInit => ({
     nodeId: config.nodeId,
@@ -90,7 +98,7 @@ function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<ty
           reschedule();
         },
         onState: (poller, state, detail) => log({ msg: `stream ${state}`, poller, detail }),
-      }),
+      }, transport),
   );
   let reschedule = (): void => undefined;
   for (const s of streams) s.start();

@@ -12,6 +12,7 @@ import {
   type TelemetryClient,
 } from '@loadfeed/proto';
 import { Backoff } from './backoff.js';
+import type { Transport } from './transport.js';
 import type { Reading } from './reading.js';
 
 /** Ping the poller this often on an idle connection, so a dead director is noticed. */
@@ -42,8 +43,10 @@ export class PollerStream {
     readonly target: string,
     private readonly hello: () => HelloInit,
     private readonly events: ReporterEvents,
+    private readonly transport: Transport,
   ) {
-    this.client = createTelemetryClient(target, grpc.credentials.createInsecure(), {
+    this.client = createTelemetryClient(target, transport.credentials, {
+      ...transport.channelOptions,
       'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
       'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
       'grpc.keepalive_permit_without_calls': 1,
@@ -99,7 +102,7 @@ export class PollerStream {
     this.setState('connecting', '');
     this.seq = 0;
     this.lastAcked = 0;
-    const call = this.client.report();
+    const call = this.client.report(this.transport.metadata());
     this.call = call;
     this.writable = call.write({ hello: this.hello() });
     call.on('drain', () => {

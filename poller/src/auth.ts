@@ -68,7 +68,7 @@ function certificateNames(cert: PeerCertificate): string[] {
     const m = /^\s*DNS:(.+)$/.exec(part);
     if (m?.[1]) names.push(m[1].trim());
   }
-  return names;
+  return [...new Set(names)];
 }
 
 export function isLoopbackPeer(peer: string): boolean {

@@ -18,21 +18,21 @@ test('defaults: host scope, 1 s, host name as node id', (t) => {
 
 test('flags win over the environment, which wins over the config file', (t) => {
   const file = configFile('nodeId: from-file\ninterval: 3s\npollers: [file:1]\nservices: [http:80]\nlabels: { role: web }\n');
-  const env = { LOADFEED_CONFIG: file, LOADFEED_INTERVAL: '2s', LOADFEED_POLLERS: 'env-a:7415, env-b' };
+  const env = { LOADFEED_CONFIG: file, LOADFEED_INTERVAL: '2s', LOADFEED_POLLERS: 'env-a:7415, env-b', LOADFEED_ALLOW_PLAINTEXT: 'true' };
   const { config } = loadAgentConfig(['--interval', '250ms'], env);
   t.is(config?.nodeId, 'from-file');
   t.is(config?.intervalMs, 250);
   t.deepEqual(config?.pollers, ['env-a:7415', 'env-b:7415']);
   t.deepEqual(config?.services, [{ name: 'http', port: 80 }]);
   t.deepEqual(config?.labels, { role: 'web' });
-  const onlyFile = loadAgentConfig(['--config', file], {}).config;
+  const onlyFile = loadAgentConfig(['--config', file, '--allow-plaintext'], {}).config;
   t.is(onlyFile?.intervalMs, 3000);
   t.deepEqual(onlyFile?.pollers, ['file:1']);
 });
 
 test('repeatable flags: several pollers, services and labels', (t) => {
   const { config } = loadAgentConfig(
-    ['--poller', 'd1:7415', '--poller', '[::1]:7415', '--service', 'http:80', '--service', 'https:443', '--label', 'role=web', '--label', 'zone=a'],
+    ['--allow-plaintext', '--poller', 'd1:7415', '--poller', '[::1]:7415', '--service', 'http:80', '--service', 'https:443', '--label', 'role=web', '--label', 'zone=a'],
     {},
   );
   t.deepEqual(config?.pollers, ['d1:7415', '[::1]:7415']);
@@ -57,6 +57,10 @@ const INVALID: [string, string[], Record<string, string>, RegExp][] = [
   ['interval too short', ['--interval', '5ms'], {}, /^flag: interval: "5ms" must be 100ms..60s/],
   ['interval not a duration', [], { LOADFEED_INTERVAL: 'often' }, /^environment: interval: "often"/],
   ['bad poller', ['--poller', 'a b:1'], {}, /pollers: "a b:1" must be HOST:PORT/],
+  ['plaintext to another host', ['--poller', 'director1:7415'], {}, /^flag: pollers: "director1:7415" is not on loopback: give --tls-ca/],
+  ['client certificate without CA', ['--tls-cert', 'c.pem', '--tls-key', 'c.key'], {}, /tlsCa: null is needed with a client certificate/],
+  ['certificate without key', ['--tls-ca', 'ca.pem', '--tls-cert', 'c.pem'], {}, /tlsCert: "c.pem" and tlsKey go together/],
+  ['allowPlaintext not a boolean', [], { LOADFEED_ALLOW_PLAINTEXT: 'maybe' }, /environment: allowPlaintext: "maybe" must be true or false/],
   ['bad service', ['--service', 'http'], {}, /services: "http" must be NAME:PORT/],
   ['service port out of range', ['--service', 'http:70000'], {}, /services: "http:70000"/],
   ['duplicate service', ['--service', 'http:80', '--service', 'http:81'], {}, /services: "http" is named twice/],
@@ -78,11 +82,20 @@ for (const [name, argv, env, message] of INVALID) {
 test('config file errors name the file and the setting', (t) => {
   const file = configFile('nodeId: a\ncolour: blue\n');
   const err = t.throws(() => loadAgentConfig(['--config', file], {}), { instanceOf: AgentError });
-  t.is(err?.message, `${file}: unknown setting "colour" (known: nodeId, pollers, interval, scope, capacity, memory, services, labels, procRoot, sysRoot)`);
+  t.regex(err?.message ?? '', new RegExp(`^${file}: unknown setting "colour" \\(known: nodeId, pollers, interval, .*tokenFile, allowPlaintext\\)$`));
   const bad = configFile('interval: 5ms\n');
   t.regex(t.throws(() => loadAgentConfig(['--config', bad], {}))?.message ?? '', new RegExp(`^${bad}: interval: "5ms"`));
 });
 
 test('--help asks for the usage text', (t) => {
   t.deepEqual(loadAgentConfig(['--help'], {}), { help: true, config: null });
+});
+
+test('TLS and token settings', (t) => {
+  const { config } = loadAgentConfig(
+    ['--poller', 'director1:7415', '--tls-ca', 'ca.pem', '--tls-cert', 'n.pem', '--tls-key', 'n.key', '--tls-server-name', 'poller', '--token-file', 't'],
+    {},
+  );
+  t.deepEqual(config?.transport, { tlsCa: 'ca.pem', tlsCert: 'n.pem', tlsKey: 'n.key', tlsServerName: 'poller', tokenFile: 't', allowPlaintext: false });
+  t.is(loadAgentConfig(['--poller', '127.0.0.1:7415'], {}).config?.transport.tlsCa, null, 'plaintext to loopback needs nothing');
 });
