@@ -9,6 +9,7 @@ export default {
       'proto/': 'build/proto/',
       'kernel-bridge/': 'build/kernel-bridge/',
       'e2e/': 'build/e2e/',
+      'fuzz/': 'build/fuzz/',
     },
     compile: false,
   },

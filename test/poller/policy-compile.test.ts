@@ -207,3 +207,15 @@ test('addresses are put in the canonical form engines report', (t) => {
   t.is(p.services[0]?.address, 'tcp 127.0.0.1:8080');
   t.like(p.services[0]?.servers[1], { address: '127.0.0.2:9001' });
 });
+
+test('YAML tricks are refused with a problem, not an exception: unresolved aliases, alias bombs, self-reference', (t) => {
+  const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]', ...Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)}]`)].join('\n');
+  for (const [text, message] of [
+    ['*nowhere', /Unresolved alias/],
+    [bomb, /[Ee]xcessive alias count/],
+    ['&a [*a]', /a policy is a mapping with apiVersion and services/],
+  ] as const) {
+    const err = t.throws(() => compilePolicy(text, 'trick.yaml', engines), { instanceOf: PolicyError });
+    t.regex(err?.message ?? '', message);
+  }
+});

@@ -79,7 +79,7 @@ export async function loadPolicyFile(file: string, engines: KnownEngines): Promi
 
 export function compilePolicy(text: string, file: string, engines: KnownEngines): CompiledPolicy {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, logLevel: 'error' });
   const problems: PolicyProblem[] = [];
   for (const e of doc.errors) {
     problems.push({ file, line: e.linePos?.[0].line ?? null, path: '', message: (e.message.split('\n')[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, '') });
@@ -87,7 +87,14 @@ export function compilePolicy(text: string, file: string, engines: KnownEngines)
   if (problems.length > 0) throw new PolicyError(problems);
 
   const lineOf = (path: readonly PropertyKey[]): number | null => locate(doc, lineCounter, path);
-  const result = policySchema.safeParse(doc.toJS());
+  let raw: unknown;
+  try {
+    // Bounded alias expansion: a "billion laughs" file is refused, not expanded.
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new PolicyError([{ file, line: null, path: '', message: (err as Error).message }], { cause: err });
+  }
+  const result = policySchema.safeParse(raw);
   if (!result.success) {
     for (const issue of result.error.issues) problems.push(problemFromIssue(file, doc, issue, lineOf));
     throw new PolicyError(problems);
@@ -226,7 +233,9 @@ function problemFromIssue(
   if (value !== undefined && !message.includes(JSON.stringify(value))) {
     message = `${JSON.stringify(value)}${message.startsWith('must') ? ' ' : ': '}${message}`;
   }
-  if (value === undefined && issue.code === 'invalid_type') message = 'is required';
+  if (value === undefined && issue.code === 'invalid_type') {
+    message = path.length === 0 ? 'a policy is a mapping with apiVersion and services' : doc.hasIn(path as unknown[]) ? message : 'is required';
+  }
   return { file, line: lineOf(path), path: formatPath(path), message };
 }
 

@@ -1,0 +1,181 @@
+// Fuzz the ingest path: arbitrary bytes as the wire would carry them, and
+// structurally valid but hostile messages. Whatever comes in, the poller
+// must not throw, must answer a refusal with a gRPC status on that stream
+// only, and must never let a non-finite or out-of-range value reach the node
+// table. LOADFEED_FUZZ_RUNS raises the count (`npm run fuzz`).
+import test from 'ava';
+import { EventEmitter } from 'node:events';
+import fc from 'fast-check';
+import * as grpc from '@grpc/grpc-js';
+import { AgentMessage, type TelemetryReportCall } from '@loadfeed/proto';
+import { compilePolicy, DEFAULT_LIMITS, defaultEngines, defaultStrategies, Ingest, NodeTable, WeightEvaluator, type CompiledService } from '@loadfeed/poller';
+
+const RUNS = Number(process.env['LOADFEED_FUZZ_RUNS'] ?? 10_000);
+
+/** A stand-in for grpc-js's server call: what Ingest uses of it, nothing more. */
+class FakeCall extends EventEmitter {
+  readonly written: unknown[] = [];
+  status: { code: number; details: string } | null = null;
+  ended = false;
+  readonly metadata = new grpc.Metadata();
+  constructor() {
+    super();
+    // Ingest reports refusals by emitting 'error' with a status, as grpc-js expects.
+    this.on('error', (e: { code: number; details: string }) => {
+      this.status = e;
+    });
+  }
+  write(m: unknown): boolean {
+    this.written.push(m);
+    return true;
+  }
+  end(): void {
+    this.ended = true;
+  }
+  getPeer(): string {
+    return '127.0.0.1:40000';
+  }
+  getAuthContext(): ReturnType<TelemetryReportCall['getAuthContext']> {
+    return {};
+  }
+}
+
+function setup() {
+  const table = new NodeTable(2000, () => undefined);
+  const ingest = new Ingest({
+    table,
+    auth: { tokens: new Map(), mutualTls: false, allowPlaintext: false },
+    limits: { ...DEFAULT_LIMITS, maxSamplesPerSecond: 1e9 },
+    intervalMs: () => 1000,
+    log: () => undefined,
+  });
+  const open = (): FakeCall => {
+    const call = new FakeCall();
+    ingest.service.report(call as unknown as TelemetryReportCall);
+    return call;
+  };
+  return { table, ingest, open };
+}
+
+const HELLO = { hello: { nodeId: 'fuzz', cores: 2, memoryBytes: 1e9, services: [{ name: 'http', port: 80 }] } };
+
+function assertTableSane(table: NodeTable): boolean {
+  for (const n of table.all()) {
+    const s = n.sample;
+    if (!s) continue;
+    const ratios = [s.cpuUtilization, s.memUtilization];
+    if (!ratios.every((x) => Number.isFinite(x) && x >= 0 && x <= 64)) return false;
+    for (const x of [s.psiCpuSome, s.psiMemorySome, s.psiIoSome, s.cpuThrottled]) {
+      if (x !== null && x !== undefined && !(Number.isFinite(x) && x >= 0 && x <= 1)) return false;
+    }
+    if (!Number.isFinite(n.hello.cores) || n.hello.cores <= 0) return false;
+  }
+  return true;
+}
+
+test('arbitrary bytes: decoded or refused by the codec, never a crash or a bad value in the table', (t) => {
+  const { table, open } = setup();
+  let decoded = 0;
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 256 }), (bytes) => {
+      let msg: AgentMessage;
+      try {
+        msg = AgentMessage.decode(bytes);
+      } catch {
+        return true; // grpc-js fails the stream with INTERNAL; nothing reaches ingest
+      }
+      decoded += 1;
+      const call = open();
+      call.emit('data', AgentMessage.decode(AgentMessage.encode(HELLO).finish()));
+      call.emit('data', msg);
+      call.emit('end');
+      return assertTableSane(table);
+    }),
+    { numRuns: RUNS },
+  );
+  t.true(decoded > 0, 'some inputs decoded and reached ingest');
+});
+
+const hostileDouble = fc.oneof(
+  fc.double(),
+  fc.constantFrom(Number.NaN, Infinity, -Infinity, -0, Number.MAX_VALUE, -Number.MAX_VALUE, Number.MIN_VALUE, 1e308, 65, 1.0000001),
+);
+const hostileSample = fc.record(
+  {
+    seq: fc.oneof(fc.integer({ min: -5, max: 5 }), fc.constant(Number.MAX_SAFE_INTEGER), fc.constant(2 ** 60)),
+    timestampMs: fc.oneof(fc.constant(Date.now()), fc.integer({ min: 0, max: 2 ** 52 })),
+    cpuUtilization: hostileDouble,
+    memUtilization: hostileDouble,
+    load1: fc.option(hostileDouble, { nil: null }),
+    psiCpuSome: fc.option(hostileDouble, { nil: null }),
+    psiMemorySome: fc.option(hostileDouble, { nil: null }),
+    psiIoSome: fc.option(hostileDouble, { nil: null }),
+    cpuThrottled: fc.option(hostileDouble, { nil: null }),
+    tcpAcceptsPerSecond: fc.option(hostileDouble, { nil: null }),
+    windowMs: fc.integer({ min: -1, max: 2 ** 32 - 1 }),
+    services: fc.array(fc.record({ name: fc.oneof(fc.constant('http'), fc.string({ maxLength: 300 })), established: fc.option(fc.nat(), { nil: null }) }), { maxLength: 5 }),
+  },
+  { requiredKeys: [] },
+);
+const hostileHello = fc.record(
+  {
+    nodeId: fc.oneof(fc.constant('fuzz'), fc.string({ maxLength: 300 }), fc.constantFrom('', '../../etc', '__proto__', 'a'.repeat(254))),
+    cores: hostileDouble,
+    memoryBytes: fc.oneof(fc.nat(), fc.constant(2 ** 60)),
+    services: fc.array(fc.record({ name: fc.string({ maxLength: 50 }), port: fc.integer({ min: -1, max: 70_000 }) }), { maxLength: 80 }),
+    labels: fc.dictionary(fc.string({ maxLength: 20 }), fc.string({ maxLength: 20 }), { maxKeys: 5 }),
+  },
+  { requiredKeys: [] },
+);
+const hostileMessage = fc.oneof(
+  hostileSample.map((sample) => ({ sample })),
+  hostileHello.map((hello) => ({ hello })),
+  fc.constant({ drain: { reason: 'x'.repeat(10_000) } }),
+  fc.constant({ undrain: {} }),
+  fc.constant({}),
+);
+
+test('hostile but well-formed messages: refused with a status or accepted within bounds', (t) => {
+  const { table, open } = setup();
+  let refused = 0;
+  let accepted = 0;
+  fc.assert(
+    fc.property(fc.array(hostileMessage, { minLength: 1, maxLength: 6 }), fc.boolean(), (messages, helloFirst) => {
+      const call = open();
+      const wire = (m: object): AgentMessage => AgentMessage.decode(AgentMessage.encode(m).finish());
+      if (helloFirst) call.emit('data', wire(HELLO));
+      for (const m of messages) call.emit('data', wire(m));
+      if (call.status) {
+        refused += 1;
+        if (!Object.values(grpc.status).includes(call.status.code) || call.status.code === grpc.status.OK || call.status.details === '') return false;
+      } else {
+        accepted += 1;
+      }
+      call.emit('end');
+      return assertTableSane(table);
+    }),
+    { numRuns: RUNS },
+  );
+  t.true(refused > 0 && accepted > 0, `refused ${refused}, accepted ${accepted}`);
+});
+
+test('whatever was accepted, the policy computes finite weights within bounds', (t) => {
+  const policy = compilePolicy(
+    'apiVersion: loadfeed/v1\nservices:\n  - name: web\n    address: tcp 10.0.0.1:80\n    servers: [{ node: fuzz, address: "10.0.0.2:80" }, { node: other, address: "10.0.0.3:80" }]\n',
+    'p.yaml',
+    defaultEngines().limits(),
+  );
+  const service = policy.services[0] as CompiledService;
+  fc.assert(
+    fc.property(fc.array(hostileSample, { minLength: 1, maxLength: 5 }), (samples) => {
+      const { table, open } = setup();
+      const evaluator = new WeightEvaluator(defaultStrategies());
+      const call = open();
+      call.emit('data', AgentMessage.decode(AgentMessage.encode(HELLO).finish()));
+      for (const sample of samples) call.emit('data', AgentMessage.decode(AgentMessage.encode({ sample }).finish()));
+      return evaluator.evaluate(service, table.lookup(), performance.now()).every((d) => Number.isInteger(d.weight) && d.weight >= 0 && d.weight <= 100);
+    }),
+    { numRuns: Math.ceil(RUNS / 5) },
+  );
+  t.pass();
+});
