@@ -127,3 +127,30 @@ export class CommandFailedError extends BridgeError {
     this.stderr = details.stderr;
   }
 }
+
+/** A connection limit (`maxConnections`) that is not a non-negative integer the engine can hold. */
+export class ConnectionLimitError extends BridgeError {
+  override readonly name = 'ConnectionLimitError';
+  constructor(message: string) {
+    super('BRIDGE_CONNECTION_LIMIT_RANGE', message);
+  }
+}
+
+/**
+ * A target that cannot be removed yet because connections still use it (HAProxy
+ * deletes a server only once they are gone); it takes no new ones meanwhile.
+ */
+export class TargetBusyError extends BridgeError {
+  override readonly name = 'TargetBusyError';
+  constructor(message: string) {
+    super('BRIDGE_TARGET_BUSY', message);
+  }
+}
+
+/** An engine refused a command for a reason no other error names; the message quotes the engine. */
+export class CommandRefusedError extends BridgeError {
+  override readonly name = 'CommandRefusedError';
+  constructor(message: string) {
+    super('BRIDGE_COMMAND_REFUSED', message);
+  }
+}

@@ -108,3 +108,43 @@ export {
   MalformedReplyError,
   CommandFailedError,
 } from './errors.js';
+export { ConnectionLimitError, TargetBusyError, CommandRefusedError } from './errors.js';
+export {
+  createHaproxyEngine,
+  HAPROXY_ENGINE_KIND,
+  HAPROXY_WEIGHT_RANGE,
+  DEFAULT_HAPROXY_MAX_LINE_BYTES,
+} from './haproxy/engine.js';
+export type { HaproxyEngine, HaproxyOptions } from './haproxy/engine.js';
+export { createRuntimeApiClient, DEFAULT_RUNTIME_API_TIMEOUT_MS } from './haproxy/client.js';
+export type { RuntimeApiClient, RuntimeApiOptions } from './haproxy/client.js';
+export {
+  checkOps as checkHaproxyOps,
+  planCommands as planHaproxyCommands,
+  groupLines as groupHaproxyLines,
+  commandBytes as haproxyCommandBytes,
+  serverNamedByAddress,
+  MAX_CONNECTIONS_LIMIT as HAPROXY_MAX_CONNECTIONS,
+} from './haproxy/plan.js';
+export type { PlannedOp as HaproxyPlannedOp, HaproxyPlan, ServerAddressResolver } from './haproxy/plan.js';
+export {
+  MarkedReplyReader,
+  ReplyFormatError as HaproxyReplyFormatError,
+  markedLine,
+  parseMarkedReplies,
+  classifyReply as classifyHaproxyReply,
+  parseServersState,
+  parseShowBackend,
+  parseShowStat,
+  splitCsvLine,
+  MARKER_COMMAND as HAPROXY_MARKER_COMMAND,
+  CLI_LEVELS as HAPROXY_CLI_LEVELS,
+} from './haproxy/replies.js';
+export type {
+  CliLevel as HaproxyCliLevel,
+  MarkedReplies,
+  ReplyOutcome as HaproxyReplyOutcome,
+  ServerState as HaproxyServerState,
+  StatBackend as HaproxyStatBackend,
+  StatServer as HaproxyStatServer,
+} from './haproxy/replies.js';

@@ -2,6 +2,10 @@
 // engine's `<engine>-contract.test.ts` runs with a fixture: how to start a
 // fresh engine holding given services, and addresses that engine can use.
 //
+// Order is not part of the contract: IPVS lists services in hash order and
+// nftables by address, so the suite compares services and destinations sorted
+// by address.
+//
 // Most engines create services through apply() (`add-service`); `startWithOps`
 // builds their `start`. Engines whose services are configured elsewhere
 // (HAProxy: backends live in haproxy.cfg) set `managesServices: false` and
@@ -15,6 +19,7 @@ import {
   WeightRangeError,
   type Engine,
   type EngineOp,
+  type Observation,
   type ObservedDestination,
 } from '@loadfeed/kernel-bridge';
 import type { RealEngineGate } from '../helpers/real-engine.js';
@@ -100,16 +105,17 @@ export function contractSuite(fixture: EngineFixture): void {
       { op: 'add-destination', service: s1, destination: d1, weight: 1 },
       { op: 'add-destination', service: s1, destination: d2, weight: 2 },
     ]);
-    const observed = await engine.observe();
+    const observed = sorted(await engine.observe());
     t.deepEqual(
       observed.services.map((s) => s.address),
-      [s1, s2],
+      [s1, s2].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
     );
-    const [first, second] = observed.services;
-    t.deepEqual(first?.destinations.map(identity), [
+    const first = observed.services.find((s) => s.address === s1);
+    const second = observed.services.find((s) => s.address === s2);
+    t.deepEqual(first?.destinations.map(identity), sortedByAddress([
       { address: d1, weight: 1, up: true },
       { address: d2, weight: 2, up: true },
-    ]);
+    ]));
     t.deepEqual(second?.destinations, []);
     for (const s of observed.services) t.true(s.scheduler.length > 0, 'a scheduler name is reported');
     for (const d of first?.destinations ?? []) {
@@ -170,11 +176,11 @@ export function contractSuite(fixture: EngineFixture): void {
   run(title('weight 0 keeps the destination, listed and up, until it is removed'), async (t) => {
     const engine = await seeded(t);
     await engine.apply([setWeight(d1, 0)]);
-    const [service] = (await engine.observe()).services;
-    t.deepEqual(service?.destinations.map(identity), [
+    const [service] = sorted(await engine.observe()).services;
+    t.deepEqual(service?.destinations.map(identity), sortedByAddress([
       { address: d1, weight: 0, up: true },
       { address: d2, weight: 2, up: true },
-    ]);
+    ]));
     await engine.apply([setWeight(d1, 4)]);
     t.deepEqual(await weights(engine), { [s1]: { [d1]: 4, [d2]: 2 } });
     await engine.apply([
@@ -272,12 +278,23 @@ export function contractSuite(fixture: EngineFixture): void {
 
 /** Everything observe() reports except live counters, which real engines may move between two reads. */
 async function weightsAndState(engine: Engine): Promise<unknown> {
-  const observed = await engine.observe();
+  const observed = sorted(await engine.observe());
   return observed.services.map((s) => ({
     address: s.address,
     scheduler: s.scheduler,
     destinations: s.destinations.map((d) => ({ ...identity(d), maxConnections: d.maxConnections })),
   }));
+}
+
+function sortedByAddress<T extends { readonly address: string }>(items: readonly T[]): T[] {
+  return [...items].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+}
+
+/** Services and their destinations sorted by address. */
+function sorted(observation: Observation): Observation {
+  return {
+    services: sortedByAddress(observation.services).map((s) => ({ ...s, destinations: sortedByAddress(s.destinations) })),
+  };
 }
 
 function identity(d: ObservedDestination): Pick<ObservedDestination, 'address' | 'weight' | 'up'> {
