@@ -102,8 +102,8 @@ async function openssl(args: string[]): Promise<void> {
     await run('openssl', args);
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') throw new Error('openssl is not installed: install it (Debian: apt-get install openssl) or bring your own certificates');
-    throw new Error(`openssl ${args[0]} failed: ${e.stderr?.trim() ?? e.message}`);
+    if (e.code === 'ENOENT') throw new Error('openssl is not installed: install it (Debian: apt-get install openssl) or bring your own certificates', { cause: err });
+    throw new Error(`openssl ${args[0]} failed: ${e.stderr?.trim() ?? e.message}`, { cause: err });
   }
 }
 
