@@ -10,6 +10,8 @@ export default {
       'kernel-bridge/': 'build/kernel-bridge/',
       'e2e/': 'build/e2e/',
       'fuzz/': 'build/fuzz/',
+      'deploy/': 'build/deploy/',
+      'ha/': 'build/ha/',
     },
     compile: false,
   },
