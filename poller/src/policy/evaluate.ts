@@ -22,7 +22,7 @@ export type ServerState = 'live' | 'blackout' | 'slow-start' | 'guarded' | 'drai
 
 export interface WeightDecision {
   readonly address: string;
-  /** Node id of the agent that reports for this server, when one is known. */
+  /** Node id of the agent that reports (or should report) for this server, when one is known. */
   readonly node: string | null;
   readonly weight: number;
   /** Smoothed strategy score, or null when the strategy did not score it. */
@@ -108,7 +108,7 @@ export class WeightEvaluator {
 
   evaluate(service: CompiledService, nodes: NodeLookup, now: number): WeightDecision[] {
     const mem = this.memory(service);
-    const candidates = resolve(service.servers, nodes).map((r) => this.liveness(service, mem, r.address, r.node, now));
+    const candidates = resolve(service.servers, nodes).map((r) => ({ ...this.liveness(service, mem, r.address, r.node, now), nodeId: r.nodeId }));
 
     // 2. guards and 3. blackout on the live ones; the rest go to the strategy.
     const scored: { c: Candidate; input: ServerInput }[] = [];
@@ -234,7 +234,7 @@ export class WeightEvaluator {
       if (!c.missing && c.state !== 'held' && c.state !== 'fallback') s.lastGood = c.weight > 0 ? c.weight : null;
     }
     for (const address of mem.servers.keys()) if (!candidates.some((c) => c.address === address)) mem.servers.delete(address);
-    return candidates.map((c) => ({ address: c.address, node: c.node?.id ?? null, weight: c.weight, score: c.score, state: c.state, reason: c.reason }));
+    return candidates.map((c) => ({ address: c.address, node: c.nodeId, weight: c.weight, score: c.score, state: c.state, reason: c.reason }));
   }
 
   /** 1. liveness, drain and the stale action. */
@@ -302,16 +302,16 @@ export class WeightEvaluator {
 }
 
 /** Policy server entries → concrete destinations with their node (selectors expand to every matching agent). */
-function resolve(servers: readonly ServerMatch[], nodes: NodeLookup): { address: string; node: NodeRecord | null }[] {
-  const out: { address: string; node: NodeRecord | null }[] = [];
+function resolve(servers: readonly ServerMatch[], nodes: NodeLookup): { address: string; node: NodeRecord | null; nodeId: string | null }[] {
+  const out: { address: string; node: NodeRecord | null; nodeId: string | null }[] = [];
   const seen = new Set<string>();
-  const push = (address: string, node: NodeRecord | null): void => {
+  const push = (address: string, node: NodeRecord | null, nodeId = node?.id ?? null): void => {
     if (seen.has(address)) return;
     seen.add(address);
-    out.push({ address, node });
+    out.push({ address, node, nodeId });
   };
   for (const m of servers) {
-    if (m.by === 'node') push(m.address, nodes.byId(m.node) ?? null);
+    if (m.by === 'node') push(m.address, nodes.byId(m.node) ?? null, m.node);
     else if (m.by === 'address') push(m.address, nodes.byHost(m.host) ?? null);
     else {
       const matched = [...nodes.all()]
