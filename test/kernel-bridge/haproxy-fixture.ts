@@ -139,6 +139,8 @@ export interface HttpBackend {
   /** `127.0.0.1:PORT` */
   readonly address: string;
   readonly server: Server;
+  /** Requests received so far (answered or held). */
+  requests(): number;
 }
 
 /**
@@ -151,7 +153,9 @@ export async function startHttpBackend(
   hold?: () => Promise<void>,
 ): Promise<HttpBackend> {
   const sockets = new Set<Socket>();
+  let requests = 0;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    requests++;
     req.resume();
     const answer = (): void => {
       res.setHeader('connection', 'close');
@@ -172,7 +176,7 @@ export async function startHttpBackend(
   });
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('not listening on TCP');
-  return { name, address: `127.0.0.1:${address.port}`, server };
+  return { name, address: `127.0.0.1:${address.port}`, server, requests: () => requests };
 }
 
 /** One HTTP GET through the frontend on a new connection; the body (the backend's name) and status. */
