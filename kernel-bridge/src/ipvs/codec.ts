@@ -2,10 +2,12 @@
 // generic netlink headers and the IPVS attributes (include/uapi/linux/ip_vs.h).
 //
 // Byte order, as the kernel writes it: netlink and attribute headers and all
-// integers are in the host's order (native endian), except ports (`__be16`) and
-// the persistence netmask (`__be32`), which are in network order. Addresses
-// are the 16-byte `union nf_inet_addr`. Service flags are the 8-byte
-// `struct ip_vs_flags {u32 flags; u32 mask}`.
+// integers are in the host's order (native endian), except ports (`__be16`).
+// The persistence netmask is declared `__be32` and copied as it is: an IPv4
+// mask is in network order, but an IPv6 prefix length is a plain host-order
+// int (the kernel compares it with 128), so its byte order follows the
+// service's address family. Addresses are the 16-byte `union nf_inet_addr`.
+// Service flags are the 8-byte `struct ip_vs_flags {u32 flags; u32 mask}`.
 //
 // Attributes this codec does not know (a newer kernel's) are kept, in order,
 // in `unknown`, and encoded back after the known ones: nothing is dropped.
@@ -13,6 +15,7 @@
 import { endianness } from 'node:os';
 import { MalformedReplyError } from '../errors.js';
 import {
+  AF,
   CTRL_ATTR,
   GENL_HDRLEN,
   IPVS_CMD_ATTR,
@@ -73,6 +76,7 @@ export interface ServiceAttributes {
   readonly schedName?: string;
   readonly flags?: IpvsFlags;
   readonly timeout?: number;
+  /** IPv4: the mask (0xffffff00 for /24); IPv6 (`af` AF_INET6): the prefix length. */
   readonly netmask?: number;
   readonly stats?: StatsAttributes;
   readonly peName?: string;
@@ -150,7 +154,7 @@ type Kind =
   | 'u16'
   | 'be16'
   | 'u32'
-  | 'be32'
+  | 'netmask' // be32 for IPv4, host order for IPv6 (see above)
   | 'u32n' // u32 held as bigint (32-bit stats counters)
   | 'u64n'
   | 'string'
@@ -194,7 +198,7 @@ const SERVICE_SCHEMA: Schema = [
   { key: 'schedName', type: IPVS_SVC_ATTR.SCHED_NAME, kind: 'string' },
   { key: 'flags', type: IPVS_SVC_ATTR.FLAGS, kind: 'flags' },
   { key: 'timeout', type: IPVS_SVC_ATTR.TIMEOUT, kind: 'u32' },
-  { key: 'netmask', type: IPVS_SVC_ATTR.NETMASK, kind: 'be32' },
+  { key: 'netmask', type: IPVS_SVC_ATTR.NETMASK, kind: 'netmask' },
   { key: 'stats', type: IPVS_SVC_ATTR.STATS, kind: 'stats32' },
   { key: 'peName', type: IPVS_SVC_ATTR.PE_NAME, kind: 'string' },
   { key: 'stats64', type: IPVS_SVC_ATTR.STATS64, kind: 'stats64' },
@@ -244,7 +248,7 @@ const SIZE: Partial<Record<Kind, number>> = {
   u16: 2,
   be16: 2,
   u32: 4,
-  be32: 4,
+  netmask: 4,
   u32n: 4,
   u64n: 8,
   addr: 16,
@@ -329,7 +333,7 @@ export function createIpvsCodec(endian: Endianness = HOST_ENDIANNESS): IpvsCodec
     return attrs;
   }
 
-  function encodeValue(kind: Kind, value: unknown): Uint8Array {
+  function encodeValue(kind: Kind, value: unknown, record: Record<string, unknown>): Uint8Array {
     const size = SIZE[kind];
     const out = new Uint8Array(size ?? 0);
     const dv = view(out);
@@ -346,8 +350,8 @@ export function createIpvsCodec(endian: Endianness = HOST_ENDIANNESS): IpvsCodec
       case 'u32':
         dv.setUint32(0, checkUint(value, 0xffffffff), le);
         return out;
-      case 'be32':
-        dv.setUint32(0, checkUint(value, 0xffffffff), false);
+      case 'netmask':
+        dv.setUint32(0, checkUint(value, 0xffffffff), record['af'] === AF.INET6 ? le : false);
         return out;
       case 'u32n':
         dv.setUint32(0, Number(checkBigUint(value, 32)), le);
@@ -400,8 +404,9 @@ export function createIpvsCodec(endian: Endianness = HOST_ENDIANNESS): IpvsCodec
         return dv.getUint16(0, false);
       case 'u32':
         return dv.getUint32(0, le);
-      case 'be32':
-        return dv.getUint32(0, false);
+      case 'netmask':
+        // Read once the record is complete (the family may come later): see decodeRecord.
+        return Uint8Array.from(payload);
       case 'u32n':
         return BigInt(dv.getUint32(0, le));
       case 'u64n':
@@ -437,7 +442,7 @@ export function createIpvsCodec(endian: Endianness = HOST_ENDIANNESS): IpvsCodec
         type: field.type,
         nested: NESTED_KINDS.has(field.kind),
         netByteOrder: false,
-        payload: encodeValue(field.kind, value),
+        payload: encodeValue(field.kind, value, values),
       });
     }
     const unknown = (values['unknown'] as readonly RawAttribute[] | undefined) ?? [];
@@ -458,6 +463,10 @@ export function createIpvsCodec(endian: Endianness = HOST_ENDIANNESS): IpvsCodec
       }
       // Like nla_parse(): the last copy of a repeated attribute wins.
       record[field.key] = decodeValue(field.kind, attr.payload, `${where}.${field.key}`);
+    }
+    const netmask = record['netmask'];
+    if (netmask instanceof Uint8Array) {
+      record['netmask'] = view(netmask).getUint32(0, record['af'] === AF.INET6 ? le : false);
     }
     record['unknown'] = unknown;
     return record;

@@ -7,7 +7,7 @@
 // the thresholds to 0, a GUE tunnel to IPIP). So a weight change carries the
 // settings just read, with only the weight (and the upper threshold, when the
 // op gives one) changed.
-import { ConflictError, UnknownTargetError, UnsupportedError, type BridgeError } from '../errors.js';
+import { ConflictError, OptionError, UnknownTargetError, UnsupportedError, type BridgeError } from '../errors.js';
 import type { EngineOp } from '../model.js';
 import {
   formatDestinationKey,
@@ -54,8 +54,8 @@ export type IpvsStep =
       readonly service: IpvsServiceKey;
       readonly destination: IpvsDestinationKey;
       readonly weight: number;
-      /** Upper connection threshold to set; undefined keeps what the kernel has. */
-      readonly maxConnections: number | null | undefined;
+      /** Upper connection threshold to set (0 = no limit); undefined keeps what the kernel has. */
+      readonly maxConnections: number | undefined;
     }
   | { readonly op: 'remove-destination'; readonly service: IpvsServiceKey; readonly destination: IpvsDestinationKey };
 
@@ -72,6 +72,8 @@ export interface EditPlan {
 }
 
 const SCHEDULER_NAME = /^[a-z][a-z0-9_]{0,14}$/;
+/** Largest upper threshold: the kernel holds a u32, ipvsadm -x parses an int; the same cap as HAProxy maxconn. */
+export const MAX_IPVS_CONNECTIONS = 2_147_483_647;
 
 /** Parse every address of a batch first, so a typo rejects the batch before anything is applied. */
 export function compileSteps(ops: readonly EngineOp[]): IpvsStep[] {
@@ -95,7 +97,7 @@ export function compileSteps(ops: readonly EngineOp[]): IpvsStep[] {
           service: parseServiceKey(op.service),
           destination: parseDestinationKey(op.destination),
           weight: op.weight,
-          maxConnections: maxConnectionsOf(op),
+          maxConnections: op.op === 'set-weight' ? checkMaxConnections(op) : undefined,
         };
       case 'remove-destination':
         return { op: op.op, service: parseServiceKey(op.service), destination: parseDestinationKey(op.destination) };
@@ -199,17 +201,17 @@ export function planEdits(steps: readonly IpvsStep[], state: readonly IpvsServic
 }
 
 /**
- * `current` with a new weight and, when given, a new upper threshold
- * (null: no limit). IPVS refuses a lower threshold above the upper one, so a
- * lower threshold that no longer fits is reset to 0 (IPVS then resumes at 3/4
- * of the upper threshold).
+ * `current` with a new weight and, when given, a new upper threshold (0: no
+ * limit). IPVS refuses a lower threshold above the upper one (ERANGE), so a
+ * lower threshold that no longer fits is reset to 0 (IPVS then resumes
+ * scheduling an overloaded destination below 3/4 of the upper threshold).
  */
 function withWeight(
   current: IpvsDestinationSettings,
   weight: number,
-  maxConnections: number | null | undefined,
+  maxConnections: number | undefined,
 ): IpvsDestinationSettings {
-  const upperThreshold = maxConnections === undefined ? current.upperThreshold : (maxConnections ?? 0);
+  const upperThreshold = maxConnections ?? current.upperThreshold;
   const lowerThreshold = current.lowerThreshold > upperThreshold ? 0 : current.lowerThreshold;
   return { ...current, weight, upperThreshold, lowerThreshold };
 }
@@ -234,9 +236,18 @@ function forwardProblem(forward: IpvsForwardMethod, service: IpvsServiceKey, des
   return `forwarding method "${forward}" cannot map port ${service.port} to ${destination.port}; use the same port or forward "masq"`;
 }
 
-/** The op's upper-threshold request, if the op type carries one (set-weight's optional `maxConnections`). */
-function maxConnectionsOf(op: EngineOp): number | null | undefined {
-  const value = (op as { readonly maxConnections?: unknown }).maxConnections;
-  if (value === undefined || value === null) return value;
-  return value as number;
+/**
+ * set-weight's optional `maxConnections`, IPVS's upper threshold: an integer
+ * in 0..MAX_IPVS_CONNECTIONS, 0 = no limit. Checked with the addresses, so a
+ * bad one rejects the batch before anything is applied.
+ */
+function checkMaxConnections(op: Extract<EngineOp, { op: 'set-weight' }>): number | undefined {
+  const limit = op.maxConnections;
+  if (limit === undefined) return undefined;
+  if (!Number.isInteger(limit) || limit < 0 || limit > MAX_IPVS_CONNECTIONS) {
+    throw new OptionError(
+      `set-weight "${op.service}" "${op.destination}": maxConnections ${limit} must be an integer in 0..${MAX_IPVS_CONNECTIONS} (0 = no limit)`,
+    );
+  }
+  return limit;
 }

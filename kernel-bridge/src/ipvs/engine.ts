@@ -177,6 +177,8 @@ export function toObservedService(state: IpvsServiceState): ObservedService {
       activeConnections: d.counters.activeConnections,
       inactiveConnections: d.counters.inactiveConnections,
       totalConnections: d.counters.stats === null ? null : Number(d.counters.stats.connections),
+      // The upper threshold: 0 = no limit, as the model says.
+      maxConnections: d.settings.upperThreshold,
       // IPVS has no health state of its own: a destination is used while its weight is above 0.
       up: true,
     })),

@@ -8,7 +8,7 @@ import { formatHostPort, parseHostPort } from '../address.js';
 import { AddressError } from '../errors.js';
 import type { DestAttributes, ServiceAttributes, StatsAttributes } from './codec.js';
 import { canonicalIp, decodeInetAddr, encodeInetAddr, familyOf, type IpvsFamily } from './inet.js';
-import { AF, IPPROTO, IP_VS_CONN_F, IP_VS_CONN_F_TUNNEL_TYPE } from './uapi.js';
+import { AF, IPPROTO, IP_VS_CONN_F, IP_VS_CONN_F_TUNNEL_TYPE, IP_VS_SVC_F } from './uapi.js';
 
 export type { IpvsFamily } from './inet.js';
 export type IpvsProtocol = 'tcp' | 'udp' | 'sctp';
@@ -239,7 +239,8 @@ export function serviceFromAttributes(attrs: ServiceAttributes): IpvsService {
     key,
     settings: {
       scheduler: need(attrs.schedName, 'SCHED_NAME'),
-      flags: attrs.flags?.flags ?? 0,
+      // HASHED is the kernel's bookkeeping, not a setting (sending it back would break the service).
+      flags: (attrs.flags?.flags ?? 0) & ~IP_VS_SVC_F.HASHED,
       timeout: attrs.timeout ?? 0,
       netmask: attrs.netmask ?? 0,
       persistenceEngine: attrs.peName === undefined || attrs.peName === '' ? null : attrs.peName,
