@@ -15,6 +15,7 @@ export default {
       'status/': 'build/status/',
       'top/': 'build/top/',
       'dashboard/': 'build/dashboard/',
+      'bench/': 'build/bench/',
     },
     compile: false,
   },

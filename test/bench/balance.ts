@@ -1,0 +1,554 @@
+/**
+ * bench:balance — balancing quality against the alternatives, in one run.
+ *
+ * Real backends (HTTP, `--work-ms` of CPU per request, one worker each),
+ * each in its own network namespace with a cgroup CPU quota as its capacity
+ * and its own agent in cgroup scope; traffic through the fast path; an
+ * open-loop Poisson load generator in its own process measuring latency from
+ * each request's intended start. Every policy runs every scenario with fresh
+ * backends; results are medians over `--reps` repetitions.
+ *
+ * It must never leave a process, cgroup or namespace behind (see lib/).
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { CpuCgroup, DEFAULT_CFS_PERIOD_US } from './lib/cgroup.js';
+import { Children, firstLine, sleep, withCleanup } from './lib/children.js';
+import { Cluster, type Balancer, type BackendSpec } from './lib/cluster.js';
+import { Histogram } from './lib/histogram.js';
+import { fmt, loadAverage1, machineLine, mean, median, QUICK, quantile, table, waitForQuietMachine } from './lib/measure.js';
+import { NetNs } from './lib/netns.js';
+import { plotShares } from './lib/plot.js';
+import { LOADGEN_SCRIPT, parseRecords, type RequestRecord } from './lib/records.js';
+
+const WORK_MS = 2;
+/** A failed request counts as this latency in the percentiles (it is also counted as an error). */
+const TIMEOUT_MS = 5_000;
+
+// ---- policies ------------------------------------------------------------------------
+
+const policyHead = (extra: string): string => `apiVersion: loadfeed/v1
+services:
+  - name: bench
+    engine: fastpath
+    address: tcp 127.0.0.1:0
+${extra}    servers:
+`;
+
+export const POLICIES: Readonly<Record<string, Balancer & { readonly what: string }>> = {
+  'round-robin': { what: 'fast path swrr, equal fixed weights, no agents', kind: 'engine', scheduler: 'swrr', weight: () => 100 },
+  'static-equal': {
+    what: 'loadfeed poller, constant score (equal weights), swrr; quiesces dead agents',
+    kind: 'poller',
+    policy: (s) => policyHead('    scheduler: swrr\n    strategy: { name: expression, score: "1" }\n    slowStart: null\n') + s,
+  },
+  'static-capacity': {
+    what: 'loadfeed poller, score = cores (the quota), swrr',
+    kind: 'poller',
+    policy: (s) => policyHead('    scheduler: swrr\n    strategy: { name: expression, score: "cores" }\n    slowStart: null\n') + s,
+  },
+  'least-connection': { what: 'fast path wlc, equal fixed weights, no agents', kind: 'engine', scheduler: 'wlc', weight: () => 100 },
+  orca: {
+    what: 'gRPC A58 weighted round robin (deploy/examples/policies/grpc-orca-baseline.yaml), swrr',
+    kind: 'poller',
+    policy: (s) =>
+      policyHead(
+        '    scheduler: swrr\n    strategy: { name: orca, blackoutPeriod: 10s, weightExpirationPeriod: 3m, errorUtilizationPenalty: 1.0 }\n' +
+          '    smoothing: { halfLife: 0s }\n    deadband: 0\n    slowStart: null\n    meanBand: { min: 0.01, max: 10 }\n    weights: { min: 1, max: 1000 }\n',
+      ) + s,
+  },
+  pid: { what: 'loadfeed pid strategy, defaults (wlc)', kind: 'poller', policy: (s) => policyHead('    strategy: { name: pid }\n') + s },
+  loadfeed: { what: "loadfeed's defaults: headroom, wlc, half-life 2s, deadband 5%", kind: 'poller', policy: (s) => policyHead('') + s },
+};
+
+// ---- scenarios -----------------------------------------------------------------------
+
+interface Phase {
+  readonly name: string;
+  readonly fromS: number;
+  readonly toS: number;
+}
+
+interface Scenario {
+  readonly key: string;
+  readonly title: string;
+  readonly backends: readonly BackendSpec[];
+  readonly durationS: number;
+  /** [fromSecond, fraction of total capacity]. */
+  readonly load: readonly (readonly [number, number])[];
+  /** Window whose latency, errors and CPU are the scenario's headline figures. */
+  readonly window: Phase;
+  readonly phases: readonly Phase[];
+  /** Things that happen during the run, at seconds from the start of the load. */
+  readonly events: (cluster: Cluster, at: (s: number, fn: () => Promise<void> | void) => void, startEpoch: number) => Promise<void>;
+}
+
+const HETERO: BackendSpec[] = [
+  { id: 'b1', cores: 0.1 },
+  { id: 'b2', cores: 0.2 },
+  { id: 'b3', cores: 0.4 },
+];
+const EQUAL: BackendSpec[] = [
+  { id: 'b1', cores: 0.2 },
+  { id: 'b2', cores: 0.2 },
+  { id: 'b3', cores: 0.2 },
+];
+
+function scenarios(scale: number): Scenario[] {
+  const s = (x: number): number => Math.round(x * scale * 10) / 10;
+  const noiseOn = s(10);
+  const ramp = [0.75, 0.9, 1.05, 1.2, 1.35, 1.5];
+  const step = s(8);
+  const warm = s(12);
+  return [
+    {
+      key: 'a',
+      title: '(a) heterogeneous capacity 1:2:4, 0.7x load',
+      backends: HETERO,
+      durationS: s(45),
+      load: [[0, 0.7]],
+      window: { name: 'steady', fromS: s(15), toS: s(45) },
+      phases: [],
+      events: async () => undefined,
+    },
+    {
+      key: 'b',
+      title: '(b) noisy neighbour on b2: 60 % of its allowance, 10 s on / 10 s off',
+      backends: EQUAL,
+      durationS: s(15) + 3 * 2 * noiseOn,
+      load: [[0, 0.6]],
+      window: { name: 'noise', fromS: s(15), toS: s(15) + 3 * 2 * noiseOn },
+      phases: [0, 1, 2].flatMap((k) => [
+        { name: `on${k + 1}`, fromS: s(15) + 2 * k * noiseOn, toS: s(15) + (2 * k + 1) * noiseOn },
+        { name: `off${k + 1}`, fromS: s(15) + (2 * k + 1) * noiseOn, toS: s(15) + (2 * k + 2) * noiseOn },
+      ]),
+      events: async (c, _at, start) => {
+        const victim = c.backends[1];
+        if (victim) await c.startNoise(victim, 0.6, start + s(15) * 1000, noiseOn * 1000, noiseOn * 1000);
+      },
+    },
+    {
+      key: 'c',
+      title: '(c) b3 slows down: 3x CPU per request from 15 s',
+      backends: EQUAL,
+      durationS: s(50),
+      load: [[0, 0.6]],
+      window: { name: 'slow', fromS: s(15), toS: s(50) },
+      phases: [],
+      events: async (c, at) => {
+        at(s(15), () => {
+          const b = c.backends[2];
+          if (b) c.setWork(b, 3 * WORK_MS);
+        });
+      },
+    },
+    {
+      key: 'd',
+      title: '(d) b2 dies (backend and agent killed) at 15 s and returns at 30 s',
+      backends: EQUAL,
+      durationS: s(50),
+      load: [[0, 0.6]],
+      window: { name: 'dies', fromS: s(15), toS: s(50) },
+      phases: [
+        { name: 'dead', fromS: s(15), toS: s(30) },
+        { name: 'back', fromS: s(30), toS: s(50) },
+      ],
+      events: async (c, at) => {
+        const b = c.backends[1];
+        if (!b) return;
+        at(s(15), () => c.killHost(b));
+        at(s(30), () => c.reviveHost(b));
+      },
+    },
+    {
+      key: 'e',
+      title: `(e) load ramp ${ramp[0]}x..${ramp[ramp.length - 1]}x of capacity, 1:2:4`,
+      backends: HETERO,
+      durationS: warm + ramp.length * step,
+      load: [[0, 0.6], ...ramp.map((r, i) => [warm + i * step, r] as const)],
+      window: { name: 'ramp', fromS: warm, toS: warm + ramp.length * step },
+      phases: ramp.map((r, i) => ({ name: `${r}x`, fromS: warm + i * step, toS: warm + (i + 1) * step })),
+      events: async () => undefined,
+    },
+  ];
+}
+
+// ---- one run ---------------------------------------------------------------------------
+
+interface Second {
+  /** Seconds since the load started. */
+  readonly t: number;
+  /** CPU used over the last second as a fraction of each backend's allowance. */
+  readonly cpu: number[];
+  readonly weights: number[];
+}
+
+interface RunResult {
+  readonly scenario: string;
+  readonly policy: string;
+  readonly rep: number;
+  readonly seconds: Second[];
+  readonly records: RequestRecord[];
+  readonly ids: string[];
+}
+
+async function runOne(ctx: Ctx, scenario: Scenario, policyName: string, rep: number): Promise<RunResult> {
+  const balancer = POLICIES[policyName];
+  if (!balancer) throw new Error(`unknown policy ${policyName}`);
+  const cluster = new Cluster({
+    children: ctx.children,
+    root: ctx.root,
+    run: `${scenario.key}-${policyName}-${rep}`,
+    nets: ctx.nets,
+    backends: scenario.backends,
+    workMs: WORK_MS,
+    periodUs: ctx.periodUs,
+  });
+  ctx.active = cluster;
+  const timers: NodeJS.Timeout[] = [];
+  try {
+    await cluster.startBackends();
+    await cluster.startBalancer(balancer);
+    const capacity = scenario.backends.reduce((a, b) => a + b.cores * ctx.rpsPerCore, 0);
+    const schedule = scenario.load.map(([from, f]) => [from, Math.round(f * capacity * 10) / 10]);
+    const out = path.join(ctx.tmp, `${scenario.key}-${policyName}-${rep}.txt`);
+    const gen = ctx.children.node('loadgen', LOADGEN_SCRIPT, [
+      '--target', `${cluster.target.host}:${cluster.target.port}`,
+      '--schedule', JSON.stringify(schedule),
+      '--duration', String(scenario.durationS),
+      '--out', out,
+      '--timeout-ms', String(TIMEOUT_MS),
+    ]);
+    const startEpoch = Number(await firstLine(gen));
+    const at = (sec: number, fn: () => Promise<void> | void): void => {
+      timers.push(setTimeout(() => void Promise.resolve(fn()).catch((err: unknown) => ctx.log(`event at ${sec}s failed: ${(err as Error).message}`)), Math.max(0, startEpoch + sec * 1000 - Date.now())));
+    };
+    await scenario.events(cluster, at, startEpoch);
+
+    const seconds: Second[] = [];
+    let prevUsage = cluster.backends.map((b) => b.cgroup.usageUs());
+    let prevAt = performance.now();
+    const done = new Promise<void>((resolve) => gen.child.once('exit', () => resolve()));
+    let finished = false;
+    void done.then(() => {
+      finished = true;
+    });
+    while (!finished) {
+      await Promise.race([sleep(1000 - ((Date.now() - startEpoch) % 1000)), done]);
+      if (finished) break;
+      const now = performance.now();
+      const usage = cluster.backends.map((b) => b.cgroup.usageUs());
+      const dt = (now - prevAt) * 1000;
+      seconds.push({
+        t: Math.round((Date.now() - startEpoch) / 100) / 10,
+        cpu: cluster.backends.map((b, i) => (usage[i]! - prevUsage[i]!) / dt / b.cores),
+        weights: await cluster.weights(),
+      });
+      prevUsage = usage;
+      prevAt = now;
+    }
+    const records = parseRecords(readFileSync(out, 'utf8'));
+    return { scenario: scenario.key, policy: policyName, rep, seconds, records, ids: scenario.backends.map((b) => b.id) };
+  } finally {
+    for (const t of timers) clearTimeout(t);
+    await cluster.stop();
+    ctx.active = null;
+  }
+}
+
+// ---- figures ---------------------------------------------------------------------------
+
+export interface Figures {
+  readonly requests: number;
+  readonly errors: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly p999: number;
+  /** Max over backends of the mean CPU/allowance, over the mean of those. */
+  readonly maxAvgCpu: number;
+  /** p95 of per-second per-backend CPU/allowance over their mean. */
+  readonly p95AvgCpu: number;
+  /** Share of the responses served by each backend. */
+  readonly shares: number[];
+}
+
+function figures(run: RunResult, from: number, to: number): Figures {
+  const h = new Histogram();
+  let errors = 0;
+  let n = 0;
+  const served = run.ids.map(() => 0);
+  for (const r of run.records) {
+    if (r.intendedMs < from * 1000 || r.intendedMs >= to * 1000) continue;
+    n++;
+    if (r.outcome === 'ok') {
+      h.record(r.latencyUs);
+      const i = run.ids.indexOf(r.backend);
+      if (i >= 0) served[i]!++;
+    } else {
+      errors++;
+      h.record(Math.max(r.latencyUs, TIMEOUT_MS * 1000));
+    }
+  }
+  const secs = run.seconds.filter((s) => s.t > from && s.t <= to);
+  const perBackend = run.ids.map((_, i) => mean(secs.map((s) => s.cpu[i] ?? Number.NaN)));
+  const all = secs.flatMap((s) => s.cpu);
+  const total = served.reduce((a, b) => a + b, 0);
+  return {
+    requests: n,
+    errors,
+    p50: h.quantile(0.5) / 1000,
+    p99: h.quantile(0.99) / 1000,
+    p999: h.quantile(0.999) / 1000,
+    maxAvgCpu: Math.max(...perBackend) / mean(perBackend),
+    p95AvgCpu: quantile(all, 0.95) / mean(all),
+    shares: served.map((x) => (total > 0 ? x / total : 0)),
+  };
+}
+
+function medianFigures(fs: readonly Figures[]): Figures {
+  const m = (k: keyof Omit<Figures, 'shares'>): number => median(fs.map((f) => f[k]));
+  return {
+    requests: m('requests'),
+    errors: m('errors'),
+    p50: m('p50'),
+    p99: m('p99'),
+    p999: m('p999'),
+    maxAvgCpu: m('maxAvgCpu'),
+    p95AvgCpu: m('p95AvgCpu'),
+    shares: (fs[0]?.shares ?? []).map((_, i) => median(fs.map((f) => f.shares[i] ?? Number.NaN))),
+  };
+}
+
+/** Per second: each backend's share of the responses to requests meant to start in that second. */
+function sharesOverTime(run: RunResult): { t: number; shares: number[] }[] {
+  const buckets = new Map<number, number[]>();
+  for (const r of run.records) {
+    const i = run.ids.indexOf(r.backend);
+    if (r.outcome !== 'ok' || i < 0) continue;
+    const sec = Math.floor(r.intendedMs / 1000);
+    const b = buckets.get(sec) ?? run.ids.map(() => 0);
+    b[i]!++;
+    buckets.set(sec, b);
+  }
+  return [...buckets.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([t, c]) => {
+      const total = c.reduce((a, b) => a + b, 0);
+      return { t: t + 0.5, shares: c.map((x) => x / total) };
+    });
+}
+
+// ---- main --------------------------------------------------------------------------------
+
+interface Ctx {
+  readonly children: Children;
+  readonly root: CpuCgroup;
+  readonly nets: NetNs[];
+  readonly tmp: string;
+  readonly periodUs: number;
+  rpsPerCore: number;
+  active: Cluster | null;
+  log(s: string): void;
+}
+
+/** Requests per second one core of backend serves: measured by saturating one backend alone. */
+async function calibrate(ctx: Ctx): Promise<number> {
+  const spec = { id: 'cal', cores: 0.2 };
+  const cluster = new Cluster({ children: ctx.children, root: ctx.root, run: 'calibrate', nets: ctx.nets, backends: [spec], workMs: WORK_MS, periodUs: ctx.periodUs });
+  ctx.active = cluster;
+  try {
+    await cluster.startBackends();
+    await cluster.startBalancer({ kind: 'engine', scheduler: 'wlc', weight: () => 1 });
+    const nominal = (spec.cores * 1000) / WORK_MS;
+    const out = path.join(ctx.tmp, 'calibrate.txt');
+    const durationS = QUICK ? 3 : 6;
+    const gen = ctx.children.node('loadgen', LOADGEN_SCRIPT, [
+      '--target', `${cluster.target.host}:${cluster.target.port}`,
+      '--schedule', JSON.stringify([[0, nominal * 1.5]]),
+      '--duration', String(durationS),
+      '--out', out,
+      '--timeout-ms', '3000',
+    ]);
+    await firstLine(gen);
+    await new Promise((resolve) => gen.child.once('exit', resolve));
+    // Completions per second while saturated (after the first second, before the end).
+    const recs = parseRecords(readFileSync(out, 'utf8')).filter((r) => r.outcome === 'ok');
+    const ends = recs.map((r) => r.intendedMs + r.latencyUs / 1000).filter((t) => t >= 1000 && t < durationS * 1000);
+    return ends.length / (durationS - 1) / spec.cores;
+  } finally {
+    await cluster.stop();
+    ctx.active = null;
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      scenarios: { type: 'string', default: QUICK ? 'a,b' : 'a,b,c,d,e' },
+      policies: { type: 'string', default: QUICK ? 'round-robin,least-connection,loadfeed' : Object.keys(POLICIES).join(',') },
+      reps: { type: 'string', default: '1' },
+      scale: { type: 'string', default: QUICK ? '0.34' : '1' },
+      'period-us': { type: 'string', default: String(DEFAULT_CFS_PERIOD_US) },
+      'out-dir': { type: 'string', default: QUICK ? path.join(tmpdir(), `loadfeed-bench-${process.pid}`) : 'docs/bench' },
+      'max-load': { type: 'string', default: QUICK ? '100' : '0.7' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const reps = Number(values.reps);
+  const wanted = values.scenarios.split(',');
+  const policyNames = values.policies.split(',');
+  for (const p of policyNames) if (!POLICIES[p]) throw new Error(`--policies: unknown ${p} (known: ${Object.keys(POLICIES).join(', ')})`);
+  const list = scenarios(Number(values.scale)).filter((s) => wanted.includes(s.key));
+  const outDir = values['out-dir'];
+  mkdirSync(outDir, { recursive: true });
+  const log = (s: string): void => {
+    process.stderr.write(`[balance ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+  };
+
+  const children = new Children();
+  const root = CpuCgroup.root('loadfeed-bench');
+  const nets: NetNs[] = [];
+  const ctx: Ctx = { children, root, nets, tmp: path.join(tmpdir(), `loadfeed-balance-${process.pid}`), periodUs: Number(values['period-us']), rpsPerCore: 0, active: null, log };
+  mkdirSync(ctx.tmp, { recursive: true });
+  await withCleanup(
+    async () => {
+      await ctx.active?.stop().catch(() => undefined);
+      await children.stopAll();
+      children.dispose();
+      root.remove();
+      for (const n of nets) n.remove();
+    },
+    async () => {
+      for (let i = 1; i <= 3; i++) nets.push(NetNs.create(i));
+      const loadBefore = await waitForQuietMachine(Number(values['max-load']), 20 * 60_000, log);
+      ctx.rpsPerCore = await calibrate(ctx);
+      log(`calibrated: ${ctx.rpsPerCore.toFixed(0)} requests/s per core of backend (nominal ${1000 / WORK_MS}); load average ${loadBefore}`);
+      const started = new Date();
+      const results: RunResult[] = [];
+      for (let rep = 0; rep < reps; rep++) {
+        for (const sc of list) {
+          // Rotate the order every repetition so no policy always runs first or last.
+          const order = policyNames.map((_, i) => policyNames[(i + rep) % policyNames.length] as string);
+          for (const p of order) {
+            log(`rep ${rep + 1}/${reps} ${sc.title}: ${p}`);
+            results.push(await runOne(ctx, sc, p, rep));
+          }
+        }
+      }
+      const loadAfter = loadAverage1();
+      report({ results, list, policyNames, outDir, started, loadBefore, loadAfter, reps, ctx, json: values.json, log });
+    },
+  );
+}
+
+interface ReportInput {
+  readonly results: RunResult[];
+  readonly list: Scenario[];
+  readonly policyNames: string[];
+  readonly outDir: string;
+  readonly started: Date;
+  readonly loadBefore: number;
+  readonly loadAfter: number;
+  readonly reps: number;
+  readonly ctx: Ctx;
+  readonly json: boolean;
+  log(s: string): void;
+}
+
+function report(r: ReportInput): void {
+  const out: Record<string, unknown> = {
+    bench: 'balance',
+    date: r.started.toISOString(),
+    machine: machineLine(),
+    loadAverage: { before: r.loadBefore, after: r.loadAfter },
+    quick: QUICK,
+    reps: r.reps,
+    workMs: WORK_MS,
+    cfsPeriodUs: r.ctx.periodUs,
+    rpsPerCore: Math.round(r.ctx.rpsPerCore),
+    policies: Object.fromEntries(r.policyNames.map((p) => [p, POLICIES[p]?.what])),
+    scenarios: {} as Record<string, unknown>,
+  };
+  const lines: string[] = [
+    `bench:balance  ${r.started.toISOString()}  ${machineLine()}`,
+    `load average ${r.loadBefore} before, ${r.loadAfter} after; ${r.reps} repetition(s), medians; backend ${WORK_MS} ms CPU/request, ${Math.round(r.ctx.rpsPerCore)} req/s per core measured; failures count as ${TIMEOUT_MS / 1000} s`,
+  ];
+  for (const sc of r.list) {
+    const rows: string[][] = [];
+    const perPolicy: Record<string, unknown> = {};
+    for (const p of r.policyNames) {
+      const runs = r.results.filter((x) => x.scenario === sc.key && x.policy === p);
+      if (runs.length === 0) continue;
+      const f = medianFigures(runs.map((x) => figures(x, sc.window.fromS, sc.window.toS)));
+      const phases = Object.fromEntries(sc.phases.map((ph) => [ph.name, medianFigures(runs.map((x) => figures(x, ph.fromS, ph.toS)))]));
+      perPolicy[p] = { ...f, phases };
+      rows.push([p, String(f.requests), String(f.errors), fmt(f.p50), fmt(f.p99), fmt(f.p999), fmt(f.maxAvgCpu, 2), fmt(f.p95AvgCpu, 2), f.shares.map((x) => fmt(x * 100, 0)).join('/')]);
+      if (sc.key === 'e') {
+        rows.push(...sc.phases.map((ph) => {
+          const g = phases[ph.name] as Figures;
+          return [`  ${ph.name}`, String(g.requests), String(g.errors), fmt(g.p50), fmt(g.p99), fmt(g.p999), fmt(g.maxAvgCpu, 2), fmt(g.p95AvgCpu, 2), g.shares.map((x) => fmt(x * 100, 0)).join('/')];
+        }));
+      }
+      const first = runs[0];
+      if (first) perPolicy[p] = { ...(perPolicy[p] as object), sharesOverTime: sharesOverTime(first), seconds: first.seconds };
+    }
+    (out['scenarios'] as Record<string, unknown>)[sc.key] = { title: sc.title, window: sc.window, backends: sc.backends, policies: perPolicy };
+    lines.push('', `${sc.title}  [window ${sc.window.fromS}-${sc.window.toS} s]`);
+    lines.push(table(['policy', 'requests', 'errors', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max/avg cpu', 'p95/avg cpu', 'share % ' + sc.backends.map((b) => b.id).join('/')], rows));
+  }
+  lines.push('', ...verdicts(out['scenarios'] as Record<string, { policies: Record<string, Figures & { phases: Record<string, Figures> }> }>));
+  const text = lines.join('\n');
+  process.stdout.write(`${text}\n`);
+  const stamp = QUICK ? 'quick' : r.started.toISOString().slice(0, 10);
+  writeFileSync(path.join(r.outDir, `balance-${stamp}.json`), JSON.stringify(out, null, 1));
+  writeFileSync(path.join(r.outDir, `balance-${stamp}.txt`), `${text}\n`);
+  for (const sc of r.list) {
+    const runs = r.policyNames.map((p) => r.results.find((x) => x.scenario === sc.key && x.policy === p)).filter((x): x is RunResult => x !== undefined);
+    const png = plotShares(
+      path.join(r.outDir, `balance-${sc.key}${QUICK ? '-quick' : ''}.png`),
+      sc.title,
+      sc.backends.map((b) => `${b.id} (${b.cores} core)`),
+      runs.map((run) => ({ name: run.policy, series: sharesOverTime(run) })),
+    );
+    if (png) r.log(`plot: ${png}`);
+  }
+}
+
+/** The issue's targets for loadfeed's default, as ratios in this run. */
+function verdicts(sc: Record<string, { policies: Record<string, Figures & { phases: Record<string, Figures> }> }>): string[] {
+  const out = ['targets (loadfeed default):'];
+  const get = (s: string, p: string): (Figures & { phases: Record<string, Figures> }) | undefined => sc[s]?.policies[p];
+  const lf = get('b', 'loadfeed');
+  if (lf) {
+    for (const [other, factor] of [['static-equal', 2], ['round-robin', 2], ['orca', 1], ['least-connection', 1]] as const) {
+      const o = get('b', other);
+      if (!o) continue;
+      const ratio = o.p99 / lf.p99;
+      out.push(`  (b) p99 ${other} / loadfeed = ${fmt(ratio, 2)} (target > ${factor === 2 ? '>= 2' : '1'}): ${ratio >= factor && (factor === 2 || ratio > 1) ? 'MET' : 'MISSED'}`);
+    }
+  }
+  const a = get('a', 'loadfeed');
+  if (a) out.push(`  (a) max/avg CPU = ${fmt(a.maxAvgCpu, 3)} (target <= 1.05): ${a.maxAvgCpu <= 1.05 ? 'MET' : 'MISSED'}`);
+  const e = sc['e'];
+  if (e) {
+    const steps = Object.keys(get('e', 'loadfeed')?.phases ?? {});
+    const cleanUpTo = (p: string): number => {
+      let k = -1;
+      steps.forEach((s, i) => {
+        if ((e.policies[p]?.phases[s]?.errors ?? 1) === 0 && k === i - 1) k = i;
+      });
+      return k;
+    };
+    const best = Math.max(...Object.keys(e.policies).filter((p) => p !== 'loadfeed').map(cleanUpTo));
+    const mine = cleanUpTo('loadfeed');
+    if (steps.length > 0) out.push(`  (e) error-free up to ${steps[mine] ?? 'none'}; best other policy up to ${steps[best] ?? 'none'}: ${mine >= best ? 'MET' : 'MISSED'}`);
+  }
+  return out;
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:balance failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

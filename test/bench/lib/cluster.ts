@@ -1,0 +1,204 @@
+// A bench cluster: real backends, each a "host" of its own (a network
+// namespace) whose CPU allowance is a cgroup quota the kernel enforces, each
+// with its own loadfeed agent in cgroup scope; and, in front of them, either
+// the poller with its fast path (loadfeed policies) or a bare fast-path
+// engine with fixed weights (the baselines).
+//
+//   /<root>/<run>/<backend>          quota = the backend's allowance; the agent's scope
+//   /<root>/<run>/<backend>/svc      the HTTP backend process
+//   /<root>/<run>/<backend>/noise    an antagonist, when a scenario starts one
+import { createRequire } from 'node:module';
+import * as grpc from '@grpc/grpc-js';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { createFastpathEngine, type Engine, type FastpathEngine, type HostPort } from '@loadfeed/kernel-bridge';
+import { compilePolicy, defaultEngines, defaultStrategies, Poller } from '@loadfeed/poller';
+import { CpuCgroup } from './cgroup.js';
+import { alive, firstLine, sleep, type Children, type Started } from './children.js';
+import type { NetNs } from './netns.js';
+
+const require = createRequire(import.meta.url);
+export const AGENT_BIN = path.join(path.dirname(require.resolve('@loadfeed/agent/package.json')), 'build/src/bin/loadfeed-agent.js');
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const BACKEND_SCRIPT = path.join(HERE, '..', 'balance-backend.js');
+export const ANTAGONIST_SCRIPT = path.join(HERE, '..', 'balance-antagonist.js');
+export const BACKEND_PORT = 8080;
+export const SERVICE_ADDRESS = 'tcp 127.0.0.1:0';
+
+export interface BackendSpec {
+  readonly id: string;
+  /** CPU allowance, cores (the cgroup quota). */
+  readonly cores: number;
+}
+
+export interface Backend extends BackendSpec {
+  readonly ns: NetNs;
+  readonly cgroup: CpuCgroup;
+  readonly svc: CpuCgroup;
+  /** The engine's address of this backend. */
+  readonly destination: string;
+  proc: Started | null;
+  agent: Started | null;
+  noise: { cgroup: CpuCgroup; proc: Started } | null;
+}
+
+/** How traffic is balanced: loadfeed's poller with a policy, or a bare engine with fixed weights. */
+export type Balancer =
+  | { readonly kind: 'engine'; readonly scheduler: 'swrr' | 'wlc'; readonly weight: (b: BackendSpec) => number }
+  | { readonly kind: 'poller'; readonly policy: (servers: string) => string };
+
+export interface ClusterOptions {
+  readonly children: Children;
+  readonly root: CpuCgroup;
+  /** Name of this run's cgroup under root. */
+  readonly run: string;
+  readonly nets: readonly NetNs[];
+  readonly backends: readonly BackendSpec[];
+  readonly workMs: number;
+  readonly periodUs: number;
+  readonly agentInterval?: string;
+}
+
+export class Cluster {
+  readonly backends: Backend[];
+  private readonly runCgroup: CpuCgroup;
+  private engine: Engine | null = null;
+  private poller: Poller | null = null;
+  private pollerPort = 0;
+  target: HostPort = { host: '127.0.0.1', port: 0 };
+
+  constructor(private readonly o: ClusterOptions) {
+    this.runCgroup = o.root.child(o.run);
+    this.backends = o.backends.map((spec, i) => {
+      const ns = o.nets[i];
+      if (!ns) throw new Error(`no network namespace for backend ${i}`);
+      const cgroup = this.runCgroup.child(spec.id);
+      cgroup.setQuota(spec.cores, o.periodUs);
+      const svc = cgroup.child('svc');
+      return { ...spec, ns, cgroup, svc, destination: `${ns.address}:${BACKEND_PORT}`, proc: null, agent: null, noise: null };
+    });
+  }
+
+  async startBackends(): Promise<void> {
+    await Promise.all(this.backends.map((b) => this.startBackend(b)));
+  }
+
+  async startBackend(b: Backend): Promise<void> {
+    const args = [BACKEND_SCRIPT, '--id', b.id, '--host', '0.0.0.0', '--port', String(BACKEND_PORT), '--work-ms', String(this.o.workMs)];
+    b.proc = this.inside(b, b.svc, `backend ${b.id}`, args);
+    await firstLine(b.proc);
+  }
+
+  /** Start the balancer; for a poller, also every agent, and wait until each server has a weight. */
+  async startBalancer(balancer: Balancer): Promise<void> {
+    if (balancer.kind === 'engine') {
+      const engine = createFastpathEngine();
+      this.engine = engine;
+      await engine.apply([
+        { op: 'add-service', service: { address: SERVICE_ADDRESS, scheduler: balancer.scheduler } },
+        ...this.backends.map((b) => ({ op: 'add-destination' as const, service: SERVICE_ADDRESS, destination: b.destination, weight: balancer.weight(b) })),
+      ]);
+      this.target = engine.boundAddress(SERVICE_ADDRESS);
+      return;
+    }
+    const servers = this.backends.map((b) => `      - { node: ${b.id}, address: "${b.destination}" }`).join('\n');
+    const engines = defaultEngines();
+    const policy = compilePolicy(balancer.policy(servers), '<bench policy>', engines.limits());
+    this.poller = new Poller({
+      listen: '0.0.0.0:0',
+      policy,
+      engines,
+      strategies: defaultStrategies(),
+      logger: pino({ level: 'warn' }, pino.destination(2)),
+      // Agents reach the poller over the bench's own veth pairs, not loopback.
+      security: { credentials: grpc.ServerCredentials.createInsecure(), auth: { tokens: new Map(), mutualTls: false, allowPlaintext: true } },
+    });
+    this.pollerPort = await this.poller.start();
+    this.engine = this.poller.engine('fastpath');
+    this.target = (this.engine as FastpathEngine).boundAddress(SERVICE_ADDRESS);
+    for (const b of this.backends) this.startAgent(b);
+    const deadline = performance.now() + 20_000;
+    while (!(await this.weights()).every((w) => w > 0)) {
+      if (performance.now() > deadline) throw new Error(`agents did not report within 20 s: ${this.backends.map((b) => b.agent?.stderr() ?? '').join(' | ')}`);
+      await sleep(100);
+    }
+  }
+
+  get hasAgents(): boolean {
+    return this.poller !== null;
+  }
+
+  startAgent(b: Backend): void {
+    const args = [
+      AGENT_BIN,
+      '--poller', `${b.ns.hostAddress}:${this.pollerPort}`,
+      '--node-id', b.id,
+      '--scope', `cgroup:${b.cgroup.path}`,
+      '--service', `http:${BACKEND_PORT}`,
+      // The veth between namespaces is the bench's own: plaintext is fine there.
+      '--allow-plaintext',
+      ...(this.o.agentInterval ? ['--interval', this.o.agentInterval] : []),
+    ];
+    b.agent = this.o.children.spawn(`agent ${b.id}`, 'nsenter', [...b.ns.enter(), process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  }
+
+  /** Weights in force in the engine, in backend order (0 for a destination the engine lacks). */
+  async weights(): Promise<number[]> {
+    if (!this.engine) return this.backends.map(() => 0);
+    const obs = await this.engine.observe();
+    const dests = obs.services[0]?.destinations ?? [];
+    return this.backends.map((b) => dests.find((d) => d.address === b.destination)?.weight ?? 0);
+  }
+
+  async activeConnections(): Promise<number[]> {
+    if (!this.engine) return this.backends.map(() => 0);
+    const obs = await this.engine.observe();
+    const dests = obs.services[0]?.destinations ?? [];
+    return this.backends.map((b) => dests.find((d) => d.address === b.destination)?.activeConnections ?? 0);
+  }
+
+  /** A noisy neighbour in backend b's cgroup: a square wave limited to `fraction` of b's allowance. */
+  async startNoise(b: Backend, fraction: number, startAtEpochMs: number, onMs: number, offMs: number): Promise<void> {
+    const cgroup = b.cgroup.child('noise');
+    cgroup.setQuota(b.cores * fraction, this.o.periodUs);
+    // Ten times the backend's weight: while both want CPU, the antagonist gets its whole share.
+    cgroup.setWeight(10);
+    const args = [ANTAGONIST_SCRIPT, '--start-at', String(startAtEpochMs), '--on-ms', String(onMs), '--off-ms', String(offMs)];
+    const proc = this.inside(b, cgroup, `antagonist ${b.id}`, args);
+    await firstLine(proc);
+    b.noise = { cgroup, proc };
+  }
+
+  /** Change the CPU cost per request of one backend (a slowdown). */
+  setWork(b: Backend, workMs: number): void {
+    b.proc?.child.stdin?.write(`work ${workMs}\n`);
+  }
+
+  /** The backend's host dies: backend and agent killed at once. */
+  killHost(b: Backend): void {
+    for (const p of [b.proc, b.agent]) if (p && alive(p.child)) p.child.kill('SIGKILL');
+  }
+
+  /** ... and comes back: backend first, then its agent. */
+  async reviveHost(b: Backend): Promise<void> {
+    await this.startBackend(b);
+    if (this.hasAgents) this.startAgent(b);
+  }
+
+  async stop(): Promise<void> {
+    const procs = this.backends.flatMap((b) => [b.agent, b.noise?.proc ?? null, b.proc]).filter((p): p is Started => p !== null);
+    await Promise.all(procs.map((p) => this.o.children.stop(p)));
+    if (this.poller) await this.poller.stop();
+    else await this.engine?.close();
+    this.poller = null;
+    this.engine = null;
+    this.runCgroup.remove();
+  }
+
+  /** Run `node args` inside b's namespace, in `cgroup` from its first instruction. */
+  private inside(b: Backend, cgroup: CpuCgroup, name: string, args: readonly string[]): Started {
+    const quoted = [...b.ns.enter(), process.execPath, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    return this.o.children.spawn(name, 'sh', ['-c', `${cgroup.joinScript()}; exec ${quoted}`]);
+  }
+}
