@@ -40,3 +40,5 @@ export type { PollerSecurity } from './poller.js';
 export { makeCertificates } from './certs.js';
 export { DEFAULT_LIMITS } from './ingest.js';
 export type { IngestLimits } from './ingest.js';
+export { Reconciler } from './reconcile.js';
+export type { DriftEvent, DriftPolicy } from './reconcile.js';

@@ -15,6 +15,7 @@ import type { CompiledPolicy } from './policy/compile.js';
 import { WeightEvaluator, type WeightDecision } from './policy/evaluate.js';
 import type { StrategyRegistry } from './policy/strategy.js';
 import { plan, type DesiredService } from './planner.js';
+import { Reconciler, type DriftEvent } from './reconcile.js';
 import type { TraceRecord, TraceRecorder } from './trace.js';
 
 /** Server pings every agent connection this often; a hung host is cut off within ~2× this. */
@@ -68,9 +69,53 @@ export interface PollerSnapshot {
     readonly cpuUtilization: number | null;
     /** Samples accepted on the node's current stream. */
     readonly samples: number;
+    readonly hostname: string;
+    readonly addresses: readonly string[];
+    readonly memoryBytes: number;
+    readonly agentVersion: string;
+    /** The agent's drain reason while it asked to be drained, else null. */
+    readonly drained: string | null;
+    /** Age of the latest sample, ms; null before the first. */
+    readonly sampleAgeMs: number | null;
+    readonly memUtilization: number | null;
+    readonly psiCpuSome: number | null;
+    readonly psiMemorySome: number | null;
+    readonly psiIoSome: number | null;
+    readonly load1: number | null;
+    readonly tcpEstablished: number | null;
+    /** The agent's services with their established connections (null: not counted). */
+    readonly services: readonly { readonly name: string; readonly port: number; readonly established: number | null }[];
   }[];
   readonly services: readonly ServiceSnapshot[];
   readonly engineError: string | null;
+  /** Agent messages accepted, and refused by reason (e.g. `auth`, `sample.seq`). */
+  readonly ingest: { readonly accepted: number; readonly rejected: Readonly<Record<string, number>> };
+  /** Drift found in engines since start: weights changed outside loadfeed, services an engine lost. */
+  readonly driftEvents: number;
+}
+
+/** One weight change, exactly as logged ("weight changed"). */
+export interface WeightChangeEvent {
+  /** Wall-clock ms. */
+  readonly at: number;
+  readonly service: string;
+  readonly server: string;
+  readonly node: string | null;
+  readonly from: number | null;
+  readonly to: number;
+  readonly state: string;
+  readonly reason: string;
+}
+
+/** Hooks for the status server (metrics, dashboard): called synchronously from the loop, so they must be cheap. */
+export interface PollerObserver {
+  weightChanged?(change: WeightChangeEvent): void;
+  /** A cycle's weights are in the engines: ms since the oldest node event (sample, liveness change) it acted on. */
+  weightsApplied?(ingestToWeightMs: number): void;
+  /** One `Engine.apply` batch, its duration and whether it succeeded. */
+  engineApplied?(engine: string, ops: number, ms: number, ok: boolean): void;
+  /** A policy reload took effect (true) or was refused (false). */
+  policyReloaded?(ok: boolean): void;
 }
 
 export class Poller {
@@ -85,6 +130,10 @@ export class Poller {
   private readonly engines = new Map<string, Engine>();
   /** Engines whose weights were adopted already. */
   private readonly adopted = new Set<string>();
+  private readonly reconcilers = new Map<string, Reconciler>();
+  /** Drift found in engines since start (weights changed outside loadfeed, lost services). */
+  private driftEvents = 0;
+  private resync: NodeJS.Timeout | null = null;
   private policy: CompiledPolicy;
   private policyStatus: PolicyStatus;
   private decisions = new Map<string, readonly WeightDecision[]>();
@@ -93,6 +142,9 @@ export class Poller {
   private retry: NodeJS.Timeout | null = null;
   private engineError: string | null = null;
   private stopped = false;
+  private readonly observers = new Set<PollerObserver>();
+  /** performance.now() of the oldest node event not yet reflected in the engines. */
+  private pendingSince: number | null = null;
 
   constructor(private readonly options: PollerOptions) {
     this.policy = options.policy;
@@ -117,6 +169,7 @@ export class Poller {
       this.server.bindAsync(this.options.listen, credentials, (err, p) => (err ? reject(err) : resolve(p)));
     });
     this.table.start();
+    this.scheduleResync();
     this.markDirty();
     await this.settled();
     return port;
@@ -130,17 +183,25 @@ export class Poller {
     this.table.setStaleAfter(policy.liveness.staleAfterMs);
     this.evaluator.retain(new Set(policy.services.map((s) => s.name)));
     if (intervalChanged) this.ingest.broadcastInterval(policy.agents.intervalMs);
+    this.notify((o) => o.policyReloaded?.(true));
     this.markDirty();
   }
 
   /** A newer policy file was refused: the current policy stays, the status shows why. */
   refusePolicy(problems: readonly PolicyProblem[]): void {
     this.policyStatus = { ...this.policyStatus, refused: problems };
+    this.notify((o) => o.policyReloaded?.(false));
   }
 
   /** Resolves when no cycle is running or pending. */
   async settled(): Promise<void> {
     while (this.cycling) await this.cycling;
+  }
+
+  /** Subscribe to weight changes, apply timings and reloads; returns the unsubscribe function. */
+  observe(observer: PollerObserver): () => void {
+    this.observers.add(observer);
+    return () => this.observers.delete(observer);
   }
 
   snapshot(): PollerSnapshot {
@@ -153,6 +214,24 @@ export class Poller {
         cores: n.hello.cores,
         cpuUtilization: n.sample?.cpuUtilization ?? null,
         samples: n.samples,
+        hostname: n.hello.hostname,
+        addresses: n.hello.addresses,
+        memoryBytes: n.hello.memoryBytes,
+        agentVersion: n.hello.agentVersion,
+        drained: n.drained,
+        sampleAgeMs: n.sample ? Math.max(0, performance.now() - n.sampleAt) : null,
+        memUtilization: n.sample?.memUtilization ?? null,
+        psiCpuSome: n.sample?.psiCpuSome ?? null,
+        psiMemorySome: n.sample?.psiMemorySome ?? null,
+        psiIoSome: n.sample?.psiIoSome ?? null,
+        load1: n.sample?.load1 ?? null,
+        tcpEstablished: n.sample?.tcpEstablished ?? null,
+        services: n.hello.services.map((s) => ({
+          // Decoded messages have every field set; pbts types nested ones by their init shape.
+          name: s.name ?? '',
+          port: s.port ?? 0,
+          established: n.sample?.services.find((x) => x.name === s.name)?.established ?? null,
+        })),
       })),
       services: this.policy.services.map((s) => ({
         name: s.name,
@@ -161,6 +240,8 @@ export class Poller {
         decisions: this.decisions.get(s.name) ?? [],
       })),
       engineError: this.engineError,
+      ingest: { accepted: this.ingest.counters.accepted, rejected: Object.fromEntries(this.ingest.counters.rejected) },
+      driftEvents: this.driftEvents,
     };
   }
 
@@ -180,6 +261,7 @@ export class Poller {
     if (this.stopped) return;
     this.stopped = true;
     if (this.retry) clearTimeout(this.retry);
+    if (this.resync) clearTimeout(this.resync);
     this.table.stop();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     this.server.forceShutdown();
@@ -189,10 +271,24 @@ export class Poller {
     await this.options.recorder?.close();
   }
 
+  /**
+   * Re-evaluate and reconcile every `reconcile.every` even without news:
+   * slow start and hold timers move on, and drift or an engine that lost its
+   * state is found within that time.
+   */
+  private scheduleResync(): void {
+    if (this.stopped) return;
+    this.resync = setTimeout(() => {
+      this.markDirty();
+      this.scheduleResync();
+    }, this.policy.reconcile.everyMs);
+  }
+
   private onNodeEvent(e: NodeEvent): void {
     if (e.from !== e.to) {
       this.options.logger.info({ node: e.node.id, from: e.from, to: e.to }, 'node state changed');
     }
+    this.pendingSince ??= performance.now();
     this.markDirty();
   }
 
@@ -207,7 +303,13 @@ export class Poller {
     try {
       while (this.dirty && !this.stopped) {
         this.dirty = false;
+        const since = this.pendingSince;
+        this.pendingSince = null;
         await this.applyPolicy();
+        if (since !== null && this.engineError === null) {
+          const ms = performance.now() - since;
+          this.notify((o) => o.weightsApplied?.(ms));
+        }
       }
     } catch (err) {
       this.options.logger.error({ err }, 'policy cycle failed');
@@ -239,12 +341,25 @@ export class Poller {
       try {
         const engine = this.engine(kind);
         const observed = await engine.observe();
+        const reconciler = this.reconcilerFor(kind);
         if (!this.adopted.has(kind)) {
           this.adopt(policy, kind, observed);
+          reconciler.adopt(observed);
           this.adopted.add(kind);
         }
-        const ops = plan(desired, observed);
-        if (ops.length > 0) await engine.apply(ops);
+        const drift = reconciler.reconcile(desired, observed, new Map(policy.services.map((s) => [s.address, { address: s.address, drift: s.drift }])));
+        for (const e of drift.events) this.reportDrift(kind, e);
+        const all = plan(drift.desired, observed);
+        // Bounded work per cycle: the rest follows in the next cycles.
+        const ops = all.slice(0, policy.reconcile.maxOpsPerCycle);
+        if (all.length > ops.length) {
+          this.options.logger.warn({ engine: kind, ops: all.length, applied: ops.length }, 'more changes than reconcile.maxOpsPerCycle: the rest follow next cycle');
+          this.dirty = true;
+        }
+        if (ops.length > 0) {
+          await this.timedApply(kind, engine, ops);
+          reconciler.applied(ops);
+        }
         this.logChanges(policy, kind, decided);
       } catch (err) {
         errors.push(`${kind}: ${(err as Error).message}`);
@@ -261,6 +376,28 @@ export class Poller {
     }
   }
 
+  private reconcilerFor(kind: string): Reconciler {
+    let r = this.reconcilers.get(kind);
+    if (!r) {
+      r = new Reconciler();
+      this.reconcilers.set(kind, r);
+    }
+    return r;
+  }
+
+  private reportDrift(engine: string, e: DriftEvent): void {
+    this.driftEvents += 1;
+    const what =
+      e.action === 're-created'
+        ? 'the engine lost this service: re-creating it'
+        : e.action === 'missing'
+          ? 'the engine no longer has this service (it is configured outside loadfeed)'
+          : e.action === 'corrected'
+            ? 'weight changed outside loadfeed: writing ours again'
+            : 'weight changed outside loadfeed: respecting it until it changes again';
+    this.options.logger.warn({ engine, service: e.service, destination: e.destination, expected: e.expected, found: e.found, action: e.action }, what);
+  }
+
   private logChanges(policy: CompiledPolicy, kind: string, decided: Map<string, readonly WeightDecision[]>): void {
     for (const service of policy.services) {
       if (service.engine !== kind) continue;
@@ -269,7 +406,32 @@ export class Poller {
         const from = before.get(d.address) ?? null;
         if (from !== d.weight) {
           this.options.logger.info({ service: service.name, server: d.address, node: d.node, from, to: d.weight, reason: d.reason }, 'weight changed');
+          const change = { at: Date.now(), service: service.name, server: d.address, node: d.node, from, to: d.weight, state: d.state, reason: d.reason };
+          this.notify((o) => o.weightChanged?.(change));
         }
+      }
+    }
+  }
+
+  private async timedApply(kind: string, engine: Engine, ops: Parameters<Engine['apply']>[0]): Promise<void> {
+    const started = performance.now();
+    let ok = false;
+    try {
+      await engine.apply(ops);
+      ok = true;
+    } finally {
+      const ms = performance.now() - started;
+      this.notify((o) => o.engineApplied?.(kind, ops.length, ms, ok));
+    }
+  }
+
+  /** Observers never break the loop: a throwing one is logged and the cycle goes on. */
+  private notify(call: (o: PollerObserver) => void): void {
+    for (const o of this.observers) {
+      try {
+        call(o);
+      } catch (err) {
+        this.options.logger.error({ err }, 'status observer failed');
       }
     }
   }

@@ -41,12 +41,14 @@ export interface CompiledService {
   readonly guards: readonly Guard[];
   readonly stale: { readonly action: 'quiesce' | 'hold'; readonly holdForMs: number };
   readonly allZero: 'keep-last' | 'equal';
+  readonly drift: 'correct' | 'respect';
 }
 
 export interface CompiledPolicy {
   readonly file: string;
   readonly liveness: { readonly staleAfterMs: number };
   readonly agents: { readonly intervalMs: number };
+  readonly reconcile: { readonly everyMs: number; readonly maxOpsPerCycle: number };
   readonly services: readonly CompiledService[];
 }
 
@@ -110,6 +112,7 @@ function finish(p: PolicyOutput, file: string, engines: KnownEngines): CompiledP
     file,
     liveness: { staleAfterMs: p.liveness.staleAfter },
     agents: { intervalMs: p.agents.interval },
+    reconcile: { everyMs: p.reconcile.every, maxOpsPerCycle: p.reconcile.maxOpsPerCycle },
     services: p.services.map((s): CompiledService => {
       const coarse = s.scheduler !== undefined && (engines.get(s.engine)?.coarseSchedulers ?? []).includes(s.scheduler);
       return {
@@ -143,6 +146,7 @@ function finish(p: PolicyOutput, file: string, engines: KnownEngines): CompiledP
         guards: s.guards.map((g) => ({ name: g.name ?? g.when, when: g.when, weight: g.weight })),
         stale: { action: s.stale.action, holdForMs: s.stale.holdFor },
         allZero: s.allZero,
+        drift: s.drift,
       };
     }),
   };
@@ -158,6 +162,7 @@ export function printPolicy(p: CompiledPolicy): PolicyInput {
     apiVersion: API_VERSION,
     liveness: { staleAfter: d(p.liveness.staleAfterMs) },
     agents: { interval: d(p.agents.intervalMs) },
+    reconcile: { every: d(p.reconcile.everyMs), maxOpsPerCycle: p.reconcile.maxOpsPerCycle },
     services: p.services.map((s) => ({
       name: s.name,
       engine: s.engine,
@@ -178,6 +183,7 @@ export function printPolicy(p: CompiledPolicy): PolicyInput {
       guards: s.guards.map((g) => ({ ...g })),
       stale: { action: s.stale.action, holdFor: d(s.stale.holdForMs) },
       allZero: s.allZero,
+      drift: s.drift,
     })),
   };
 }

@@ -18,6 +18,8 @@ export const DEFAULT_DEADBAND = 0.05;
 export const DEFAULT_SLOW_START = '10s';
 export const DEFAULT_SLOW_START_FROM = 0.1;
 export const DEFAULT_HOLD_FOR = '10s';
+export const DEFAULT_RECONCILE_EVERY = '1s';
+export const DEFAULT_MAX_OPS_PER_CYCLE = 1000;
 // gRPC weighted round robin (A58) defaults, so `orca` is a faithful baseline.
 export const ORCA_BLACKOUT_PERIOD = '10s';
 export const ORCA_WEIGHT_EXPIRATION_PERIOD = '3m';
@@ -185,6 +187,8 @@ export const serviceSchema = z.strictObject({
     .prefault({}),
   /** If every server would get 0 because metrics vanished: keep the last weights, or give all equal ones. */
   allZero: z.enum(['keep-last', 'equal']).default('keep-last'),
+  /** A weight found changed in the engine (by hand, or the engine restarted): write ours again, or leave it until it changes again. */
+  drift: z.enum(['correct', 'respect']).default('correct'),
 }).superRefine((s, ctx) => {
   const issue = (path: PropertyKey[], message: string): void => ctx.addIssue({ code: 'custom', message, path });
   const tryParse = (path: PropertyKey[], parse: () => unknown): void => {
@@ -226,6 +230,14 @@ export const policySchema = z.strictObject({
     .strictObject({
       /** Sampling interval pushed to every agent on connect. */
       interval: duration.prefault(DEFAULT_AGENT_INTERVAL),
+    })
+    .prefault({}),
+  reconcile: z
+    .strictObject({
+      /** Compare the engine with the policy this often even when nothing changed: finds drift and engines that lost their state. */
+      every: duration.prefault(DEFAULT_RECONCILE_EVERY),
+      /** At most this many engine operations per cycle; the rest follow in the next cycles. */
+      maxOpsPerCycle: z.number().int().min(1).default(DEFAULT_MAX_OPS_PER_CYCLE),
     })
     .prefault({}),
   services: z.array(serviceSchema).min(1, 'needs at least one service'),
