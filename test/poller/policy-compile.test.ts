@@ -20,6 +20,7 @@ test('a minimal policy compiles with every default filled in', (t) => {
     file: 'web.yaml',
     liveness: { staleAfterMs: 2000 },
     agents: { intervalMs: 1000 },
+    reconcile: { everyMs: 1000, maxOpsPerCycle: 1000 },
     services: [
       {
         name: 'web',
@@ -42,6 +43,7 @@ test('a minimal policy compiles with every default filled in', (t) => {
         guards: [],
         stale: { action: 'quiesce', holdForMs: 10000 },
         allZero: 'keep-last',
+        drift: 'correct',
       },
     ],
   });
