@@ -550,7 +550,8 @@ export function createIpvsCodec(endian: Endianness = HOST_ENDIANNESS): IpvsCodec
 
   function decodeNetlinkErrno(payload: Uint8Array): number {
     if (payload.length < 4) throw new MalformedReplyError(`NLMSG_ERROR payload of ${payload.length} bytes`);
-    return -view(payload).getInt32(0, le);
+    const error = view(payload).getInt32(0, le);
+    return error === 0 ? 0 : -error; // not -0 for an ACK
   }
 
   return {

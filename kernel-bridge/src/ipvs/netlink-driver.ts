@@ -169,7 +169,7 @@ export function describeEdit(edit: IpvsEdit): string {
     case 'add-destination':
     case 'set-destination': {
       const s = edit.settings;
-      const tunnel = s.tunnel === null ? '' : `, tunnel ${s.tunnel.type}`;
+      const tunnel = s.forward !== 'tunnel' || s.tunnel === null ? '' : `, tunnel ${s.tunnel.type}`;
       return `${service} "${formatDestinationKey(edit.destination)}" (${s.forward}, weight ${s.weight}, thresholds ${s.upperThreshold}/${s.lowerThreshold}${tunnel})`;
     }
     case 'remove-destination':
