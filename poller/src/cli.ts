@@ -1,17 +1,20 @@
 /**
  * loadfeed: the operator's command. Subcommands: `poller` (the service),
- * `demo` (the whole loop on loopback), `policy check|explain|simulate`.
+ * `demo` (the whole loop on loopback), `policy check|explain|simulate`,
+ * `top` (a live terminal view of a poller's cluster).
  */
 import { certsMain } from './certs.js';
 import { demoMain } from './demo/main.js';
 import { pollerMain } from './main.js';
 import { policyMain } from './policy-cli.js';
+import { topMain } from './top/main.js';
 
 export const CLI_USAGE = `Usage: loadfeed COMMAND [options]
 
 Commands:
   demo                 run the whole loop on loopback: 3 backends, agents, poller, fast path, load
   poller               run the poller (same as loadfeed-poller)
+  top                  live view of a poller's cluster: CPU, PSI, memory, connections, weights
   certs --out DIR      make a development CA and TLS certificates for poller and agents
   policy check FILE    check a policy file; lists every error, exits 1 if there is one
   policy explain FILE  print the compiled policy with every default
@@ -31,6 +34,8 @@ export async function cliMain(argv: readonly string[]): Promise<number> {
       return policyMain(rest);
     case 'certs':
       return certsMain(rest);
+    case 'top':
+      return topMain(rest);
     case undefined:
     case '-h':
     case '--help':

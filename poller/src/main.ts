@@ -9,7 +9,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { formatHostPort, parseHostPort } from '@loadfeed/kernel-bridge';
 import { formatProblem } from './errors.js';
 import { compilePolicy } from './policy/compile.js';
 import { PolicyReloader } from './policy/reloader.js';
@@ -18,6 +19,9 @@ import { Poller } from './poller.js';
 import { loadSecurity } from './security.js';
 import { defaultEngines, defaultStrategies } from './registries.js';
 import { DEFAULT_RECORD_MAX_BYTES, TraceRecorder } from './trace.js';
+import { createLogger, parseLogFormat } from './log.js';
+import { METRICS_MAX_NODES } from './status/metrics.js';
+import { DEFAULT_STATUS_LISTEN, StatusServer } from './status/server.js';
 
 export const DEFAULT_LISTEN = '0.0.0.0:7415';
 
@@ -41,7 +45,12 @@ Runs the poller: accepts agents, turns their load into weights, applies them.
                          (default: plaintext from loopback only)
   --max-agents N         refuse agents beyond this many (default ${DEFAULT_MAX_AGENTS})
   (make a development CA and certificates with: loadfeed certs --help)
+  --status HOST:PORT     status server: dashboard at /, /status (JSON), /metrics
+                         (Prometheus), /healthz (default ${DEFAULT_STATUS_LISTEN}; "off" disables)
+  --metrics-max-nodes N  nodes (and servers) with their own metric series; more are
+                         counted in loadfeed_metrics_series_omitted (default ${METRICS_MAX_NODES})
   --log-level LEVEL      trace, debug, info, warn, error (default info)
+  --log-format FORMAT    json, pretty, or auto: pretty on a terminal, else json (default auto)
   -h, --help             show this help
 `;
 
@@ -54,6 +63,9 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
       record: { type: 'string' },
       'record-max-bytes': { type: 'string', default: String(DEFAULT_RECORD_MAX_BYTES) },
       'log-level': { type: 'string', default: 'info' },
+      'log-format': { type: 'string', default: 'auto' },
+      status: { type: 'string', default: DEFAULT_STATUS_LISTEN },
+      'metrics-max-nodes': { type: 'string', default: String(METRICS_MAX_NODES) },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'tls-client-ca': { type: 'string' },
@@ -80,7 +92,16 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
     tokens: values.tokens,
     allowPlaintext: values['allow-plaintext'],
   });
-  const logger = pino({ level: values['log-level'] });
+  const maxNodeSeries = Number(values['metrics-max-nodes']);
+  if (!Number.isSafeInteger(maxNodeSeries) || maxNodeSeries < 0) throw new Error(`--metrics-max-nodes: ${values['metrics-max-nodes']} must be an integer >= 0`);
+  if (values.status !== 'off') {
+    try {
+      parseHostPort(values.status, { allowPortZero: true });
+    } catch (err) {
+      throw new Error(`--status: ${(err as Error).message}, or off`, { cause: err });
+    }
+  }
+  const logger = createLogger(values['log-level'], parseLogFormat(values['log-format']));
   const engines = defaultEngines();
   const file = values.policy;
   const text = await readFile(file, 'utf8');
@@ -98,7 +119,15 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
     limits: { ...DEFAULT_LIMITS, maxAgents },
     ...(recorder ? { recorder } : {}),
   });
-  const port = await poller.start();
+  const status = values.status === 'off' ? null : new StatusServer({ poller, logger, maxNodeSeries });
+  const statusAt = status ? `http://${formatHostPort(await status.listen(values.status))}/` : null;
+  let port: number;
+  try {
+    port = await poller.start();
+  } catch (err) {
+    await status?.close();
+    throw err;
+  }
   logger.info(
     {
       listen: values.listen,
@@ -109,6 +138,7 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
       tls: values['tls-cert'] !== undefined,
       mutualTls: security.auth.mutualTls,
       tokens: security.auth.tokens.size,
+      status: statusAt,
     },
     'poller started',
   );
@@ -125,6 +155,7 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
   reloader.start();
   await waitForSignal(logger);
   reloader.stop();
+  await status?.close();
   await poller.stop();
   return 0;
 }

@@ -16,12 +16,14 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { parseHostPort, type FastpathEngine } from '@loadfeed/kernel-bridge';
+import { formatHostPort, parseHostPort, type FastpathEngine } from '@loadfeed/kernel-bridge';
 import { compilePolicy } from '../policy/compile.js';
 import { Poller } from '../poller.js';
 import { defaultEngines, defaultStrategies } from '../registries.js';
 import { LoadGenerator } from './loadgen.js';
 import { renderJson, renderTable, type DemoView } from './render.js';
+import { Progress } from '../progress.js';
+import { DEFAULT_STATUS_LISTEN, StatusServer } from '../status/server.js';
 
 export const DEMO_BACKENDS = [
   { id: 'small', allowance: 0.1 },
@@ -45,6 +47,8 @@ poller and the fast path, and a load generator; prints what each backend gets.
   --listen HOST:PORT   the fast path's virtual service (default 127.0.0.1:8080)
   --rate N             requests per second (default ${DEMO_LOAD * 100}% of total capacity)
   --scheduler NAME     fast path scheduler: swrr (default) or wlc
+  --status HOST:PORT   the poller's dashboard, /status, /metrics (default
+                       ${DEFAULT_STATUS_LISTEN}, or a free port if that one is taken; "off" disables)
   -h, --help           show this help
 `;
 
@@ -61,6 +65,7 @@ export async function demoMain(argv: readonly string[]): Promise<number> {
       // whatever its weight; smooth weighted round robin makes the shares
       // follow the weights visibly, which is what the demo is for.
       scheduler: { type: 'string', default: 'swrr' },
+      status: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -81,7 +86,7 @@ export async function demoMain(argv: readonly string[]): Promise<number> {
   process.on('SIGINT', stopOnSignal);
   process.on('SIGTERM', stopOnSignal);
   try {
-    await demo.run({ vip: values.listen, vipHost: vip.host, rate, durationS, json: values.json, scheduler: values.scheduler });
+    await demo.run({ vip: values.listen, vipHost: vip.host, rate, durationS, json: values.json, scheduler: values.scheduler, status: values.status ?? null });
     return 0;
   } finally {
     process.off('SIGINT', stopOnSignal);
@@ -97,11 +102,15 @@ interface RunOptions {
   readonly durationS: number | null;
   readonly json: boolean;
   readonly scheduler: string;
+  /** --status as given; null: the default, falling back to a free port. */
+  readonly status: string | null;
 }
 
 class Demo {
   private readonly children: ChildProcess[] = [];
   private poller: Poller | null = null;
+  private status: StatusServer | null = null;
+  private readonly progress = new Progress();
   private load: LoadGenerator | null = null;
   private readonly aborted = new AbortController();
   private stopping = false;
@@ -113,6 +122,7 @@ class Demo {
 
   async run(o: RunOptions): Promise<void> {
     const backendScript = fileURLToPath(new URL('./backend.js', import.meta.url));
+    this.progress.step(`starting ${DEMO_BACKENDS.length} backends`);
     const backends = await Promise.all(
       DEMO_BACKENDS.map(async (b) => {
         const child = this.spawn(backendScript, ['--id', b.id, '--allowance', String(b.allowance), '--work-ms', String(DEMO_WORK_MS)]);
@@ -145,6 +155,8 @@ class Demo {
       logger: pino({ level: 'warn' }, pino.destination(2)),
     });
     this.poller = poller;
+    this.progress.step('starting the poller and the fast path');
+    const dashboard = o.status === 'off' ? null : await this.startStatus(poller, o.status);
     const grpcPort = await poller.start();
     const bound = (poller.engine('fastpath') as FastpathEngine).boundAddress(`tcp ${o.vip}`);
 
@@ -158,10 +170,14 @@ class Demo {
         '--service', `http:${b.port}`,
       ]);
     }
-    await this.until(
-      () => poller.snapshot().services[0]?.decisions.every((d) => d.weight > 0) ?? false,
-      'every agent to report',
-    );
+    await this.until(() => {
+      const decisions = poller.snapshot().services[0]?.decisions ?? [];
+      const ready = decisions.filter((d) => d.weight > 0).length;
+      this.progress.step(`waiting for the agents to report (${ready}/${DEMO_BACKENDS.length})`);
+      return decisions.length > 0 && ready === decisions.length;
+    }, 'every agent to report');
+    this.progress.done(`${DEMO_BACKENDS.length} backends, agents and the poller are up`);
+    if (dashboard !== null) process.stderr.write(`loadfeed demo: dashboard at ${dashboard}\n`);
 
     const load = new LoadGenerator(o.vipHost, bound.port, o.rate, DEMO_SHARE_WINDOW_MS);
     this.load = load;
@@ -172,7 +188,7 @@ class Demo {
     while (!this.aborted.signal.aborted) {
       await this.sleep(1000);
       const elapsedS = (performance.now() - started) / 1000;
-      const view = this.view(poller, load, backends, o.rate, elapsedS);
+      const view = { ...this.view(poller, load, backends, o.rate, elapsedS), dashboard };
       process.stdout.write((tty ? '\x1b[H\x1b[2J' : '') + render(view) + (o.json || tty ? '' : '\n'));
       if (o.durationS !== null && elapsedS >= o.durationS) break;
     }
@@ -204,8 +220,23 @@ class Demo {
     };
   }
 
+  /** The poller's status server; the default address falls back to a free port when taken. */
+  private async startStatus(poller: Poller, address: string | null): Promise<string> {
+    const status = new StatusServer({ poller, logger: pino({ level: 'warn' }, pino.destination(2)) });
+    this.status = status;
+    let bound;
+    try {
+      bound = await status.listen(address ?? DEFAULT_STATUS_LISTEN);
+    } catch (err) {
+      if (address !== null) throw err;
+      bound = await status.listen('127.0.0.1:0');
+    }
+    return `http://${formatHostPort(bound)}/`;
+  }
+
   async cleanup(): Promise<void> {
     this.stopping = true;
+    this.progress.done();
     this.load?.stop();
     await Promise.all(
       this.children.map(async (c) => {
@@ -217,6 +248,7 @@ class Demo {
         clearTimeout(timer);
       }),
     );
+    await this.status?.close();
     await this.poller?.stop();
   }
 

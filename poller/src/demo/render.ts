@@ -16,12 +16,15 @@ export interface DemoView {
   readonly ratePerSecond: number;
   readonly errors: number;
   readonly servers: readonly DemoServerView[];
+  /** URL of the poller's dashboard, shown in the table when set. */
+  readonly dashboard?: string | null;
 }
 
 export function renderTable(v: DemoView): string {
   const pct = (x: number | null): string => (x === null ? '    -' : `${(x * 100).toFixed(0).padStart(4)}%`);
   const lines = [
     `loadfeed demo  t=${v.elapsedS.toFixed(0)}s  load ${v.ratePerSecond.toFixed(0)} req/s  errors ${v.errors}`,
+    ...(v.dashboard ? [`dashboard ${v.dashboard}  (or: loadfeed top --status ${new URL(v.dashboard).host})`] : []),
     'backend   capacity    cpu  weight  share',
     ...v.servers.map(
       (s) =>

@@ -1,0 +1,154 @@
+// The `/status` document: the poller's snapshot joined into what an operator
+// reads (per service, every server with its weight, share, state, reason and
+// its agent's load), plus health, policy reloads and the recent weight
+// changes. Pure, so `loadfeed top`, the dashboard and the tests all read the
+// same shape. `version` changes when a field changes meaning or goes away.
+import { formatProblem } from '../errors.js';
+import type { PollerSnapshot, WeightChangeEvent } from '../poller.js';
+
+export const STATUS_VERSION = 1;
+
+export type NodeStatus = PollerSnapshot['nodes'][number];
+
+export interface ServerStatus {
+  /** Destination address in the engine, e.g. `10.0.0.21:8080`. */
+  readonly address: string;
+  /** Node id of the agent reporting for it, when one is connected. */
+  readonly node: string | null;
+  /** Policy state of the server: live, blackout, slow-start, guarded, drained, stale, held, absent, fallback. */
+  readonly state: string;
+  readonly weight: number;
+  /** Fraction of the service's total weight, 0..1 (0 when every weight is 0). */
+  readonly share: number;
+  readonly score: number | null;
+  /** Why this weight, e.g. "cpu 0.5 of 4 cores; slow start 40%". */
+  readonly reason: string;
+  /** The agent's liveness (live, stale), or null without an agent. */
+  readonly nodeState: string | null;
+  readonly cores: number | null;
+  /** CPU busy as a fraction of the scope's capacity (may exceed 1 in process scope). */
+  readonly cpu: number | null;
+  readonly memory: number | null;
+  /** PSI `some avg10` fractions; null where the scope has none. */
+  readonly psi: { readonly cpu: number | null; readonly memory: number | null; readonly io: number | null };
+  /** Established connections the agent counts on this service's port. */
+  readonly connections: number | null;
+  readonly load1: number | null;
+  readonly sampleAgeMs: number | null;
+}
+
+export interface ServiceStatus {
+  readonly name: string;
+  readonly engine: string;
+  readonly address: string;
+  readonly totalWeight: number;
+  readonly servers: readonly ServerStatus[];
+}
+
+export interface HealthStatus {
+  readonly status: 'ok' | 'degraded';
+  /** Why degraded, one line each; empty when ok. */
+  readonly reasons: readonly string[];
+}
+
+export interface StatusDocument {
+  readonly version: typeof STATUS_VERSION;
+  /** Wall-clock ms when the document was made. */
+  readonly generatedAt: number;
+  readonly poller: { readonly version: string; readonly pid: number; readonly startedAt: number };
+  readonly health: HealthStatus;
+  readonly policy: {
+    readonly file: string;
+    readonly loadedAt: string;
+    /** Problems of the newest file when it was refused (`file:line: path: message`); empty otherwise. */
+    readonly refused: readonly string[];
+    readonly reloads: { readonly ok: number; readonly refused: number };
+  };
+  readonly engineError: string | null;
+  readonly ingest: { readonly accepted: number; readonly rejected: Readonly<Record<string, number>> };
+  readonly nodes: readonly NodeStatus[];
+  readonly services: readonly ServiceStatus[];
+  /** Recent weight changes, oldest first. */
+  readonly changes: readonly WeightChangeEvent[];
+}
+
+export interface StatusExtras {
+  readonly now: number;
+  readonly poller: StatusDocument['poller'];
+  readonly reloads: { readonly ok: number; readonly refused: number };
+  readonly changes: readonly WeightChangeEvent[];
+}
+
+export function healthOf(snapshot: Pick<PollerSnapshot, 'policy' | 'engineError'>): HealthStatus {
+  const reasons: string[] = [];
+  const refused = snapshot.policy.refused;
+  const first = refused[0];
+  if (first !== undefined) {
+    const more = refused.length > 1 ? ` (and ${refused.length - 1} more)` : '';
+    reasons.push(`policy ${snapshot.policy.file} refused: ${formatProblem(first)}${more}; the last good policy stays in force`);
+  }
+  if (snapshot.engineError !== null) reasons.push(`engine failing: ${snapshot.engineError}`);
+  return { status: reasons.length > 0 ? 'degraded' : 'ok', reasons };
+}
+
+export function buildStatus(snapshot: PollerSnapshot, extras: StatusExtras): StatusDocument {
+  const nodes = new Map(snapshot.nodes.map((n) => [n.id, n]));
+  return {
+    version: STATUS_VERSION,
+    generatedAt: extras.now,
+    poller: extras.poller,
+    health: healthOf(snapshot),
+    policy: {
+      file: snapshot.policy.file,
+      loadedAt: snapshot.policy.loadedAt,
+      refused: snapshot.policy.refused.map(formatProblem),
+      reloads: extras.reloads,
+    },
+    engineError: snapshot.engineError,
+    ingest: snapshot.ingest,
+    nodes: snapshot.nodes,
+    services: snapshot.services.map((s) => {
+      const total = s.decisions.reduce((a, d) => a + d.weight, 0);
+      return {
+        name: s.name,
+        engine: s.engine,
+        address: s.address,
+        totalWeight: total,
+        servers: s.decisions.map((d): ServerStatus => {
+          const n = d.node === null ? undefined : nodes.get(d.node);
+          return {
+            address: d.address,
+            node: d.node,
+            state: d.state,
+            weight: d.weight,
+            share: total > 0 ? d.weight / total : 0,
+            score: d.score,
+            reason: d.reason,
+            nodeState: n?.state ?? null,
+            cores: n?.cores ?? null,
+            cpu: n?.cpuUtilization ?? null,
+            memory: n?.memUtilization ?? null,
+            psi: { cpu: n?.psiCpuSome ?? null, memory: n?.psiMemorySome ?? null, io: n?.psiIoSome ?? null },
+            connections: n ? serviceConnections(n, s.name, d.address) : null,
+            load1: n?.load1 ?? null,
+            sampleAgeMs: n?.sampleAgeMs ?? null,
+          };
+        }),
+      };
+    }),
+    changes: extras.changes,
+  };
+}
+
+/**
+ * The agent's established count for this service: the announced service of
+ * the same name, else the one on the destination's port, else its only one.
+ */
+export function serviceConnections(node: NodeStatus, service: string, destination: string): number | null {
+  const port = Number(/:(\d+)$/.exec(destination)?.[1]);
+  const match =
+    node.services.find((s) => s.name === service) ??
+    node.services.find((s) => s.port === port) ??
+    (node.services.length === 1 ? node.services[0] : undefined);
+  return match?.established ?? null;
+}

@@ -1,0 +1,152 @@
+// Prometheus metrics of the poller (prom-client, one registry per status
+// server, never the global one). Gauges that describe nodes and servers are
+// rebuilt from the status document at every scrape, so departed nodes lose
+// their series at once; beyond `maxNodes` nodes (and as many servers) the
+// per-node series are left out and counted in loadfeed_metrics_series_omitted
+// (50k series render in ~100 ms on a small VM: notes/dependencies.md).
+// Counters and histograms are fed by the poller's observer hooks.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PollerObserver, WeightChangeEvent } from '../poller.js';
+import type { StatusDocument } from './document.js';
+
+/** Nodes (and servers) with their own series; about 10 series each. */
+export const METRICS_MAX_NODES = 2_000;
+/** Distinct rejection reasons with their own series; the rest count as "other". */
+export const METRICS_MAX_REASONS = 50;
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export class StatusMetrics implements PollerObserver {
+  readonly registry = new Registry();
+  private readonly g;
+  private readonly ingestToWeight;
+  private readonly applySeconds;
+  private readonly applyFailures;
+  private readonly weightChanges;
+  private readonly reloads;
+  private readonly accepted;
+  private readonly rejected;
+
+  constructor(private readonly maxNodes = METRICS_MAX_NODES) {
+    const registers = [this.registry];
+    const gauge = (name: string, help: string, labelNames: string[] = []): Gauge => new Gauge({ name, help, labelNames, registers });
+    this.g = {
+      up: gauge('loadfeed_node_up', '1 while the node\'s agent streams samples (live), 0 while it is silent (stale); gone nodes have no series', ['node']),
+      cores: gauge('loadfeed_node_cores', 'CPU capacity of the agent\'s scope, cores', ['node']),
+      cpu: gauge('loadfeed_node_cpu_utilization', 'CPU busy as a fraction of the scope\'s capacity (may exceed 1 in process scope)', ['node']),
+      memory: gauge('loadfeed_node_memory_utilization', 'memory in use as a fraction of the scope\'s memory', ['node']),
+      psi: gauge('loadfeed_node_pressure_some_ratio', 'PSI some avg10 of the scope, 0..1 (absent where the kernel or scope has none)', ['node', 'resource']),
+      tcp: gauge('loadfeed_node_tcp_established', 'established TCP connections on the node\'s host', ['node']),
+      age: gauge('loadfeed_node_sample_age_seconds', 'age of the node\'s latest sample', ['node']),
+      weight: gauge('loadfeed_server_weight', 'weight the policy gave the server (written to the engine)', ['service', 'server', 'node']),
+      connections: gauge('loadfeed_server_connections', 'established connections the server\'s agent counts on the service port', ['service', 'server']),
+      state: gauge('loadfeed_server_state', '1 for the server\'s current policy state', ['service', 'server', 'state']),
+      nodes: gauge('loadfeed_nodes', 'nodes in the node table by liveness', ['state']),
+      omitted: gauge('loadfeed_metrics_series_omitted', `nodes or servers without their own series (more than ${maxNodes})`, ['kind']),
+      degraded: gauge('loadfeed_degraded', '1 while the poller is degraded (policy refused or engine failing), else 0'),
+      refused: gauge('loadfeed_policy_refused', '1 while the newest policy file is refused (the last good one stays in force)'),
+    };
+    this.accepted = new Counter({ name: 'loadfeed_samples_accepted_total', help: 'agent samples accepted', registers });
+    this.rejected = new Counter({
+      name: 'loadfeed_samples_rejected_total',
+      help: 'agent messages refused (the stream is closed with a gRPC status), by reason: the field or check that failed',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.ingestToWeight = new Histogram({
+      name: 'loadfeed_ingest_to_weight_seconds',
+      help: 'from an accepted sample (or liveness change) to the engines holding the weights computed from it',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.applySeconds = new Histogram({
+      name: 'loadfeed_engine_apply_seconds',
+      help: 'duration of one batch of engine operations',
+      labelNames: ['engine'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.applyFailures = new Counter({ name: 'loadfeed_engine_apply_failures_total', help: 'engine batches that failed', labelNames: ['engine'], registers });
+    this.weightChanges = new Counter({ name: 'loadfeed_weight_changes_total', help: 'weights changed, by service', labelNames: ['service'], registers });
+    this.reloads = new Counter({
+      name: 'loadfeed_policy_reloads_total',
+      help: 'policy file reloads by result: ok (in force) or refused (the last good policy stays)',
+      labelNames: ['result'],
+      registers,
+    });
+    this.reloads.inc({ result: 'ok' }, 0);
+    this.reloads.inc({ result: 'refused' }, 0);
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  weightChanged(change: WeightChangeEvent): void {
+    this.weightChanges.inc({ service: change.service });
+  }
+
+  weightsApplied(ms: number): void {
+    this.ingestToWeight.observe(ms / 1000);
+  }
+
+  engineApplied(engine: string, _ops: number, ms: number, ok: boolean): void {
+    this.applySeconds.observe({ engine }, ms / 1000);
+    if (!ok) this.applyFailures.inc({ engine });
+  }
+
+  policyReloaded(ok: boolean): void {
+    this.reloads.inc({ result: ok ? 'ok' : 'refused' });
+  }
+
+  /** The exposition text for `doc` (content type: `registry.contentType`). */
+  async render(doc: StatusDocument): Promise<string> {
+    this.refresh(doc);
+    return this.registry.metrics();
+  }
+
+  private refresh(doc: StatusDocument): void {
+    const g = this.g;
+    for (const gauge of Object.values(g)) gauge.reset();
+    const byState = new Map<string, number>([['live', 0], ['stale', 0]]);
+    const nodes = [...doc.nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    for (const n of nodes) byState.set(n.state, (byState.get(n.state) ?? 0) + 1);
+    for (const [state, count] of byState) g.nodes.set({ state }, count);
+    for (const n of nodes.slice(0, this.maxNodes)) {
+      const node = n.id;
+      g.up.set({ node }, n.state === 'live' ? 1 : 0);
+      g.cores.set({ node }, n.cores);
+      if (n.cpuUtilization !== null) g.cpu.set({ node }, n.cpuUtilization);
+      if (n.memUtilization !== null) g.memory.set({ node }, n.memUtilization);
+      if (n.psiCpuSome !== null) g.psi.set({ node, resource: 'cpu' }, n.psiCpuSome);
+      if (n.psiMemorySome !== null) g.psi.set({ node, resource: 'memory' }, n.psiMemorySome);
+      if (n.psiIoSome !== null) g.psi.set({ node, resource: 'io' }, n.psiIoSome);
+      if (n.tcpEstablished !== null) g.tcp.set({ node }, n.tcpEstablished);
+      if (n.sampleAgeMs !== null) g.age.set({ node }, n.sampleAgeMs / 1000);
+    }
+    let servers = 0;
+    let serversOmitted = 0;
+    for (const service of doc.services) {
+      for (const s of service.servers) {
+        if (servers >= this.maxNodes) {
+          serversOmitted += 1;
+          continue;
+        }
+        servers += 1;
+        g.weight.set({ service: service.name, server: s.address, node: s.node ?? '' }, s.weight);
+        g.state.set({ service: service.name, server: s.address, state: s.state }, 1);
+        if (s.connections !== null) g.connections.set({ service: service.name, server: s.address }, s.connections);
+      }
+    }
+    g.omitted.set({ kind: 'node' }, Math.max(0, nodes.length - this.maxNodes));
+    g.omitted.set({ kind: 'server' }, serversOmitted);
+    g.degraded.set(doc.health.status === 'degraded' ? 1 : 0);
+    g.refused.set(doc.policy.refused.length > 0 ? 1 : 0);
+
+    // Ingest counts live in the poller; mirror them (they only grow).
+    this.accepted.reset();
+    this.accepted.inc(doc.ingest.accepted);
+    this.rejected.reset();
+    const reasons = Object.entries(doc.ingest.rejected).sort((a, b) => b[1] - a[1]);
+    for (const [i, [reason, count]] of reasons.entries()) {
+      this.rejected.inc({ reason: i < METRICS_MAX_REASONS ? reason : 'other' }, count);
+    }
+  }
+}

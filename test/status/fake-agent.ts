@@ -1,0 +1,59 @@
+// An agent in the test process: a real gRPC stream to a real poller, whose
+// samples the test chooses (the real agent's numbers follow the host's load).
+import * as grpc from '@grpc/grpc-js';
+import { createTelemetryClient, type PollerMessage, type SampleInit } from '@loadfeed/proto';
+
+export interface FakeAgentOptions {
+  readonly cores?: number;
+  readonly services?: readonly { readonly name: string; readonly port: number }[];
+}
+
+export class FakeAgent {
+  private readonly client;
+  private readonly call;
+  private seq = 0;
+  /** Highest sequence number the poller acknowledged. */
+  acked = 0;
+  readonly status: Promise<grpc.StatusObject>;
+
+  constructor(port: number, readonly nodeId: string, options: FakeAgentOptions = {}) {
+    this.client = createTelemetryClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    this.call = this.client.report();
+    this.call.on('data', (m: PollerMessage) => {
+      if (m.ack) this.acked = Number(m.ack.lastSeq ?? 0);
+    });
+    this.call.on('error', () => undefined);
+    this.status = new Promise((resolve) => this.call.on('status', resolve));
+    this.call.write({
+      hello: {
+        nodeId,
+        hostname: `${nodeId}.test`,
+        addresses: ['127.0.0.1'],
+        cores: options.cores ?? 2,
+        memoryBytes: 8 * 2 ** 30,
+        services: (options.services ?? []).map((s) => ({ ...s })),
+        agentVersion: 'test',
+        intervalMs: 1000,
+      },
+    });
+  }
+
+  /** Send one sample; unset fields get quiet defaults. Returns its sequence number. */
+  sample(values: Partial<SampleInit> = {}): number {
+    this.seq += 1;
+    this.call.write({
+      sample: { seq: this.seq, timestampMs: Date.now(), cpuUtilization: 0.2, memUtilization: 0.3, windowMs: 1000, ...values },
+    });
+    return this.seq;
+  }
+
+  /** Send a raw message (e.g. one that breaks the contract). */
+  write(message: object): void {
+    this.call.write(message);
+  }
+
+  close(): void {
+    this.call.end();
+    this.client.close();
+  }
+}
