@@ -71,17 +71,17 @@ function startAgent(t: ExecutionContext, port: number, nodeId: string, args: str
   return Object.assign(child, { stderrText: () => stderr });
 }
 
-test('an agent process streams samples; the poller weights it and pushes its interval', async (t) => {
+test.serial('an agent process streams samples; the poller weights it and pushes its interval', async (t) => {
   const { poller, port, weightsAre } = await startPoller(t, ['a1']);
   const agent = startAgent(t, port, 'a1');
   // The agent starts at 5 s; only the poller's Config (200 ms) makes samples
   // arrive fast enough for this to pass within the timeout.
-  await waitFor('three samples', () => (poller.snapshot().nodes.find((n) => n.id === 'a1')?.samples ?? 0) >= 3, 5_000);
+  await waitFor('three samples', () => (poller.snapshot().nodes.find((n) => n.id === 'a1')?.samples ?? 0) >= 3, 10_000);
   await weightsAre('a positive weight', (w) => (w[0] ?? 0) > 0);
   t.regex(agent.stderrText(), /sampling interval changed by poller.*"from":5000,"to":200/);
 });
 
-test('a killed agent is quiesced at once; a stopped one when it goes silent', async (t) => {
+test.serial('a killed agent is quiesced at once; a stopped one when it goes silent', async (t) => {
   // A third server stays up: were all of them gone, the all-zero fallback
   // would rightly keep their last weights instead of black-holing the service.
   const { port, weightsAre } = await startPoller(t, ['k1', 's1', 'up']);
@@ -107,7 +107,7 @@ test('a killed agent is quiesced at once; a stopped one when it goes silent', as
   t.pass();
 });
 
-test('a malformed stream is refused with a status; other agents are unaffected', async (t) => {
+test.serial('a malformed stream is refused with a status; other agents are unaffected', async (t) => {
   const { port, weightsAre, current } = await startPoller(t, ['g1']);
   startAgent(t, port, 'g1');
   await weightsAre('g1 weighted', (w) => (w[0] ?? 0) > 0);
@@ -128,22 +128,29 @@ test('a malformed stream is refused with a status; other agents are unaffected',
 
   const nan = await refused([
     { hello: { nodeId: 'bad', cores: 1, memoryBytes: 1 } },
-    { sample: { seq: 1, cpuUtilization: Number.NaN, windowMs: 1000 } },
+    { sample: { seq: 1, timestampMs: Date.now(), cpuUtilization: Number.NaN, windowMs: 1000 } },
   ]);
   t.is(nan.code, grpc.status.INVALID_ARGUMENT);
   t.regex(nan.details, /sample.cpu_utilization: NaN/);
 
   const backwards = await refused([
     { hello: { nodeId: 'bad', cores: 1, memoryBytes: 1 } },
-    { sample: { seq: 5, windowMs: 1000 } },
-    { sample: { seq: 4, windowMs: 1000 } },
+    { sample: { seq: 5, timestampMs: Date.now(), windowMs: 1000 } },
+    { sample: { seq: 4, timestampMs: Date.now(), windowMs: 1000 } },
   ]);
   t.is(backwards.code, grpc.status.INVALID_ARGUMENT);
   t.regex(backwards.details, /sample.seq: 4 must increase/);
+
+  const future = await refused([
+    { hello: { nodeId: 'bad', cores: 1, memoryBytes: 1 } },
+    { sample: { seq: 1, timestampMs: Date.now() + 3_600_000, windowMs: 1000 } },
+  ]);
+  t.is(future.code, grpc.status.INVALID_ARGUMENT);
+  t.regex(future.details, /sample.timestamp_ms: \d+ is 3600 s from the poller's clock/);
   t.true((current()[0] ?? 0) > 0, 'the good agent keeps its weight');
 });
 
-test('an agent reconnects by itself after the poller restarts', async (t) => {
+test.serial('an agent reconnects by itself after the poller restarts', async (t) => {
   const first = await startPoller(t, ['r1']);
   startAgent(t, first.port, 'r1');
   await first.weightsAre('r1 weighted by the first poller', (w) => (w[0] ?? 0) > 0);
@@ -153,7 +160,7 @@ test('an agent reconnects by itself after the poller restarts', async (t) => {
   t.is(second.poller.snapshot().nodes.find((n) => n.id === 'r1')?.state, 'live');
 });
 
-test('when every agent is gone the service keeps its last weights', async (t) => {
+test.serial('when every agent is gone the service keeps its last weights', async (t) => {
   const { port, weightsAre, current } = await startPoller(t, ['z1', 'z2']);
   const a = startAgent(t, port, 'z1');
   const b = startAgent(t, port, 'z2');
