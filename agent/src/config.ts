@@ -4,6 +4,7 @@
 // downstream checks for undefined.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { AgentError } from './errors.js';
@@ -12,6 +13,14 @@ export const DEFAULT_INTERVAL_MS = 1_000;
 export const MIN_INTERVAL_MS = 100;
 export const MAX_INTERVAL_MS = 60_000;
 export const DEFAULT_POLLER_PORT = 7415;
+/** Longest Unix socket path the kernel takes (sun_path is 108 bytes with its NUL). */
+export const MAX_SOCKET_PATH = 107;
+
+/** Where the status socket is by default: `$XDG_RUNTIME_DIR/loadfeed-agent.sock` in a user session, else `/run/loadfeed/agent.sock`. */
+export function defaultStatusSocket(env: NodeJS.ProcessEnv): string {
+  const runtime = env['XDG_RUNTIME_DIR'];
+  return runtime !== undefined && runtime !== '' ? path.join(runtime, 'loadfeed-agent.sock') : '/run/loadfeed/agent.sock';
+}
 
 export type ScopeConfig =
   | { readonly kind: 'host' }
@@ -28,6 +37,8 @@ export interface AgentConfig {
   readonly labels: Readonly<Record<string, string>>;
   readonly procRoot: string;
   readonly sysRoot: string;
+  /** Unix socket of the local read-only status endpoint (`loadfeed-agent status`); null when off. */
+  readonly statusSocket: string | null;
   readonly transport: TransportConfig;
   /** Print one sample and exit instead of streaming. */
   readonly once: boolean;
@@ -60,6 +71,7 @@ interface RawSettings {
   labels?: string[];
   procRoot?: string;
   sysRoot?: string;
+  statusSocket?: string;
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -80,6 +92,7 @@ const FLAG_OPTIONS = {
   label: { type: 'string', multiple: true },
   'proc-root': { type: 'string' },
   'sys-root': { type: 'string' },
+  'status-socket': { type: 'string' },
   'tls-ca': { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
@@ -112,6 +125,8 @@ Samples this server's load and streams it to one or more loadfeed pollers.
   --token-file FILE      bearer token for this node, read from FILE (LOADFEED_TOKEN_FILE)
   --allow-plaintext      stream without TLS to a poller that is not on loopback
   --config FILE          YAML or JSON file with the same settings in camelCase (LOADFEED_CONFIG)
+  --status-socket PATH   local read-only status for "loadfeed-agent status", or off (LOADFEED_STATUS_SOCKET;
+                         default $XDG_RUNTIME_DIR/loadfeed-agent.sock, else /run/loadfeed/agent.sock)
   --once                 take one sample, print it and exit
   --json                 with --once: print JSON
   -h, --help             show this help
@@ -145,6 +160,7 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     labels: v.label,
     procRoot: v['proc-root'],
     sysRoot: v['sys-root'],
+    statusSocket: v['status-socket'],
     tlsCa: v['tls-ca'],
     tlsCert: v['tls-cert'],
     tlsKey: v['tls-key'],
@@ -165,6 +181,7 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     labels: list(env['LOADFEED_LABELS']),
     procRoot: env['LOADFEED_PROC_ROOT'],
     sysRoot: env['LOADFEED_SYS_ROOT'],
+    statusSocket: env['LOADFEED_STATUS_SOCKET'],
     tlsCa: env['LOADFEED_TLS_CA'],
     tlsCert: env['LOADFEED_TLS_CERT'],
     tlsKey: env['LOADFEED_TLS_KEY'],
@@ -179,7 +196,7 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     if (fromEnv[k] !== undefined) return [fromEnv[k], 'environment'];
     return [fromFile[k], file ?? 'config file'];
   };
-  return { help: false, config: compile(pick, Boolean(v.once), Boolean(v.json)) };
+  return { help: false, config: compile(pick, Boolean(v.once), Boolean(v.json), defaultStatusSocket(env)) };
 }
 
 function readConfigFile(file: string): RawSettings {
@@ -194,7 +211,7 @@ function readConfigFile(file: string): RawSettings {
     throw new AgentError('AGENT_CONFIG_INVALID', `${file}: expected a mapping of settings, got ${JSON.stringify(doc)}`);
   }
   const known = new Set([
-    'nodeId', 'pollers', 'interval', 'scope', 'capacity', 'memory', 'services', 'labels', 'procRoot', 'sysRoot',
+    'nodeId', 'pollers', 'interval', 'scope', 'capacity', 'memory', 'services', 'labels', 'procRoot', 'sysRoot', 'statusSocket',
     'tlsCa', 'tlsCert', 'tlsKey', 'tlsServerName', 'tokenFile', 'allowPlaintext',
   ]);
   const out: Record<string, unknown> = {};
@@ -218,7 +235,7 @@ function readConfigFile(file: string): RawSettings {
 
 type Pick = <K extends keyof RawSettings>(k: K) => [RawSettings[K], string];
 
-function compile(pick: Pick, once: boolean, json: boolean): AgentConfig {
+function compile(pick: Pick, once: boolean, json: boolean, defaultSocket: string): AgentConfig {
   const bad = (source: string, field: string, value: unknown, want: string): never => {
     throw new AgentError('AGENT_CONFIG_INVALID', `${source}: ${field}: ${JSON.stringify(value)} ${want}`);
   };
@@ -276,6 +293,7 @@ function compile(pick: Pick, once: boolean, json: boolean): AgentConfig {
     labels,
     procRoot: pick('procRoot')[0] ?? '/proc',
     sysRoot: pick('sysRoot')[0] ?? '/sys',
+    statusSocket: compileStatusSocket(pick, defaultSocket, bad),
     transport: compileTransport(pick, pollers, bad),
     once,
     json,
@@ -303,6 +321,16 @@ function compileTransport(pick: Pick, pollers: readonly string[], bad: (source: 
     }
   }
   return t;
+}
+
+function compileStatusSocket(pick: Pick, defaultSocket: string, bad: (source: string, field: string, value: unknown, want: string) => never): string | null {
+  const [raw, source] = pick('statusSocket');
+  if (raw === 'off') return null;
+  const socket = raw ?? defaultSocket;
+  if (!path.isAbsolute(socket) || Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
+    bad(source, 'statusSocket', socket, `must be an absolute path of at most ${MAX_SOCKET_PATH} bytes, or off`);
+  }
+  return socket;
 }
 
 function compileScope(

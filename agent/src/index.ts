@@ -75,3 +75,6 @@ export { Backoff, DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_MAX_MS } from './back
 export { PollerStream, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, type StreamState, type ReporterEvents } from './reporter.js';
 export { loadTransport, type Transport } from './transport.js';
 export type { TransportConfig } from './config.js';
+export { AgentStatus, AgentStatusSocket, AGENT_STATUS_VERSION, STATUS_SOCKET_MODE, type AgentStatusDocument, type StreamStatus } from './status-socket.js';
+export { agentStatusMain, fetchAgentStatus, formatAgentStatus } from './status-cli.js';
+export { defaultStatusSocket } from './config.js';

@@ -3,7 +3,8 @@
  * (the host, one cgroup, or one process tree) from /proc and /sys and streams
  * it to every configured poller.
  *
- * It must never: spawn a process on the sampling path, write to disk, hold
+ * It must never: spawn a process on the sampling path, write to disk (its
+ * status socket, served from memory, is the one file it creates), hold
  * more than the newest sample per poller, or take a noticeable share of the
  * server it measures.
  */
@@ -15,12 +16,15 @@ import { loadTransport, type Transport } from './transport.js';
 import { collectFacts } from './facts.js';
 import { createSampler, type Sampler } from './sampler.js';
 import type { Reading } from './reading.js';
+import { agentStatusMain } from './status-cli.js';
+import { AgentStatus, AgentStatusSocket } from './status-socket.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const SCOPE_ENUM = { host: Scope.SCOPE_HOST, cgroup: Scope.SCOPE_CGROUP, process: Scope.SCOPE_PROCESS } as const;
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  if (argv[0] === 'status') return agentStatusMain(argv.slice(1), env);
   const { help, config } = loadAgentConfig(argv, env);
   if (help || !config) {
     process.stdout.write(AGENT_USAGE);
@@ -87,6 +91,20 @@ function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<ty
   const log = (line: Record<string, unknown>): void => {
     process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), node: config.nodeId, ...line })}\n`);
   };
+  const t = config.transport;
+  const status = new AgentStatus(
+    {
+      nodeId: config.nodeId,
+      agentVersion: VERSION,
+      scope: config.scope,
+      capacity: sampler.capacity,
+      services: config.services,
+      labels: config.labels,
+      transport: { security: t.tlsCa === null ? 'plaintext' : t.tlsCert === null ? 'tls' : 'mutual-tls', token: t.tokenFile !== null },
+    },
+    config.pollers,
+    () => intervalMs,
+  );
   const streams = config.pollers.map(
     (target) =>
       new PollerStream(target, hello, {
@@ -97,11 +115,16 @@ function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<ty
           intervalMs = next;
           reschedule();
         },
-        onState: (poller, state, detail) => log({ msg: `stream ${state}`, poller, detail }),
+        onState: (poller, state, detail) => {
+          status.streamState(poller, state, detail);
+          log({ msg: `stream ${state}`, poller, detail });
+        },
       }, transport),
   );
   let reschedule = (): void => undefined;
   for (const s of streams) s.start();
+  const socket = config.statusSocket === null ? null : new AgentStatusSocket(config.statusSocket, () => status.document(), log);
+  socket?.start().catch((err: unknown) => log({ msg: 'status socket off', error: (err as Error).message }));
 
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | null = null;
@@ -120,7 +143,8 @@ function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<ty
       try {
         const reading = await sampler.sample();
         const now = Date.now();
-        for (const s of streams) s.send(reading, now);
+        status.sampled(reading, now);
+        for (const s of streams) status.offered(s.target, s.send(reading, now));
       } catch (err) {
         // The scope itself is gone (process exited, cgroup removed): nothing
         // left to measure, so stop and let the poller quiesce this node.
@@ -138,6 +162,7 @@ function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<ty
       stopping = true;
       if (timer) clearTimeout(timer);
       for (const s of streams) s.close();
+      socket?.close();
       sampler.close();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
