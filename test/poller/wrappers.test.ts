@@ -217,3 +217,39 @@ test('selector pools pick up every matching agent, with its first address and th
     ['[2001:db8::2]:8080', 'w2', 100],
   ]);
 });
+
+test('many servers returning at once ramp up together instead of taking a full share at once', (t) => {
+  const names = ['s0', 's1', 's2', 's3', 'r0', 'r1', 'r2', 'r3'];
+  const h = harness(`    smoothing: { halfLife: 0s }
+    deadband: 0
+    slowStart: { duration: 10s, from: 0.1 }
+    servers:
+${names.map((n, i) => `      - { node: ${n}, address: "127.0.0.1:${i + 1}" }`).join('\n')}
+`);
+  const all = (): void => {
+    for (const n of names) if (h.table.get(n)) h.report(n, { cpuUtilization: 0.2 });
+  };
+  for (const n of names.slice(0, 4)) h.connect(n, 1);
+  all();
+  h.advance(20_000);
+  all();
+  t.deepEqual(h.weights().slice(0, 4), [100, 100, 100, 100]);
+  // The other four come back together (a healed partition, a rack reboot).
+  for (const n of names.slice(4)) h.connect(n, 1);
+  const returningShare = (): number => {
+    const w = h.weights();
+    const total = w.reduce((a, b) => a + b, 0);
+    return w.slice(4).reduce((a, b) => a + b, 0) / total;
+  };
+  all();
+  const shares = [returningShare()];
+  for (let s = 0; s < 10; s += 1) {
+    h.advance(1000);
+    all();
+    shares.push(returningShare());
+  }
+  t.log(shares.map((x) => x.toFixed(2)).join(' '));
+  t.true((shares[0] ?? 1) < 0.1, 'at first the returning servers get a trickle');
+  t.true(shares.every((x, i) => i === 0 || x >= (shares[i - 1] ?? 0)), 'their share only grows');
+  t.true(Math.abs((shares.at(-1) ?? 0) - 0.5) < 0.01, 'after the ramp they carry their half');
+});
