@@ -75,7 +75,7 @@ test('simulate: weights over time from a recorded trace, as CSV', async (t) => {
   t.deepEqual(r.stdout.trim().split('\n').slice(0, 3), [
     't_ms,service,server,node,from,to,state,reason',
     '0,web,10.0.0.2:80,a,,0,absent,"agent connected, no sample yet"',
-    '1000,web,10.0.0.2:80,a,0,10,slow-start,cpu 0.5 of 2 cores; slow start 10%',
+    '1000,web,10.0.0.2:80,a,0,19,slow-start,cpu 0.5 of 2 cores; slow start 19%',
   ]);
   const missing = await run('policy', 'simulate', file('sim2.yaml', GOOD));
   t.is(missing.code, 2);

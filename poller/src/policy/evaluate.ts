@@ -48,8 +48,10 @@ interface ServerMemory {
   lastGood: number | null;
   /** Since when the server has had no live agent, for `stale: hold`. */
   missingSince: number | null;
-  /** Stream (its start time) last seen live; null after the server went missing, so its return ramps. */
+  /** Stream (its start time) last seen live. */
   stream: number | null;
+  /** When the server came back from having no live agent, until slow start takes note. */
+  returnedAt: number | null;
   /** When the current slow start ramp began, or null when not ramping. */
   rampFrom: number | null;
   /** The weight came from the engine at start: no ramp for the stream that first reports. */
@@ -177,10 +179,14 @@ export class WeightEvaluator {
       for (const c of open) {
         if (!c.node) continue;
         const s = this.server(mem, c.address, now);
-        if (s.stream !== c.node.connectedAt) {
+        const newStream = s.stream !== c.node.connectedAt;
+        if (newStream || s.returnedAt !== null) {
+          // A new stream ramps from when it connected (after its blackout);
+          // the same stream back from silence ramps from its return.
+          s.rampFrom = s.adopted ? null : newStream ? c.node.connectedAt + service.blackoutMs : s.returnedAt;
           s.stream = c.node.connectedAt;
-          s.rampFrom = s.adopted ? null : Math.max(now, c.node.connectedAt + service.blackoutMs);
           s.adopted = false;
+          s.returnedAt = null;
         }
         if (s.rampFrom === null) continue;
         const elapsed = now - s.rampFrom;
@@ -243,7 +249,6 @@ export class WeightEvaluator {
     const base = { address, node, score: null, weight: 0 };
     const missing = (state: ServerState, why: string): Candidate => {
       s.missingSince ??= now;
-      s.stream = null;
       s.smoothed = null; // a returning server starts from its fresh metrics
       if (s.holdUntil !== null && now < s.holdUntil && s.weight !== null) {
         return { ...base, state: 'held', reason: `${why}: keeping the weight adopted from the engine while agents reconnect`, weight: s.weight, missing: false, fixed: true };
@@ -257,6 +262,7 @@ export class WeightEvaluator {
     if (!node) return missing('absent', 'no agent connected');
     if (node.state === 'stale') return missing('stale', 'agent silent: no sample within the stale deadline');
     if (!node.sample) return missing('absent', 'agent connected, no sample yet');
+    if (s.missingSince !== null) s.returnedAt = now;
     s.missingSince = null;
     s.holdUntil = null;
     if (node.drained !== null) return { ...base, state: 'drained', reason: `drained by the agent${node.drained ? `: ${node.drained}` : ''}`, missing: false, fixed: true };
@@ -294,7 +300,7 @@ export class WeightEvaluator {
   private server(mem: ServiceMemory, address: string, now: number): ServerMemory {
     let s = mem.servers.get(address);
     if (!s) {
-      s = { smoothed: null, smoothedAt: now, weight: null, decidedAt: now, lastGood: null, missingSince: null, stream: null, rampFrom: null, adopted: false, holdUntil: null };
+      s = { smoothed: null, smoothedAt: now, weight: null, decidedAt: now, lastGood: null, missingSince: null, stream: null, returnedAt: null, rampFrom: null, adopted: false, holdUntil: null };
       mem.servers.set(address, s);
     }
     return s;
