@@ -52,7 +52,7 @@ async function run(args: readonly string[], env: NodeJS.ProcessEnv = process.env
 /** Ask the socket until `ready` holds, within WAIT_MS. */
 async function statusWhen(socket: string, what: string, ready: (d: AgentStatusDocument) => boolean): Promise<AgentStatusDocument> {
   const deadline = performance.now() + WAIT_MS;
-  let last: unknown = null;
+  let last: unknown;
   for (;;) {
     try {
       const doc = await fetchAgentStatus(socket);

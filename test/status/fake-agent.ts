@@ -12,6 +12,7 @@ export class FakeAgent {
   private readonly client;
   private readonly call;
   private seq = 0;
+  private timer: NodeJS.Timeout | null = null;
   /** Highest sequence number the poller acknowledged. */
   acked = 0;
   readonly status: Promise<grpc.StatusObject>;
@@ -47,12 +48,20 @@ export class FakeAgent {
     return this.seq;
   }
 
+  /** Send a sample now and then every `ms` until close(), with the values `next` gives each time. */
+  keepSampling(next: () => Partial<SampleInit>, ms = 200): void {
+    this.sample(next());
+    this.timer = setInterval(() => this.sample(next()), ms);
+  }
+
   /** Send a raw message (e.g. one that breaks the contract). */
   write(message: object): void {
     this.call.write(message);
   }
 
   close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
     this.call.end();
     this.client.close();
   }

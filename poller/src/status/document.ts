@@ -66,6 +66,8 @@ export interface StatusDocument {
   };
   readonly engineError: string | null;
   readonly ingest: { readonly accepted: number; readonly rejected: Readonly<Record<string, number>> };
+  /** Drift found in engines since start: weights changed outside loadfeed, services an engine lost. */
+  readonly driftEvents: number;
   readonly nodes: readonly NodeStatus[];
   readonly services: readonly ServiceStatus[];
   /** Recent weight changes, oldest first. */
@@ -106,6 +108,7 @@ export function buildStatus(snapshot: PollerSnapshot, extras: StatusExtras): Sta
     },
     engineError: snapshot.engineError,
     ingest: snapshot.ingest,
+    driftEvents: snapshot.driftEvents,
     nodes: snapshot.nodes,
     services: snapshot.services.map((s) => {
       const total = s.decisions.reduce((a, d) => a + d.weight, 0);

@@ -26,6 +26,7 @@ export class StatusMetrics implements PollerObserver {
   private readonly reloads;
   private readonly accepted;
   private readonly rejected;
+  private readonly drift;
 
   constructor(private readonly maxNodes = METRICS_MAX_NODES) {
     const registers = [this.registry];
@@ -51,6 +52,11 @@ export class StatusMetrics implements PollerObserver {
       name: 'loadfeed_samples_rejected_total',
       help: 'agent messages refused (the stream is closed with a gRPC status), by reason: the field or check that failed',
       labelNames: ['reason'],
+      registers,
+    });
+    this.drift = new Counter({
+      name: 'loadfeed_engine_drift_events_total',
+      help: 'drift found in engines: weights changed outside loadfeed, services an engine lost',
       registers,
     });
     this.ingestToWeight = new Histogram({
@@ -143,6 +149,8 @@ export class StatusMetrics implements PollerObserver {
     // Ingest counts live in the poller; mirror them (they only grow).
     this.accepted.reset();
     this.accepted.inc(doc.ingest.accepted);
+    this.drift.reset();
+    this.drift.inc(doc.driftEvents);
     this.rejected.reset();
     const reasons = Object.entries(doc.ingest.rejected).sort((a, b) => b[1] - a[1]);
     for (const [i, [reason, count]] of reasons.entries()) {

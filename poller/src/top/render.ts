@@ -111,7 +111,7 @@ export function render(doc: StatusDocument, columns: number, options: RenderOpti
     out.push(...body);
   }
   out.push(footer);
-  return `${out.join('\n')}\n`;
+  return `${out.map((l) => l.trimEnd()).join('\n')}\n`;
 }
 
 /** Cluster totals in one line: nodes by liveness, CPU and memory, connections, weight, changes. */
@@ -140,7 +140,6 @@ export function summary(doc: StatusDocument): string {
     `mem ${percent(memBytes > 0 ? memUsed / memBytes : null)}`,
     `conns ${conns}`,
     `weight ${weight}`,
-    `servers ${servers.length}`,
   ].join('  ');
 }
 
