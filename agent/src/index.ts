@@ -21,6 +21,7 @@ export {
   type EstablishedCounter,
   type EstablishedCounterOptions,
 } from './collectors/sock-diag.js';
+export { DEFAULT_DUMP_CPU_BUDGET, DumpBudget, scaleCounts, type PortCounts } from './collectors/sock-diag-budget.js';
 export {
   SELF_CGROUP,
   cfsQuotaCores,

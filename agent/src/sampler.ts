@@ -18,6 +18,7 @@ import { readMeminfo } from './collectors/meminfo.js';
 import { readHostPressure, type Pressure } from './collectors/pressure.js';
 import { acceptsPerSecond, readTcpInuse, readTcpSnmp, type TcpSnmp } from './collectors/sockstat.js';
 import { createEstablishedCounter, type EstablishedCounter } from './collectors/sock-diag.js';
+import { DumpBudget } from './collectors/sock-diag-budget.js';
 import {
   cgroupCpuUtilization,
   openCgroup,
@@ -46,6 +47,11 @@ export interface SamplerOptions {
   readonly services: readonly { readonly name: string; readonly port: number }[];
   /** Hears each degraded metric once per run of failures; defaults to process.emitWarning. */
   readonly onError?: (error: AgentError) => void;
+  /**
+   * Share of one core the per-port SOCK_DIAG dumps may use on average (see
+   * sock-diag-budget.ts); null dumps on every sample. Default DEFAULT_DUMP_CPU_BUDGET.
+   */
+  readonly dumpBudget?: number | null;
 }
 
 export interface Sampler {
@@ -96,6 +102,7 @@ export async function createSampler(options: SamplerOptions): Promise<Sampler> {
   const meter = await openMeter(options, attempt);
   const counter: EstablishedCounter | null =
     options.services.length === 0 ? null : createEstablishedCounter(options.services.map((s) => s.port), onError);
+  const budget = options.dumpBudget === null ? null : new DumpBudget(options.dumpBudget);
 
   let lastCpu = 0;
   let lastMem = 0;
@@ -106,13 +113,13 @@ export async function createSampler(options: SamplerOptions): Promise<Sampler> {
     const at = performance.now();
     const windowMs = at - prevAt;
     prevAt = at;
-    const [scope, load, inuse, snmp, counts] = await Promise.all([
+    const [scope, load, inuse, snmp] = await Promise.all([
       meter.measure(windowMs),
       attempt('loadavg', readLoadavg(procRoot)),
       attempt('net/sockstat', readTcpInuse(procRoot)),
       attempt('net/snmp', readTcpSnmp(procRoot)),
-      counter === null ? null : counter.count(),
     ]);
+    const counts = counter === null ? null : budget === null ? await counter.count() : await budget.count(at, snmp?.currEstab ?? null, () => counter.count());
     if (scope.cpu !== null) lastCpu = scope.cpu;
     if (scope.mem !== null) lastMem = scope.mem;
     const accepts = prevSnmp === null || snmp === null ? null : acceptsPerSecond(prevSnmp.passiveOpens, snmp.passiveOpens, windowMs);

@@ -1,6 +1,12 @@
 // The only way collectors touch the filesystem: whole-file reads of small
 // /proc and /sys files (the kernel generates them on read; never cached).
-import { readFile } from 'node:fs/promises';
+//
+// Reads are synchronous on purpose. fs.promises.readFile costs four thread-pool
+// round trips per file (open, fstat, read, close) and a promise each; for a
+// /proc file the kernel produces in microseconds that overhead was most of the
+// agent's own CPU when sampling 10 times a second (bench:agent-cost). The
+// functions stay async so callers and tests do not change.
+import { readFileSync } from 'node:fs';
 
 export const DEFAULT_PROC_ROOT = '/proc';
 export const DEFAULT_SYS_ROOT = '/sys';
@@ -24,15 +30,15 @@ export function isGone(err: unknown): boolean {
   return GONE_CODES.has(errnoCode(err));
 }
 
-/** Reads a file; throws whatever readFile throws. */
-export function readText(path: string): Promise<string> {
-  return readFile(path, 'utf8');
+/** Reads a file; rejects with whatever readFileSync throws. */
+export async function readText(path: string): Promise<string> {
+  return readFileSync(path, 'utf8');
 }
 
 /** Reads a file, or null when the kernel does not provide it. */
 export async function readTextOrNull(path: string): Promise<string | null> {
   try {
-    return await readFile(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (err) {
     if (isAbsent(err)) return null;
     throw err;

@@ -7,7 +7,9 @@
 // Byte order: netlink headers and inet_diag_req_v2 are host-endian; ports in
 // inet_diag_sockid are big-endian; the bytecode's port operand is host-endian.
 import { endianness, constants as osConstants } from 'node:os';
-import { RawNetlinkSocket } from 'netlink';
+// The raw socket module only: the package's index also loads its rtnetlink,
+// genl, nl80211 and WireGuard codecs (12 MB of RSS and 0.4 s at start).
+import { RawNetlinkSocket } from 'netlink/dist/raw.js';
 import { AgentError } from '../errors.js';
 import { parseError } from './parse-text.js';
 

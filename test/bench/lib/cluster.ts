@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { createFastpathEngine, type Engine, type FastpathEngine, type HostPort } from '@loadfeed/kernel-bridge';
 import { compilePolicy, defaultEngines, defaultStrategies, Poller } from '@loadfeed/poller';
-import { CpuCgroup } from './cgroup.js';
+import type { CpuCgroup } from './cgroup.js';
 import { alive, firstLine, sleep, type Children, type Started } from './children.js';
 import type { NetNs } from './netns.js';
 

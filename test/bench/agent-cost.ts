@@ -1,0 +1,225 @@
+/**
+ * bench:agent-cost — CPU and memory of the loadfeed agent at 1 Hz and 10 Hz
+ * with 0, 10,000 and 50,000 established connections on the host, side by
+ * side in the same run with Debian's prometheus-node-exporter (default
+ * collectors) scraped at the same rate. Both run at the same time, so they
+ * see the same machine. The agent streams to a real poller (in this
+ * process, memory engine) and counts the connections of the service port
+ * that holds them all (the worst case for its SOCK_DIAG dump).
+ *
+ * CPU is utime+stime from /proc/PID/stat over the measured window; RSS is
+ * VmRSS at the end of it. It must never leave a process behind.
+ */
+import * as grpc from '@grpc/grpc-js';
+import http from 'node:http';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { compilePolicy, defaultEngines, defaultStrategies, Poller } from '@loadfeed/poller';
+import { Children, firstLine, sleep, withCleanup, type Started } from './lib/children.js';
+import { AGENT_BIN } from './lib/cluster.js';
+import { fmt, loadAverage1, machineLine, median, processCpuUs, processPeakRssBytes, processRssBytes, QUICK, table, waitForQuietMachine } from './lib/measure.js';
+import { plotLines } from './lib/plot.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const HOLDER = path.join(HERE, 'conn-holder.js');
+/** Ports below the ephemeral range (32768+), so 50,000 client sockets cannot take them. */
+const SERVICE_PORT = 18_080;
+const EXPORTER_PORT = 19_100;
+const HOLD_PER_PROCESS = 5_000;
+export const NODE_EXPORTER_BIN = 'prometheus-node-exporter';
+
+interface Row {
+  readonly connections: number;
+  readonly hz: number;
+  readonly agentCpuPct: number;
+  readonly agentRssMb: number;
+  readonly agentPeakRssMb: number;
+  readonly exporterCpuPct: number;
+  readonly exporterRssMb: number;
+  readonly ratio: number;
+  readonly samples: number;
+  readonly scrapes: number;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      connections: { type: 'string', default: QUICK ? '0,2000' : '0,10000,50000' },
+      rates: { type: 'string', default: '1,10' },
+      'window-s': { type: 'string', default: QUICK ? '4' : '30' },
+      reps: { type: 'string', default: QUICK ? '1' : '3' },
+      'out-dir': { type: 'string', default: QUICK ? path.join(tmpdir(), `loadfeed-bench-${process.pid}`) : 'docs/bench' },
+      'max-load': { type: 'string', default: QUICK ? '100' : '0.7' },
+      label: { type: 'string', default: '' },
+      /** Another build of the agent to measure (e.g. before an optimisation). */
+      'agent-bin': { type: 'string', default: AGENT_BIN },
+      /** Extra Node options for the agent, e.g. --cpu-prof (profiling the agent under this load). */
+      'agent-node-args': { type: 'string', default: '' },
+    },
+  });
+  const conns = values.connections.split(',').map(Number);
+  const rates = values.rates.split(',').map(Number);
+  const windowS = Number(values['window-s']);
+  const reps = Number(values.reps);
+  const outDir = values['out-dir'];
+  mkdirSync(outDir, { recursive: true });
+  const log = (s: string): void => {
+    process.stderr.write(`[agent-cost ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+  };
+  const children = new Children();
+  const rows: Row[] = [];
+  const started = new Date();
+  let loadBefore = 0;
+  await withCleanup(
+    async () => {
+      await children.stopAll();
+      children.dispose();
+    },
+    async () => {
+      loadBefore = await waitForQuietMachine(Number(values['max-load']), 20 * 60_000, log);
+      for (const n of conns) {
+        // The hard descriptor limit here is 20,000 and cannot be raised (no
+        // CAP_SYS_RESOURCE), so connections are held by several processes,
+        // each holding both ends of at most HOLD_PER_PROCESS of them.
+        const holders: Started[] = [];
+        log(`opening ${n} connections`);
+        for (let i = 0; i === 0 || i * HOLD_PER_PROCESS < n; i++) {
+          const count = Math.min(HOLD_PER_PROCESS, n - i * HOLD_PER_PROCESS);
+          holders.push(children.node(`conn-holder ${i}`, HOLDER, ['--port', String(SERVICE_PORT + i), '--count', String(Math.max(0, count)), '--first-address', String(1 + i)]));
+        }
+        await Promise.all(holders.map((h) => firstLine(h, 180_000)));
+        for (const hz of rates) {
+          const trials: Row[] = [];
+          for (let rep = 0; rep < reps; rep++) trials.push(await measure(children, n, hz, windowS, log, [...values['agent-node-args'].split(' ').filter((x) => x !== ''), values['agent-bin']]));
+          const m = (k: keyof Row): number => median(trials.map((t) => t[k]));
+          const row: Row = {
+            connections: n, hz, agentCpuPct: m('agentCpuPct'), agentRssMb: m('agentRssMb'), agentPeakRssMb: m('agentPeakRssMb'),
+            exporterCpuPct: m('exporterCpuPct'), exporterRssMb: m('exporterRssMb'), ratio: m('ratio'), samples: m('samples'), scrapes: m('scrapes'),
+          };
+          rows.push(row);
+          log(`${n} connections, ${hz} Hz: agent ${fmt(row.agentCpuPct, 2)} % CPU ${fmt(row.agentRssMb)} MB; node_exporter ${fmt(row.exporterCpuPct, 2)} % ${fmt(row.exporterRssMb)} MB`);
+        }
+        await Promise.all(holders.map((h) => children.stop(h)));
+      }
+    },
+  );
+  const loadAfter = loadAverage1();
+  const text = [
+    `bench:agent-cost${values.label ? ` (${values.label})` : ''}  ${started.toISOString()}  ${machineLine()}`,
+    `load average ${loadBefore} before, ${loadAfter} after; CPU in % of one core over ${windowS} s windows, medians of ${reps}; both processes measured at the same time`,
+    '',
+    table(
+      ['connections', 'rate', 'agent cpu %', 'agent rss MB', 'agent peak MB', 'node_exporter cpu %', 'node_exporter rss MB', 'agent/node_exporter cpu'],
+      rows.map((r) => [String(r.connections), `${r.hz} Hz`, fmt(r.agentCpuPct, 2), fmt(r.agentRssMb), fmt(r.agentPeakRssMb), fmt(r.exporterCpuPct, 2), fmt(r.exporterRssMb), fmt(r.ratio, 2)]),
+    ),
+    '',
+    'targets: agent CPU < 0.5 x node_exporter CPU in the same run; agent RSS < 60 MB',
+    ...rows.map((r) => `  ${r.connections} connections ${r.hz} Hz: cpu ratio ${fmt(r.ratio, 2)} ${r.ratio < 0.5 ? 'MET' : 'MISSED'}; rss ${fmt(r.agentRssMb)} MB ${r.agentRssMb < 60 ? 'MET' : 'MISSED'}`),
+  ].join('\n');
+  process.stdout.write(`${text}\n`);
+  const stamp = QUICK ? 'quick' : `${started.toISOString().slice(0, 10)}${values.label ? `-${values.label}` : ''}`;
+  writeFileSync(path.join(outDir, `agent-cost-${stamp}.json`), JSON.stringify({ bench: 'agent-cost', label: values.label, date: started.toISOString(), machine: machineLine(), loadAverage: { before: loadBefore, after: loadAfter }, windowS, reps, rows }, null, 1));
+  writeFileSync(path.join(outDir, `agent-cost-${stamp}.txt`), `${text}\n`);
+  if (!QUICK) {
+    const series = rates.flatMap((hz) => [
+      { name: `agent ${hz} Hz`, points: rows.filter((r) => r.hz === hz).map((r): [number, number] => [r.connections, r.agentCpuPct]) },
+      { name: `node_exporter ${hz} Hz`, points: rows.filter((r) => r.hz === hz).map((r): [number, number] => [r.connections, r.exporterCpuPct]) },
+    ]);
+    const png = plotLines(path.join(outDir, `agent-cost${values.label ? `-${values.label}` : ''}.png`), 'agent vs node_exporter: CPU', 'established connections on the host', '% of one core', series);
+    if (png) log(`plot: ${png}`);
+  }
+}
+
+/** The ports holding connections: the agent counts each as a service. */
+function servicePorts(connections: number): number[] {
+  return Array.from({ length: Math.max(1, Math.ceil(connections / HOLD_PER_PROCESS)) }, (_, i) => SERVICE_PORT + i);
+}
+
+async function measure(children: Children, connections: number, hz: number, windowS: number, log: (s: string) => void, agentCommand: string[]): Promise<Row> {
+  const intervalMs = Math.round(1000 / hz);
+  const engines = defaultEngines();
+  const policy = compilePolicy(
+    `apiVersion: loadfeed/v1
+agents: { interval: ${intervalMs}ms }
+services:
+  - name: cost
+    engine: memory
+    address: tcp 127.0.0.1:${SERVICE_PORT}
+    servers:
+      - { node: cost, address: "127.0.0.1:${SERVICE_PORT}" }
+`,
+    '<agent-cost policy>',
+    engines.limits(),
+  );
+  const poller = new Poller({
+    listen: '127.0.0.1:0',
+    policy,
+    engines,
+    strategies: defaultStrategies(),
+    logger: pino({ level: 'silent' }),
+    security: { credentials: grpc.ServerCredentials.createInsecure(), auth: { tokens: new Map(), mutualTls: false, allowPlaintext: false } },
+  });
+  const port = await poller.start();
+  const agent = children.spawn('agent', process.execPath, [...agentCommand, '--poller', `127.0.0.1:${port}`, '--node-id', 'cost', '--scope', 'host', ...servicePorts(connections).flatMap((p, i) => ['--service', `http${i}:${p}`]), '--interval', `${intervalMs}ms`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exporter = children.spawn('node_exporter', NODE_EXPORTER_BIN, [`--web.listen-address=127.0.0.1:${EXPORTER_PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let scrapes = 0;
+  let scrapeErrors = 0;
+  const scrape = (): void => {
+    const req = http.get({ host: '127.0.0.1', port: EXPORTER_PORT, path: '/metrics', agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        if (res.statusCode === 200) scrapes++;
+        else scrapeErrors++;
+      });
+    });
+    req.on('error', () => scrapeErrors++);
+  };
+  const scraper = setInterval(scrape, intervalMs);
+  try {
+    const samples = (): number => poller.snapshot().nodes.find((x) => x.id === 'cost')?.samples ?? 0;
+    const deadline = performance.now() + 20_000;
+    while (samples() < 2 || scrapes < 2) {
+      if (performance.now() > deadline) throw new Error(`agent or node_exporter not running: agent: ${agent.stderr()} node_exporter: ${exporter.stderr()}`);
+      await sleep(100);
+    }
+    await sleep(2000); // warm-up: JIT, first dumps
+    const a0 = processCpuUs(agent.child.pid ?? 0);
+    const e0 = processCpuUs(exporter.child.pid ?? 0);
+    const s0 = samples();
+    const sc0 = scrapes;
+    const t0 = performance.now();
+    await sleep(windowS * 1000);
+    const dt = (performance.now() - t0) * 1000;
+    const a1 = processCpuUs(agent.child.pid ?? 0);
+    const e1 = processCpuUs(exporter.child.pid ?? 0);
+    if (a0 === null || a1 === null || e0 === null || e1 === null) throw new Error('agent or node_exporter exited during the window');
+    const agentCpuPct = ((a1 - a0) / dt) * 100;
+    const exporterCpuPct = ((e1 - e0) / dt) * 100;
+    if (scrapeErrors > 0) log(`${scrapeErrors} scrapes failed`);
+    return {
+      connections,
+      hz,
+      agentCpuPct,
+      agentRssMb: (processRssBytes(agent.child.pid ?? 0) ?? Number.NaN) / 2 ** 20,
+      agentPeakRssMb: (processPeakRssBytes(agent.child.pid ?? 0) ?? Number.NaN) / 2 ** 20,
+      exporterCpuPct,
+      exporterRssMb: (processRssBytes(exporter.child.pid ?? 0) ?? Number.NaN) / 2 ** 20,
+      ratio: agentCpuPct / exporterCpuPct,
+      samples: samples() - s0,
+      scrapes: scrapes - sc0,
+    };
+  } finally {
+    clearInterval(scraper);
+    await Promise.all([children.stop(agent), children.stop(exporter)]);
+    await poller.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:agent-cost failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
