@@ -1,0 +1,212 @@
+/**
+ * bench:fastpath — the built-in forwarder against HAProxy (`mode tcp`), in
+ * the same run, in front of the same nginx backends on loopback, driven by
+ * wrk: keep-alive requests/s, and new connections/s (`Connection: close`, one
+ * request per connection). Both proxies get one thread (the fast path is one
+ * Node event loop; HAProxy runs with `nbthread 1`), and runs alternate
+ * between them so drifts in the machine's load hit both alike. Figures are
+ * medians of `--reps`, and the headline is the ratio fast path / HAProxy.
+ *
+ * It must never leave a process or directory behind.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Children, firstLine, sleep, withCleanup, type Started } from './lib/children.js';
+import { fmt, loadAverage1, machineLine, median, processCpuUs, QUICK, table, waitForQuietMachine } from './lib/measure.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const FASTPATH_SERVER = path.join(HERE, 'fastpath-server.js');
+/** Fixed ports below the ephemeral range (wrk's connect storm takes ephemeral ports by the thousand). */
+const NGINX_PORTS = [18_181, 18_182];
+const HAPROXY_PORT = 18_190;
+
+interface WrkResult {
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+  /** CPU of the proxy process over the run, % of one core. */
+  readonly proxyCpuPct: number;
+}
+
+export function parseWrk(text: string): { rps: number; p50Ms: number; p99Ms: number; errors: number } {
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? Number.NaN);
+  const toMs = (v: string | undefined, unit: string | undefined): number => {
+    const x = Number(v);
+    return unit === 'us' ? x / 1000 : unit === 's' ? x * 1000 : x;
+  };
+  const lat = (p: string): number => {
+    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(text);
+    return toMs(m?.[1], m?.[2]);
+  };
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0);
+  const errors = (sock ? Number(sock[1]) + Number(sock[2]) + Number(sock[3]) + Number(sock[4]) : 0) + non2xx;
+  return { rps, p50Ms: lat('50'), p99Ms: lat('99'), errors };
+}
+
+function nginxConfig(dir: string): string {
+  return `worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/nginx-error.log warn;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+${NGINX_PORTS.map((p) => `  server { listen 127.0.0.1:${p} reuseport backlog=4096; location / { return 200 "ok ${p}\\n"; } }`).join('\n')}
+}
+`;
+}
+
+function haproxyConfig(): string {
+  return `global
+    nbthread 1
+    maxconn 9000
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+frontend fe
+    bind 127.0.0.1:${HAPROXY_PORT}
+    default_backend be
+backend be
+    balance leastconn
+${NGINX_PORTS.map((p, i) => `    server n${i} 127.0.0.1:${p}`).join('\n')}
+`;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      'duration-s': { type: 'string', default: QUICK ? '2' : '10' },
+      reps: { type: 'string', default: QUICK ? '1' : '5' },
+      connections: { type: 'string', default: '64' },
+      'out-dir': { type: 'string', default: QUICK ? path.join(tmpdir(), `loadfeed-bench-${process.pid}`) : 'docs/bench' },
+      'max-load': { type: 'string', default: QUICK ? '100' : '0.7' },
+      label: { type: 'string', default: '' },
+      /** Extra Node options for the fast path process, e.g. --cpu-prof. */
+      'node-args': { type: 'string', default: '' },
+    },
+  });
+  const durationS = Number(values['duration-s']);
+  const reps = Number(values.reps);
+  const conns = Number(values.connections);
+  const outDir = values['out-dir'];
+  mkdirSync(outDir, { recursive: true });
+  const log = (s: string): void => {
+    process.stderr.write(`[fastpath ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+  };
+  const children = new Children();
+  const dir = mkdtempSync(path.join(tmpdir(), 'loadfeed-fastpath-'));
+  const results = new Map<string, WrkResult[]>();
+  const started = new Date();
+  let loadBefore = 0;
+  await withCleanup(
+    async () => {
+      await children.stopAll();
+      children.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async () => {
+      for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, d));
+      writeFileSync(path.join(dir, 'nginx.conf'), nginxConfig(dir));
+      writeFileSync(path.join(dir, 'haproxy.cfg'), haproxyConfig());
+      const nginx = children.spawn('nginx', 'nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const haproxy = children.spawn('haproxy', 'haproxy', ['-db', '-f', path.join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const fastpath = children.spawn('fastpath', process.execPath, [
+        ...values['node-args'].split(' ').filter((x) => x !== ''),
+        FASTPATH_SERVER, ...NGINX_PORTS.flatMap((p) => ['--backend', `127.0.0.1:${p}`]),
+      ]);
+      const fastpathPort = Number(await firstLine(fastpath));
+      await waitListening([...NGINX_PORTS, HAPROXY_PORT], [nginx, haproxy]);
+      loadBefore = await waitForQuietMachine(Number(values['max-load']), 20 * 60_000, log);
+      const targets = [
+        { name: 'haproxy', port: HAPROXY_PORT, proc: haproxy },
+        { name: 'fastpath', port: fastpathPort, proc: fastpath },
+      ];
+      const modes = [
+        { name: 'keep-alive', headers: [] as string[] },
+        { name: 'new connections', headers: ['-H', 'Connection: close'] },
+      ];
+      // Warm-up: JIT and nginx caches.
+      for (const t of targets) wrk(t.port, 1, 8, [], t.proc);
+      for (let rep = 0; rep < reps; rep++) {
+        for (const mode of modes) {
+          for (const t of rep % 2 === 0 ? targets : [...targets].reverse()) {
+            const r = wrk(t.port, durationS, conns, mode.headers, t.proc);
+            const key = `${mode.name}/${t.name}`;
+            results.set(key, [...(results.get(key) ?? []), r]);
+            log(`${key}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99Ms} ms, errors ${r.errors}, proxy CPU ${r.proxyCpuPct.toFixed(0)} %`);
+            await sleep(500);
+          }
+        }
+      }
+    },
+  );
+  const loadAfter = loadAverage1();
+  const med = (key: string, k: keyof WrkResult): number => median((results.get(key) ?? []).map((r) => r[k]));
+  const rows = ['keep-alive', 'new connections'].flatMap((mode) =>
+    ['haproxy', 'fastpath'].map((name) => {
+      const key = `${mode}/${name}`;
+      return [mode, name, fmt(med(key, 'rps'), 0), fmt(med(key, 'p50Ms'), 2), fmt(med(key, 'p99Ms'), 2), fmt(med(key, 'errors'), 0), fmt(med(key, 'proxyCpuPct'), 0)];
+    }),
+  );
+  const ratio = (mode: string): number => med(`${mode}/fastpath`, 'rps') / med(`${mode}/haproxy`, 'rps');
+  const ka = ratio('keep-alive');
+  const nc = ratio('new connections');
+  const text = [
+    `bench:fastpath${values.label ? ` (${values.label})` : ''}  ${started.toISOString()}  ${machineLine()}`,
+    `load average ${loadBefore} before, ${loadAfter} after; wrk 1 thread, ${conns} connections, ${durationS} s per run, medians of ${reps}; HAProxy ${haproxyVersion()} nbthread 1 mode tcp leastconn; fast path wlc; 2 nginx backends (1 worker)`,
+    '',
+    table(['mode', 'proxy', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'proxy cpu %'], rows),
+    '',
+    `fast path / HAProxy: keep-alive ${fmt(ka, 2)} (target >= 0.9: ${ka >= 0.9 ? 'MET' : 'MISSED'}), new connections ${fmt(nc, 2)} (target >= 0.75: ${nc >= 0.75 ? 'MET' : 'MISSED'})`,
+  ].join('\n');
+  process.stdout.write(`${text}\n`);
+  const stamp = QUICK ? 'quick' : `${started.toISOString().slice(0, 10)}${values.label ? `-${values.label}` : ''}`;
+  writeFileSync(path.join(outDir, `fastpath-${stamp}.json`), JSON.stringify({ bench: 'fastpath', label: values.label, date: started.toISOString(), machine: machineLine(), loadAverage: { before: loadBefore, after: loadAfter }, durationS, reps, connections: conns, ratios: { keepAlive: ka, newConnections: nc }, results: Object.fromEntries(results) }, null, 1));
+  writeFileSync(path.join(outDir, `fastpath-${stamp}.txt`), `${text}\n`);
+}
+
+function wrk(port: number, durationS: number, conns: number, headers: readonly string[], proxy: Started): WrkResult {
+  const pid = proxy.child.pid ?? 0;
+  const c0 = processCpuUs(pid);
+  const t0 = performance.now();
+  const r = spawnSync('wrk', ['-t1', `-c${conns}`, `-d${durationS}s`, '--latency', ...headers, `http://127.0.0.1:${port}/`], { encoding: 'utf8', timeout: (durationS + 30) * 1000 });
+  const dt = (performance.now() - t0) * 1000;
+  const c1 = processCpuUs(pid);
+  if (r.status !== 0) throw new Error(`wrk failed (${r.status ?? r.signal}): ${r.stderr || r.error?.message}`);
+  const parsed = parseWrk(r.stdout);
+  if (!Number.isFinite(parsed.rps)) throw new Error(`cannot read wrk's output:\n${r.stdout}`);
+  return { ...parsed, proxyCpuPct: c0 === null || c1 === null ? Number.NaN : ((c1 - c0) / dt) * 100 };
+}
+
+async function waitListening(ports: readonly number[], procs: readonly Started[]): Promise<void> {
+  const deadline = performance.now() + 15_000;
+  for (;;) {
+    const r = spawnSync('ss', ['-Hltn'], { encoding: 'utf8' });
+    if (ports.every((p) => r.stdout.includes(`127.0.0.1:${p} `))) return;
+    if (performance.now() > deadline) throw new Error(`not listening on ${ports.join(', ')}: ${procs.map((p) => `${p.name}: ${p.stderr()}`).join(' | ')}`);
+    await sleep(100);
+  }
+}
+
+function haproxyVersion(): string {
+  return /version (\S+)/.exec(spawnSync('haproxy', ['-v'], { encoding: 'utf8' }).stdout)?.[1] ?? '?';
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:fastpath failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
