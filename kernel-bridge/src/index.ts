@@ -148,3 +148,30 @@ export type {
   StatBackend as HaproxyStatBackend,
   StatServer as HaproxyStatServer,
 } from './haproxy/replies.js';
+export {
+  createNftablesEngine,
+  NFTABLES_ENGINE_KIND,
+  NFTABLES_WEIGHT_RANGE,
+  DEFAULT_NFTABLES_TABLE,
+} from './nftables/engine.js';
+export type { NftablesEngine, NftablesOptions } from './nftables/engine.js';
+export { createNftRunner, systemNft, DEFAULT_NFT_TIMEOUT_MS, SYSTEM_NFT_PATHS } from './nftables/command.js';
+export type { NftRunner, NftResult } from './nftables/command.js';
+export {
+  NFTABLES_SCHEDULER,
+  compileSteps as compileNftSteps,
+  applySteps as applyNftSteps,
+  parseServiceAddress as parseNftServiceAddress,
+  sortServices as sortNftServices,
+} from './nftables/model.js';
+export type { NftFamily, NftServiceKey, NftDestination, NftService, NftStep, NftPlan } from './nftables/model.js';
+export {
+  renderScript as renderNftScript,
+  elementsOf as nftMapElements,
+  mapName as nftMapName,
+  parseMapName as parseNftMapName,
+  ZERO_WEIGHT_KEY_BASE as NFT_ZERO_WEIGHT_KEY_BASE,
+  MAX_TOTAL_WEIGHT as NFT_MAX_TOTAL_WEIGHT,
+} from './nftables/script.js';
+export type { MapElement as NftMapElement } from './nftables/script.js';
+export { parseRuleset as parseNftRuleset, SERVICES_CHAIN as NFT_SERVICES_CHAIN } from './nftables/ruleset.js';

@@ -76,12 +76,12 @@ export function realEngineGate(
   return { test: skip, serial: skip, missing };
 }
 
-/** An executable named `name` on PATH (plus /usr/sbin and /sbin, where Debian puts haproxy, nft and ip). */
+/** An executable named `name` in the system directories or on PATH (findExecutable). */
 export function binary(name: string, debianPackage: string): Prerequisite {
   return {
     what: `${name} binary`,
     howTo: `install it: apt-get install -y --no-install-recommends ${debianPackage}`,
-    probe: () => (findExecutable(name) === undefined ? `not found on PATH` : undefined),
+    probe: () => (findExecutable(name) === undefined ? `not found in ${SYSTEM_DIRS.join(', ')} or on PATH` : undefined),
   };
 }
 
@@ -105,15 +105,25 @@ export const NETNS_WITH_NFTABLES: Prerequisite = {
     const add = run('ip', ['netns', 'add', name]);
     if (add !== undefined) return `ip netns add: ${add}`;
     try {
-      return prefixed('nft list ruleset', run('ip', ['netns', 'exec', name, 'nft', 'list', 'ruleset']));
+      const nft = findExecutable('nft');
+      if (nft === undefined) return 'no nft binary';
+      return prefixed('nft list ruleset', run('ip', ['netns', 'exec', name, nft, 'list', 'ruleset']));
     } finally {
       run('ip', ['netns', 'delete', name]);
     }
   },
 };
 
+/**
+ * Where the system's binaries are; searched before PATH, because under npm
+ * PATH starts with node_modules/.bin, which can hold namesakes (@vercel/nft
+ * installs an `nft` that exits 0 whatever it is asked).
+ */
+const SYSTEM_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+
+/** The absolute path of executable `name`: system directories first, then PATH. */
 export function findExecutable(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin'].filter((d) => d.length > 0);
+  const dirs = [...SYSTEM_DIRS, ...(process.env.PATH ?? '').split(':')].filter((d) => d.length > 0);
   for (const dir of dirs) {
     const candidate = path.join(dir, name);
     try {
