@@ -16,6 +16,7 @@ const FILES: readonly { readonly route: string; readonly type: string; readonly 
   { route: '/', type: 'text/html; charset=utf-8', from: () => new URL('dashboard.html', OWN) },
   { route: '/assets/dashboard.js', type: 'text/javascript; charset=utf-8', from: () => new URL('dashboard.js', OWN) },
   { route: '/assets/dashboard.css', type: 'text/css; charset=utf-8', from: () => new URL('dashboard.css', OWN) },
+  { route: '/assets/favicon.svg', type: 'image/svg+xml', from: () => new URL('favicon.svg', OWN) },
   { route: '/assets/uPlot.iife.min.js', type: 'text/javascript; charset=utf-8', from: () => new URL(import.meta.resolve('uplot/dist/uPlot.iife.min.js')) },
   { route: '/assets/uPlot.min.css', type: 'text/css; charset=utf-8', from: () => new URL(import.meta.resolve('uplot/dist/uPlot.min.css')) },
 ];
