@@ -11,8 +11,10 @@ export interface IpvsBackend {
   /**
    * Every service (or those whose `formatServiceKey` is in `only`) with its
    * destinations, sorted (compareServiceKeys, compareDestinationKeys).
+   * `counters: false` says the stats are not needed (a driver may then skip
+   * reading them and report them as null).
    */
-  read(only?: ReadonlySet<string>): Promise<IpvsServiceState[]>;
+  read(only?: ReadonlySet<string>, options?: { readonly counters?: boolean }): Promise<IpvsServiceState[]>;
   /**
    * Send `edits` in order. Rejects with the typed error of the first edit the
    * kernel refused; edits sent after it may have been applied.

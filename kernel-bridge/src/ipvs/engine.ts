@@ -136,7 +136,7 @@ export function createEngineOver(backend: IpvsBackend, defaults: EditDefaults): 
     checkWeights(ops, IPVS_WEIGHT_RANGE);
     const steps = compileSteps(ops);
     if (steps.length === 0) return;
-    const state = await backend.read(servicesOf(steps));
+    const state = await backend.read(servicesOf(steps), { counters: false });
     const plan = planEdits(steps, state, defaults);
     await backend.write(plan.edits);
     if (plan.error !== null) throw plan.error;

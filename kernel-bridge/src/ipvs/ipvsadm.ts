@@ -258,9 +258,10 @@ export function serviceSettings(rest: readonly string[], key: IpvsServiceKey, wh
   return { scheduler, flags, timeout, netmask, persistenceEngine };
 }
 
-const TUNNEL_FLAGS: Readonly<Record<string, number>> = { '-c': 0, '+c': 1, '+r': 2 };
+/** ipvsadm's spelling of IP_VS_TUNNEL_ENCAP_FLAG_{NOCSUM,CSUM,REMCSUM}. */
+const TUNNEL_FLAGS: Readonly<Record<string, number>> = { '-c': 0, '+c': 1, 'r+c': 2 };
 
-/** `--tun-info` column: `n/a`, `ipip`, `gue:6080:-c`, `gre:+c`. Null for `n/a`. */
+/** `--tun-info` column: `n/a`, `ipip`, `gue:6080:-c`, `gue:6080:r+c`, `gre:+c`. Null for `n/a`. */
 export function parseTunnelInfo(text: string, where: string): IpvsTunnel | null {
   if (text === 'n/a') return null;
   const [type, ...parts] = text.split(':');
@@ -392,8 +393,12 @@ export function createIpvsadmBackend(options: IpvsadmOptions = {}): IpvsBackend 
     return list([]);
   }
 
-  async function read(only?: ReadonlySet<string>): Promise<IpvsServiceState[]> {
-    const [base, thresholds, stats] = await Promise.all([baseListing(), list(['--thresholds']), list(['--stats'])]);
+  async function read(only?: ReadonlySet<string>, options: { readonly counters?: boolean } = {}): Promise<IpvsServiceState[]> {
+    const [base, thresholds, stats] = await Promise.all([
+      baseListing(),
+      list(['--thresholds']),
+      options.counters === false ? null : list(['--stats']),
+    ]);
     const states = mergeListings(base, thresholds, stats);
     return only === undefined ? states : states.filter((s) => only.has(formatServiceKey(s.service.key)));
   }
@@ -414,8 +419,14 @@ export function createIpvsadmBackend(options: IpvsadmOptions = {}): IpvsBackend 
     if (lines.length > 0) {
       const result = await runner.run(['-R'], `${lines.join('\n')}\n`);
       if (result.stderr.trim() !== '' || result.exitCode !== 0) {
-        const missing = firstMissing(sent, await read(new Set(sent.map((e) => formatServiceKey(e.service)))));
+        const touched = new Set(sent.map((e) => formatServiceKey(e.service)));
+        const missing = firstMissing(sent, await read(touched, { counters: false }));
         if (missing !== null) throw ipvsadmError(result.stderr, describeEdit(missing));
+        // Everything is in place, yet ipvsadm complained: an add of something that
+        // existed already ("… already exists") looks in place afterwards.
+        const added = sent.find((e) => e.kind === 'add-service' || e.kind === 'add-destination') ?? sent[0];
+        const error = ipvsadmError(result.stderr, added === undefined ? 'ipvsadm -R' : describeEdit(added));
+        if (!(error instanceof CommandFailedError)) throw error;
         if (result.exitCode !== 0) {
           throw new CommandFailedError(`ipvsadm -R exited with ${String(result.exitCode)}: ${result.stderr.trim()}`, {
             exitCode: result.exitCode,
