@@ -34,9 +34,10 @@ export async function policyMain(argv: readonly string[]): Promise<number> {
     strict: true,
   });
   const [file, ...extra] = positionals;
-  if (values.help || sub === undefined || sub === 'help') {
+  const asksHelp = values.help || sub === 'help' || sub === '--help' || sub === '-h';
+  if (asksHelp || sub === undefined) {
     process.stdout.write(POLICY_USAGE);
-    return values.help || sub === 'help' ? 0 : 2;
+    return asksHelp ? 0 : 2;
   }
   if (sub === 'schema' && file === undefined) {
     process.stdout.write(`${JSON.stringify(policyJsonSchema(), null, 2)}\n`);
