@@ -21,6 +21,7 @@
 //                VIP 192.0.2.100 on the MASTER's eth0
 //
 // Needs root, iproute2, keepalived and curl; gated like the real-engine tests.
+import type { ExecutionContext } from 'ava';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -120,6 +121,15 @@ gate.serial('director pair: the VIP moves to the standby, which already has curr
     await lab.destroy();
     await rm(dir, { recursive: true, force: true });
   });
+  try {
+    await directorPair(t, dir, lab);
+  } catch (err) {
+    t.log(`what the lab's processes said last:\n${lab.tails()}`);
+    throw err;
+  }
+});
+
+async function directorPair(t: ExecutionContext, dir: string, lab: Lab): Promise<void> {
 
   // What the poller of the day offers: the status server (/healthz, /status) came after the poller.
   const help = sh(process.execPath, [POLLER_BIN, '--help']);
@@ -294,7 +304,7 @@ ${BACKENDS.map((b) => `      - { node: ${b.node}, address: "${b.ip}:${SERVICE_PO
   if (process.env['LOADFEED_HA_REPORT'] !== undefined) {
     await writeFile(process.env['LOADFEED_HA_REPORT'], `${JSON.stringify({ date: new Date().toISOString(), hasStatus, results }, null, 2)}\n`);
   }
-});
+}
 
 /** Whether the VIP is configured on `d`'s eth0 right now. */
 function vipOn(d: { ns: string }): boolean {

@@ -130,6 +130,13 @@ export class Lab {
     return p;
   }
 
+  /** The last `n` lines of every process started here, for a failure message. */
+  tails(n = 12): string {
+    return this.processes
+      .map((p) => `--- ${p.name} (pid ${p.pid}${p.exited ? ', exited' : ''})\n${p.lines.slice(-n).map((l) => `  ${l.text}`).join('\n')}`)
+      .join('\n');
+  }
+
   /** Ends every process started here and every other process left in the namespaces, then deletes them. */
   async destroy(): Promise<void> {
     for (const p of this.processes) p.kill('SIGTERM');
