@@ -6,11 +6,12 @@
 # namespace (SOCK_DIAG and /proc/net then see the host's sockets) with the
 # host's /proc and /sys mounted read-only and named by --proc-root/--sys-root:
 #   docker run -d --name loadfeed-agent --network host --read-only \
-#     --cap-drop ALL --security-opt no-new-privileges \
+#     --cap-drop ALL --security-opt no-new-privileges --tmpfs /run/loadfeed:uid=1000 \
 #     -v /proc:/host/proc:ro -v /sys:/host/sys:ro \
 #     loadfeed-agent --proc-root /host/proc --sys-root /host/sys \
 #       --poller director1:7415 --poller director2:7415 --node-id "$(hostname)" ...
-# It runs as uid 1000 and writes nothing: a read-only root file system is fine.
+# It runs as uid 1000 and writes only its status socket (/run/loadfeed, a
+# tmpfs above): a read-only root file system is fine.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 

@@ -179,6 +179,8 @@ test('agent DaemonSet: host network, host /proc and /sys read-only at /host/*, f
   };
   t.like(mountOf('/proc'), { mountPath: '/host/proc', readOnly: true });
   t.like(mountOf('/sys'), { mountPath: '/host/sys', readOnly: true });
+  const run = agent.volumeMounts?.find((m) => m.mountPath === '/run/loadfeed');
+  t.truthy(volumes.find((v) => v.name === run?.name && 'emptyDir' in v), 'the status socket directory is a writable emptyDir');
   const args = agent.args ?? [];
   t.true(args.includes('--proc-root=/host/proc'));
   t.true(args.includes('--sys-root=/host/sys'));

@@ -143,6 +143,7 @@ test('the agent unit: dynamic user, no capabilities, read-only system, SOCK_DIAG
   t.deepEqual(words(u, 'Service.RestrictAddressFamilies').sort(), ['AF_INET', 'AF_INET6', 'AF_NETLINK', 'AF_UNIX']);
   t.is(last(u, 'Service.EnvironmentFile'), '-/etc/default/loadfeed-agent');
   t.is(last(u, 'Service.ExecStart'), '/usr/bin/loadfeed-agent');
+  t.is(last(u, 'Service.RuntimeDirectory'), 'loadfeed', 'the default status socket directory, /run/loadfeed');
   t.is(last(u, 'Service.Restart'), 'on-failure');
   t.is(last(u, 'Install.WantedBy'), 'multi-user.target');
 });
