@@ -2,7 +2,7 @@
 // real gRPC, weights go into the memory engine, and every endpoint is read
 // over real HTTP on loopback.
 import test, { type ExecutionContext } from 'ava';
-import { createMemoryEngine, type Engine } from '@loadfeed/kernel-bridge';
+import type { Engine } from '@loadfeed/kernel-bridge';
 import { compilePolicy, defaultEngines, StatusServer, type HistoryDocument, type StatusDocument } from '@loadfeed/poller';
 import { pino } from 'pino';
 import { waitFor } from '../helpers/wait.js';
@@ -181,9 +181,14 @@ test('/healthz: ok; degraded with the refused file\'s problem; ok again after a 
 
 test('/healthz: degraded while the engine fails, ok once it applies again', async (t) => {
   let broken = true;
-  const engines = defaultEngines().register('memory', {
-    create: (): Engine => {
-      const inner = createMemoryEngine();
+  const engines = defaultEngines();
+  const memory = engines.get('memory');
+  if (!memory) return t.fail('the memory engine is registered');
+  // The memory engine, whose apply fails while `broken`.
+  engines.register('memory', {
+    ...memory,
+    create: (...args: Parameters<typeof memory.create>): Engine => {
+      const inner = memory.create(...args);
       return {
         ...inner,
         observe: () => inner.observe(),
@@ -194,8 +199,6 @@ test('/healthz: degraded while the engine fails, ok once it applies again', asyn
         },
       } as Engine;
     },
-    maxWeight: 65_535,
-    ownsServices: true,
   });
   const h = await startHarness(t, { engines });
   await waitFor('the engine error', () => h.poller.snapshot().engineError !== null);
