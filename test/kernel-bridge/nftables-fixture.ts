@@ -99,7 +99,8 @@ export async function startWorld(t: ExecutionContext): Promise<World> {
   await lab.exec(clientNs, ['ip', 'route', 'add', 'default', 'via', '10.77.1.1']);
   await lab.exec(backendNs, ['ip', 'route', 'add', 'default', 'via', '10.77.2.1']);
   await lab.exec(director, ['ip', 'address', 'add', `${VIP}/32`, 'dev', 'lo']);
-  await lab.exec(director, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+  // /proc/sys/net is per namespace; written directly so that procps (sysctl) is not needed.
+  await lab.exec(director, ['sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward']);
 
   const backends = lab.spawn(backendNs, [process.execPath, PEER, 'backends', String(BACKEND_PORT), ...BACKEND_HOSTS]);
   const [ready] = (await once(createInterface({ input: backends.stdout }), 'line', {
