@@ -32,7 +32,7 @@ import {
   type PlannedOp,
   type ServerAddressResolver,
 } from './plan.js';
-import { classifyReply, type CliLevel, type StatBackend } from './replies.js';
+import { classifyReply, type CliLevel, type ReplyOutcome, type StatBackend } from './replies.js';
 
 export const HAPROXY_ENGINE_KIND = 'haproxy';
 /** `set server … weight` accepts 0..256 (HAProxy's SRV_UWGHT_MAX). */
@@ -93,10 +93,12 @@ export function createHaproxyEngine(options: HaproxyOptions): HaproxyEngine {
         for (const command of op.commands) {
           const outcome = classifyReply(replies[next++] ?? '');
           if (outcome.ok) continue;
-          const error = replyError(op, command, outcome, { level, socket: client.socket, backends });
-          const later = line.length - position - 1;
-          if (later > 0) error.message += ` (the ${later} later op(s) on the same command line were sent too)`;
-          throw error;
+          throw replyError(op, command, outcome, {
+            level,
+            socket: client.socket,
+            backends,
+            sentAfter: line.length - position - 1,
+          });
         }
       }
     }
@@ -141,15 +143,19 @@ interface ReplyContext {
   readonly level: CliLevel;
   readonly socket: string;
   readonly backends: readonly StatBackend[];
+  /** Ops after the failing one on the same line: HAProxy ran them too. */
+  readonly sentAfter: number;
 }
 
 function replyError(
   op: PlannedOp,
   command: string,
-  outcome: Exclude<ReturnType<typeof classifyReply>, { ok: true }>,
+  outcome: Exclude<ReplyOutcome, { ok: true }>,
   context: ReplyContext,
 ): BridgeError {
-  const said = `${op.label}: HAProxy answered "${command}" with "${outcome.message}"`;
+  const said =
+    `${op.label}: HAProxy answered "${command}" with "${outcome.message}"` +
+    (context.sentAfter > 0 ? ` (the ${context.sentAfter} later op(s) on the same command line were sent too)` : '');
   switch (outcome.kind) {
     case 'no-such-server':
     case 'no-such-backend':
