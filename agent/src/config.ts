@@ -8,6 +8,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { AgentError } from './errors.js';
+import { LOG_FORMATS, type LogFormat } from './log-line.js';
 
 export const DEFAULT_INTERVAL_MS = 1_000;
 export const MIN_INTERVAL_MS = 100;
@@ -39,6 +40,8 @@ export interface AgentConfig {
   readonly sysRoot: string;
   /** Unix socket of the local read-only status endpoint (`loadfeed-agent status`); null when off. */
   readonly statusSocket: string | null;
+  /** json, pretty, or auto (pretty when stderr is a terminal). */
+  readonly logFormat: LogFormat;
   readonly transport: TransportConfig;
   /** Print one sample and exit instead of streaming. */
   readonly once: boolean;
@@ -72,6 +75,7 @@ interface RawSettings {
   procRoot?: string;
   sysRoot?: string;
   statusSocket?: string;
+  logFormat?: string;
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -93,6 +97,7 @@ const FLAG_OPTIONS = {
   'proc-root': { type: 'string' },
   'sys-root': { type: 'string' },
   'status-socket': { type: 'string' },
+  'log-format': { type: 'string' },
   'tls-ca': { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
@@ -127,6 +132,7 @@ Samples this server's load and streams it to one or more loadfeed pollers.
   --config FILE          YAML or JSON file with the same settings in camelCase (LOADFEED_CONFIG)
   --status-socket PATH   local read-only status for "loadfeed-agent status", or off (LOADFEED_STATUS_SOCKET;
                          default $XDG_RUNTIME_DIR/loadfeed-agent.sock, else /run/loadfeed/agent.sock)
+  --log-format FORMAT    json, pretty, or auto: pretty on a terminal, else json (LOADFEED_LOG_FORMAT; default auto)
   --once                 take one sample, print it and exit
   --json                 with --once: print JSON
   -h, --help             show this help
@@ -161,6 +167,7 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     procRoot: v['proc-root'],
     sysRoot: v['sys-root'],
     statusSocket: v['status-socket'],
+    logFormat: v['log-format'],
     tlsCa: v['tls-ca'],
     tlsCert: v['tls-cert'],
     tlsKey: v['tls-key'],
@@ -182,6 +189,7 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     procRoot: env['LOADFEED_PROC_ROOT'],
     sysRoot: env['LOADFEED_SYS_ROOT'],
     statusSocket: env['LOADFEED_STATUS_SOCKET'],
+    logFormat: env['LOADFEED_LOG_FORMAT'],
     tlsCa: env['LOADFEED_TLS_CA'],
     tlsCert: env['LOADFEED_TLS_CERT'],
     tlsKey: env['LOADFEED_TLS_KEY'],
@@ -211,7 +219,7 @@ function readConfigFile(file: string): RawSettings {
     throw new AgentError('AGENT_CONFIG_INVALID', `${file}: expected a mapping of settings, got ${JSON.stringify(doc)}`);
   }
   const known = new Set([
-    'nodeId', 'pollers', 'interval', 'scope', 'capacity', 'memory', 'services', 'labels', 'procRoot', 'sysRoot', 'statusSocket',
+    'nodeId', 'pollers', 'interval', 'scope', 'capacity', 'memory', 'services', 'labels', 'procRoot', 'sysRoot', 'statusSocket', 'logFormat',
     'tlsCa', 'tlsCert', 'tlsKey', 'tlsServerName', 'tokenFile', 'allowPlaintext',
   ]);
   const out: Record<string, unknown> = {};
@@ -294,6 +302,7 @@ function compile(pick: Pick, once: boolean, json: boolean, defaultSocket: string
     procRoot: pick('procRoot')[0] ?? '/proc',
     sysRoot: pick('sysRoot')[0] ?? '/sys',
     statusSocket: compileStatusSocket(pick, defaultSocket, bad),
+    logFormat: compileLogFormat(pick, bad),
     transport: compileTransport(pick, pollers, bad),
     once,
     json,
@@ -321,6 +330,13 @@ function compileTransport(pick: Pick, pollers: readonly string[], bad: (source: 
     }
   }
   return t;
+}
+
+function compileLogFormat(pick: Pick, bad: (source: string, field: string, value: unknown, want: string) => never): LogFormat {
+  const [raw, source] = pick('logFormat');
+  if (raw === undefined) return 'auto';
+  if (!(LOG_FORMATS as readonly string[]).includes(raw)) bad(source, 'logFormat', raw, `must be one of ${LOG_FORMATS.join(', ')}`);
+  return raw as LogFormat;
 }
 
 function compileStatusSocket(pick: Pick, defaultSocket: string, bad: (source: string, field: string, value: unknown, want: string) => never): string | null {

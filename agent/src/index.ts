@@ -79,3 +79,4 @@ export type { TransportConfig } from './config.js';
 export { AgentStatus, AgentStatusSocket, AGENT_STATUS_VERSION, STATUS_SOCKET_MODE, type AgentStatusDocument, type StreamStatus } from './status-socket.js';
 export { agentStatusMain, fetchAgentStatus, formatAgentStatus } from './status-cli.js';
 export { defaultStatusSocket } from './config.js';
+export { formatLogRecord, LOG_FORMATS as AGENT_LOG_FORMATS, type LogFormat as AgentLogFormat } from './log-line.js';

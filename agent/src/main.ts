@@ -16,6 +16,7 @@ import { loadTransport, type Transport } from './transport.js';
 import { collectFacts } from './facts.js';
 import { createSampler, type Sampler } from './sampler.js';
 import type { Reading } from './reading.js';
+import { formatLogRecord } from './log-line.js';
 import { agentStatusMain } from './status-cli.js';
 import { AgentStatus, AgentStatusSocket } from './status-socket.js';
 
@@ -88,8 +89,9 @@ function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<ty
     cpuModel: facts.cpuModel,
     intervalMs,
   });
+  const pretty = config.logFormat === 'pretty' || (config.logFormat === 'auto' && process.stderr.isTTY === true);
   const log = (line: Record<string, unknown>): void => {
-    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), node: config.nodeId, ...line })}\n`);
+    process.stderr.write(formatLogRecord({ time: new Date().toISOString(), node: config.nodeId, ...line }, pretty));
   };
   const t = config.transport;
   const status = new AgentStatus(

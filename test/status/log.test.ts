@@ -1,6 +1,7 @@
 // Logs: JSON for machines, one readable line per record on a terminal; and
 // the progress line, which only a terminal gets.
 import test from 'ava';
+import { formatLogRecord, loadAgentConfig } from '@loadfeed/agent';
 import { createLogger, formatLogLine, parseLogFormat, Progress } from '@loadfeed/poller';
 
 const ESC = String.fromCharCode(0x1b);
@@ -74,4 +75,13 @@ test('the progress line is drawn only on a terminal, and cleared or left as a fi
   t.true(text.includes(' starting 3 backends'));
   t.true(text.includes(' waiting for the agents to report (1/3)'));
   t.regex(text.slice(text.lastIndexOf(clear) + clear.length), /^✔ 3 backends, agents and the poller are up \(\d+\.\ds\)\n$/);
+});
+
+test('agent records: JSON lines, or one readable line each; --log-format checked', (t) => {
+  const record = { time: '2026-11-25T12:00:01.234Z', node: 'web-1', msg: 'stream waiting', poller: 'd1:7415', detail: 'UNAVAILABLE: down; retrying in 800 ms' };
+  t.deepEqual(JSON.parse(formatLogRecord(record, false)), record);
+  t.is(formatLogRecord(record, true), '12:00:01.234 web-1 stream waiting  poller=d1:7415 detail="UNAVAILABLE: down; retrying in 800 ms"\n');
+  t.is(loadAgentConfig(['--poller', '127.0.0.1:7415'], {}).config?.logFormat, 'auto');
+  t.is(loadAgentConfig(['--poller', '127.0.0.1:7415'], { LOADFEED_LOG_FORMAT: 'json' }).config?.logFormat, 'json');
+  t.throws(() => loadAgentConfig(['--poller', '127.0.0.1:7415', '--log-format', 'xml'], {}), { message: /logFormat: "xml" must be one of auto, json, pretty/ });
 });
