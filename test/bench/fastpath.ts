@@ -159,7 +159,8 @@ async function main(): Promise<void> {
   const rows = ['keep-alive', 'new connections'].flatMap((mode) =>
     ['haproxy', 'fastpath'].map((name) => {
       const key = `${mode}/${name}`;
-      return [mode, name, fmt(med(key, 'rps'), 0), fmt(med(key, 'p50Ms'), 2), fmt(med(key, 'p99Ms'), 2), fmt(med(key, 'errors'), 0), fmt(med(key, 'proxyCpuPct'), 0)];
+      const usPerRequest = median((results.get(key) ?? []).map((r) => (r.proxyCpuPct / 100) * 1e6 / r.rps));
+      return [mode, name, fmt(med(key, 'rps'), 0), fmt(med(key, 'p50Ms'), 2), fmt(med(key, 'p99Ms'), 2), fmt(med(key, 'errors'), 0), fmt(med(key, 'proxyCpuPct'), 0), fmt(usPerRequest, 1)];
     }),
   );
   const ratio = (mode: string): number => med(`${mode}/fastpath`, 'rps') / med(`${mode}/haproxy`, 'rps');
@@ -169,7 +170,7 @@ async function main(): Promise<void> {
     `bench:fastpath${values.label ? ` (${values.label})` : ''}  ${started.toISOString()}  ${machineLine()}`,
     `load average ${loadBefore} before, ${loadAfter} after; wrk 1 thread, ${conns} connections, ${durationS} s per run, medians of ${reps}; HAProxy ${haproxyVersion()} nbthread 1 mode tcp leastconn; fast path wlc; 2 nginx backends (1 worker)`,
     '',
-    table(['mode', 'proxy', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'proxy cpu %'], rows),
+    table(['mode', 'proxy', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'proxy cpu %', 'proxy cpu µs/req'], rows),
     '',
     `fast path / HAProxy: keep-alive ${fmt(ka, 2)} (target >= 0.9: ${ka >= 0.9 ? 'MET' : 'MISSED'}), new connections ${fmt(nc, 2)} (target >= 0.75: ${nc >= 0.75 ? 'MET' : 'MISSED'})`,
   ].join('\n');
