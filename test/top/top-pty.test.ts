@@ -2,7 +2,7 @@
 // Python's standard pty module): it reads a real poller's status server,
 // draws the cluster, re-sorts on a key press and quits on `q`, leaving the
 // terminal as it found it.
-import test, { type ExecutionContext } from 'ava';
+import type { ExecutionContext } from 'ava';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
@@ -11,12 +11,16 @@ import { fileURLToPath } from 'node:url';
 import { FakeAgent } from '../status/fake-agent.js';
 import { startHarness } from '../status/harness.js';
 import { waitFor } from '../helpers/wait.js';
+import { binary, findExecutable, realEngineGate } from '../helpers/real-engine.js';
 
 const require = createRequire(import.meta.url);
 const CLI = path.join(path.dirname(require.resolve('@loadfeed/poller/package.json')), 'build/src/bin/loadfeed.js');
 // Compiled to test/build/top/; the helper stays in test/top/.
 const PTY_RUN = fileURLToPath(new URL('../../top/pty-run.py', import.meta.url));
 const ESC = String.fromCharCode(0x1b);
+// The pty comes from Python's standard library: skipped where python3 is
+// missing, a failure then with LOADFEED_REQUIRE_ENGINES=1 (CI).
+const gate = realEngineGate('terminal (pty)', [binary('python3', 'python3-minimal')]);
 
 interface Terminal {
   readonly child: ChildProcessWithoutNullStreams;
@@ -27,7 +31,7 @@ interface Terminal {
 }
 
 function openTerminal(t: ExecutionContext, args: readonly string[]): Terminal {
-  const child = spawn('python3', [PTY_RUN, '80', '24', '--', process.execPath, CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(findExecutable('python3') ?? 'python3', [PTY_RUN, '80', '24', '--', process.execPath, CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
   child.stderr.on('data', (c: Buffer) => (out += c.toString('utf8')));
@@ -50,7 +54,7 @@ function openTerminal(t: ExecutionContext, args: readonly string[]): Terminal {
   };
 }
 
-test('top draws the cluster at 80 columns, re-sorts on a key and quits on q', async (t) => {
+gate.test('top draws the cluster at 80 columns, re-sorts on a key and quits on q', async (t) => {
   const h = await startHarness(t, { nodes: ['a1', 'a2'] });
   const a1 = new FakeAgent(h.port, 'a1', { services: [{ name: 'http', port: 9001 }] });
   const a2 = new FakeAgent(h.port, 'a2', { services: [{ name: 'http', port: 9002 }] });
@@ -96,7 +100,7 @@ test('top draws the cluster at 80 columns, re-sorts on a key and quits on q', as
   t.true(term.output().endsWith(`${ESC}[?25h${ESC}[?1049l`), 'cursor and main screen restored');
 });
 
-test('top says what to check when no poller answers, keeps retrying, and q still quits', async (t) => {
+gate.test('top says what to check when no poller answers, keeps retrying, and q still quits', async (t) => {
   const term = openTerminal(t, ['top', '--status', '127.0.0.1:1', '--interval', '200ms']);
   await waitFor('the explanation', () => term.screen().some((l) => l.startsWith('Is loadfeed-poller running with --status 127.0.0.1:1?')), 20_000);
   const screen = term.screen();
@@ -107,7 +111,7 @@ test('top says what to check when no poller answers, keeps retrying, and q still
   t.is(code, 0);
 });
 
-test('Ctrl-C quits too (the terminal is raw, so it arrives as a key)', async (t) => {
+gate.test('Ctrl-C quits too (the terminal is raw, so it arrives as a key)', async (t) => {
   const term = openTerminal(t, ['top', '--status', '127.0.0.1:1', '--interval', '200ms']);
   await waitFor('a first screen', () => term.screen().length > 1, 20_000);
   term.child.stdin.write('\x03');
