@@ -10,7 +10,12 @@ export interface DesiredService {
   readonly scheduler: string | null;
   /** The poller creates and deletes this service and its destinations (fast path, memory). */
   readonly owned: boolean;
-  readonly destinations: readonly { readonly address: string; readonly weight: number }[];
+  readonly destinations: readonly {
+    readonly address: string;
+    readonly weight: number;
+    /** Connection limit to set (0 = none), where the policy drives one; undefined leaves it alone. */
+    readonly maxConnections?: number;
+  }[];
 }
 
 export function plan(desired: readonly DesiredService[], observed: Observation): EngineOp[] {
@@ -24,13 +29,22 @@ export function plan(desired: readonly DesiredService[], observed: Observation):
       for (const d of want.destinations) ops.push({ op: 'add-destination', service: want.address, destination: d.address, weight: d.weight });
       continue;
     }
-    const current = new Map(have.destinations.map((d) => [d.address, d.weight]));
+    const current = new Map(have.destinations.map((d) => [d.address, d]));
     for (const d of want.destinations) {
-      const weight = current.get(d.address);
-      if (weight === undefined) {
+      const now = current.get(d.address);
+      if (now === undefined) {
         if (want.owned) ops.push({ op: 'add-destination', service: want.address, destination: d.address, weight: d.weight });
-      } else if (weight !== d.weight) {
-        ops.push({ op: 'set-weight', service: want.address, destination: d.address, weight: d.weight });
+        continue;
+      }
+      const limitChanged = d.maxConnections !== undefined && (now.maxConnections ?? 0) !== d.maxConnections;
+      if (now.weight !== d.weight || limitChanged) {
+        ops.push({
+          op: 'set-weight',
+          service: want.address,
+          destination: d.address,
+          weight: d.weight,
+          ...(limitChanged ? { maxConnections: d.maxConnections } : {}),
+        });
       }
     }
     if (want.owned) {

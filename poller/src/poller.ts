@@ -128,6 +128,8 @@ export class Poller {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
   });
   private readonly engines = new Map<string, Engine>();
+  /** The settings each engine instance was made with. */
+  private readonly engineConfigs = new Map<string, string>();
   /** Engines whose weights were adopted already. */
   private readonly adopted = new Set<string>();
   private readonly reconcilers = new Map<string, Reconciler>();
@@ -245,16 +247,33 @@ export class Poller {
     };
   }
 
-  /** The engine instance serving `kind`, created on first use. */
+  /** The engine instance serving `kind`, created on first use from the policy's `engines:` settings. */
   engine(kind: string): Engine {
     let engine = this.engines.get(kind);
     if (!engine) {
       const entry = this.options.engines.get(kind);
       if (!entry) throw new Error(`engine "${kind}" is not registered`);
-      engine = entry.create();
+      engine = entry.create(this.policy.engines);
       this.engines.set(kind, engine);
+      this.engineConfigs.set(kind, JSON.stringify(this.policy.engines[kind as keyof CompiledPolicy['engines']] ?? null));
     }
     return engine;
+  }
+
+  /**
+   * A reload that changed an engine's settings replaces its instance: the
+   * old one is closed, the new one adopts what the engine has (like a start).
+   */
+  private async refreshEngines(policy: CompiledPolicy): Promise<void> {
+    for (const [kind, engine] of [...this.engines]) {
+      const config = JSON.stringify(policy.engines[kind as keyof CompiledPolicy['engines']] ?? null);
+      if (config === this.engineConfigs.get(kind)) continue;
+      this.engines.delete(kind);
+      this.adopted.delete(kind);
+      this.reconcilers.delete(kind);
+      this.options.logger.info({ engine: kind }, 'engine settings changed: reconnecting');
+      await engine.close();
+    }
   }
 
   async stop(): Promise<void> {
@@ -320,19 +339,19 @@ export class Poller {
 
   private async applyPolicy(): Promise<void> {
     const policy = this.policy;
+    await this.refreshEngines(policy);
     const lookup = this.table.lookup();
     const byEngine = new Map<string, DesiredService[]>();
     const decided = new Map<string, readonly WeightDecision[]>();
     for (const service of policy.services) {
       const decisions = this.evaluator.evaluate(service, lookup, performance.now());
       decided.set(service.name, decisions);
-      const entry = this.options.engines.get(service.engine);
       const list = byEngine.get(service.engine) ?? [];
       list.push({
         address: service.address,
         scheduler: service.scheduler,
-        owned: entry?.ownsServices ?? false,
-        destinations: decisions.map((d) => ({ address: d.address, weight: d.weight })),
+        owned: service.owned,
+        destinations: decisions.map((d) => (d.maxConnections === null ? { address: d.address, weight: d.weight } : { address: d.address, weight: d.weight, maxConnections: d.maxConnections })),
       });
       byEngine.set(service.engine, list);
     }

@@ -1,7 +1,18 @@
 // The composition root's registries: every engine and strategy the poller
 // knows, registered by the name policy files use.
-import { createFastpathEngine, createMemoryEngine } from '@loadfeed/kernel-bridge';
-import { EngineRegistry } from './engines.js';
+import {
+  createFastpathEngine,
+  createHaproxyEngine,
+  createIpvsEngine,
+  createMemoryEngine,
+  createNftablesEngine,
+  FASTPATH_WEIGHT_RANGE,
+  HAPROXY_WEIGHT_RANGE,
+  IPVS_WEIGHT_RANGE,
+  NFTABLES_WEIGHT_RANGE,
+  systemNft,
+} from '@loadfeed/kernel-bridge';
+import { deferredEngine, EngineRegistry } from './engines.js';
 import { StrategyRegistry } from './policy/strategy.js';
 import { connectionsStrategy } from './policy/strategy-connections.js';
 import { expressionStrategy } from './policy/strategy-expression.js';
@@ -11,8 +22,47 @@ import { pidStrategy } from './policy/strategy-pid.js';
 
 export function defaultEngines(): EngineRegistry {
   return new EngineRegistry()
-    .register('fastpath', { create: () => createFastpathEngine(), maxWeight: 65_535, ownsServices: true })
-    .register('memory', { create: () => createMemoryEngine(), maxWeight: 65_535, ownsServices: true });
+    .register('fastpath', {
+      create: (c) => createFastpathEngine({ connectTimeoutMs: c.fastpath.connectTimeout, downPeriodMs: c.fastpath.downPeriod }),
+      maxWeight: FASTPATH_WEIGHT_RANGE.max,
+      ownsServicesByDefault: true,
+      canCreateServices: true,
+      connectionLimits: false,
+    })
+    .register('memory', {
+      create: () => createMemoryEngine(),
+      maxWeight: 65_535,
+      ownsServicesByDefault: true,
+      canCreateServices: true,
+      connectionLimits: false,
+    })
+    .register('ipvs', {
+      create: (c) => deferredEngine('ipvs', IPVS_WEIGHT_RANGE, createIpvsEngine({ driver: c.ipvs.driver, forward: c.ipvs.forward })),
+      maxWeight: IPVS_WEIGHT_RANGE.max,
+      // wrr restarts its cycle on every weight update: coarse steps (and the deadband) matter.
+      coarseSchedulers: ['wrr'],
+      ownsServicesByDefault: false,
+      canCreateServices: true,
+      connectionLimits: false,
+    })
+    .register('nftables', {
+      create: (c) =>
+        createNftablesEngine({
+          table: c.nftables.table,
+          ...(c.nftables.netns === null ? {} : { command: ['ip', 'netns', 'exec', c.nftables.netns, systemNft()] }),
+        }),
+      maxWeight: NFTABLES_WEIGHT_RANGE.max,
+      ownsServicesByDefault: true,
+      canCreateServices: true,
+      connectionLimits: false,
+    })
+    .register('haproxy', {
+      create: (c) => createHaproxyEngine({ socket: c.haproxy.socket ?? '', timeoutMs: c.haproxy.timeout }),
+      maxWeight: HAPROXY_WEIGHT_RANGE.max,
+      ownsServicesByDefault: false,
+      canCreateServices: false,
+      connectionLimits: true,
+    });
 }
 
 export function defaultStrategies(): StrategyRegistry {

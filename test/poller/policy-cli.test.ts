@@ -131,5 +131,5 @@ test('docs/policy.schema.json is the schema the code generates', async (t) => {
   const published = readFileSync(path.join(path.dirname(CLI), '../../../../docs/policy.schema.json'), 'utf8');
   t.is(published, r.stdout, 'regenerate with: node poller/build/src/bin/loadfeed.js policy schema > docs/policy.schema.json');
   const schema = JSON.parse(published) as { properties: Record<string, unknown> };
-  t.deepEqual(Object.keys(schema.properties), ['apiVersion', 'liveness', 'agents', 'reconcile', 'services']);
+  t.deepEqual(Object.keys(schema.properties), ['apiVersion', 'engines', 'liveness', 'agents', 'reconcile', 'services']);
 });

@@ -21,6 +21,12 @@ test('a minimal policy compiles with every default filled in', (t) => {
     liveness: { staleAfterMs: 2000 },
     agents: { intervalMs: 1000 },
     reconcile: { everyMs: 1000, maxOpsPerCycle: 1000 },
+    engines: {
+      fastpath: { connectTimeout: 2000, downPeriod: 1000 },
+      haproxy: { socket: null, timeout: 2000 },
+      ipvs: { driver: 'auto', forward: 'masq' },
+      nftables: { table: 'loadfeed', netns: null },
+    },
     services: [
       {
         name: 'web',
@@ -44,6 +50,8 @@ test('a minimal policy compiles with every default filled in', (t) => {
         stale: { action: 'quiesce', holdForMs: 10000 },
         allZero: 'keep-last',
         drift: 'correct',
+        owned: true,
+        connectionLimit: null,
       },
     ],
   });
@@ -100,7 +108,7 @@ const INVALID: { name: string; text: string; expect: { line: number | null; path
   {
     name: 'unknown engine',
     text: VALID.replace('engine: fastpath', 'engine: lvs'),
-    expect: [{ line: 4, path: 'services[0].engine', message: /"lvs" is not an engine \(known: fastpath, memory\)/ }],
+    expect: [{ line: 4, path: 'services[0].engine', message: /"lvs" is not an engine \(known: fastpath, memory, ipvs, nftables, haproxy\)/ }],
   },
   {
     name: 'bad server address',
@@ -220,4 +228,45 @@ test('YAML tricks are refused with a problem, not an exception: unresolved alias
     const err = t.throws(() => compilePolicy(text, 'trick.yaml', engines), { instanceOf: PolicyError });
     t.regex(err?.message ?? '', message);
   }
+});
+
+test('engine capabilities: what an engine cannot do is refused', (t) => {
+  const haproxy = `apiVersion: loadfeed/v1
+services:
+  - name: web
+    engine: haproxy
+    address: web_backend
+    owned: true
+    servers: [{ node: n1, address: s1 }]
+`;
+  const err = t.throws(() => compilePolicy(haproxy, 'h.yaml', engines), { instanceOf: PolicyError });
+  t.deepEqual(err?.problems.map((p) => `${p.line}: ${p.path}: ${p.message}`), [
+    '6: services[0].owned: true: the haproxy engine cannot create services (they come from its own configuration)',
+    '4: services[0].engine: haproxy needs engines.haproxy.socket: the runtime API socket (stats socket … level admin)',
+  ]);
+  const ok = compilePolicy(`apiVersion: loadfeed/v1
+engines: { haproxy: { socket: /run/haproxy/admin.sock } }
+services:
+  - name: web
+    engine: haproxy
+    address: web_backend
+    connectionLimit: "max(50, connections * (1.2 - cpu))"
+    servers: [{ node: n1, address: s1 }]
+`, 'h.yaml', engines);
+  t.like(ok.services[0], { owned: false, address: 'web_backend', connectionLimit: 'max(50, connections * (1.2 - cpu))' });
+  const fp = t.throws(() => compilePolicy(VALID.replace('    engine: fastpath', '    engine: fastpath\n    connectionLimit: "100"'), 'f.yaml', engines), { instanceOf: PolicyError });
+  t.regex(fp?.message ?? '', /services\[0\].connectionLimit: the fastpath engine has no per-server connection limit/);
+});
+
+test('ipvs: services are adopted by default, and wrr gets coarse weight steps', (t) => {
+  const p = compilePolicy(`apiVersion: loadfeed/v1
+services:
+  - name: web
+    engine: ipvs
+    address: tcp 192.0.2.10:80
+    scheduler: wrr
+    weights: { max: 200 }
+    servers: [{ node: n1, address: "192.0.2.21:80" }]
+`, 'i.yaml', engines);
+  t.like(p.services[0], { owned: false, weights: { min: 1, max: 200, quantum: 10 } });
 });

@@ -32,7 +32,7 @@ export function node(id: string, cpu: number | null, extra: Partial<NodeStatus> 
 type Decision = PollerSnapshot['services'][number]['decisions'][number];
 
 export function decision(node: string | null, address: string, weight: number, state = 'live', reason = 'cpu 0.5 of 4 cores'): Decision {
-  return { node, address, weight, score: weight / 100, state: state as Decision['state'], reason };
+  return { node, address, weight, score: weight / 100, state: state as Decision['state'], reason, maxConnections: null };
 }
 
 export function doc(options: { nodes: NodeStatus[]; decisions: Decision[]; refused?: boolean; engineError?: string | null }): StatusDocument {

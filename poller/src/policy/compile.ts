@@ -42,13 +42,21 @@ export interface CompiledService {
   readonly stale: { readonly action: 'quiesce' | 'hold'; readonly holdForMs: number };
   readonly allZero: 'keep-last' | 'equal';
   readonly drift: 'correct' | 'respect';
+  /** The poller creates and removes the service and its destinations. */
+  readonly owned: boolean;
+  /** Expression for each server's connection limit, or null for none. */
+  readonly connectionLimit: string | null;
 }
+
+export type EnginesConfig = PolicyOutput['engines'];
 
 export interface CompiledPolicy {
   readonly file: string;
   readonly liveness: { readonly staleAfterMs: number };
   readonly agents: { readonly intervalMs: number };
   readonly reconcile: { readonly everyMs: number; readonly maxOpsPerCycle: number };
+  /** Engine settings (durations in ms). */
+  readonly engines: EnginesConfig;
   readonly services: readonly CompiledService[];
 }
 
@@ -61,6 +69,12 @@ export interface EngineLimits {
    * written at all.
    */
   readonly coarseSchedulers?: readonly string[];
+  /** Whether services of this engine are the poller's by default (`owned`). */
+  readonly ownsServicesByDefault: boolean;
+  /** Whether the engine can create services at all (HAProxy backends live in haproxy.cfg). */
+  readonly canCreateServices: boolean;
+  /** Whether the engine has per-server connection limits (`connectionLimit`). */
+  readonly connectionLimits: boolean;
 }
 
 /** Engines the policy may name, with what compile must check against. */
@@ -113,6 +127,7 @@ function finish(p: PolicyOutput, file: string, engines: KnownEngines): CompiledP
     liveness: { staleAfterMs: p.liveness.staleAfter },
     agents: { intervalMs: p.agents.interval },
     reconcile: { everyMs: p.reconcile.every, maxOpsPerCycle: p.reconcile.maxOpsPerCycle },
+    engines: p.engines,
     services: p.services.map((s): CompiledService => {
       const coarse = s.scheduler !== undefined && (engines.get(s.engine)?.coarseSchedulers ?? []).includes(s.scheduler);
       return {
@@ -147,6 +162,8 @@ function finish(p: PolicyOutput, file: string, engines: KnownEngines): CompiledP
         stale: { action: s.stale.action, holdForMs: s.stale.holdFor },
         allZero: s.allZero,
         drift: s.drift,
+        owned: s.owned ?? engines.get(s.engine)?.ownsServicesByDefault ?? false,
+        connectionLimit: s.connectionLimit ?? null,
       };
     }),
   };
@@ -163,6 +180,12 @@ export function printPolicy(p: CompiledPolicy): PolicyInput {
     liveness: { staleAfter: d(p.liveness.staleAfterMs) },
     agents: { interval: d(p.agents.intervalMs) },
     reconcile: { every: d(p.reconcile.everyMs), maxOpsPerCycle: p.reconcile.maxOpsPerCycle },
+    engines: {
+      fastpath: { connectTimeout: d(p.engines.fastpath.connectTimeout), downPeriod: d(p.engines.fastpath.downPeriod) },
+      haproxy: { socket: p.engines.haproxy.socket, timeout: d(p.engines.haproxy.timeout) },
+      ipvs: { ...p.engines.ipvs },
+      nftables: { ...p.engines.nftables },
+    },
     services: p.services.map((s) => ({
       name: s.name,
       engine: s.engine,
@@ -184,6 +207,8 @@ export function printPolicy(p: CompiledPolicy): PolicyInput {
       stale: { action: s.stale.action, holdFor: d(s.stale.holdForMs) },
       allZero: s.allZero,
       drift: s.drift,
+      owned: s.owned,
+      ...(s.connectionLimit === null ? {} : { connectionLimit: s.connectionLimit }),
     })),
   };
 }
@@ -211,6 +236,15 @@ function checkSemantics(p: CompiledPolicy, engines: KnownEngines, report: Report
     const key = `${s.engine} ${s.address}`;
     if (addresses.has(key)) report(['services', i, 'address'], `"${s.address}" is used by another service of engine ${s.engine}`);
     addresses.add(key);
+    if (s.owned && !limits.canCreateServices) {
+      report(['services', i, 'owned'], `true: the ${s.engine} engine cannot create services (they come from its own configuration)`);
+    }
+    if (s.connectionLimit !== null && !limits.connectionLimits) {
+      report(['services', i, 'connectionLimit'], `the ${s.engine} engine has no per-server connection limit`);
+    }
+    if (s.engine === 'haproxy' && p.engines.haproxy.socket === null) {
+      report(['services', i, 'engine'], 'haproxy needs engines.haproxy.socket: the runtime API socket (stats socket … level admin)');
+    }
     if (s.weights.max > limits.maxWeight) {
       report(['services', i, 'weights', 'max'], `${s.weights.max} exceeds the ${s.engine} engine's maximum weight (${limits.maxWeight})`);
     }

@@ -30,6 +30,8 @@ export interface WeightDecision {
   readonly state: ServerState;
   /** Why this weight: the deciding metric or wrapper, e.g. "cpu 0.5 of 4 cores; slow start 40%". */
   readonly reason: string;
+  /** Connection limit from `connectionLimit` (0 = none); null when the policy sets none or the server has no metrics. */
+  readonly maxConnections: number | null;
 }
 
 export interface NodeLookup {
@@ -64,6 +66,7 @@ interface ServiceMemory {
   strategyKey: string;
   strategyState: unknown;
   guards: readonly { name: string; expr: Expression; weight: number }[];
+  connectionLimit: Expression | null;
   servers: Map<string, ServerMemory>;
 }
 
@@ -240,7 +243,15 @@ export class WeightEvaluator {
       if (!c.missing && c.state !== 'held' && c.state !== 'fallback') s.lastGood = c.weight > 0 ? c.weight : null;
     }
     for (const address of mem.servers.keys()) if (!candidates.some((c) => c.address === address)) mem.servers.delete(address);
-    return candidates.map((c) => ({ address: c.address, node: c.nodeId, weight: c.weight, score: c.score, state: c.state, reason: c.reason }));
+    return candidates.map((c) => ({
+      address: c.address,
+      node: c.nodeId,
+      weight: c.weight,
+      score: c.score,
+      state: c.state,
+      reason: c.reason,
+      maxConnections: mem.connectionLimit && c.node?.sample ? connectionLimitOf(mem.connectionLimit, metricsOf(c.node, service)) : null,
+    }));
   }
 
   /** 1. liveness, drain and the stale action. */
@@ -288,11 +299,14 @@ export class WeightEvaluator {
     let mem = this.services.get(service.name);
     if (!mem || mem.strategyKey !== key) {
       const strategy = this.strategies.get(service.strategy.name);
-      mem = { strategyKey: key, strategyState: strategy.createState(service.strategy), guards: [], servers: mem?.servers ?? new Map() };
+      mem = { strategyKey: key, strategyState: strategy.createState(service.strategy), guards: [], connectionLimit: null, servers: mem?.servers ?? new Map() };
       this.services.set(service.name, mem);
     }
     if (mem.guards.length !== service.guards.length || mem.guards.some((g, i) => g.expr.source !== service.guards[i]?.when)) {
       mem.guards = service.guards.map((g) => ({ name: g.name, expr: parseExpression(g.when), weight: g.weight }));
+    }
+    if ((mem.connectionLimit?.source ?? null) !== service.connectionLimit) {
+      mem.connectionLimit = service.connectionLimit === null ? null : parseExpression(service.connectionLimit);
     }
     return mem;
   }
@@ -347,6 +361,12 @@ function metricsOf(node: NodeRecord, service: CompiledService): NodeMetrics {
     connections: load?.established ?? null,
     acceptsPerSecond: s?.tcpAcceptsPerSecond ?? null,
   };
+}
+
+/** A connection limit from its expression: a positive integer, or 0 for none (also when a metric is missing). */
+function connectionLimitOf(expr: Expression, metrics: NodeMetrics): number {
+  const v = expr.evaluate(variablesOf(metrics));
+  return v === null || !Number.isFinite(v) || v < 1 ? 0 : Math.min(1_000_000, Math.round(v));
 }
 
 /**

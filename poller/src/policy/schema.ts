@@ -146,8 +146,21 @@ export const serviceSchema = z.strictObject({
   engine: z.string().default('fastpath'),
   /** The engine's address of the service: "tcp 192.0.2.10:80" (port 0: the fast path picks one), or for HAProxy the backend name. */
   address: z.string().min(1),
-  /** Scheduler in the engine's words (fastpath: wlc or swrr); the engine's default when omitted. */
+  /** Scheduler in the engine's words (fastpath: wlc or swrr; IPVS: wlc, wrr, …); the engine's default when omitted. */
   scheduler: z.string().optional(),
+  /**
+   * The poller creates (and removes) this service and its destinations in
+   * the engine; otherwise it only sets weights of what the engine already
+   * has. Default: yes for fastpath, nftables and memory; no for ipvs and haproxy.
+   */
+  owned: z.boolean().optional(),
+  /**
+   * A connection limit per server, where the engine has one (HAProxy maxconn,
+   * IPVS upper threshold), so an overloaded server is capped, not only
+   * down-weighted: an expression over its metrics, e.g.
+   * "max(50, connections * (1.2 - cpu))"; 0 or a missing metric = no limit.
+   */
+  connectionLimit: expression.optional(),
   servers: z.array(serverSchema).min(1, 'needs at least one server'),
   strategy: strategySchema.prefault({ name: 'headroom' }),
   smoothing: z.strictObject({ halfLife: duration.prefault(DEFAULT_HALF_LIFE) }).prefault({}),
@@ -218,8 +231,46 @@ export const serviceSchema = z.strictObject({
   });
 });
 
+/** Settings of each engine the services use; an engine's instance is shared by its services. */
+export const enginesSchema = z
+  .strictObject({
+    fastpath: z
+      .strictObject({
+        /** Give up connecting to a destination after this long and try the next one. */
+        connectTimeout: duration.prefault('2s'),
+        /** A destination that refused a connection is skipped this long. */
+        downPeriod: duration.prefault('1s'),
+      })
+      .prefault({}),
+    haproxy: z
+      .strictObject({
+        /** The runtime API: a stats socket path or HOST:PORT, with `level admin`. */
+        socket: z.string().min(1).nullable().default(null),
+        timeout: duration.prefault('2s'),
+      })
+      .prefault({}),
+    ipvs: z
+      .strictObject({
+        /** netlink (the kernel's own interface), ipvsadm (one `ipvsadm -R` per cycle), or auto: netlink when it can. */
+        driver: z.enum(['auto', 'netlink', 'ipvsadm']).default('auto'),
+        /** Forwarding method of destinations the poller adds: masq (NAT), route (direct routing), tunnel. */
+        forward: z.enum(['masq', 'route', 'tunnel']).default('masq'),
+      })
+      .prefault({}),
+    nftables: z
+      .strictObject({
+        /** The loadfeed-owned table (family inet); anything else in it is replaced on every update. */
+        table: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/, 'must be a letter followed by up to 63 letters, digits or _').default('loadfeed'),
+        /** Run nft inside this network namespace (ip netns exec), e.g. for a director namespace. */
+        netns: z.string().min(1).nullable().default(null),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
 export const policySchema = z.strictObject({
   apiVersion: z.literal(API_VERSION, { error: `must be "${API_VERSION}"` }),
+  engines: enginesSchema,
   liveness: z
     .strictObject({
       /** A node with no sample for this long is stale. */
