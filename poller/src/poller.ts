@@ -340,6 +340,27 @@ export class Poller {
   private async applyPolicy(): Promise<void> {
     const policy = this.policy;
     await this.refreshEngines(policy);
+    const errors: string[] = [];
+    const fail = (kind: string, err: unknown): void => {
+      errors.push(`${kind}: ${(err as Error).message}`);
+      this.options.logger.error({ engine: kind, err }, 'engine apply failed');
+    };
+    // Read every engine first: on first contact its weights are adopted
+    // before anything is evaluated, so a restart starts from what the engine has.
+    const observed = new Map<string, Observation>();
+    for (const kind of new Set(policy.services.map((s) => s.engine))) {
+      try {
+        const seen = await this.engine(kind).observe();
+        if (!this.adopted.has(kind)) {
+          this.adopt(policy, kind, seen);
+          this.reconcilerFor(kind).adopt(seen);
+          this.adopted.add(kind);
+        }
+        observed.set(kind, seen);
+      } catch (err) {
+        fail(kind, err);
+      }
+    }
     const lookup = this.table.lookup();
     const byEngine = new Map<string, DesiredService[]>();
     const decided = new Map<string, readonly WeightDecision[]>();
@@ -355,20 +376,15 @@ export class Poller {
       });
       byEngine.set(service.engine, list);
     }
-    const errors: string[] = [];
+    const drift = new Map(policy.services.map((s) => [s.address, { address: s.address, drift: s.drift }]));
     for (const [kind, desired] of byEngine) {
+      const seen = observed.get(kind);
+      if (!seen) continue;
       try {
-        const engine = this.engine(kind);
-        const observed = await engine.observe();
         const reconciler = this.reconcilerFor(kind);
-        if (!this.adopted.has(kind)) {
-          this.adopt(policy, kind, observed);
-          reconciler.adopt(observed);
-          this.adopted.add(kind);
-        }
-        const drift = reconciler.reconcile(desired, observed, new Map(policy.services.map((s) => [s.address, { address: s.address, drift: s.drift }])));
-        for (const e of drift.events) this.reportDrift(kind, e);
-        const all = plan(drift.desired, observed);
+        const reconciled = reconciler.reconcile(desired, seen, drift);
+        for (const e of reconciled.events) this.reportDrift(kind, e);
+        const all = plan(reconciled.desired, seen);
         // Bounded work per cycle: the rest follows in the next cycles.
         const ops = all.slice(0, policy.reconcile.maxOpsPerCycle);
         if (all.length > ops.length) {
@@ -376,13 +392,12 @@ export class Poller {
           this.dirty = true;
         }
         if (ops.length > 0) {
-          await this.timedApply(kind, engine, ops);
+          await this.timedApply(kind, this.engine(kind), ops);
           reconciler.applied(ops);
         }
         this.logChanges(policy, kind, decided);
       } catch (err) {
-        errors.push(`${kind}: ${(err as Error).message}`);
-        this.options.logger.error({ engine: kind, err }, 'engine apply failed');
+        fail(kind, err);
       }
     }
     this.decisions = decided;

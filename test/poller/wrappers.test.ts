@@ -197,10 +197,10 @@ ${TWO}`);
   h.connect('a', 1);
   h.report('a', { cpuUtilization: 0 });
   h.advance(500);
-  t.deepEqual(h.evaluate().map((x) => [x.weight, x.state]), [[100, 'live'], [30, 'held']], 'no slow start for an adopted server');
+  t.deepEqual(h.evaluate().map((x) => [x.weight, x.state]), [[70, 'held'], [30, 'held']], 'a keeps its adopted weight while b is still awaited');
   h.advance(2000);
   h.report('a', { cpuUtilization: 0 });
-  t.deepEqual(h.evaluate().map((x) => [x.weight, x.state]), [[100, 'live'], [0, 'absent']], 'grace over: b is quiesced');
+  t.deepEqual(h.evaluate().map((x) => [x.weight, x.state]), [[100, 'live'], [0, 'absent']], 'grace over: b is quiesced, a weighted by its metrics without a slow start');
 });
 
 test('selector pools pick up every matching agent, with its first address and the port', (t) => {

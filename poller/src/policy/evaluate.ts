@@ -60,6 +60,8 @@ interface ServerMemory {
   adopted: boolean;
   /** An adopted weight is held until then while the agent reconnects. */
   holdUntil: number | null;
+  /** The weight adopted from the engine, while adopted servers still wait for their agents. */
+  adoptedWeight: number | null;
 }
 
 interface ServiceMemory {
@@ -99,6 +101,7 @@ export class WeightEvaluator {
       const s = this.server(mem, address, now);
       if (s.weight === null) {
         s.weight = weight;
+        s.adoptedWeight = weight;
         s.lastGood = weight > 0 ? weight : null;
         s.adopted = weight > 0;
         s.holdUntil = now + graceMs;
@@ -223,6 +226,20 @@ export class WeightEvaluator {
       }
     }
 
+    // While servers adopted from the engine still wait for their agents, the
+    // ones already back keep their adopted weights too: re-scaling them
+    // against a partial set would flap shares just because the poller restarted.
+    const waiting = candidates.some((c) => c.state === 'held' && this.server(mem, c.address, now).holdUntil !== null);
+    for (const c of candidates) {
+      const s = this.server(mem, c.address, now);
+      if (!waiting) s.adoptedWeight = null;
+      else if (!c.fixed && s.adoptedWeight !== null) {
+        c.weight = s.adoptedWeight;
+        c.state = 'held';
+        c.reason += '; keeping the weight adopted from the engine until every agent has reported';
+      }
+    }
+
     // 13. all-zero fallback.
     if (candidates.length > 0 && candidates.every((c) => c.weight === 0) && candidates.some((c) => c.missing)) {
       for (const c of candidates) {
@@ -314,7 +331,7 @@ export class WeightEvaluator {
   private server(mem: ServiceMemory, address: string, now: number): ServerMemory {
     let s = mem.servers.get(address);
     if (!s) {
-      s = { smoothed: null, smoothedAt: now, weight: null, decidedAt: now, lastGood: null, missingSince: null, stream: null, returnedAt: null, rampFrom: null, adopted: false, holdUntil: null };
+      s = { smoothed: null, smoothedAt: now, weight: null, decidedAt: now, lastGood: null, missingSince: null, stream: null, returnedAt: null, rampFrom: null, adopted: false, holdUntil: null, adoptedWeight: null };
       mem.servers.set(address, s);
     }
     return s;
