@@ -1,4 +1,4 @@
-// Restarts and engine faults against a real HAProxy: a poller restart
+// Restarts and engine faults against a real HAProxy and real nftables: a poller restart
 // adopts the weights HAProxy has (no weight flaps to 0 or to the configured
 // default), and a HAProxy restart (weights back to haproxy.cfg) is detected
 // and corrected. Agents are real processes measuring an idle process with
@@ -16,6 +16,8 @@ import { compilePolicy, defaultEngines, defaultStrategies, Poller } from '@loadf
 import { findExecutable } from '../helpers/real-engine.js';
 import { waitFor } from '../helpers/wait.js';
 import { haproxyGate, renderConfig } from '../kernel-bridge/haproxy-fixture.js';
+import { NFT, nftablesGate } from '../kernel-bridge/nftables-fixture.js';
+import { createLab } from '../helpers/netns.js';
 
 const require = createRequire(import.meta.url);
 const AGENT = path.join(path.dirname(require.resolve('@loadfeed/agent/package.json')), 'build/src/bin/loadfeed-agent.js');
@@ -153,4 +155,38 @@ haproxyGate.serial('a HAProxy restart (weights back to haproxy.cfg) is detected 
   t.log(`HAProxy back → weights re-applied in ${ms.toFixed(0)} ms`);
   await waitFor('health ok again', () => poller.snapshot().health === 'ok', 5_000);
   t.true(poller.snapshot().driftEvents >= 1 || ms < 1000);
+});
+
+nftablesGate.serial('the nftables table deleted by hand is detected and re-created', async (t) => {
+  const lab = createLab(t);
+  const ns = await lab.namespace('director');
+  const engines = defaultEngines();
+  const policy = compilePolicy(
+    `apiVersion: loadfeed/v1
+engines: { nftables: { netns: ${ns}, table: lffaults } }
+reconcile: { every: 200ms }
+services:
+  - name: web
+    engine: nftables
+    address: tcp 10.77.100.1:80
+    slowStart: null
+    servers: [{ node: n1, address: "10.77.2.2:8080" }]
+`,
+    'nft-faults.yaml',
+    engines.limits(),
+  );
+  const poller = new Poller({ listen: '127.0.0.1:0', policy, engines, strategies: defaultStrategies(), logger: pino({ level: 'silent' }) });
+  await poller.start();
+  t.teardown(() => poller.stop());
+  const listed = async (): Promise<string> => lab.exec(ns, [NFT, 'list', 'ruleset']).catch(() => '');
+  let ruleset = '';
+  const watch = setInterval(() => void listed().then((r) => (ruleset = r)), 50);
+  t.teardown(() => clearInterval(watch));
+  await waitFor('the loadfeed table', () => ruleset.includes('table inet lffaults'));
+  await lab.exec(ns, [NFT, 'delete', 'table', 'inet', 'lffaults']);
+  const deleted = performance.now();
+  await waitFor('the table gone', () => !ruleset.includes('table inet lffaults'), 5_000).catch(() => undefined);
+  await waitFor('the table re-created', () => ruleset.includes('table inet lffaults'), 5_000);
+  t.log(`table deleted → re-created in ${(performance.now() - deleted).toFixed(0)} ms`);
+  t.true(poller.snapshot().driftEvents >= 1);
 });
