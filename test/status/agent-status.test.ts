@@ -14,7 +14,8 @@ import { startHarness } from './harness.js';
 
 const require = createRequire(import.meta.url);
 const AGENT_BIN = path.join(path.dirname(require.resolve('@loadfeed/agent/package.json')), 'build/src/bin/loadfeed-agent.js');
-const WAIT_MS = 15_000;
+// Generous: on a loaded CI machine an agent takes seconds to start.
+const WAIT_MS = 45_000;
 
 function tmpDir(t: ExecutionContext): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lf-agent-status-'));
@@ -47,6 +48,16 @@ async function run(args: readonly string[], env: NodeJS.ProcessEnv = process.env
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
   const [code] = (await once(child, 'exit')) as [number | null];
   return { code, stdout, stderr };
+}
+
+/** Run `loadfeed-agent ARGS` again until `done` holds (streams reconnect when a loaded machine misses a keepalive). */
+async function runUntil(args: readonly string[], what: string, done: (r: Awaited<ReturnType<typeof run>>) => boolean): Promise<Awaited<ReturnType<typeof run>>> {
+  const deadline = performance.now() + WAIT_MS;
+  for (;;) {
+    const r = await run(args);
+    if (done(r)) return r;
+    if (performance.now() > deadline) throw new Error(`timed out after ${WAIT_MS} ms waiting for ${what}; last: ${JSON.stringify(r)}`);
+  }
 }
 
 /** Ask the socket until `ready` holds, within WAIT_MS. */
@@ -90,6 +101,7 @@ test('--once --json prints exactly one sample and exits', async (t) => {
 });
 
 test('status shows scope, services, every stream and whether it is connected; exit 1 while one is not', async (t) => {
+  t.timeout(180_000);
   const h = await startHarness(t, { nodes: ['web-1'] });
   const dir = tmpDir(t);
   const socket = path.join(dir, 'agent.sock');
@@ -114,7 +126,7 @@ test('status shows scope, services, every stream and whether it is connected; ex
   t.is(doc.streams[0]?.state, 'connected');
   t.not(doc.streams[1]?.state, 'connected');
 
-  const human = await run(['status', '--status-socket', socket]);
+  const human = await runUntil(['status', '--status-socket', socket], 'the good stream shown connected', (r) => new RegExp(`127\\.0\\.0\\.1:${h.port} +connected`).test(r.stdout));
   t.is(human.code, 1, 'a stream is not connected');
   t.log(human.stdout);
   t.regex(human.stdout, /^loadfeed-agent web-1 {2}version \S+ {2}pid \d+ {2}up /);
@@ -134,12 +146,13 @@ test('status shows scope, services, every stream and whether it is connected; ex
 });
 
 test('status exits 0 when every stream is connected; the socket is 0660, read-only, and gone after the agent stops', async (t) => {
+  t.timeout(180_000);
   const h = await startHarness(t, { nodes: ['web-2'] });
   const dir = tmpDir(t);
   const socket = path.join(dir, 'agent.sock');
   const agent = startAgent(t, ['--poller', `127.0.0.1:${h.port}`, '--node-id', 'web-2', '--interval', '200ms', '--status-socket', socket]);
   await statusWhen(socket, 'the stream connected', (d) => d.streams.every((s) => s.state === 'connected'));
-  const ok = await run(['status', '--status-socket', socket]);
+  const ok = await runUntil(['status', '--status-socket', socket], 'exit 0', (r) => r.code === 0);
   t.is(ok.code, 0, ok.stdout + ok.stderr);
   t.regex(ok.stdout, /1 poller, 1 connected/);
   t.true(statSync(socket).isSocket());
@@ -166,6 +179,7 @@ test('status exits 0 when every stream is connected; the socket is 0660, read-on
 });
 
 test('a second agent leaves a live socket alone; a stale one (agent killed) is taken over', async (t) => {
+  t.timeout(180_000);
   const h = await startHarness(t, { nodes: ['first', 'second', 'third'] });
   const dir = tmpDir(t);
   const socket = path.join(dir, 'agent.sock');
@@ -185,6 +199,7 @@ test('a second agent leaves a live socket alone; a stale one (agent killed) is t
 });
 
 test('without its directory the agent streams anyway and says how to get a status socket', async (t) => {
+  t.timeout(180_000);
   const h = await startHarness(t, { nodes: ['lone'] });
   const dir = tmpDir(t);
   const agent = startAgent(t, ['--poller', `127.0.0.1:${h.port}`, '--node-id', 'lone', '--interval', '200ms', '--status-socket', path.join(dir, 'missing', 'agent.sock')]);

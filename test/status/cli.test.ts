@@ -17,7 +17,8 @@ const POLLER_DIR = path.dirname(require.resolve('@loadfeed/poller/package.json')
 const LOADFEED = path.join(POLLER_DIR, 'build/src/bin/loadfeed.js');
 const LOADFEED_POLLER = path.join(POLLER_DIR, 'build/src/bin/loadfeed-poller.js');
 const AGENT = path.join(path.dirname(require.resolve('@loadfeed/agent/package.json')), 'build/src/bin/loadfeed-agent.js');
-const WAIT_MS = 15_000;
+// Generous: on a loaded CI machine a poller takes seconds to start.
+const WAIT_MS = 45_000;
 
 async function run(bin: string, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -79,7 +80,7 @@ test('an unknown flag or bad value says what to do', async (t) => {
 });
 
 test('loadfeed-poller as a process: status server, /healthz follows a refused policy file, SIGTERM stops it', async (t) => {
-  t.timeout(60_000);
+  t.timeout(150_000);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lf-poller-cli-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'web.yaml');

@@ -55,6 +55,7 @@ function openTerminal(t: ExecutionContext, args: readonly string[]): Terminal {
 }
 
 gate.test('top draws the cluster at 80 columns, re-sorts on a key and quits on q', async (t) => {
+  t.timeout(120_000);
   const h = await startHarness(t, { nodes: ['a1', 'a2'] });
   const a1 = new FakeAgent(h.port, 'a1', { services: [{ name: 'http', port: 9001 }] });
   const a2 = new FakeAgent(h.port, 'a2', { services: [{ name: 'http', port: 9002 }] });
@@ -101,6 +102,7 @@ gate.test('top draws the cluster at 80 columns, re-sorts on a key and quits on q
 });
 
 gate.test('top says what to check when no poller answers, keeps retrying, and q still quits', async (t) => {
+  t.timeout(120_000);
   const term = openTerminal(t, ['top', '--status', '127.0.0.1:1', '--interval', '200ms']);
   await waitFor('the explanation', () => term.screen().some((l) => l.startsWith('Is loadfeed-poller running with --status 127.0.0.1:1?')), 20_000);
   const screen = term.screen();
@@ -112,6 +114,7 @@ gate.test('top says what to check when no poller answers, keeps retrying, and q 
 });
 
 gate.test('Ctrl-C quits too (the terminal is raw, so it arrives as a key)', async (t) => {
+  t.timeout(120_000);
   const term = openTerminal(t, ['top', '--status', '127.0.0.1:1', '--interval', '200ms']);
   await waitFor('a first screen', () => term.screen().length > 1, 20_000);
   term.child.stdin.write('\x03');
