@@ -1,0 +1,95 @@
+/**
+ * The real poller (library), alone in a process for bench:poller-scale: one
+ * service per 100 simulated agents, each server named by node id, memory
+ * engine. Measures sample-to-decision latency: from the agent's sample
+ * timestamp to the moment the policy cycle that included that sample finished
+ * evaluating and reads the engine to apply its weights (the engine's
+ * observe(), which the poller calls right after evaluating). Prints
+ * "ready PORT"; on the stdin line "mark" it starts a new measuring window, on
+ * "report" it prints one JSON line of that window's figures.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { createMemoryEngine, type Engine } from '@loadfeed/kernel-bridge';
+import { compilePolicy, defaultStrategies, EngineRegistry, Poller, type TraceRecord } from '@loadfeed/poller';
+import { Histogram } from './lib/histogram.js';
+
+const { values } = parseArgs({ options: { agents: { type: 'string' }, listen: { type: 'string', default: '127.0.0.1:17415' }, 'per-service': { type: 'string', default: '100' } } });
+const agents = Number(values.agents);
+const perService = Number(values['per-service']);
+const nodeId = (i: number): string => `sim-${String(i).padStart(6, '0')}`;
+const nodeAddress = (i: number): string => `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
+
+const lines = ['apiVersion: loadfeed/v1', 'services:'];
+for (let s = 0; s * perService < agents; s++) {
+  lines.push(`  - name: svc-${s}`, '    engine: memory', `    address: tcp 192.0.2.${1 + (s % 250)}:${1000 + s}`, '    servers:');
+  for (let i = s * perService; i < Math.min(agents, (s + 1) * perService); i++) lines.push(`      - { node: ${nodeId(i)}, address: "${nodeAddress(i)}:80" }`);
+}
+
+let pending: number[] = [];
+let latency = new Histogram();
+let accepted = 0;
+let cycles = 0;
+
+function instrumented(engine: Engine): Engine {
+  return {
+    kind: engine.kind,
+    weightRange: engine.weightRange,
+    observe() {
+      // The cycle calling this has just evaluated every sample accepted before it.
+      const now = Date.now();
+      for (const t of pending) latency.record((now - t) * 1000);
+      pending = [];
+      cycles++;
+      return engine.observe();
+    },
+    apply: (ops) => engine.apply(ops),
+    close: () => engine.close(),
+  };
+}
+
+const engines = new EngineRegistry().register('memory', {
+  create: () => instrumented(createMemoryEngine()),
+  maxWeight: 65_535,
+  ownsServicesByDefault: true,
+  canCreateServices: true,
+  connectionLimits: false,
+});
+const policy = compilePolicy(lines.join('\n'), '<poller-scale policy>', engines.limits());
+const recorder = {
+  record(e: TraceRecord): void {
+    if (e.type === 'sample') {
+      accepted++;
+      pending.push(Number(e.sample.timestampMs));
+    }
+  },
+  close: async (): Promise<void> => undefined,
+};
+const poller = new Poller({
+  listen: values.listen,
+  policy,
+  engines,
+  strategies: defaultStrategies(),
+  logger: pino({ level: 'warn' }, pino.destination(2)),
+  recorder: recorder as unknown as ConstructorParameters<typeof Poller>[0]['recorder'],
+  security: { credentials: grpc.ServerCredentials.createInsecure(), auth: { tokens: new Map(), mutualTls: false, allowPlaintext: false } },
+});
+const port = await poller.start();
+process.stdout.write(`ready ${port}\n`);
+
+createInterface({ input: process.stdin }).on('line', (line) => {
+  const cmd = line.trim();
+  if (cmd === 'mark') {
+    latency = new Histogram();
+    accepted = 0;
+    cycles = 0;
+  } else if (cmd === 'report') {
+    const live = poller.snapshot().nodes.filter((n) => n.state === 'live').length;
+    process.stdout.write(`${JSON.stringify({ accepted, cycles, live, p50Ms: latency.quantile(0.5) / 1000, p99Ms: latency.quantile(0.99) / 1000, maxMs: latency.max / 1000, decided: latency.count })}\n`);
+  }
+});
+const stop = (): void => void poller.stop().finally(() => process.exit(0));
+process.stdin.on('end', stop);
+process.on('SIGTERM', stop);
