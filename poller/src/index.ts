@@ -1,6 +1,6 @@
 export { Poller, SERVER_KEEPALIVE_MS } from './poller.js';
 export type { PollerOptions, PollerSnapshot, ServiceSnapshot } from './poller.js';
-export { NodeTable, DEFAULT_STALE_AFTER_MS, LIVENESS_SWEEP_MS } from './node-table.js';
+export { NodeTable, DEFAULT_STALE_AFTER_MS, LIVENESS_SWEEP_MS, DEPARTED_MAX, DEPARTED_TTL_MS } from './node-table.js';
 export type { NodeRecord, NodeState, NodeEvent } from './node-table.js';
 export { Ingest } from './ingest.js';
 export { plan } from './planner.js';

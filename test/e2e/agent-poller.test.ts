@@ -7,7 +7,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { createTelemetryClient, type PollerMessage } from '@loadfeed/proto';
-import { compilePolicy, defaultEngines, defaultStrategies, Poller } from '@loadfeed/poller';
+import { compilePolicy, defaultEngines, defaultStrategies, LIVENESS_SWEEP_MS, Poller } from '@loadfeed/poller';
 import type { ExecutionContext } from 'ava';
 import { waitFor } from '../helpers/wait.js';
 
@@ -94,13 +94,17 @@ test.serial('a killed agent is quiesced at once; a stopped one when it goes sile
   killed.kill('SIGKILL');
   await weightsAre('k1 quiesced', (w) => w[0] === 0);
   const killQuiesceMs = performance.now() - killedAt;
-  t.true(killQuiesceMs < 1000, `stream end quiesced after ${killQuiesceMs.toFixed(0)} ms`);
+  t.log(`kill -9 → quiesce: ${killQuiesceMs.toFixed(0)} ms`);
+  // The goal is 200 ms (docs/RELIABILITY.md has the measured times); the bound
+  // leaves room for a loaded CI machine.
+  t.true(killQuiesceMs < 500, `stream end quiesced after ${killQuiesceMs.toFixed(0)} ms`);
 
   const stoppedAt = performance.now();
   stopped.kill('SIGSTOP');
   await weightsAre('s1 quiesced', (w) => w[1] === 0);
   const stopQuiesceMs = performance.now() - stoppedAt;
-  t.true(stopQuiesceMs < 2000, `silence quiesced after ${stopQuiesceMs.toFixed(0)} ms`);
+  t.log(`SIGSTOP → quiesce: ${stopQuiesceMs.toFixed(0)} ms`);
+  t.true(stopQuiesceMs < 2000 + 2 * LIVENESS_SWEEP_MS, `silence quiesced after ${stopQuiesceMs.toFixed(0)} ms`);
 
   stopped.kill('SIGCONT');
   await weightsAre('s1 back', (w) => (w[1] ?? 0) > 0);

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { Hello, Sample } from '@loadfeed/proto';
-import { NodeTable, LIVENESS_SWEEP_MS, type NodeEvent } from '@loadfeed/poller';
+import { NodeTable, DEPARTED_MAX, LIVENESS_SWEEP_MS, type NodeEvent } from '@loadfeed/poller';
 
 test('a node without samples for staleAfter turns stale, and live again on its next sample', async (t) => {
   const events: NodeEvent[] = [];
@@ -38,4 +38,14 @@ test('a disconnect of an old stream does not remove the node that reconnected', 
   table.disconnect(second);
   t.is(table.get('n1'), undefined);
   t.is(table.departedInfo('n1')?.hello.cores, 2);
+});
+
+test('departed nodes are remembered in a bounded LRU: a flood of invented ids cannot grow memory', (t) => {
+  const table = new NodeTable(2000, () => undefined);
+  for (let i = 0; i < DEPARTED_MAX + 50; i += 1) {
+    table.disconnect(table.connect(Hello.create({ nodeId: `flood-${i}`, cores: 1, memoryBytes: 1 })));
+  }
+  t.is(table.departedInfo('flood-0'), undefined, 'the oldest are forgotten');
+  t.truthy(table.departedInfo(`flood-${DEPARTED_MAX + 49}`));
+  t.is([...table.all()].length, 0);
 });
