@@ -19,6 +19,8 @@ export class NetNs {
     readonly hostAddress: string,
     /** Address inside the namespace. */
     readonly address: string,
+    /** The host side of the veth pair. */
+    readonly hostInterface: string,
   ) {}
 
   /** Namespace `lfb<pid>-<i>` with veth `lfb<pid>h<i>` (host) ↔ `eth0` (inside), index 1..250. */
@@ -26,7 +28,7 @@ export class NetNs {
     const name = `lfb${process.pid}-${index}`;
     const hostIf = `lfb${process.pid % 100000}h${index}`;
     const net = `10.${BENCH_NET_OCTET}.${index}`;
-    const ns = new NetNs(name, `${net}.1`, `${net}.2`);
+    const ns = new NetNs(name, `${net}.1`, `${net}.2`, hostIf);
     try {
       ip('netns', 'add', name);
       ip('link', 'add', hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', name);
@@ -45,6 +47,11 @@ export class NetNs {
   /** Command prefix that runs a program inside: `nsenter --net=/run/netns/NAME --`. */
   enter(): string[] {
     return ['nsenter', `--net=/run/netns/${this.name}`, '--'];
+  }
+
+  /** Cut (or restore) the namespace's only link: its host is partitioned, its sockets see silence. */
+  setLink(up: boolean): void {
+    ip('link', 'set', this.hostInterface, up ? 'up' : 'down');
   }
 
   /** Deletes the namespace (its veth pair goes with it). Safe to call twice. */

@@ -1,0 +1,190 @@
+/**
+ * bench:reaction — how fast loadfeed's default policy reacts, over many
+ * trials: (1) a load step: an antagonist starts using 60 % of one backend's
+ * CPU allowance → time until 90 % of the weight correction is in force in the
+ * engine; (2) an agent killed with SIGKILL, (3) an agent stopped with
+ * SIGSTOP (a hung host), (4) the backend's host cut off the network (its
+ * link down) → time until the engine has weight 0 for it (quiesced).
+ * Backends, agents and poller as in bench:balance (namespaces, cgroup quotas,
+ * fast path); the engine's weights are read every 20 ms. p50 and p95 of each.
+ *
+ * It must never leave a process, cgroup or namespace behind.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { CpuCgroup, DEFAULT_CFS_PERIOD_US } from './lib/cgroup.js';
+import { Children, alive, firstLine, sleep, withCleanup } from './lib/children.js';
+import { Cluster, type Backend } from './lib/cluster.js';
+import { fmt, loadAverage1, machineLine, median, QUICK, quantile, table, waitForQuietMachine } from './lib/measure.js';
+import { NetNs } from './lib/netns.js';
+import { LOADGEN_SCRIPT } from './lib/records.js';
+
+const WORK_MS = 2;
+const POLL_MS = 20;
+const DEFAULT_POLICY = (servers: string): string => `apiVersion: loadfeed/v1
+services:
+  - name: bench
+    engine: fastpath
+    address: tcp 127.0.0.1:0
+    servers:
+${servers}`;
+
+interface Kind {
+  readonly name: string;
+  readonly times: number[];
+  readonly misses: number;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      trials: { type: 'string', default: QUICK ? '2' : '20' },
+      'phase-s': { type: 'string', default: QUICK ? '6' : '10' },
+      'out-dir': { type: 'string', default: QUICK ? path.join(tmpdir(), `loadfeed-bench-${process.pid}`) : 'docs/bench' },
+      'max-load': { type: 'string', default: QUICK ? '100' : '0.7' },
+    },
+  });
+  const trials = Number(values.trials);
+  const phaseS = Number(values['phase-s']);
+  const outDir = values['out-dir'];
+  mkdirSync(outDir, { recursive: true });
+  const log = (s: string): void => {
+    process.stderr.write(`[reaction ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+  };
+  const children = new Children();
+  const root = CpuCgroup.root('loadfeed-bench');
+  const nets: NetNs[] = [];
+  let cluster: Cluster | null = null;
+  const kinds: Kind[] = [];
+  const started = new Date();
+  let loadBefore = 0;
+  await withCleanup(
+    async () => {
+      for (const n of nets) n.setLink(true);
+      await cluster?.stop().catch(() => undefined);
+      await children.stopAll();
+      children.dispose();
+      root.remove();
+      for (const n of nets) n.remove();
+    },
+    async () => {
+      for (let i = 1; i <= 3; i++) nets.push(NetNs.create(i));
+      loadBefore = await waitForQuietMachine(Number(values['max-load']), 20 * 60_000, log);
+      const c = new Cluster({
+        children, root, run: 'reaction', nets,
+        backends: [{ id: 'b1', cores: 0.2 }, { id: 'b2', cores: 0.2 }, { id: 'b3', cores: 0.2 }],
+        workMs: WORK_MS, periodUs: DEFAULT_CFS_PERIOD_US,
+      });
+      cluster = c;
+      await c.startBackends();
+      await c.startBalancer({ kind: 'poller', policy: DEFAULT_POLICY });
+      // Half the nominal capacity: every backend busy, none saturated before the step.
+      const rate = (0.5 * 3 * 0.2 * 1000) / WORK_MS;
+      const totalS = 15 + trials * 2 * phaseS + trials * 3 * 12;
+      const gen = children.node('loadgen', LOADGEN_SCRIPT, [
+        '--target', `${c.target.host}:${c.target.port}`, '--schedule', JSON.stringify([[0, rate]]),
+        '--duration', String(totalS), '--out', path.join(tmpdir(), `loadfeed-reaction-${process.pid}.txt`),
+      ]);
+      await firstLine(gen);
+      await sleep(15_000); // weights settle
+
+      const victim = c.backends[1] as Backend;
+      const vi = 1;
+      // (1) load steps: a square wave antagonist; every rising edge is a trial.
+      const startAt = Date.now() + 2_000;
+      await c.startNoise(victim, 0.6, startAt, phaseS * 1000, phaseS * 1000);
+      const step: number[] = [];
+      let stepMisses = 0;
+      for (let k = 0; k < trials; k++) {
+        const edge = startAt + k * 2 * phaseS * 1000;
+        const series = await record(c, vi, edge - 2_000, edge + phaseS * 1000);
+        const before = median(series.filter((p) => p.at < edge).map((p) => p.w));
+        const after = median(series.filter((p) => p.at >= edge + (phaseS - 3) * 1000).map((p) => p.w));
+        const target = before - 0.9 * (before - after);
+        const hit = series.find((p) => p.at >= edge && p.w <= target);
+        if (before - after < 0.1 * before || !hit) {
+          stepMisses++;
+          log(`load step ${k + 1}: weight ${before} → ${after}: no clear correction`);
+        } else {
+          step.push((hit.at - edge) / 1000);
+          log(`load step ${k + 1}: weight ${before} → ${after}, 90 % in ${fmt((hit.at - edge) / 1000, 2)} s`);
+        }
+        await sleepUntil(edge + 2 * phaseS * 1000 - 2_000);
+      }
+      if (victim.noise) await children.stop(victim.noise.proc);
+      kinds.push({ name: 'load step → 90 % of the weight correction', times: step, misses: stepMisses });
+
+      // (2)-(4) quiesce: the server's weight goes to 0.
+      const b = c.backends[2] as Backend;
+      const bi = 2;
+      const quiesce = async (name: string, cut: () => void, heal: () => Promise<void>): Promise<void> => {
+        const times: number[] = [];
+        let misses = 0;
+        for (let k = 0; k < trials; k++) {
+          await waitWeight(c, bi, (w) => w > 0, 30_000);
+          await sleep(2_000 + Math.random() * 1_000);
+          const t0 = performance.now();
+          cut();
+          const ok = await waitWeight(c, bi, (w) => w === 0, 15_000);
+          const dt = (performance.now() - t0) / 1000;
+          if (ok) times.push(dt);
+          else misses++;
+          log(`${name} ${k + 1}: ${ok ? `quiesced in ${fmt(dt, 2)} s` : 'not quiesced within 15 s'}`);
+          await heal();
+        }
+        kinds.push({ name, times, misses });
+      };
+      await quiesce('agent SIGKILL → quiesced', () => b.agent?.child.kill('SIGKILL'), async () => c.startAgent(b));
+      await quiesce('agent SIGSTOP (hung host) → quiesced', () => b.agent?.child.kill('SIGSTOP'), async () => {
+        b.agent?.child.kill('SIGCONT');
+        // The poller may have dropped the stream: the agent reconnects by itself.
+        if (b.agent && !alive(b.agent.child)) c.startAgent(b);
+      });
+      await quiesce('host link down (partition) → quiesced', () => b.ns.setLink(false), async () => b.ns.setLink(true));
+      await children.stop(gen);
+    },
+  );
+  const loadAfter = loadAverage1();
+  const text = [
+    `bench:reaction  ${started.toISOString()}  ${machineLine()}`,
+    `load average ${loadBefore} before, ${loadAfter} after; loadfeed default policy (agent interval 1 s, half-life 2 s, stale after 2 s, server keepalive 1 s); engine weights read every ${POLL_MS} ms`,
+    '',
+    table(['event', 'trials', 'p50 s', 'p95 s', 'max s', 'no reaction'], kinds.map((k) => [k.name, String(k.times.length + k.misses), fmt(quantile(k.times, 0.5), 2), fmt(quantile(k.times, 0.95), 2), fmt(Math.max(...k.times), 2), String(k.misses)])),
+  ].join('\n');
+  process.stdout.write(`${text}\n`);
+  const stamp = QUICK ? 'quick' : started.toISOString().slice(0, 10);
+  writeFileSync(path.join(outDir, `reaction-${stamp}.json`), JSON.stringify({ bench: 'reaction', date: started.toISOString(), machine: machineLine(), loadAverage: { before: loadBefore, after: loadAfter }, kinds }, null, 1));
+  writeFileSync(path.join(outDir, `reaction-${stamp}.txt`), `${text}\n`);
+}
+
+/** The weight of backend i every POLL_MS between two epoch times. */
+async function record(c: Cluster, i: number, fromEpoch: number, toEpoch: number): Promise<{ at: number; w: number }[]> {
+  await sleepUntil(fromEpoch);
+  const out: { at: number; w: number }[] = [];
+  while (Date.now() < toEpoch) {
+    out.push({ at: Date.now(), w: (await c.weights())[i] ?? 0 });
+    await sleep(POLL_MS);
+  }
+  return out;
+}
+
+async function waitWeight(c: Cluster, i: number, ok: (w: number) => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if (ok((await c.weights())[i] ?? 0)) return true;
+    await sleep(POLL_MS);
+  }
+  return false;
+}
+
+async function sleepUntil(epochMs: number): Promise<void> {
+  const d = epochMs - Date.now();
+  if (d > 0) await sleep(d);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:reaction failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
