@@ -4,9 +4,10 @@
 // VRRP between them across a Linux bridge, two real servers whose agents
 // stream to both pollers, and a client that asks the virtual IP for a page
 // every 20 ms. One real server's agent stops: both pollers drop its weight to
-// 0. Then the active director fails, alternately by its poller crashing
-// (keepalived's health check on /healthz fails) and by the whole director
-// dropping off the network (its link goes down): the virtual IP moves, the
+// 0. Then the active director fails, in turn by its poller crashing
+// (keepalived's health check on /healthz fails), by the whole director
+// dropping off the network (its link goes down), and by keepalived being
+// stopped for maintenance (systemctl stop keepalived): the virtual IP moves, the
 // client is served by the other director, and only by the server that still
 // has a weight, because that director already had current weights. The time
 // from the failure to the client's first answer through the other director is
@@ -47,7 +48,7 @@ const BACKENDS = [
   { node: 'b2', ip: '192.0.2.22', capacity: 3 },
 ] as const;
 /** Failures, alternating between the directors: two of each kind. */
-const TRIALS: readonly FailureKind[] = ['poller crash', 'director lost', 'poller crash', 'director lost'];
+const TRIALS: readonly FailureKind[] = ['poller crash', 'director lost', 'keepalived stopped', 'poller crash', 'director lost', 'keepalived stopped'];
 const TAKEOVER_GOAL_MS = 2_000;
 /** A takeover slower than this fails the test; the goal above is what docs/BENCHMARKS.md reports against. */
 const TAKEOVER_LIMIT_MS = 3_500;
@@ -55,7 +56,13 @@ const PROBE_EVERY_MS = 20;
 const PROBE_TIMEOUT_MS = 300;
 const STEP_TIMEOUT_MS = 20_000;
 
-type FailureKind = 'poller crash' | 'director lost';
+/**
+ * poller crash: SIGKILL to the active poller (the health check fails);
+ * director lost: its link goes down (the peer hears no more adverts);
+ * keepalived stopped: SIGTERM to keepalived, as `systemctl stop keepalived`
+ * for maintenance (it hands over with a priority-0 advert).
+ */
+type FailureKind = 'poller crash' | 'director lost' | 'keepalived stopped';
 
 const gate = realEngineGate('director pair (keepalived)', [
   ROOT,
@@ -109,6 +116,7 @@ interface Director {
   readonly name: string;
   readonly ip: string;
   readonly ns: string;
+  readonly conf: string;
   poller: LabProcess;
   keepalived: LabProcess;
 }
@@ -206,7 +214,7 @@ ${BACKENDS.map((b) => `      - { node: ${b.node}, address: "${b.ip}:${SERVICE_PO
     // keepalived of director1 first, so that it wins the first election (both start as BACKUP, nopreempt).
     const keepalived = await startKeepalived({ name: d.name, ns, conf: d.conf });
     await keepalived.waitForLine(d.name === 'd1' ? /Entering MASTER STATE/ : /Entering BACKUP STATE/, STEP_TIMEOUT_MS);
-    directors.push({ name: d.name, ip: d.ip, ns, poller, keepalived });
+    directors.push({ name: d.name, ip: d.ip, ns, conf: d.conf, poller, keepalived });
   }
   const [d1, d2] = directors as [Director, Director];
   t.true(vipOn(d1) && !vipOn(d2), 'the VIP starts on director1');
@@ -259,7 +267,8 @@ ${BACKENDS.map((b) => `      - { node: ${b.node}, address: "${b.ip}:${SERVICE_PO
     const keepalivedMark = standby.keepalived.lines.length;
     const failedAt = Date.now();
     if (kind === 'poller crash') active.poller.kill('SIGKILL');
-    else sh('ip', ['-n', active.ns, 'link', 'set', 'eth0', 'down']);
+    else if (kind === 'director lost') sh('ip', ['-n', active.ns, 'link', 'set', 'eth0', 'down']);
+    else active.keepalived.kill('SIGTERM');
 
     const master = await standby.keepalived.waitForLine(/Entering MASTER STATE/, STEP_TIMEOUT_MS, keepalivedMark);
     const served = await waitForAsync(`an answer through ${standby.name} after the ${kind} on ${active.name}`, async () => probes(lineMark), (ps) =>
@@ -279,12 +288,16 @@ ${BACKENDS.map((b) => `      - { node: ${b.node}, address: "${b.ip}:${SERVICE_PO
     t.deepEqual(unique(answered.map((p) => p.via)), [standby.ip], `${kind}: director after takeover`);
 
     // Bring the failed director back as the new standby (nopreempt: it does not take the VIP back).
-    const recoverMark = active.keepalived.lines.length;
+    let recoverMark = active.keepalived.lines.length;
     if (kind === 'poller crash') {
       active.poller = startPoller(active);
       await active.poller.waitForLine(/"msg":"poller started"/, STEP_TIMEOUT_MS);
-    } else {
+    } else if (kind === 'director lost') {
       sh('ip', ['-n', active.ns, 'link', 'set', 'eth0', 'up']);
+    } else {
+      await active.keepalived.exit();
+      active.keepalived = await startKeepalived(active);
+      recoverMark = 0;
     }
     await active.keepalived.waitForLine(/Entering BACKUP STATE/, STEP_TIMEOUT_MS, recoverMark);
     await weightsAre(active, 'current weights again', quiesced);
@@ -293,10 +306,10 @@ ${BACKENDS.map((b) => `      - { node: ${b.node}, address: "${b.ip}:${SERVICE_PO
   }
 
   for (const r of results) {
-    t.log(`${r.kind.padEnd(13)} ${r.from} → ${r.to}: takeover ${r.takeoverMs} ms (keepalived MASTER after ${r.masterMs} ms, ${r.lost} requests failed)`);
+    t.log(`${r.kind.padEnd(18)} ${r.from} → ${r.to}: takeover ${r.takeoverMs} ms (keepalived MASTER after ${r.masterMs} ms, ${r.lost} requests failed)`);
   }
   const byKind = (k: FailureKind): number[] => results.filter((r) => r.kind === k).map((r) => r.takeoverMs);
-  for (const k of ['poller crash', 'director lost'] as const) {
+  for (const k of ['poller crash', 'director lost', 'keepalived stopped'] as const) {
     const ms = byKind(k);
     t.log(`${k}: takeover min ${Math.min(...ms)} ms, max ${Math.max(...ms)} ms (goal < ${TAKEOVER_GOAL_MS} ms)`);
   }
