@@ -1,14 +1,14 @@
 export { Poller, SERVER_KEEPALIVE_MS } from './poller.js';
 export type { PollerOptions, PollerSnapshot, ServiceSnapshot } from './poller.js';
 export { NodeTable, DEFAULT_STALE_AFTER_MS, LIVENESS_SWEEP_MS, DEPARTED_MAX, DEPARTED_TTL_MS } from './node-table.js';
-export type { NodeRecord, NodeState, NodeEvent } from './node-table.js';
+export type { NodeRecord, NodeState, NodeEvent, NodeLookup } from './node-table.js';
 export { Ingest } from './ingest.js';
 export { plan } from './planner.js';
 export type { DesiredService } from './planner.js';
 export { compilePolicy, loadPolicyFile, formatPath, printPolicy } from './policy/compile.js';
 export type { CompiledPolicy, CompiledService, ServerMatch, Guard, KnownEngines, EngineLimits, StrategyConfig } from './policy/compile.js';
 export { WeightEvaluator } from './policy/evaluate.js';
-export type { WeightDecision, NodeLookup, ServerState } from './policy/evaluate.js';
+export type { WeightDecision, ServerState } from './policy/evaluate.js';
 export { StrategyRegistry } from './policy/strategy.js';
 export type { Strategy, NodeMetrics, Score, ServerInput } from './policy/strategy.js';
 export { headroomStrategy } from './policy/strategy-headroom.js';

@@ -8,7 +8,6 @@
 // invented node ids grow memory.
 import { LRUCache } from 'lru-cache';
 import type { Hello, Sample } from '@loadfeed/proto';
-import type { NodeLookup } from './policy/evaluate.js';
 
 export const DEFAULT_STALE_AFTER_MS = 2_000;
 /** How often deadlines are checked: the quiesce delay is at most staleAfter + this. */
@@ -34,6 +33,13 @@ export interface NodeRecord {
 export interface Departed {
   readonly hello: Hello;
   readonly goneAt: number;
+}
+
+/** How the policy finds the node that reports for a server. */
+export interface NodeLookup {
+  byId(id: string): NodeRecord | undefined;
+  byHost(host: string): NodeRecord | undefined;
+  all(): Iterable<NodeRecord>;
 }
 
 export type NodeEvent = { readonly node: NodeRecord; readonly from: NodeState | null; readonly to: NodeState };

@@ -13,7 +13,7 @@
 //  13. all-zero fallback: if every server ends at 0 because metrics vanished,
 //      keep the last weights (or equal ones) instead of black-holing the service
 import { formatHostPort } from '@loadfeed/kernel-bridge';
-import type { NodeRecord } from '../node-table.js';
+import type { NodeLookup, NodeRecord } from '../node-table.js';
 import type { CompiledService, ServerMatch } from './compile.js';
 import { parseExpression, type Expression } from './expression.js';
 import { fmt, variablesOf, type NodeMetrics, type ServerInput, type StrategyRegistry } from './strategy.js';
@@ -34,11 +34,6 @@ export interface WeightDecision {
   readonly maxConnections: number | null;
 }
 
-export interface NodeLookup {
-  byId(id: string): NodeRecord | undefined;
-  byHost(host: string): NodeRecord | undefined;
-  all(): Iterable<NodeRecord>;
-}
 
 interface ServerMemory {
   smoothed: number | null;
