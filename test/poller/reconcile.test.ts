@@ -1,7 +1,8 @@
 // Drift: a weight changed outside loadfeed, an engine that lost its state.
 import test from 'ava';
 import { pino } from 'pino';
-import { Hello, Sample } from '@loadfeed/proto';
+import * as grpc from '@grpc/grpc-js';
+import { createTelemetryClient } from '@loadfeed/proto';
 import { compilePolicy, defaultEngines, defaultStrategies, Poller, Reconciler, type DesiredService } from '@loadfeed/poller';
 import type { Observation } from '@loadfeed/kernel-bridge';
 import { waitFor } from '../helpers/wait.js';
@@ -66,6 +67,7 @@ async function pollerWith(drift: 'correct' | 'respect') {
   const policy = compilePolicy(
     `apiVersion: loadfeed/v1
 reconcile: { every: 200ms }
+liveness: { staleAfter: 1m }
 services:
   - name: web
     engine: memory
@@ -78,15 +80,29 @@ services:
     engines.limits(),
   );
   const poller = new Poller({ listen: '127.0.0.1:0', policy, engines, strategies: defaultStrategies(), logger: pino({ level: 'silent' }) });
-  await poller.start();
-  const table = (poller as unknown as { table: import('@loadfeed/poller').NodeTable }).table;
-  const node = table.connect(Hello.create({ nodeId: 'a', cores: 1, memoryBytes: 1 }));
-  table.accept(node, Sample.create({ seq: 1, cpuUtilization: 0.5, windowMs: 1000 }));
+  const port = await poller.start();
+  // One agent, over real gRPC: a Hello and a sample (liveness.staleAfter is long).
+  const client = createTelemetryClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const call = client.report();
+  call.on('data', () => undefined);
+  call.on('error', () => undefined);
+  call.write({ hello: { nodeId: 'a', cores: 1, memoryBytes: 1 } });
+  call.write({ sample: { seq: 1, timestampMs: Date.now(), cpuUtilization: 0.5, windowMs: 1000 } });
   const engine = poller.engine('memory');
   const weight = async (): Promise<number | undefined> => (await engine.observe()).services[0]?.destinations[0]?.weight;
   let last: number | undefined;
   const tick = setInterval(() => void weight().then((w) => (last = w)), 10);
-  return { poller, engine, current: () => last, stop: async () => { clearInterval(tick); await poller.stop(); } };
+  return {
+    poller,
+    engine,
+    current: () => last,
+    stop: async () => {
+      clearInterval(tick);
+      call.end();
+      client.close();
+      await poller.stop();
+    },
+  };
 }
 
 test('the running poller corrects a weight set by hand within reconcile.every', async (t) => {
