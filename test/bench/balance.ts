@@ -387,9 +387,9 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       scenarios: { type: 'string', default: QUICK ? 'a,b' : 'a,b,c,d,e' },
-      policies: { type: 'string', default: QUICK ? 'round-robin,least-connection,loadfeed' : Object.keys(POLICIES).join(',') },
+      policies: { type: 'string', default: QUICK ? 'round-robin,loadfeed' : Object.keys(POLICIES).join(',') },
       reps: { type: 'string', default: '1' },
-      scale: { type: 'string', default: QUICK ? '0.34' : '1' },
+      scale: { type: 'string', default: QUICK ? '0.25' : '1' },
       'period-us': { type: 'string', default: String(DEFAULT_CFS_PERIOD_US) },
       'out-dir': { type: 'string', default: QUICK ? path.join(tmpdir(), `loadfeed-bench-${process.pid}`) : 'docs/bench' },
       'max-load': { type: 'string', default: QUICK ? '100' : '0.7' },

@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       trials: { type: 'string', default: QUICK ? '2' : '20' },
-      'phase-s': { type: 'string', default: QUICK ? '6' : '10' },
+      'phase-s': { type: 'string', default: QUICK ? '5' : '10' },
       'out-dir': { type: 'string', default: QUICK ? path.join(tmpdir(), `loadfeed-bench-${process.pid}`) : 'docs/bench' },
       'max-load': { type: 'string', default: QUICK ? '100' : '0.7' },
     },
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
         '--duration', String(totalS), '--out', path.join(tmpdir(), `loadfeed-reaction-${process.pid}.txt`),
       ]);
       await firstLine(gen);
-      await sleep(15_000); // weights settle
+      await sleep(QUICK ? 5_000 : 15_000); // weights settle
 
       const victim = c.backends[1] as Backend;
       const vi = 1;

@@ -1,0 +1,136 @@
+// Every bench in quick mode (LOADFEED_BENCH_QUICK=1), end to end on this
+// machine: real cgroups, namespaces, nginx, HAProxy, wrk, node_exporter. The
+// figures are not judged here (the machine is shared); what is checked is
+// that each bench ran and reported every figure it promises. Without the
+// prerequisites these tests are skipped, or fail under LOADFEED_REQUIRE_ENGINES=1.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ExecutionContext } from 'ava';
+import { binary, realEngineGate, ROOT, type Prerequisite } from '../helpers/real-engine.js';
+import { cgroupUnavailable } from './lib/cgroup.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** Longest a quick bench may take here (they take 15-90 s on an idle 2-vCPU machine). */
+const BENCH_TIMEOUT_MS = 6 * 60_000;
+
+const CGROUP_CPU: Prerequisite = {
+  what: 'a cgroup CPU controller this process can use',
+  howTo: 'run as root on a host with the cgroup v1 cpu+cpuacct controllers or cgroup v2 with cpu',
+  probe: () => cgroupUnavailable(),
+};
+
+const gate = realEngineGate('bench', [
+  ROOT,
+  CGROUP_CPU,
+  binary('nsenter', 'util-linux'),
+  binary('ip', 'iproute2'),
+  binary('wrk', 'wrk'),
+  binary('nginx', 'nginx-light'),
+  binary('haproxy', 'haproxy'),
+  binary('prometheus-node-exporter', 'prometheus-node-exporter'),
+]);
+
+const outDir = mkdtempSync(path.join(tmpdir(), 'loadfeed-bench-test-'));
+
+/** Run one bench in quick mode; resolves with its stdout, rejects with its stderr on failure. */
+function runQuick(t: ExecutionContext, bench: string): Promise<string> {
+  t.timeout(BENCH_TIMEOUT_MS);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(here, `${bench}.js`), '--out-dir', outDir], {
+      env: { ...process.env, LOADFEED_BENCH_QUICK: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-8000)));
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`bench:${bench} exited ${code}:\n${err}`))));
+  });
+}
+
+const json = (name: string): Record<string, unknown> => JSON.parse(readFileSync(path.join(outDir, name), 'utf8')) as Record<string, unknown>;
+const finite = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x);
+
+gate.serial('bench:fastpath quick: req/s of both proxies in both modes, and the ratios', async (t) => {
+  const out = await runQuick(t, 'fastpath');
+  t.regex(out, /fast path \/ HAProxy: keep-alive [\d.]+ .*new connections [\d.]+/);
+  const r = json('fastpath-quick.json') as { ratios: { keepAlive: number; newConnections: number }; results: Record<string, { rps: number }[]> };
+  t.true(finite(r.ratios.keepAlive) && r.ratios.keepAlive > 0);
+  t.true(finite(r.ratios.newConnections) && r.ratios.newConnections > 0);
+  t.deepEqual(Object.keys(r.results).sort(), ['keep-alive/fastpath', 'keep-alive/haproxy', 'new connections/fastpath', 'new connections/haproxy']);
+});
+
+gate.serial('bench:agent-cost quick: agent and node_exporter CPU and RSS at both rates', async (t) => {
+  const out = await runQuick(t, 'agent-cost');
+  t.regex(out, /agent\/node_exporter cpu/);
+  const r = json('agent-cost-quick.json') as { rows: { connections: number; hz: number; agentCpuPct: number; agentRssMb: number; exporterCpuPct: number; samples: number; scrapes: number }[] };
+  t.deepEqual(r.rows.map((x) => `${x.connections}@${x.hz}`), ['0@1', '0@10', '2000@1', '2000@10']);
+  for (const x of r.rows) {
+    t.true(finite(x.agentCpuPct) && finite(x.exporterCpuPct) && x.agentRssMb > 10, JSON.stringify(x));
+    t.true(x.samples > 0 && x.scrapes > 0, `the agent streamed and node_exporter was scraped: ${JSON.stringify(x)}`);
+  }
+});
+
+gate.serial('bench:poller-scale quick: every simulated agent live, latency and CPU reported', async (t) => {
+  const out = await runQuick(t, 'poller-scale');
+  t.regex(out, /largest N sustained: \d+/);
+  const r = json('poller-scale-quick.json') as { results: { agents: number; live: number; cpuPct: number; p99Ms: number; acceptedPerSecond: number }[] };
+  const [step] = r.results;
+  t.is(step?.agents, 200);
+  t.is(step?.live, 200);
+  t.true(finite(step?.cpuPct) && finite(step?.p99Ms) && (step?.acceptedPerSecond ?? 0) > 100, JSON.stringify(step));
+});
+
+gate.serial('bench:reaction quick: times for the load step and the three ways of losing a server', async (t) => {
+  const out = await runQuick(t, 'reaction');
+  t.regex(out, /agent SIGKILL → quiesced/);
+  const r = json('reaction-quick.json') as { kinds: { name: string; times: number[]; misses: number }[] };
+  t.is(r.kinds.length, 4);
+  // Losing a server must be noticed every time, even on a busy machine.
+  for (const k of r.kinds.slice(1)) t.true(k.times.length === 2 && k.misses === 0 && k.times.every((x) => x >= 0 && x < 15), JSON.stringify(k));
+});
+
+gate.serial('bench:balance quick: latency, errors, CPU spread and shares per policy and scenario', async (t) => {
+  const out = await runQuick(t, 'balance');
+  t.regex(out, /targets \(loadfeed default\):/);
+  const r = json('balance-quick.json') as { scenarios: Record<string, { policies: Record<string, { requests: number; p50: number; p99: number; p999: number; maxAvgCpu: number; p95AvgCpu: number; shares: number[]; errors: number }> }> };
+  t.deepEqual(Object.keys(r.scenarios).sort(), ['a', 'b']);
+  for (const [key, sc] of Object.entries(r.scenarios)) {
+    t.deepEqual(Object.keys(sc.policies).sort(), ['loadfeed', 'round-robin'], key);
+    for (const [p, f] of Object.entries(sc.policies)) {
+      t.true(f.requests > 50, `${key}/${p} requests`);
+      t.true([f.p50, f.p99, f.p999, f.maxAvgCpu, f.p95AvgCpu].every(finite), `${key}/${p}: ${JSON.stringify(f)}`);
+      t.is(f.shares.length, 3);
+    }
+  }
+});
+
+gate.serial('no bench left a cgroup or a network namespace behind (named after a process that is gone)', (t) => {
+  const leftovers = [
+    ...listDir('/run/netns').filter((n) => /^lfb\d+-\d+$/.test(n)).map((n) => ({ n, pid: Number(/^lfb(\d+)-/.exec(n)?.[1]) })),
+    ...['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpuacct', '/sys/fs/cgroup', '/sys/fs/cgroup/unified']
+      .flatMap((d) => listDir(d).filter((n) => /^loadfeed-bench-\d+$/.test(n)).map((n) => ({ n: `${d}/${n}`, pid: Number(/(\d+)$/.exec(n)?.[1]) }))),
+  ].filter((x) => !alive(x.pid));
+  t.deepEqual(leftovers.map((x) => x.n), []);
+  rmSync(outDir, { recursive: true, force: true });
+});
+
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
