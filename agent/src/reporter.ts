@@ -3,9 +3,9 @@
 // is only as good as the newest sample, so while a stream is down (or its
 // HTTP/2 window is full) samples for it are dropped, and memory stays bounded
 // however long the poller is away.
-import * as grpc from '@grpc/grpc-js';
 import {
   createTelemetryClient,
+  grpc,
   type AgentMessage,
   type HelloInit,
   type PollerMessage,

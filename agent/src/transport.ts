@@ -1,7 +1,7 @@
 // Channel credentials and call metadata for the agent's streams, from the
 // files named in its configuration (read once at start).
 import { readFileSync } from 'node:fs';
-import * as grpc from '@grpc/grpc-js';
+import { grpc } from '@loadfeed/proto';
 import type { TransportConfig } from './config.js';
 import { AgentError } from './errors.js';
 

@@ -17,3 +17,4 @@ export {
   TELEMETRY_REPORT_PATH,
 } from './telemetry-service.js';
 export type { TelemetryClient, TelemetryServer, TelemetryReportCall } from './telemetry-service.js';
+export { grpc } from './grpc.js';

@@ -169,13 +169,12 @@ test.serial('packed agent and poller install into an empty global prefix with wo
   t.is(check.code, 0, `${check.stdout}${check.stderr}`);
 });
 
-// Known bug: installed as separate global packages, @loadfeed/agent and
-// @loadfeed/proto each get their own copy of @grpc/grpc-js, and proto's client
-// refuses the agent's credentials ("Channel credentials must be a
-// ChannelCredentials object"): the agent cannot stream. `test.failing` keeps
-// this visible; when it starts passing, ava says so and this becomes a test.
-// Until then docs/install.md installs the tarballs as one project (next test).
-test.serial.failing('a globally installed agent streams to a globally installed poller (known bug: two @grpc/grpc-js copies)', async (t) => {
+// Regression: installed as separate global packages, @loadfeed/agent and
+// @loadfeed/proto each got their own copy of @grpc/grpc-js, and proto's
+// client refused the agent's credentials ("Channel credentials must be a
+// ChannelCredentials object"). The agent now builds them with the copy proto
+// exports.
+test.serial('a globally installed agent streams to a globally installed poller', async (t) => {
   t.timeout(INSTALL_TIMEOUT_MS + 60_000);
   const prefix = await globalInstall(t);
   await streamsTogether(t, path.join(prefix, 'bin'));
