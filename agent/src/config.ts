@@ -128,7 +128,7 @@ Samples this server's load and streams it to one or more loadfeed pollers.
   --tls-key FILE         its private key (LOADFEED_TLS_KEY)
   --tls-server-name NAME name in the poller's certificate, when dialling an IP (LOADFEED_TLS_SERVER_NAME)
   --token-file FILE      bearer token for this node, read from FILE (LOADFEED_TOKEN_FILE)
-  --allow-plaintext      stream without TLS to a poller that is not on loopback
+  --allow-plaintext      stream without TLS to a poller that is not on loopback (LOADFEED_ALLOW_PLAINTEXT=true)
   --config FILE          YAML or JSON file with the same settings in camelCase (LOADFEED_CONFIG)
   --status-socket PATH   local read-only status for "loadfeed-agent status", or off (LOADFEED_STATUS_SOCKET;
                          default $XDG_RUNTIME_DIR/loadfeed-agent.sock, else /run/loadfeed/agent.sock)
