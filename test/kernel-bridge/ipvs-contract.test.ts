@@ -11,8 +11,8 @@ guestOnly('ipvs: engine contract, netlink and ipvsadm drivers', () => {
     contractSuite({
       name: `ipvs (${driver})`,
       managesServices: true,
-      start: (t, services) => {
-        flushIpvs();
+      start: async (t, services) => {
+        await flushIpvs();
         return start(t, services);
       },
       addresses: {

@@ -5,6 +5,7 @@
 // one skipped test, so the summary counts it once.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
+import { ipvsUapi, openIpvsSocket, type IpvsSocket } from '@loadfeed/kernel-bridge';
 
 export const GUEST_VARIABLE = 'LOADFEED_IPVS_GUEST';
 export const IN_GUEST = process.env[GUEST_VARIABLE] === '1';
@@ -26,9 +27,16 @@ export function ipvsadm(...args: string[]): string {
   return execFileSync('ipvsadm', args, { encoding: 'utf8' });
 }
 
-/** Remove every IPVS service (ipvsadm -C): each test starts from an empty table. */
-export function flushIpvs(): void {
-  ipvsadm('-C');
+let flusher: Promise<IpvsSocket> | null = null;
+
+/**
+ * Remove every IPVS service (IPVS_CMD_FLUSH, as ipvsadm -C does), so each test
+ * starts from an empty table. Over netlink: a process spawned from Node costs
+ * about 0.3 s under TCG, and this runs before every test.
+ */
+export async function flushIpvs(): Promise<void> {
+  flusher ??= openIpvsSocket();
+  await (await flusher).execute(ipvsUapi.IPVS_CMD.FLUSH, {});
 }
 
 export interface ListedDestination {

@@ -97,7 +97,7 @@ async function engineFor(t: { teardown(f: () => Promise<void>): void }, driver: 
 guestOnly('ipvs: real kernel, both drivers, checked against ipvsadm -Ln', () => {
   for (const driver of DRIVERS) {
     serial(`${driver}: observe() agrees with ipvsadm -Ln on services of every kind made by ipvsadm`, async (t) => {
-      flushIpvs();
+      await flushIpvs();
       restore([
         '-A -t 127.0.2.1:80 -s wrr',
         '-a -t 127.0.2.1:80 -r 127.0.2.2:8080 -m -w 5',
@@ -128,7 +128,7 @@ guestOnly('ipvs: real kernel, both drivers, checked against ipvsadm -Ln', () => 
     });
 
     serial(`${driver}: 200 weight changes in one apply() land, checked with ipvsadm -Ln`, async (t) => {
-      flushIpvs();
+      await flushIpvs();
       const dests = Array.from({ length: 200 }, (_, i) => `10.1.${Math.floor(i / 100)}.${(i % 100) + 1}:8080`);
       restore(['-A -t 127.0.3.1:80 -s wrr', ...dests.map((d) => `-a -t 127.0.3.1:80 -r ${d} -m -w 1`)]);
       const { runner, calls } = countingRunner();
@@ -145,7 +145,7 @@ guestOnly('ipvs: real kernel, both drivers, checked against ipvsadm -Ln', () => 
     });
 
     serial(`${driver}: a weight change keeps the forwarding method, thresholds and tunnel settings`, async (t) => {
-      flushIpvs();
+      await flushIpvs();
       restore([
         '-A -t 127.0.4.1:80 -s wlc',
         '-a -t 127.0.4.1:80 -r 127.0.4.2:80 -g -w 1 -x 50 -y 10',
@@ -180,7 +180,7 @@ guestOnly('ipvs: real kernel, both drivers, checked against ipvsadm -Ln', () => 
     });
 
     serial(`${driver}: maxConnections is the upper threshold; a lower threshold above it is reset`, async (t) => {
-      flushIpvs();
+      await flushIpvs();
       restore(['-A -t 127.0.5.1:80 -s wlc', '-a -t 127.0.5.1:80 -r 127.0.5.2:80 -g -w 1 -x 50 -y 40']);
       const engine = await engineFor(t, driver);
       const set = (maxConnections: number): EngineOp => ({
@@ -199,7 +199,7 @@ guestOnly('ipvs: real kernel, both drivers, checked against ipvsadm -Ln', () => 
     });
 
     serial(`${driver}: add and remove services and destinations of every kind`, async (t) => {
-      flushIpvs();
+      await flushIpvs();
       const engine = await engineFor(t, driver);
       await engine.apply([
         { op: 'add-service', service: { address: 'tcp 127.0.6.1:80', scheduler: 'sh' } },
@@ -235,7 +235,7 @@ guestOnly('ipvs: real kernel, both drivers, checked against ipvsadm -Ln', () => 
     });
 
     serial(`${driver}: what the kernel refuses comes back as typed errors`, async (t) => {
-      flushIpvs();
+      await flushIpvs();
       restore(['-A -t 127.0.7.1:80 -s wlc', '-a -t 127.0.7.1:80 -r 127.0.7.2:80 -g -w 1']);
       // Straight to the driver, past the engine's own checks, so the kernel is the one saying no.
       const backend: IpvsBackend =
@@ -292,7 +292,7 @@ guestOnly('ipvs: real kernel, both drivers, checked against ipvsadm -Ln', () => 
   }
 
   serial('both drivers: connections through IPVS show in the counters', async (t) => {
-    flushIpvs();
+    await flushIpvs();
     const server = createServer((socket) => socket.on('data', () => {}));
     await new Promise<void>((resolve) => server.listen(0, '127.0.8.2', resolve));
     t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
@@ -321,8 +321,8 @@ guestOnly('ipvs: real kernel, both drivers, checked against ipvsadm -Ln', () => 
     t.is((await viaIpvsadm.observe()).services[0]?.destinations[0]?.totalConnections, 1);
   });
 
-  serial('both drivers: without CAP_NET_ADMIN the error says so', (t) => {
-    flushIpvs();
+  serial('both drivers: without CAP_NET_ADMIN the error says so', async (t) => {
+    await flushIpvs();
     const script = `
       import { createIpvsEngine } from '@loadfeed/kernel-bridge';
       const out = {};
@@ -348,7 +348,7 @@ guestOnly('ipvs: real kernel, both drivers, checked against ipvsadm -Ln', () => 
   // Last: it unloads IPVS. The kernel loads ip_vs by itself when the IPVS
   // family is looked up, so the module is made impossible to load instead.
   serial('both drivers: IPVS that cannot be loaded is one clear error', async (t) => {
-    flushIpvs();
+    await flushIpvs();
     const modprobe = '/proc/sys/kernel/modprobe';
     const helper = readFileSync(modprobe, 'utf8').trim();
     t.teardown(() => {
