@@ -16,8 +16,8 @@ import { createHaproxyEngine, createRuntimeApiClient, type EngineOp } from '@loa
 import { runInGuest } from '../ipvs-vm/run.js';
 import { machineLine, median, QUICK } from './lib/measure.js';
 
-const N = QUICK ? 50 : 1000;
-const ROUNDS = QUICK ? 1 : 5;
+const N = Number(process.env['LOADFEED_BENCH_N'] ?? (QUICK ? 50 : 1000));
+const ROUNDS = Number(process.env['LOADFEED_BENCH_ROUNDS'] ?? (QUICK ? 1 : 5));
 const HAPROXY_SERVERS = QUICK ? 10 : 100;
 
 function ratio(a: number, b: number): string {
