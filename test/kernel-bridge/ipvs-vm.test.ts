@@ -35,7 +35,7 @@ const PREREQUISITES: readonly Prerequisite[] = [
   { what: 'qemu-system-x86_64', howTo: INSTALL_PACKAGES_HINT, probe: () => missingOf(findQemu()) },
   { what: 'static busybox', howTo: INSTALL_PACKAGES_HINT, probe: () => missingOf(findStaticBusybox()) },
   {
-    what: 'a Debian kernel with IPVS modules',
+    what: 'Debian kernel with IPVS modules',
     howTo: INSTALL_KERNEL_HINT,
     probe: () => {
       const kernel = findGuestKernel();

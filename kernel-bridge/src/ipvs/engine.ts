@@ -4,13 +4,20 @@
 // batch against them (edits.ts), and sends the edits; observe() reports the
 // kernel's services, destinations, weights and connection counters.
 //
+// Availability: the kernel loads ip_vs by itself the first time the "IPVS"
+// netlink family is looked up (and ipvsadm runs modprobe), so a loadable
+// module is enough; IPVS_UNAVAILABLE_MESSAGE is for kernels where it cannot
+// be loaded (CONFIG_IP_VS unset, modules missing, module loading disabled).
+//
 // Weights: the kernel (and ipvsadm -w) accept any int >= 0, up to 2^31 - 1;
 // loadfeed takes 0..65535, the range the fast path and the memory engine use,
 // so a policy moves between engines unchanged and needs no more resolution
 // than that. A larger weight set by another tool is reported as it is.
 //
 // Addresses: services are `tcp|udp|sctp IP:PORT` or `fwmark N [ipv6]`,
-// destinations `IP:PORT`, both reported in canonical form (model.ts).
+// destinations `IP:PORT`, both reported in canonical form (model.ts), sorted
+// (IPv4 before IPv6, then protocol, address, port) whatever order the kernel
+// keeps them in (it lists the newest destination first).
 // Destinations are added with forwarding method `masq` by default (the only
 // one that maps ports, like the other engines); `route`/`tunnel` when the
 // option says so. A weight change keeps the destination's forwarding method,
