@@ -119,7 +119,7 @@ test('no IPVS family (ENOENT from the controller) is one clear error', async (t)
   t.is(error?.message, IPVS_UNAVAILABLE_MESSAGE);
   t.is(error?.code, 'BRIDGE_ENGINE_UNAVAILABLE');
   t.regex(IPVS_UNAVAILABLE_MESSAGE, /modprobe ip_vs.*CONFIG_IP_VS.*fastpath\/nftables\/haproxy/);
-  t.true(peer.closed, 'the socket is closed when opening fails');
+  t.false(peer.closed, 'a socket handed in stays its owner\'s when opening fails');
 });
 
 test('observe(): a GET_SERVICE dump, then one GET_DEST dump per service, never two dumps at once', async (t) => {

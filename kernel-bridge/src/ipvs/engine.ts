@@ -53,7 +53,11 @@ export interface IpvsEngineOptions {
   readonly scheduler?: string;
   /** Forwarding method for add-destination: masq (default), route (direct routing) or tunnel. */
   readonly forward?: 'masq' | 'route' | 'tunnel';
-  /** netlink driver: an open socket to use instead of a new one (tests pass a fake peer's). */
+  /**
+   * netlink driver: an open socket to use instead of a new one (tests pass a
+   * fake peer's). The engine closes it when it uses it; if opening fails, or
+   * auto picks ipvsadm, it stays the caller's.
+   */
   readonly socket?: IpvsSocket;
   /** netlink driver: requests in flight at once (default DEFAULT_NETLINK_WINDOW). */
   readonly netlinkWindow?: number;
@@ -85,7 +89,8 @@ export async function createIpvsEngine(options: IpvsEngineOptions = {}): Promise
     try {
       await backend.probe();
     } catch (error) {
-      await backend.close();
+      // A socket we opened is ours to close; a given one stays open for a second look (auto).
+      if (options.socket === undefined) await backend.close();
       throw error;
     }
     return backend;

@@ -87,6 +87,13 @@ export async function openNetlinkTransport(options: NetlinkTransportOptions = {}
     );
   }
   const nl = socket.socket;
+  // An asynchronous socket error (ENOBUFS when the kernel dropped answers) must
+  // not crash the process as an unhandled 'error' event: it is kept, and the
+  // request that then times out says what happened.
+  let socketError: Error | null = null;
+  nl.on('error', (error) => {
+    socketError = error;
+  });
   return {
     async request(type, flags, payload) {
       try {
@@ -95,7 +102,8 @@ export async function openNetlinkTransport(options: NetlinkTransportOptions = {}
       } catch (error) {
         const errno = (error as { errno?: unknown }).errno;
         if (typeof errno === 'number') throw errnoError(Math.abs(errno), `sending netlink message type ${type}`);
-        throw new BridgeError('BRIDGE_NETLINK_FAILED', `netlink request failed: ${(error as Error).message}`, {
+        const after = socketError === null ? '' : ` (socket error before: ${socketError.message})`;
+        throw new BridgeError('BRIDGE_NETLINK_FAILED', `netlink request failed: ${(error as Error).message}${after}`, {
           cause: error,
         });
       }
