@@ -5,6 +5,7 @@
 import test from 'ava';
 import {
   ConflictError,
+  ConnectionLimitError,
   EngineClosedError,
   EnginePermissionError,
   EngineUnavailableError,
@@ -271,10 +272,15 @@ test('apply(): bad weights, limits and addresses reject before anything is read 
   await t.throwsAsync(engine.apply([setWeight('127.0.0.2:8080', 1), setWeight('127.0.0.3:80', 65536)]), { instanceOf: WeightRangeError });
   await t.throwsAsync(engine.apply([setWeight('127.0.0.2:8080', -1)]), { instanceOf: WeightRangeError });
   await t.throwsAsync(engine.apply([setWeight('127.0.0.2:8080', 1, { maxConnections: -1 })]), {
-    instanceOf: OptionError,
+    instanceOf: ConnectionLimitError,
     message: /maxConnections -1 must be an integer in 0\.\.2147483647 \(0 = no limit\)/,
   });
-  await t.throwsAsync(engine.apply([setWeight('127.0.0.2:8080', 1, { maxConnections: 1.5 })]), { instanceOf: OptionError });
+  await t.throwsAsync(engine.apply([setWeight('127.0.0.2:8080', 1, { maxConnections: 1.5 })]), {
+    instanceOf: ConnectionLimitError,
+  });
+  await t.throwsAsync(engine.apply([setWeight('127.0.0.2:8080', 1, { maxConnections: 2 ** 31 })]), {
+    instanceOf: ConnectionLimitError,
+  });
   await t.throwsAsync(engine.apply([{ op: 'set-weight', service: 'tcp 127.0.0.1', destination: '127.0.0.2:1', weight: 1 }]), {
     instanceOf: AddressError,
   });

@@ -7,7 +7,7 @@
 // the thresholds to 0, a GUE tunnel to IPIP). So a weight change carries the
 // settings just read, with only the weight (and the upper threshold, when the
 // op gives one) changed.
-import { ConflictError, OptionError, UnknownTargetError, UnsupportedError, type BridgeError } from '../errors.js';
+import { ConflictError, ConnectionLimitError, UnknownTargetError, UnsupportedError, type BridgeError } from '../errors.js';
 import type { EngineOp } from '../model.js';
 import {
   formatDestinationKey,
@@ -245,7 +245,7 @@ function checkMaxConnections(op: Extract<EngineOp, { op: 'set-weight' }>): numbe
   const limit = op.maxConnections;
   if (limit === undefined) return undefined;
   if (!Number.isInteger(limit) || limit < 0 || limit > MAX_IPVS_CONNECTIONS) {
-    throw new OptionError(
+    throw new ConnectionLimitError(
       `set-weight "${op.service}" "${op.destination}": maxConnections ${limit} must be an integer in 0..${MAX_IPVS_CONNECTIONS} (0 = no limit)`,
     );
   }
