@@ -58,7 +58,11 @@ function runOnce(
     const child = spawn(path, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
     child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
     // EPIPE when ipvsadm exits before reading everything: its exit status tells what happened.
@@ -70,10 +74,11 @@ function runOnce(
     });
     child.on('close', (code) => {
       clearTimeout(timer);
+      const said = Buffer.concat(stderr).toString('utf8');
       resolve({
         exitCode: code,
         stdout: Buffer.concat(stdout).toString('utf8'),
-        stderr: Buffer.concat(stderr).toString('utf8'),
+        stderr: timedOut ? `${said}${path} killed: no answer within ${timeoutMs} ms\n` : said,
       });
     });
     child.stdin.end(stdin ?? '');
