@@ -43,7 +43,8 @@ export function defaultEngines(): EngineRegistry {
       coarseSchedulers: ['wrr'],
       ownsServicesByDefault: false,
       canCreateServices: true,
-      connectionLimits: false,
+      // maxConnections is IPVS's upper threshold.
+      connectionLimits: true,
     })
     .register('nftables', {
       create: (c) =>
