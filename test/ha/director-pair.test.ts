@@ -23,6 +23,7 @@
 //
 // Needs root, iproute2, keepalived and curl; gated like the real-engine tests.
 import type { ExecutionContext } from 'ava';
+import { DEFAULT_BACKOFF_MAX_MS } from '@loadfeed/agent';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -300,7 +301,9 @@ ${BACKENDS.map((b) => `      - { node: ${b.node}, address: "${b.ip}:${SERVICE_PO
       recoverMark = 0;
     }
     await active.keepalived.waitForLine(/Entering BACKUP STATE/, STEP_TIMEOUT_MS, recoverMark);
-    await weightsAre(active, 'current weights again', quiesced);
+    // The agents' reconnect backoff grows to 30 s while a director is down,
+    // so its return may take that long to show.
+    await waitForAsync(`${active.name}: current weights again`, () => weights(active), quiesced, STEP_TIMEOUT_MS + DEFAULT_BACKOFF_MAX_MS);
     t.false(vipOn(active), `${active.name} came back as standby`);
     [active, standby] = [standby, active];
   }
