@@ -482,7 +482,7 @@ export class Poller {
       const have = observed.services.find((s) => s.address === service.address);
       if (!have) continue;
       const weights = new Map(have.destinations.map((d) => [d.address, d.weight]));
-      this.evaluator.adopt(service, weights, now, policy.liveness.staleAfterMs);
+      this.evaluator.adopt(service, weights, now, policy.liveness.restartGraceMs);
       this.options.logger.info({ service: service.name, engine: kind, weights: Object.fromEntries(weights) }, 'adopted the weights the engine has');
     }
   }

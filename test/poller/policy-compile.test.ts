@@ -18,7 +18,7 @@ test('a minimal policy compiles with every default filled in', (t) => {
   const p = compilePolicy(VALID, 'web.yaml', engines);
   t.deepEqual(p, {
     file: 'web.yaml',
-    liveness: { staleAfterMs: 2000 },
+    liveness: { staleAfterMs: 2000, restartGraceMs: 10000 },
     agents: { intervalMs: 1000 },
     reconcile: { everyMs: 1000, maxOpsPerCycle: 1000 },
     engines: {

@@ -52,7 +52,7 @@ export type EnginesConfig = PolicyOutput['engines'];
 
 export interface CompiledPolicy {
   readonly file: string;
-  readonly liveness: { readonly staleAfterMs: number };
+  readonly liveness: { readonly staleAfterMs: number; readonly restartGraceMs: number };
   readonly agents: { readonly intervalMs: number };
   readonly reconcile: { readonly everyMs: number; readonly maxOpsPerCycle: number };
   /** Engine settings (durations in ms). */
@@ -124,7 +124,7 @@ export function compilePolicy(text: string, file: string, engines: KnownEngines)
 function finish(p: PolicyOutput, file: string, engines: KnownEngines): CompiledPolicy {
   return {
     file,
-    liveness: { staleAfterMs: p.liveness.staleAfter },
+    liveness: { staleAfterMs: p.liveness.staleAfter, restartGraceMs: p.liveness.restartGrace },
     agents: { intervalMs: p.agents.interval },
     reconcile: { everyMs: p.reconcile.every, maxOpsPerCycle: p.reconcile.maxOpsPerCycle },
     engines: p.engines,
@@ -177,7 +177,7 @@ export function printPolicy(p: CompiledPolicy): PolicyInput {
   const d = formatDuration;
   return {
     apiVersion: API_VERSION,
-    liveness: { staleAfter: d(p.liveness.staleAfterMs) },
+    liveness: { staleAfter: d(p.liveness.staleAfterMs), restartGrace: d(p.liveness.restartGraceMs) },
     agents: { interval: d(p.agents.intervalMs) },
     reconcile: { every: d(p.reconcile.everyMs), maxOpsPerCycle: p.reconcile.maxOpsPerCycle },
     engines: {

@@ -10,6 +10,7 @@ import { parseExpression } from './expression.js';
 export const API_VERSION = 'loadfeed/v1';
 
 export const DEFAULT_STALE_AFTER = '2s';
+export const DEFAULT_RESTART_GRACE = '10s';
 export const DEFAULT_AGENT_INTERVAL = '1s';
 export const DEFAULT_HALF_LIFE = '2s';
 export const DEFAULT_WEIGHT_MIN = 1;
@@ -275,6 +276,8 @@ export const policySchema = z.strictObject({
     .strictObject({
       /** A node with no sample for this long is stale. */
       staleAfter: duration.prefault(DEFAULT_STALE_AFTER),
+      /** After a poller start, weights adopted from the engine are held this long while agents reconnect (their backoff). */
+      restartGrace: duration.prefault(DEFAULT_RESTART_GRACE),
     })
     .prefault({}),
   agents: z
