@@ -10,7 +10,7 @@
  *
  * It must never leave a process, cgroup or namespace behind (see lib/).
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -399,6 +399,8 @@ async function main(): Promise<void> {
       'out-dir': { type: 'string', default: QUICK ? path.join(tmpdir(), `loadfeed-bench-${process.pid}`) : 'docs/bench' },
       'max-load': { type: 'string', default: QUICK ? '100' : '0.7' },
       json: { type: 'boolean', default: false },
+      /** Keep the load generator's per-request records (in the system's temporary directory). */
+      'keep-records': { type: 'boolean', default: false },
     },
   });
   const reps = Number(values.reps);
@@ -424,6 +426,8 @@ async function main(): Promise<void> {
       children.dispose();
       root.remove();
       for (const n of nets) n.remove();
+      if (values['keep-records']) log(`per-request records kept in ${ctx.tmp}`);
+      else rmSync(ctx.tmp, { recursive: true, force: true });
     },
     async () => {
       for (let i = 1; i <= 3; i++) nets.push(NetNs.create(i));

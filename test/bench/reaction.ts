@@ -10,7 +10,7 @@
  *
  * It must never leave a process, cgroup or namespace behind.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -60,8 +60,10 @@ async function main(): Promise<void> {
   const kinds: Kind[] = [];
   const started = new Date();
   let loadBefore = 0;
+  const records = path.join(tmpdir(), `loadfeed-reaction-${process.pid}.txt`);
   await withCleanup(
     async () => {
+      rmSync(records, { force: true });
       for (const n of nets) n.setLink(true);
       await cluster?.stop().catch(() => undefined);
       await children.stopAll();
@@ -85,7 +87,7 @@ async function main(): Promise<void> {
       const totalS = 15 + trials * 2 * phaseS + trials * 3 * 12;
       const gen = children.node('loadgen', LOADGEN_SCRIPT, [
         '--target', `${c.target.host}:${c.target.port}`, '--schedule', JSON.stringify([[0, rate]]),
-        '--duration', String(totalS), '--out', path.join(tmpdir(), `loadfeed-reaction-${process.pid}.txt`),
+        '--duration', String(totalS), '--out', records,
       ]);
       await firstLine(gen);
       await sleep(QUICK ? 5_000 : 15_000); // weights settle
