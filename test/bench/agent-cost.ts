@@ -51,6 +51,11 @@ async function main(): Promise<void> {
       connections: { type: 'string', default: QUICK ? '0,2000' : '0,10000,50000' },
       rates: { type: 'string', default: '1,10' },
       'window-s': { type: 'string', default: QUICK ? '4' : '30' },
+      /**
+       * Settling time before the window: V8's memory reducer runs full GCs for
+       * some seconds after start-up, which at 1 Hz would be most of a short window.
+       */
+      'warmup-s': { type: 'string', default: QUICK ? '2' : '20' },
       reps: { type: 'string', default: QUICK ? '1' : '3' },
       'out-dir': { type: 'string', default: QUICK ? path.join(tmpdir(), `loadfeed-bench-${process.pid}`) : 'docs/bench' },
       'max-load': { type: 'string', default: QUICK ? '100' : '0.7' },
@@ -94,7 +99,7 @@ async function main(): Promise<void> {
         await Promise.all(holders.map((h) => firstLine(h, 180_000)));
         for (const hz of rates) {
           const trials: Row[] = [];
-          for (let rep = 0; rep < reps; rep++) trials.push(await measure(children, n, hz, windowS, log, [...values['agent-node-args'].split(' ').filter((x) => x !== ''), values['agent-bin']]));
+          for (let rep = 0; rep < reps; rep++) trials.push(await measure(children, n, hz, windowS, Number(values['warmup-s']), log, [...values['agent-node-args'].split(' ').filter((x) => x !== ''), values['agent-bin']]));
           const m = (k: keyof Row): number => median(trials.map((t) => t[k]));
           const row: Row = {
             connections: n, hz, agentCpuPct: m('agentCpuPct'), agentRssMb: m('agentRssMb'), agentPeakRssMb: m('agentPeakRssMb'),
@@ -139,7 +144,7 @@ function servicePorts(connections: number): number[] {
   return Array.from({ length: Math.max(1, Math.ceil(connections / HOLD_PER_PROCESS)) }, (_, i) => SERVICE_PORT + i);
 }
 
-async function measure(children: Children, connections: number, hz: number, windowS: number, log: (s: string) => void, agentCommand: string[]): Promise<Row> {
+async function measure(children: Children, connections: number, hz: number, windowS: number, warmupS: number, log: (s: string) => void, agentCommand: string[]): Promise<Row> {
   const intervalMs = Math.round(1000 / hz);
   const engines = defaultEngines();
   const policy = compilePolicy(
@@ -186,7 +191,7 @@ services:
       if (performance.now() > deadline) throw new Error(`agent or node_exporter not running: agent: ${agent.stderr()} node_exporter: ${exporter.stderr()}`);
       await sleep(100);
     }
-    await sleep(2000); // warm-up: JIT, first dumps
+    await sleep(warmupS * 1000); // warm-up: JIT, start-up garbage, first dumps
     const a0 = processCpuUs(agent.child.pid ?? 0);
     const e0 = processCpuUs(exporter.child.pid ?? 0);
     const s0 = samples();
