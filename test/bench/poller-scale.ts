@@ -166,7 +166,7 @@ async function main(): Promise<void> {
     const png = plotLines(path.join(outDir, 'poller-scale.png'), 'poller: CPU and p99 sample-to-decision latency', 'agents (1 sample/s each)', '% of one core / ms', [
       { name: 'poller CPU %', points: results.map((s): [number, number] => [s.agents, s.cpuPct]) },
       { name: 'p99 latency ms', points: results.map((s): [number, number] => [s.agents, s.p99Ms]) },
-    ]);
+    ], false, true);
     if (png) log(`plot: ${png}`);
   }
 }

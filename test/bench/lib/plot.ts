@@ -62,6 +62,7 @@ export function plotLines(
   ylabel: string,
   series: readonly { readonly name: string; readonly points: readonly [number, number][] }[],
   logX = false,
+  logY = false,
 ): string | null {
   if (!gnuplotAvailable() || series.length === 0) return null;
   const data: Record<string, string> = {};
@@ -77,6 +78,7 @@ export function plotLines(
     'set grid',
     'set key top left',
     logX ? 'set logscale x' : '',
+    logY ? 'set logscale y' : '',
     `plot ${series.map((s, i) => `"s${i}.dat" using 1:2 with linespoints lw 2 title ${q(s.name)}`).join(', ')}`,
   ].join('\n');
   return run(script, data) ? file : null;
