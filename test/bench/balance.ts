@@ -430,8 +430,8 @@ async function main(): Promise<void> {
       else rmSync(ctx.tmp, { recursive: true, force: true });
     },
     async () => {
-      for (let i = 1; i <= 3; i++) nets.push(NetNs.create(i));
       const loadBefore = await waitForQuietMachine(Number(values['max-load']), 20 * 60_000, log);
+      for (let i = 1; i <= 3; i++) nets.push(NetNs.create(i));
       ctx.rpsPerCore = await calibrate(ctx);
       log(`calibrated: ${ctx.rpsPerCore.toFixed(0)} requests/s per core of backend (nominal ${1000 / WORK_MS}); load average ${loadBefore}`);
       const started = new Date();

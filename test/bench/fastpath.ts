@@ -119,6 +119,7 @@ async function main(): Promise<void> {
       rmSync(dir, { recursive: true, force: true });
     },
     async () => {
+      loadBefore = await waitForQuietMachine(Number(values['max-load']), 20 * 60_000, log);
       for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, d));
       writeFileSync(path.join(dir, 'nginx.conf'), nginxConfig(dir));
       writeFileSync(path.join(dir, 'haproxy.cfg'), haproxyConfig());
@@ -130,7 +131,6 @@ async function main(): Promise<void> {
       ]);
       const fastpathPort = Number(await firstLine(fastpath));
       await waitListening([...NGINX_PORTS, HAPROXY_PORT], [nginx, haproxy]);
-      loadBefore = await waitForQuietMachine(Number(values['max-load']), 20 * 60_000, log);
       const targets = [
         { name: 'haproxy', port: HAPROXY_PORT, proc: haproxy },
         { name: 'fastpath', port: fastpathPort, proc: fastpath },

@@ -72,8 +72,8 @@ async function main(): Promise<void> {
       for (const n of nets) n.remove();
     },
     async () => {
-      for (let i = 1; i <= 3; i++) nets.push(NetNs.create(i));
       loadBefore = await waitForQuietMachine(Number(values['max-load']), 20 * 60_000, log);
+      for (let i = 1; i <= 3; i++) nets.push(NetNs.create(i));
       const c = new Cluster({
         children, root, run: 'reaction', nets,
         backends: [{ id: 'b1', cores: 0.2 }, { id: 'b2', cores: 0.2 }, { id: 'b3', cores: 0.2 }],

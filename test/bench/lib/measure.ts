@@ -1,6 +1,9 @@
 // Small measuring helpers shared by the benches: a process's CPU time and
-// RSS from /proc, statistics over arrays, and the quick-mode switch.
-import { readFileSync } from 'node:fs';
+// RSS from /proc, statistics over arrays, the quick-mode switch and the
+// one-bench-at-a-time lock.
+import fs, { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 /** LOADFEED_BENCH_QUICK=1: short runs that prove a bench works (CI), not figures to judge. */
 export const QUICK = process.env['LOADFEED_BENCH_QUICK'] === '1';
@@ -85,13 +88,53 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
+/** Held by the one bench running on this machine (its pid inside). */
+export const BENCH_LOCK = path.join(os.tmpdir(), 'loadfeed-bench.lock');
+
 /**
- * Wait until the 1-minute load average is below `max` (other users of the
- * machine skew figures), checking every 30 s, for at most `waitMs`. Returns
- * the load seen last; the caller reports it with the figures.
+ * Take the machine-wide bench lock: benches share fixed subnets, cgroup
+ * names and ports, and two at once would also skew each other's figures.
+ * A lock whose holder is gone is taken over. Released when the process exits.
+ */
+async function takeBenchLock(deadline: number, log: (s: string) => void): Promise<void> {
+  for (;;) {
+    try {
+      fs.writeFileSync(BENCH_LOCK, String(process.pid), { flag: 'wx' });
+      process.once('exit', () => fs.rmSync(BENCH_LOCK, { force: true }));
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = Number(fs.readFileSync(BENCH_LOCK, 'utf8'));
+    if (!pidAlive(holder)) {
+      fs.rmSync(BENCH_LOCK, { force: true });
+      continue;
+    }
+    if (Date.now() >= deadline) throw new Error(`another bench (pid ${holder}) still holds ${BENCH_LOCK}`);
+    log(`another bench (pid ${holder}) is running: waiting for it to end`);
+    await new Promise((r) => setTimeout(r, 5_000));
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Wait until no other bench runs (see takeBenchLock) and the 1-minute load
+ * average is below `max` (other users of the machine skew figures),
+ * checking every 30 s, for at most `waitMs`. Returns the load seen last;
+ * the caller reports it with the figures.
  */
 export async function waitForQuietMachine(max: number, waitMs: number, log: (s: string) => void): Promise<number> {
   const deadline = Date.now() + waitMs;
+  await takeBenchLock(deadline, log);
   let load = loadAverage1();
   while (load >= max && Date.now() < deadline) {
     log(`load average ${load} >= ${max}: waiting for the machine to quieten (up to ${Math.round((deadline - Date.now()) / 1000)} s more)`);
