@@ -253,3 +253,79 @@ ${names.map((n, i) => `      - { node: ${n}, address: "127.0.0.1:${i + 1}" }`).j
   t.true(shares.every((x, i) => i === 0 || x >= (shares[i - 1] ?? 0)), 'their share only grows');
   t.true(Math.abs((shares.at(-1) ?? 0) - 0.5) < 0.01, 'after the ramp they carry their half');
 });
+
+// Balance bench (d): an idle returning server has the best headroom, so
+// scaling to it shrank every other weight and "from × its own weight" was an
+// equal share at once, cold.
+test('slow start of a returning idle server is bounded by the established servers\' mean weight, and does not rescale them', (t) => {
+  const h = harness(`    smoothing: { halfLife: 0s }
+    deadband: 0
+    slowStart: { duration: 10s, from: 0.1 }
+    servers:
+      - { node: a, address: "127.0.0.1:1" }
+      - { node: b, address: "127.0.0.1:2" }
+      - { node: c, address: "127.0.0.1:3" }
+`);
+  const report = (cpu: Record<string, number>): void => {
+    for (const [n, u] of Object.entries(cpu)) h.report(n, { cpuUtilization: u });
+  };
+  for (const n of ['a', 'b', 'c']) h.connect(n, 1);
+  report({ a: 0.6, b: 0.6, c: 0.6 });
+  h.advance(20_000);
+  report({ a: 0.6, b: 0.6, c: 0.6 });
+  t.deepEqual(h.weights(), [100, 100, 100]);
+  const b = h.table.get('b');
+  if (!b) throw new Error('no b');
+  h.table.disconnect(b);
+  h.advance(15_000);
+  report({ a: 0.9, c: 0.9 });
+  t.deepEqual(h.weights(), [100, 0, 100]);
+  // b comes back idle: headroom scores it 0.9 / 0.1 = 9× better than the others.
+  h.connect('b', 1);
+  report({ a: 0.9, b: 0, c: 0.9 });
+  const d = h.evaluate();
+  t.deepEqual(d.map((x) => [x.weight, x.state]), [[100, 'live'], [10, 'slow-start'], [100, 'live']], 'b ramps from 10 % of the others\' mean; they keep their weights');
+  t.regex(d[1]?.reason ?? '', /slow start 10% of the established servers' mean weight/);
+  h.advance(5000);
+  report({ a: 0.9, b: 0, c: 0.9 });
+  t.deepEqual(h.weights(), [100, 55, 100], 'half way: 55 % of the mean');
+  h.advance(5000);
+  report({ a: 0.7, b: 0.5, c: 0.7 });
+  t.deepEqual(h.weights(), [60, 100, 60], 'ramp over: its own weight');
+});
+
+test('slow start of a server weighted below the established mean ramps its own weight', (t) => {
+  const h = harness(`    smoothing: { halfLife: 0s }
+    deadband: 0
+    slowStart: { duration: 10s, from: 0.1 }
+${TWO}`);
+  h.connect('a', 1);
+  h.report('a', { cpuUtilization: 0.5 });
+  h.advance(20_000);
+  h.report('a', { cpuUtilization: 0.5 });
+  t.deepEqual(h.weights(), [100, 0]);
+  h.connect('b', 1);
+  h.report('a', { cpuUtilization: 0.5 });
+  h.report('b', { cpuUtilization: 0.75 }); // half a's headroom: weight 50
+  h.advance(5000);
+  h.report('a', { cpuUtilization: 0.5 });
+  h.report('b', { cpuUtilization: 0.75 });
+  const d = h.evaluate();
+  t.deepEqual(d.map((x) => x.weight), [100, 28], '55 % of its own 50');
+  t.notRegex(d[1]?.reason ?? '', /mean weight/);
+});
+
+test('slow start when every established server scores 0: the returning one still takes traffic', (t) => {
+  const h = harness(`    smoothing: { halfLife: 0s }
+    deadband: 0
+    weights: { min: 0 }
+    slowStart: { duration: 10s, from: 0.1 }
+${TWO}`);
+  h.connect('a', 1);
+  h.report('a', { cpuUtilization: 1 });
+  h.advance(20_000);
+  h.connect('b', 1);
+  h.report('a', { cpuUtilization: 1 });
+  h.report('b', { cpuUtilization: 0 });
+  t.deepEqual(h.weights(), [0, 10]);
+});

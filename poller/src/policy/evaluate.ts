@@ -7,8 +7,10 @@
 //   3. blackout: a server (re)connected less than `blackout` ago gets the mean
 //   4. strategy scores → EWMA smoothing (half-life, poller clock) → a server
 //      without a score gets the mean score
-//   5. scale: the best score maps to weights.max
-//   6. meanBand clamp, 7. shareCap, 8. slow start ramp
+//   5. scale: the best score of the established servers (not in slow start)
+//      maps to weights.max
+//   6. meanBand clamp, 7. shareCap, 8. slow start ramp, bounded by the
+//      established servers' mean weight
 //   9. min/max clamp, 10. maximum change per second, 11. quantum, 12. deadband
 //  13. all-zero fallback: if every server ends at 0 because metrics vanished,
 //      keep the last weights (or equal ones) instead of black-holing the service
@@ -158,10 +160,24 @@ export class WeightEvaluator {
     const meanScore = known.length > 0 ? known.reduce((a, b) => a + b, 0) / known.length : 1;
     for (const c of open) if (c.score === null) c.score = meanScore;
 
-    // 5. scale so the best maps to max.
+    // Which servers slow-start (the ramp state is updated here, before
+    // scaling, so a ramping server's score does not set the scale).
+    const ramp = new Map<Candidate, number>();
+    if (service.slowStart) {
+      for (const c of open) {
+        const factor = this.rampFactor(service, service.slowStart, mem, c, now);
+        if (factor !== null) ramp.set(c, factor);
+      }
+    }
+    const established = open.filter((c) => !ramp.has(c));
+
+    // 5. scale so the best established server maps to max. A server in slow
+    // start does not set the scale: an idle returning server has the best
+    // headroom of all, and scaling to it would shrink every other weight.
     const { min, max, quantum } = service.weights;
-    const best = Math.max(0, ...open.map((c) => c.score ?? 0));
-    for (const c of open) c.weight = best > 0 ? (max * (c.score ?? 0)) / best : max;
+    const bestOf = (cs: readonly Candidate[]): number => Math.max(0, ...cs.map((c) => c.score ?? 0));
+    const best = bestOf(established) > 0 ? bestOf(established) : bestOf(open);
+    for (const c of open) c.weight = best > 0 ? Math.min(max, (max * (c.score ?? 0)) / best) : max;
 
     // 6. mean band.
     if (service.meanBand && open.length > 0) {
@@ -175,30 +191,17 @@ export class WeightEvaluator {
     // 7. share cap over every server that takes traffic.
     if (service.shareCap !== null) capShares(candidates, open, service.shareCap);
     // 8. slow start: a server that (re)connected or came back from silence
-    // ramps up, unless its weight was adopted from the engine at start.
-    if (service.slowStart) {
-      for (const c of open) {
-        if (!c.node) continue;
-        const s = this.server(mem, c.address, now);
-        const newStream = s.stream !== c.node.connectedAt;
-        if (newStream || s.returnedAt !== null) {
-          // A new stream ramps from when it connected (after its blackout);
-          // the same stream back from silence ramps from its return.
-          s.rampFrom = s.adopted ? null : newStream ? c.node.connectedAt + service.blackoutMs : s.returnedAt;
-          s.stream = c.node.connectedAt;
-          s.adopted = false;
-          s.returnedAt = null;
-        }
-        if (s.rampFrom === null) continue;
-        const elapsed = now - s.rampFrom;
-        if (elapsed >= service.slowStart.durationMs) {
-          s.rampFrom = null;
-          continue;
-        }
-        const factor = service.slowStart.from + ((1 - service.slowStart.from) * Math.max(0, elapsed)) / service.slowStart.durationMs;
-        c.weight *= factor;
+    // ramps up, unless its weight was adopted from the engine at start. The
+    // ramp is `factor` × the smaller of its own weight and the established
+    // servers' mean weight: its own weight alone is no bound, since headroom
+    // rates an idle, cold server best of all.
+    if (ramp.size > 0) {
+      const reference = established.length > 0 ? established.reduce((a, c) => a + c.weight, 0) / established.length : 0;
+      for (const [c, factor] of ramp) {
+        const bounded = reference > 0 && c.weight >= reference;
+        c.weight = factor * (bounded ? reference : c.weight);
         c.state = 'slow-start';
-        c.reason += `; slow start ${Math.round(factor * 100)}%`;
+        c.reason += `; slow start ${Math.round(factor * 100)}%${bounded ? ' of the established servers\' mean weight' : ''}`;
       }
     }
 
@@ -290,6 +293,32 @@ export class WeightEvaluator {
     s.holdUntil = null;
     if (node.drained !== null) return { ...base, state: 'drained', reason: `drained by the agent${node.drained ? `: ${node.drained}` : ''}`, missing: false, fixed: true };
     return { ...base, state: 'live', reason: '', missing: false, fixed: false };
+  }
+
+  /**
+   * Slow start state of one server: the ramp factor (`from` → 1 over the
+   * duration) while it ramps, null when it does not. A new stream ramps from
+   * when it connected (after its blackout); the same stream back from
+   * silence ramps from its return; a weight adopted from the engine at start
+   * does not ramp.
+   */
+  private rampFactor(service: CompiledService, slowStart: { readonly durationMs: number; readonly from: number }, mem: ServiceMemory, c: Candidate, now: number): number | null {
+    if (!c.node) return null;
+    const s = this.server(mem, c.address, now);
+    const newStream = s.stream !== c.node.connectedAt;
+    if (newStream || s.returnedAt !== null) {
+      s.rampFrom = s.adopted ? null : newStream ? c.node.connectedAt + service.blackoutMs : s.returnedAt;
+      s.stream = c.node.connectedAt;
+      s.adopted = false;
+      s.returnedAt = null;
+    }
+    if (s.rampFrom === null) return null;
+    const elapsed = now - s.rampFrom;
+    if (elapsed >= slowStart.durationMs) {
+      s.rampFrom = null;
+      return null;
+    }
+    return slowStart.from + ((1 - slowStart.from) * Math.max(0, elapsed)) / slowStart.durationMs;
   }
 
   /**

@@ -187,7 +187,7 @@ export const serviceSchema = z.strictObject({
     .default(null),
   /** No server gets more than this share of the service's total weight; null = off. */
   shareCap: z.number().gt(0).max(1).nullable().default(null),
-  /** New or returning servers ramp from `from` × their weight to all of it over `duration`. */
+  /** New or returning servers ramp from `from` × their weight (at most × the mean weight of the servers not ramping) to all of it over `duration`. */
   slowStart: z
     .strictObject({ duration: duration.prefault(DEFAULT_SLOW_START), from: fraction.default(DEFAULT_SLOW_START_FROM) })
     .nullable()
