@@ -6,6 +6,7 @@ import {
   createIpvsEngine,
   createMemoryEngine,
   createNftablesEngine,
+  FASTPATH_SCHEDULERS,
   FASTPATH_WEIGHT_RANGE,
   HAPROXY_WEIGHT_RANGE,
   IPVS_WEIGHT_RANGE,
@@ -20,6 +21,13 @@ import { headroomStrategy } from './policy/strategy-headroom.js';
 import { orcaStrategy } from './policy/strategy-orca.js';
 import { pidStrategy } from './policy/strategy-pid.js';
 
+const FASTPATH_NAMES = [...FASTPATH_SCHEDULERS.keys()].join(', ');
+/** Fast-path schedulers no kernel scheduler matches, with what IPVS has nearest. */
+const FASTPATH_ONLY: ReadonlyMap<string, string> = new Map([
+  ['swrr', 'wrr (which restarts its cycle on every weight update)'],
+  ['swrr-lc', 'sed or wlc'],
+]);
+
 export function defaultEngines(): EngineRegistry {
   return new EngineRegistry()
     .register('fastpath', {
@@ -28,6 +36,7 @@ export function defaultEngines(): EngineRegistry {
       ownsServicesByDefault: true,
       canCreateServices: true,
       connectionLimits: false,
+      checkScheduler: (name) => (FASTPATH_SCHEDULERS.has(name) ? null : `not a fast path scheduler (${FASTPATH_NAMES})`),
     })
     .register('memory', {
       create: () => createMemoryEngine(),
@@ -45,6 +54,11 @@ export function defaultEngines(): EngineRegistry {
       canCreateServices: true,
       // maxConnections is IPVS's upper threshold.
       connectionLimits: true,
+      checkScheduler: (name) => {
+        const nearest = FASTPATH_ONLY.get(name);
+        if (nearest !== undefined) return `a fast path scheduler IPVS does not have; the nearest IPVS ones: ${nearest}`;
+        return /^[a-z][a-z0-9_]{0,14}$/.test(name) ? null : 'not an IPVS scheduler name (rr, wrr, lc, wlc, sed, nq, sh, mh…)';
+      },
     })
     .register('nftables', {
       create: (c) =>
@@ -56,6 +70,7 @@ export function defaultEngines(): EngineRegistry {
       ownsServicesByDefault: true,
       canCreateServices: true,
       connectionLimits: false,
+      checkScheduler: (name) => (name === 'random' ? null : 'the nftables engine\'s only scheduler is "random" (numgen random, by weight)'),
     })
     .register('haproxy', {
       create: (c) => createHaproxyEngine({ socket: c.haproxy.socket ?? '', timeoutMs: c.haproxy.timeout }),
@@ -63,6 +78,8 @@ export function defaultEngines(): EngineRegistry {
       ownsServicesByDefault: false,
       canCreateServices: false,
       connectionLimits: true,
+      checkScheduler: () =>
+        'HAProxy\'s algorithm is "balance" in haproxy.cfg (roundrobin and leastconn follow weights; it has no shortest expected delay): remove scheduler here',
     });
 }
 

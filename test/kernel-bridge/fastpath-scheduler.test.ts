@@ -1,6 +1,6 @@
 // The fast path's schedulers as pure functions: no sockets, exact sequences.
 import test from 'ava';
-import { pickSwrr, pickWlc, type Scheduler, type SchedulerTarget } from '@loadfeed/kernel-bridge';
+import { pickSed, pickSwrr, pickSwrrLc, pickWlc, type Scheduler, type SchedulerTarget } from '@loadfeed/kernel-bridge';
 
 const NOW = 1_000;
 
@@ -100,4 +100,87 @@ test('wlc: cross-multiplication stays exact at the top of the weight range', (t)
   const ts = targets({ a: { weight: 65_535, active: 1_000_000 }, b: { weight: 65_534, active: 999_999 } });
   // 1e6/65535 = 15.2590… vs 999999/65534 = 15.2592… → a
   t.is(pickWlc(ts, NOW)?.name, 'a');
+});
+
+/**
+ * Short connections that overlap: every pick opens a connection on the chosen
+ * target; each target finishes its connections at a rate proportional to
+ * `speed` (connections per tick), so a target whose speed is below its share
+ * of the arrivals piles up active connections. Deterministic.
+ */
+function simulate(pick: Scheduler, ts: Target[], speed: Record<string, number>, arrivalsPerTick: number, ticks: number): Record<string, number> {
+  const counts: Record<string, number> = {};
+  const credit: Record<string, number> = {};
+  for (let i = 0; i < ticks; i += 1) {
+    for (let k = 0; k < arrivalsPerTick; k += 1) {
+      const d = pick(ts, NOW);
+      if (!d) continue;
+      d.active += 1;
+      counts[d.name] = (counts[d.name] ?? 0) + 1;
+    }
+    for (const d of ts) {
+      credit[d.name] = (credit[d.name] ?? 0) + (speed[d.name] ?? 0);
+      const done = Math.min(d.active, Math.floor(credit[d.name] ?? 0));
+      d.active -= done;
+      credit[d.name] = (credit[d.name] ?? 0) - done;
+      if (d.active === 0) credit[d.name] = Math.min(credit[d.name] ?? 0, 1);
+    }
+  }
+  return counts;
+}
+
+// Balance bench (a): with one request per connection most targets are idle at
+// each pick, and wlc gives the connection to any idle target whatever its
+// weight, so a weight-1 target got more than its share.
+test('wlc: an idle target wins over a busier one whatever the weights (why swrr-lc exists)', (t) => {
+  const ts = targets({ small: 1, big: { weight: 4, active: 1 } });
+  t.is(pickWlc(ts, NOW)?.name, 'small');
+  t.deepEqual(shares(pickSwrrLc, ts, 5), { small: 1, big: 4 }, 'one connection in: the weights decide');
+});
+
+test('swrr-lc: sequential short connections get exact weighted shares', (t) => {
+  t.deepEqual(shares(pickSwrrLc, targets({ a: 1, b: 2, c: 4 }), 700), { a: 100, b: 200, c: 400 });
+});
+
+test('swrr-lc: overlapping short connections on targets fast enough for their share get shares close to the weights, closer than wlc', (t) => {
+  const speed = { a: 6 / 7, b: 12 / 7, c: 24 / 7 }; // each able to finish twice its share of 3 arrivals a tick
+  const worst = (c: Record<string, number>): number => {
+    const total = (c['a'] ?? 0) + (c['b'] ?? 0) + (c['c'] ?? 0);
+    return Math.max(...(['a', 'b', 'c'] as const).map((n, i) => Math.abs((c[n] ?? 0) / total / (2 ** i / 7) - 1)));
+  };
+  const lc = simulate(pickSwrrLc, targets({ a: 1, b: 2, c: 4 }), speed, 3, 7_000);
+  const wlc = simulate(pickWlc, targets({ a: 1, b: 2, c: 4 }), speed, 3, 7_000);
+  t.log('swrr-lc', lc, 'wlc', wlc);
+  t.true(worst(lc) < 0.1, `swrr-lc: worst share off its weight by ${(worst(lc) * 100).toFixed(1)} %`);
+  t.true(worst(wlc) > 2 * worst(lc), `wlc: worst share off its weight by ${(worst(wlc) * 100).toFixed(1)} %`);
+});
+
+test('swrr-lc: a target with many active connections is avoided until it catches up', (t) => {
+  const ts = targets({ stuck: { weight: 10, active: 30 }, a: 1, b: 1 });
+  t.deepEqual(shares(pickSwrrLc, ts, 20), { a: 10, b: 10 }, 'never while 29/10 > 0/1');
+  ts[0]!.active = 1; // 0/10 <= 0/1
+  t.is(shares(pickSwrrLc, ts, 12)['stuck'], 10, 'back to its weighted share');
+  t.deepEqual(shares(pickSwrrLc, targets({ small: { weight: 1, active: 2 }, big: 4 }), 5), { big: 5 }, 'a small target two connections in is skipped');
+});
+
+test('swrr-lc: a slow target gets less than its weight, the others take up the rest', (t) => {
+  const ts = targets({ slow: 1, a: 1, b: 1 });
+  // 2 arrivals a tick; "slow" finishes one connection every 4 ticks.
+  const c = simulate(pickSwrrLc, ts, { slow: 0.25, a: 2, b: 2 }, 2, 4_000);
+  t.true((c['slow'] ?? 0) < 0.15 * 8_000, `slow got ${c['slow']} of 8000`);
+  t.is((c['slow'] ?? 0) + (c['a'] ?? 0) + (c['b'] ?? 0), 8_000);
+});
+
+test('swrr-lc: skips weight 0 and down targets; none eligible gives undefined', (t) => {
+  t.deepEqual(shares(pickSwrrLc, targets({ a: 2, zero: 0, down: { weight: 5, down: true }, b: 1 }), 300), { a: 200, b: 100 });
+  t.is(pickSwrrLc(targets({ zero: 0, down: { weight: 1, down: true } }), NOW), undefined);
+});
+
+test('sed: least (active + 1) / weight, as IPVS sed', (t) => {
+  t.is(pickSed(targets({ small: 1, big: { weight: 4, active: 2 } }), NOW)?.name, 'big', '3/4 < 1/1');
+  t.is(pickSed(targets({ small: 1, big: { weight: 4, active: 4 } }), NOW)?.name, 'small', '5/4 > 1/1');
+  t.deepEqual(shares(pickSed, targets({ a: 1, b: 4 }), 10), { b: 10 }, 'sequential connections all go to the highest weight');
+  t.deepEqual(shares(pickSed, targets({ a: 2, b: { weight: 4, active: 1 } }), 6), { a: 2, b: 4 }, 'exact ties: smooth weighted round robin');
+  t.is(pickSed(targets({ stuck: { weight: 10, active: 30 }, a: 1 }), NOW)?.name, 'a');
+  t.is(pickSed(targets({ zero: 0, down: { weight: 1, down: true } }), NOW), undefined);
 });

@@ -270,3 +270,26 @@ services:
 `, 'i.yaml', engines);
   t.like(p.services[0], { owned: false, weights: { min: 1, max: 200, quantum: 10 } });
 });
+
+test('scheduler: each engine takes its own names and refuses the others with why', (t) => {
+  const svc = (engine: string, address: string, scheduler: string): string => `apiVersion: loadfeed/v1
+engines: { haproxy: { socket: /run/haproxy/admin.sock } }
+services:
+  - name: web
+    engine: ${engine}
+    address: ${address}
+    scheduler: ${scheduler}
+    servers: [{ node: n1, address: ${engine === 'haproxy' ? 's1' : '"192.0.2.21:80"'} }]
+`;
+  const problem = (engine: string, address: string, scheduler: string): string => {
+    const err = t.throws(() => compilePolicy(svc(engine, address, scheduler), 'p.yaml', engines), { instanceOf: PolicyError });
+    return err?.problems.map((p) => `${p.line}: ${p.path}: ${p.message}`).join('\n') ?? '';
+  };
+  for (const s of ['wlc', 'swrr', 'sed', 'swrr-lc']) t.is(compilePolicy(svc('fastpath', 'tcp 192.0.2.10:80', s), 'p.yaml', engines).services[0]?.scheduler, s);
+  t.is(problem('fastpath', 'tcp 192.0.2.10:80', 'lc'), '7: services[0].scheduler: "lc": not a fast path scheduler (wlc, swrr, sed, swrr-lc)');
+  t.is(compilePolicy(svc('ipvs', 'tcp 192.0.2.10:80', 'sed'), 'p.yaml', engines).services[0]?.scheduler, 'sed');
+  t.is(problem('ipvs', 'tcp 192.0.2.10:80', 'swrr-lc'), '7: services[0].scheduler: "swrr-lc": a fast path scheduler IPVS does not have; the nearest IPVS ones: sed or wlc');
+  t.is(compilePolicy(svc('nftables', 'tcp 192.0.2.10:80', 'random'), 'p.yaml', engines).services[0]?.scheduler, 'random');
+  t.regex(problem('nftables', 'tcp 192.0.2.10:80', 'sed'), /"sed": the nftables engine's only scheduler is "random"/);
+  t.regex(problem('haproxy', 'web_backend', 'sed'), /"sed": HAProxy's algorithm is "balance" in haproxy.cfg .*no shortest expected delay/);
+});

@@ -2,7 +2,7 @@
 // they are tested without sockets and cost no allocation per pick.
 //
 // A destination is eligible when its weight is > 0 and it is not marked down.
-// Both schedulers update `current` (the smooth weighted round-robin score) of
+// Every scheduler updates `current` (the smooth weighted round-robin score) of
 // the destinations they consider and nothing else; the caller owns `active`.
 
 export interface SchedulerTarget {
@@ -47,6 +47,66 @@ export function pickWlc<T extends SchedulerTarget>(targets: readonly T[], now: n
   return least === undefined ? undefined : swrrAmong(targets, now, least);
 }
 
+/**
+ * Shortest expected delay (IPVS `sed`): the eligible target with the least
+ * (active + 1) / weight, the delay a new connection would see if each
+ * target served its connections at a rate proportional to its weight.
+ * Unlike `wlc`, an idle target does not win over a busier one of much
+ * higher weight. Exact ties go to smooth weighted round robin among the
+ * tied targets (IPVS takes the first). Over strictly sequential connections
+ * (each over before the next) it sends everything to the highest weight:
+ * weights rank the targets, they are not shares.
+ */
+export function pickSed<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
+  let least: T | undefined;
+  for (const t of targets) {
+    if (!isEligible(t, now)) continue;
+    if (least === undefined || (t.active + 1) * least.weight < (least.active + 1) * t.weight) least = t;
+  }
+  if (least === undefined) return undefined;
+  let best: T | undefined;
+  let total = 0;
+  for (const t of targets) {
+    if (!isEligible(t, now) || (t.active + 1) * least.weight !== (least.active + 1) * t.weight) continue;
+    t.current += t.weight;
+    total += t.weight;
+    if (best === undefined || t.current > best.current) best = t;
+  }
+  if (best !== undefined) best.current -= total;
+  return best;
+}
+
+/**
+ * Smooth weighted round robin with a least-connection guard: swrr among the
+ * targets that would be no busier than the least busy one (by `wlc`'s
+ * measure, active/weight) with one connection less. Short connections then
+ * get weighted shares as `swrr` gives (idle targets and targets one
+ * connection in all take part), where `wlc` hands the next connection to
+ * any idle target whatever its weight; a target that falls behind by more
+ * than a connection (a slow or stalled backend piling up connections) drops
+ * out until it catches up, as `wlc` would avoid it. The least busy target
+ * always takes part, so an eligible target is always found.
+ */
+export function pickSwrrLc<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
+  let least: T | undefined;
+  for (const t of targets) {
+    if (!isEligible(t, now)) continue;
+    if (least === undefined || t.active * least.weight < least.active * t.weight) least = t;
+  }
+  if (least === undefined) return undefined;
+  let best: T | undefined;
+  let total = 0;
+  for (const t of targets) {
+    // (t.active - 1) / t.weight <= least.active / least.weight, without division.
+    if (!isEligible(t, now) || (t.active - 1) * least.weight > least.active * t.weight) continue;
+    t.current += t.weight;
+    total += t.weight;
+    if (best === undefined || t.current > best.current) best = t;
+  }
+  if (best !== undefined) best.current -= total;
+  return best;
+}
+
 function isEligible(t: SchedulerTarget, now: number): boolean {
   return t.weight > 0 && t.downUntil <= now;
 }
@@ -72,4 +132,6 @@ export const DEFAULT_FASTPATH_SCHEDULER = 'wlc';
 export const FASTPATH_SCHEDULERS: ReadonlyMap<string, Scheduler> = new Map<string, Scheduler>([
   ['wlc', pickWlc],
   ['swrr', pickSwrr],
+  ['sed', pickSed],
+  ['swrr-lc', pickSwrrLc],
 ]);

@@ -75,6 +75,8 @@ export interface EngineLimits {
   readonly canCreateServices: boolean;
   /** Whether the engine has per-server connection limits (`connectionLimit`). */
   readonly connectionLimits: boolean;
+  /** Why the engine cannot take this `scheduler`, or null when it can; absent = any name. */
+  readonly checkScheduler?: (name: string) => string | null;
 }
 
 /** Engines the policy may name, with what compile must check against. */
@@ -239,6 +241,8 @@ function checkSemantics(p: CompiledPolicy, engines: KnownEngines, report: Report
     if (s.owned && !limits.canCreateServices) {
       report(['services', i, 'owned'], `true: the ${s.engine} engine cannot create services (they come from its own configuration)`);
     }
+    const schedulerProblem = s.scheduler === null ? null : (limits.checkScheduler?.(s.scheduler) ?? null);
+    if (schedulerProblem !== null) report(['services', i, 'scheduler'], `"${s.scheduler}": ${schedulerProblem}`);
     if (s.connectionLimit !== null && !limits.connectionLimits) {
       report(['services', i, 'connectionLimit'], `the ${s.engine} engine has no per-server connection limit`);
     }
