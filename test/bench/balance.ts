@@ -24,6 +24,8 @@ import { plotShares } from './lib/plot.js';
 import { LOADGEN_SCRIPT, parseRecords, type RequestRecord } from './lib/records.js';
 
 const WORK_MS = 2;
+/** Seconds per step of the load ramp (e). */
+const DEFAULT_RAMP_STEP_S = 20;
 /** A failed request counts as this latency in the percentiles (it is also counted as an error). */
 const TIMEOUT_MS = 5_000;
 
@@ -64,6 +66,14 @@ export const POLICIES: Readonly<Record<string, Balancer & { readonly what: strin
   // Not in the default set: loadfeed's defaults on the other fast-path
   // scheduler, to tell the strategy's part from the scheduler's.
   'loadfeed-swrr': { what: "loadfeed's defaults with scheduler swrr", kind: 'poller', policy: (s) => policyHead('    scheduler: swrr\n') + s },
+  'loadfeed-wlc': { what: "loadfeed's defaults with scheduler wlc", kind: 'poller', policy: (s) => policyHead('    scheduler: wlc\n') + s },
+  'loadfeed-sed': { what: "loadfeed's defaults with scheduler sed", kind: 'poller', policy: (s) => policyHead('    scheduler: sed\n') + s },
+  'loadfeed-swrr-lc': { what: "loadfeed's defaults with scheduler swrr-lc", kind: 'poller', policy: (s) => policyHead('    scheduler: swrr-lc\n') + s },
+  'loadfeed-swrr-lc-1s': {
+    what: "loadfeed's defaults with scheduler swrr-lc and half-life 1s",
+    kind: 'poller',
+    policy: (s) => policyHead('    scheduler: swrr-lc\n    smoothing: { halfLife: 1s }\n') + s,
+  },
 };
 /** Policies run when --policies is not given. */
 const DEFAULT_POLICIES = ['round-robin', 'static-equal', 'static-capacity', 'least-connection', 'orca', 'pid', 'loadfeed'];
@@ -101,11 +111,14 @@ const EQUAL: BackendSpec[] = [
   { id: 'b3', cores: 0.2 },
 ];
 
-function scenarios(scale: number): Scenario[] {
+function scenarios(scale: number, rampStepS: number): Scenario[] {
   const s = (x: number): number => Math.round(x * scale * 10) / 10;
   const noiseOn = s(10);
-  const ramp = [0.75, 0.9, 1.05, 1.2, 1.35, 1.5];
-  const step = s(8);
+  // Fine steps around full capacity, long enough for an overloaded backend's
+  // queue to pass the 5 s timeout: 20 % too much on the 0.1-core backend
+  // (~24 requests/s) queues ~5 requests a second, 5 s of them in ~25 s; 20 s steps (and what carries over to the next) bring most of it out.
+  const ramp = [0.8, 0.9, 0.95, 1.0, 1.05, 1.1];
+  const step = s(rampStepS);
   const warm = s(12);
   return [
     {
@@ -395,6 +408,8 @@ async function main(): Promise<void> {
       policies: { type: 'string', default: QUICK ? 'round-robin,loadfeed' : DEFAULT_POLICIES.join(',') },
       reps: { type: 'string', default: '1' },
       scale: { type: 'string', default: QUICK ? '0.25' : '1' },
+      /** Length of each step of the load ramp (e), before --scale. */
+      'ramp-step-s': { type: 'string', default: String(DEFAULT_RAMP_STEP_S) },
       'period-us': { type: 'string', default: String(DEFAULT_CFS_PERIOD_US) },
       'out-dir': { type: 'string', default: QUICK ? path.join(tmpdir(), `loadfeed-bench-${process.pid}`) : 'docs/bench' },
       'max-load': { type: 'string', default: QUICK ? '100' : '0.7' },
@@ -407,7 +422,7 @@ async function main(): Promise<void> {
   const wanted = values.scenarios.split(',');
   const policyNames = values.policies.split(',');
   for (const p of policyNames) if (!POLICIES[p]) throw new Error(`--policies: unknown ${p} (known: ${Object.keys(POLICIES).join(', ')})`);
-  const list = scenarios(Number(values.scale)).filter((s) => wanted.includes(s.key));
+  const list = scenarios(Number(values.scale), Number(values['ramp-step-s'])).filter((s) => wanted.includes(s.key));
   const outDir = values['out-dir'];
   mkdirSync(outDir, { recursive: true });
   const log = (s: string): void => {
