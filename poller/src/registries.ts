@@ -26,6 +26,7 @@ const FASTPATH_NAMES = [...FASTPATH_SCHEDULERS.keys()].join(', ');
 const FASTPATH_ONLY: ReadonlyMap<string, string> = new Map([
   ['swrr', 'wrr (which restarts its cycle on every weight update)'],
   ['swrr-lc', 'sed or wlc'],
+  ['swrr-sed', 'sed or wlc'],
 ]);
 
 export function defaultEngines(): EngineRegistry {

@@ -1,6 +1,6 @@
 // The fast path's schedulers as pure functions: no sockets, exact sequences.
 import test from 'ava';
-import { pickSed, pickSwrr, pickSwrrLc, pickWlc, type Scheduler, type SchedulerTarget } from '@loadfeed/kernel-bridge';
+import { pickSed, pickSwrr, pickSwrrLc, pickSwrrSed, pickWlc, type Scheduler, type SchedulerTarget } from '@loadfeed/kernel-bridge';
 
 const NOW = 1_000;
 
@@ -183,4 +183,12 @@ test('sed: least (active + 1) / weight, as IPVS sed', (t) => {
   t.deepEqual(shares(pickSed, targets({ a: 2, b: { weight: 4, active: 1 } }), 6), { a: 2, b: 4 }, 'exact ties: smooth weighted round robin');
   t.is(pickSed(targets({ stuck: { weight: 10, active: 30 }, a: 1 }), NOW)?.name, 'a');
   t.is(pickSed(targets({ zero: 0, down: { weight: 1, down: true } }), NOW), undefined);
+});
+
+test('swrr-sed: idle targets share by weight; a busy low-weight target is skipped while a high-weight one is idle', (t) => {
+  t.deepEqual(shares(pickSwrrSed, targets({ a: 1, b: 2, c: 4 }), 700), { a: 100, b: 200, c: 400 });
+  t.deepEqual(shares(pickSwrrSed, targets({ victim: { weight: 65, active: 1 }, a: 100, b: 100 }), 10), { a: 5, b: 5 }, '1/65 > 1/100');
+  t.deepEqual(shares(pickSwrrSed, targets({ small: 1, big: { weight: 4, active: 1 } }), 5), { small: 1, big: 4 }, '1/4 <= 1/1: the weights decide');
+  t.deepEqual(shares(pickSwrrSed, targets({ stuck: { weight: 10, active: 30 }, a: 1, b: 1 }), 20), { a: 10, b: 10 });
+  t.is(pickSwrrSed(targets({ zero: 0, down: { weight: 1, down: true } }), NOW), undefined);
 });

@@ -107,6 +107,37 @@ export function pickSwrrLc<T extends SchedulerTarget>(targets: readonly T[], now
   return best;
 }
 
+/**
+ * Smooth weighted round robin among the targets whose backlog is no longer
+ * than the shortest expected delay: a target takes part while its
+ * active/weight is at most the least (active + 1)/weight of all (IPVS `sed`'s
+ * measure), i.e. while what it already has would be done before a new
+ * connection on the best target. Idle targets all take part (exact weighted
+ * shares for short connections, where `wlc` lets any idle target win); a busy
+ * target takes part only while its weight makes up for its connections, so a
+ * low-weight target that is busy is skipped while a high-weight one is idle.
+ * Stricter than `swrr-lc` for busy low-weight targets.
+ */
+export function pickSwrrSed<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
+  let least: T | undefined;
+  for (const t of targets) {
+    if (!isEligible(t, now)) continue;
+    if (least === undefined || (t.active + 1) * least.weight < (least.active + 1) * t.weight) least = t;
+  }
+  if (least === undefined) return undefined;
+  let best: T | undefined;
+  let total = 0;
+  for (const t of targets) {
+    // t.active / t.weight <= (least.active + 1) / least.weight, without division.
+    if (!isEligible(t, now) || t.active * least.weight > (least.active + 1) * t.weight) continue;
+    t.current += t.weight;
+    total += t.weight;
+    if (best === undefined || t.current > best.current) best = t;
+  }
+  if (best !== undefined) best.current -= total;
+  return best;
+}
+
 function isEligible(t: SchedulerTarget, now: number): boolean {
   return t.weight > 0 && t.downUntil <= now;
 }
@@ -134,4 +165,5 @@ export const FASTPATH_SCHEDULERS: ReadonlyMap<string, Scheduler> = new Map<strin
   ['swrr', pickSwrr],
   ['sed', pickSed],
   ['swrr-lc', pickSwrrLc],
+  ['swrr-sed', pickSwrrSed],
 ]);
