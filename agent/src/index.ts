@@ -17,6 +17,7 @@ export {
   decodeSockDiagReply,
   encodePortFilter,
   encodeSockDiagRequest,
+  encodeTcpDiagRequest,
   type DatagramSocket,
   type EstablishedCounter,
   type EstablishedCounterOptions,

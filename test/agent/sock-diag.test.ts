@@ -10,6 +10,7 @@ import {
   createSampler,
   decodeSockDiagReply,
   encodeSockDiagRequest,
+  encodeTcpDiagRequest,
   MAX_FILTERED_PORTS,
   type DatagramSocket,
 } from '@loadfeed/agent';
@@ -212,10 +213,10 @@ test('no SOCK_DIAG socket (netlink blocked): counts are null, not 0, and the err
   counter.close();
 });
 
-test('fake kernel: requests are SOCK_DIAG_BY_FAMILY dumps of IPv4 then IPv6; a failing dump is null and reported once per run', async (t) => {
+test('fake kernel: one TCPDIAG_GETSOCK dump covers IPv4 and IPv6; a failing dump is null and reported once per run', async (t) => {
   const { port } = captures.inet;
   let failWith: number | null = 1; // EPERM
-  const kernel = fakeKernel((request) => (failWith !== null ? errorReply(request, failWith) : capturedReplyFor(request, request[16] === 2 ? 'inet' : 'inet6')));
+  const kernel = fakeKernel((request) => (failWith !== null ? errorReply(request, failWith) : capturedReplyFor(request, 'inet')));
   const errors: AgentError[] = [];
   const counter = createEstablishedCounter([port], (e) => errors.push(e), { openSocket: () => kernel });
   t.is(await counter.count(), null);
@@ -224,18 +225,57 @@ test('fake kernel: requests are SOCK_DIAG_BY_FAMILY dumps of IPv4 then IPv6; a f
   t.is(errors[0]?.code, 'AGENT_SOCK_DIAG');
   t.regex(errors[0]?.message ?? '', /EPERM \(1\)/);
   failWith = null;
-  // The IPv6 capture's server port differs, so only the IPv4 connections count here.
   t.deepEqual(await counter.count(), new Map([[port, captures.inet.connections]]));
   failWith = 16; // EBUSY
   t.is(await counter.count(), null);
   t.is(errors.length, 2);
-  const kinds = kernel.requests.map((r) => ({ type: r.readUInt16LE(4), flags: r.readUInt16LE(6), family: r[16], protocol: r[17] }));
-  t.deepEqual(kinds.slice(2, 4), [
-    { type: 20, flags: 0x301, family: 2, protocol: 6 },
-    { type: 20, flags: 0x301, family: 10, protocol: 6 },
-  ]);
+  // EPERM and EBUSY are failures of this dump, not a kernel without the request: it stays one dump per count.
+  const kinds = kernel.requests.map((r) => ({ type: r.readUInt16LE(4), flags: r.readUInt16LE(6), length: r.length }));
+  t.deepEqual(kinds, Array(4).fill({ type: 18, flags: 0x301, length: 16 + 60 + 4 + 16 }));
+  t.is(kernel.requests[0]?.readUInt32LE(16 + 52), 1 << 1, 'idiag_states: TCPF_ESTABLISHED');
   t.is(new Set(kernel.requests.map((r) => r.readUInt32LE(8))).size, kernel.requests.length, 'every dump has its own sequence number');
   counter.close();
+});
+
+test('fake kernel: a kernel refusing TCPDIAG_GETSOCK (EINVAL) gets SOCK_DIAG_BY_FAMILY dumps of IPv4 then IPv6 from then on, without an error', async (t) => {
+  const { port, connections } = captures.inet;
+  const kernel = fakeKernel((request) =>
+    request.readUInt16LE(4) === 18 ? errorReply(request, 22) : capturedReplyFor(request, request[16] === 2 ? 'inet' : 'inet6'),
+  );
+  const errors: AgentError[] = [];
+  const counter = createEstablishedCounter([port], (e) => errors.push(e), { openSocket: () => kernel });
+  // The IPv6 capture's server port differs, so only the IPv4 connections count here.
+  t.deepEqual(await counter.count(), new Map([[port, connections]]));
+  t.deepEqual(await counter.count(), new Map([[port, connections]]));
+  t.deepEqual(errors, []);
+  const kinds = kernel.requests.map((r) => ({ type: r.readUInt16LE(4), flags: r.readUInt16LE(6), family: r[16], protocol: r[17] }));
+  const v4 = { type: 20, flags: 0x301, family: 2, protocol: 6 };
+  const v6 = { type: 20, flags: 0x301, family: 10, protocol: 6 };
+  t.deepEqual(kinds, [{ type: 18, flags: 0x301, family: 0, protocol: 0 }, v4, v6, v4, v6]);
+  counter.close();
+});
+
+test('decoder: replies to TCPDIAG_GETSOCK (type 18) count like SOCK_DIAG_BY_FAMILY ones', (t) => {
+  const { seq, port, connections } = captures.inet;
+  const bytes = Buffer.from(reply('inet'));
+  for (let at = 0; at < bytes.length; at += bytes.readUInt32LE(at)) if (bytes.readUInt16LE(at + 4) === 20) bytes.writeUInt16LE(18, at + 4);
+  const { ports, done } = decodeAll(bytes, seq);
+  t.true(done);
+  t.is(ports.filter((p) => p === port).length, connections);
+});
+
+test('request: TCPDIAG_GETSOCK is nlmsghdr + inet_diag_req (60 bytes) with the same port filter', (t) => {
+  const r = Buffer.from(encodeTcpDiagRequest(9, [80, 443]));
+  t.is(r.length, 16 + 60 + 4 + 36);
+  t.is(r.readUInt32LE(0), r.length);
+  t.is(r.readUInt16LE(4), 18);
+  t.is(r.readUInt16LE(6), 0x301);
+  t.is(r.readUInt32LE(8), 9);
+  t.is(r[16], 0, 'idiag_family: ignored, both families');
+  t.is(r.readUInt32LE(16 + 52), 1 << 1);
+  t.is(r.readUInt16LE(76), 4 + 36);
+  t.is(r.readUInt16LE(78), 1);
+  t.deepEqual(r.subarray(80), Buffer.from(encodeSockDiagRequest(2, 9, [80, 443])).subarray(76));
 });
 
 test('fake kernel: ENOENT for IPv6 (a kernel without IPv6) counts IPv4 alone, without an error', async (t) => {

@@ -51,6 +51,9 @@ export function parseProcStat(text: string, file = '/proc/stat'): ProcStat {
   let procsRunning: number | null = null;
   let procsBlocked: number | null = null;
   for (const line of lines(file, text)) {
+    // Only cpu* and procs_* lines are read: `intr` alone has a field per
+    // interrupt (hundreds to thousands), not worth splitting every sample.
+    if (!line.startsWith('cpu') && !line.startsWith('procs_')) continue;
     const [key, ...values] = fields(line);
     if (key === 'cpu') cpu = parseCpuLine(file, values, line);
     else if (key !== undefined && /^cpu\d+$/.test(key)) onlineCpus++;
