@@ -42,5 +42,7 @@ RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --workspace @loadfeed
 COPY --from=build /src/proto/build proto/build
 COPY --from=build /src/agent/build agent/build
 USER 1000:1000
-ENTRYPOINT ["node", "/app/agent/build/src/bin/loadfeed-agent.js"]
+# The Node options of the bin's launcher line (#!/usr/bin/env -S node ...),
+# which an exec-form "node FILE" does not read: keep the two the same.
+ENTRYPOINT ["node", "--lite-mode", "--no-expose-wasm", "--max-semi-space-size=1", "/app/agent/build/src/bin/loadfeed-agent.js"]
 CMD ["--help"]

@@ -12,7 +12,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import http from 'node:http';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +75,10 @@ async function main(): Promise<void> {
   const log = (s: string): void => {
     process.stderr.write(`[agent-cost ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
   };
+  // The agent runs with the Node options of its own launcher line, as systemd and npm start it.
+  const launcher = launcherNodeOptions(values['agent-bin']);
+  const agentCommand = [...launcher, ...values['agent-node-args'].split(' ').filter((x) => x !== ''), values['agent-bin']];
+  log(`agent: node ${agentCommand.join(' ')}`);
   const children = new Children();
   const rows: Row[] = [];
   const started = new Date();
@@ -99,7 +103,7 @@ async function main(): Promise<void> {
         await Promise.all(holders.map((h) => firstLine(h, 180_000)));
         for (const hz of rates) {
           const trials: Row[] = [];
-          for (let rep = 0; rep < reps; rep++) trials.push(await measure(children, n, hz, windowS, Number(values['warmup-s']), log, [...values['agent-node-args'].split(' ').filter((x) => x !== ''), values['agent-bin']]));
+          for (let rep = 0; rep < reps; rep++) trials.push(await measure(children, n, hz, windowS, Number(values['warmup-s']), log, agentCommand));
           const m = (k: keyof Row): number => median(trials.map((t) => t[k]));
           const row: Row = {
             connections: n, hz, agentCpuPct: m('agentCpuPct'), agentRssMb: m('agentRssMb'), agentPeakRssMb: m('agentPeakRssMb'),
@@ -116,6 +120,7 @@ async function main(): Promise<void> {
   const text = [
     `bench:agent-cost${values.label ? ` (${values.label})` : ''}  ${started.toISOString()}  ${machineLine()}`,
     `load average ${loadBefore} before, ${loadAfter} after; CPU in % of one core over ${windowS} s windows, medians of ${reps}; both processes measured at the same time`,
+    `agent launcher options: ${launcher.length === 0 ? '(none)' : launcher.join(' ')}`,
     '',
     table(
       ['connections', 'rate', 'agent cpu %', 'agent rss MB', 'agent peak MB', 'node_exporter cpu %', 'node_exporter rss MB', 'agent/node_exporter cpu'],
@@ -127,7 +132,7 @@ async function main(): Promise<void> {
   ].join('\n');
   process.stdout.write(`${text}\n`);
   const stamp = QUICK ? 'quick' : `${started.toISOString().slice(0, 10)}${values.label ? `-${values.label}` : ''}`;
-  writeFileSync(path.join(outDir, `agent-cost-${stamp}.json`), JSON.stringify({ bench: 'agent-cost', label: values.label, date: started.toISOString(), machine: machineLine(), loadAverage: { before: loadBefore, after: loadAfter }, windowS, reps, rows }, null, 1));
+  writeFileSync(path.join(outDir, `agent-cost-${stamp}.json`), JSON.stringify({ bench: 'agent-cost', label: values.label, date: started.toISOString(), machine: machineLine(), agentLauncherOptions: launcher, loadAverage: { before: loadBefore, after: loadAfter }, windowS, reps, rows }, null, 1));
   writeFileSync(path.join(outDir, `agent-cost-${stamp}.txt`), `${text}\n`);
   if (!QUICK) {
     const series = rates.flatMap((hz) => [
@@ -137,6 +142,13 @@ async function main(): Promise<void> {
     const png = plotLines(path.join(outDir, `agent-cost${values.label ? `-${values.label}` : ''}.png`), 'agent vs node_exporter: CPU', 'established connections on the host', '% of one core', series);
     if (png) log(`plot: ${png}`);
   }
+}
+
+/** Node options on the bin's launcher line (`#!/usr/bin/env -S node OPTIONS`); none for a plain `#!/usr/bin/env node`. */
+function launcherNodeOptions(bin: string): string[] {
+  const first = readFileSync(bin, 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\S*env\s+(?:-S\s+)?node(\s.*)?$/.exec(first);
+  return (m?.[1] ?? '').split(/\s+/).filter((x) => x !== '');
 }
 
 /** The ports holding connections: the agent counts each as a service. */
