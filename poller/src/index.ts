@@ -3,7 +3,7 @@ export type { PollerOptions, PollerSnapshot, ServiceSnapshot } from './poller.js
 export { NodeTable, DEFAULT_STALE_AFTER_MS, LIVENESS_SWEEP_MS, DEPARTED_MAX, DEPARTED_TTL_MS } from './node-table.js';
 export type { NodeRecord, NodeState, NodeEvent, NodeLookup } from './node-table.js';
 export { Ingest } from './ingest.js';
-export { plan } from './planner.js';
+export { afterOps, plan } from './planner.js';
 export type { DesiredService } from './planner.js';
 export { compilePolicy, loadPolicyFile, formatPath, printPolicy } from './policy/compile.js';
 export type { CompiledPolicy, CompiledService, ServerMatch, Guard, KnownEngines, EngineLimits, StrategyConfig } from './policy/compile.js';

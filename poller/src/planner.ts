@@ -60,3 +60,35 @@ export function plan(desired: readonly DesiredService[], observed: Observation):
   }
   return ops;
 }
+
+/**
+ * What the engine holds once it has accepted `ops`, given it held
+ * `observed`: lets cycles between two reads plan against the engine's
+ * state without reading it again (reads of 10,000 destinations every cycle
+ * dominated a busy poller). Connection counts stay as last read, so a
+ * drained destination is removed only once a read shows it idle.
+ */
+export function afterOps(observed: Observation, ops: readonly EngineOp[]): Observation {
+  if (ops.length === 0) return observed;
+  const services = new Map(observed.services.map((s) => [s.address, { ...s, destinations: new Map(s.destinations.map((d) => [d.address, d])) }]));
+  for (const op of ops) {
+    if (op.op === 'add-service') {
+      services.set(op.service.address, { address: op.service.address, scheduler: op.service.scheduler ?? '', destinations: new Map() });
+      continue;
+    }
+    if (op.op === 'remove-service') {
+      services.delete(op.service);
+      continue;
+    }
+    const service = services.get(op.service);
+    if (!service) continue;
+    const d = service.destinations.get(op.destination);
+    if (op.op === 'remove-destination') service.destinations.delete(op.destination);
+    else if (op.op === 'add-destination' || d === undefined) {
+      service.destinations.set(op.destination, { address: op.destination, weight: op.weight, activeConnections: null, inactiveConnections: null, totalConnections: null, maxConnections: null, up: true });
+    } else {
+      service.destinations.set(op.destination, { ...d, weight: op.weight, ...(op.maxConnections !== undefined ? { maxConnections: op.maxConnections } : {}) });
+    }
+  }
+  return { services: [...services.values()].map((s) => ({ ...s, destinations: [...s.destinations.values()] })) };
+}

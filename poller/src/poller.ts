@@ -1,7 +1,10 @@
-// The poller's loop: agents' samples and liveness changes mark the policy
-// dirty; one cycle at a time then evaluates every service, plans the engine
-// operations against what the engine reports, and applies them in one batch
-// per engine. Data flows one way: ingest → node table → policy → planner → engine.
+// The poller's loop: agents' samples and liveness changes mark the services
+// they feed dirty; one cycle at a time then evaluates those services, plans
+// the engine operations against the engine's state, and applies them in one
+// batch per engine. Every `reconcile.every` a full cycle evaluates every
+// service against a fresh read of the engines (timers move on, drift is
+// found); between those, cycles plan against the last read plus what was
+// applied since. Data flows one way: ingest → node table → policy → planner → engine.
 import * as grpc from '@grpc/grpc-js';
 import type { Engine, Observation } from '@loadfeed/kernel-bridge';
 import { telemetryService } from '@loadfeed/proto';
@@ -10,11 +13,11 @@ import type { EngineRegistry } from './engines.js';
 import type { PolicyProblem } from './errors.js';
 import type { AuthOptions } from './auth.js';
 import { DEFAULT_LIMITS, Ingest, type IngestLimits } from './ingest.js';
-import { NodeTable, type NodeEvent } from './node-table.js';
-import type { CompiledPolicy } from './policy/compile.js';
+import { NodeTable, type NodeEvent, type NodeRecord } from './node-table.js';
+import type { CompiledPolicy, CompiledService } from './policy/compile.js';
 import { WeightEvaluator, type WeightDecision } from './policy/evaluate.js';
 import type { StrategyRegistry } from './policy/strategy.js';
-import { plan, type DesiredService } from './planner.js';
+import { afterOps, plan, type DesiredService } from './planner.js';
 import { Reconciler, type DriftEvent } from './reconcile.js';
 import type { TraceRecord, TraceRecorder } from './trace.js';
 
@@ -23,6 +26,13 @@ export const SERVER_KEEPALIVE_MS = 1_000;
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 /** After a failed engine apply, try again this soon even if nothing changed. */
 export const RETRY_AFTER_ERROR_MS = 1_000;
+/**
+ * Cycles start at least this far apart, and at least twice as far apart as
+ * the last cycle took: samples arriving meanwhile share one cycle, and however
+ * many agents report, cycles leave the event loop at least half its time for
+ * gRPC (keepalive pings unanswered for a second drop every stream).
+ */
+export const MIN_CYCLE_GAP_MS = 10;
 
 export interface PollerOptions {
   /** host:port for the gRPC server, e.g. 0.0.0.0:7415 (port 0 picks one). */
@@ -110,8 +120,12 @@ export interface WeightChangeEvent {
 /** Hooks for the status server (metrics, dashboard): called synchronously from the loop, so they must be cheap. */
 export interface PollerObserver {
   weightChanged?(change: WeightChangeEvent): void;
-  /** A cycle's weights are in the engines: ms since the oldest node event (sample, liveness change) it acted on. */
-  weightsApplied?(ingestToWeightMs: number): void;
+  /**
+   * A cycle's weights are in the engines: ms since the oldest node event
+   * (sample, liveness change) it acted on; it acted on every event before
+   * `evaluatedAt` (performance.now()).
+   */
+  weightsApplied?(ingestToWeightMs: number, evaluatedAt: number): void;
   /** One `Engine.apply` batch, its duration and whether it succeeded. */
   engineApplied?(engine: string, ops: number, ms: number, ok: boolean): void;
   /** A policy reload took effect (true) or was refused (false). */
@@ -139,8 +153,15 @@ export class Poller {
   private policy: CompiledPolicy;
   private policyStatus: PolicyStatus;
   private decisions = new Map<string, readonly WeightDecision[]>();
-  private dirty = false;
+  /** Services to evaluate in the next cycle; `full` evaluates all and reads the engines afresh. */
+  private readonly dirty = new Set<string>();
+  private full = false;
+  /** Which services each node's events concern (see ServiceIndex). */
+  private index: ServiceIndex;
+  /** Each engine's state as last read plus the ops applied since. */
+  private readonly engineState = new Map<string, Observation>();
   private cycling: Promise<void> | null = null;
+  private lastCycle = { startedAt: -Infinity, ms: 0 };
   private retry: NodeJS.Timeout | null = null;
   private engineError: string | null = null;
   private stopped = false;
@@ -150,6 +171,7 @@ export class Poller {
 
   constructor(private readonly options: PollerOptions) {
     this.policy = options.policy;
+    this.index = new ServiceIndex(options.policy);
     this.policyStatus = { file: options.policy.file, loadedAt: new Date().toISOString(), refused: [] };
     this.evaluator = new WeightEvaluator(options.strategies);
     this.table = new NodeTable(this.policy.liveness.staleAfterMs, (e) => this.onNodeEvent(e));
@@ -172,7 +194,7 @@ export class Poller {
     });
     this.table.start();
     this.scheduleResync();
-    this.markDirty();
+    this.markDirty(null);
     await this.settled();
     return port;
   }
@@ -182,11 +204,12 @@ export class Poller {
     this.policyStatus = { file: policy.file, loadedAt: new Date().toISOString(), refused: [] };
     const intervalChanged = policy.agents.intervalMs !== this.policy.agents.intervalMs;
     this.policy = policy;
+    this.index = new ServiceIndex(policy);
     this.table.setStaleAfter(policy.liveness.staleAfterMs);
     this.evaluator.retain(new Set(policy.services.map((s) => s.name)));
     if (intervalChanged) this.ingest.broadcastInterval(policy.agents.intervalMs);
     this.notify((o) => o.policyReloaded?.(true));
-    this.markDirty();
+    this.markDirty(null);
   }
 
   /** A newer policy file was refused: the current policy stays, the status shows why. */
@@ -271,6 +294,7 @@ export class Poller {
       this.engines.delete(kind);
       this.adopted.delete(kind);
       this.reconcilers.delete(kind);
+      this.engineState.delete(kind);
       this.options.logger.info({ engine: kind }, 'engine settings changed: reconnecting');
       await engine.close();
     }
@@ -298,7 +322,7 @@ export class Poller {
   private scheduleResync(): void {
     if (this.stopped) return;
     this.resync = setTimeout(() => {
-      this.markDirty();
+      this.markDirty(null);
       this.scheduleResync();
     }, this.policy.reconcile.everyMs);
   }
@@ -308,26 +332,35 @@ export class Poller {
       this.options.logger.info({ node: e.node.id, from: e.from, to: e.to }, 'node state changed');
     }
     this.pendingSince ??= performance.now();
-    this.markDirty();
+    this.markDirty(e.node);
   }
 
-  private markDirty(): void {
-    this.dirty = true;
-    if (!this.cycling && !this.stopped) this.cycling = this.cycle();
+  /** The services a node's news concerns need evaluating; null: every service, with fresh engine reads. */
+  private markDirty(node: NodeRecord | null): void {
+    if (node === null) this.full = true;
+    else this.index.concerning(node, this.dirty);
+    if (!this.cycling && !this.stopped && (this.full || this.dirty.size > 0)) this.cycling = this.cycle();
   }
 
   private async cycle(): Promise<void> {
-    // Let a burst of samples arriving together coalesce into one cycle.
-    await new Promise((resolve) => setImmediate(resolve));
     try {
-      while (this.dirty && !this.stopped) {
-        this.dirty = false;
+      while ((this.full || this.dirty.size > 0) && !this.stopped) {
+        // Let samples arriving close together share one cycle (see MIN_CYCLE_GAP_MS).
+        const wait = this.lastCycle.startedAt + Math.max(MIN_CYCLE_GAP_MS, 2 * this.lastCycle.ms) - performance.now();
+        await new Promise((resolve) => (wait > 0 ? setTimeout(resolve, wait) : setImmediate(resolve)));
+        if (this.stopped) break;
+        const started = performance.now();
         const since = this.pendingSince;
         this.pendingSince = null;
-        await this.applyPolicy();
+        const full = this.full;
+        const services = new Set(this.dirty);
+        this.full = false;
+        this.dirty.clear();
+        const evaluatedAt = await this.applyPolicy(full, services);
+        this.lastCycle = { startedAt: started, ms: performance.now() - started };
         if (since !== null && this.engineError === null) {
           const ms = performance.now() - since;
-          this.notify((o) => o.weightsApplied?.(ms));
+          this.notify((o) => o.weightsApplied?.(ms, evaluatedAt));
         }
       }
     } catch (err) {
@@ -337,9 +370,11 @@ export class Poller {
     }
   }
 
-  private async applyPolicy(): Promise<void> {
+  /** One cycle; returns when it evaluated (performance.now()): it acted on every node event before. */
+  private async applyPolicy(full: boolean, dirty: ReadonlySet<string>): Promise<number> {
     const policy = this.policy;
     await this.refreshEngines(policy);
+    const services = full ? policy.services : policy.services.filter((s) => dirty.has(s.name));
     const errors: string[] = [];
     const fail = (kind: string, err: unknown): void => {
       errors.push(`${kind}: ${(err as Error).message}`);
@@ -348,7 +383,12 @@ export class Poller {
     // Read every engine first: on first contact its weights are adopted
     // before anything is evaluated, so a restart starts from what the engine has.
     const observed = new Map<string, Observation>();
-    for (const kind of new Set(policy.services.map((s) => s.engine))) {
+    for (const kind of new Set(services.map((s) => s.engine))) {
+      const known = full ? undefined : this.engineState.get(kind);
+      if (known) {
+        observed.set(kind, known);
+        continue;
+      }
       try {
         const seen = await this.engine(kind).observe();
         if (!this.adopted.has(kind)) {
@@ -362,10 +402,11 @@ export class Poller {
       }
     }
     const lookup = this.table.lookup();
+    const evaluatedAt = performance.now();
     const byEngine = new Map<string, DesiredService[]>();
     const decided = new Map<string, readonly WeightDecision[]>();
-    for (const service of policy.services) {
-      const decisions = this.evaluator.evaluate(service, lookup, performance.now());
+    for (const service of services) {
+      const decisions = this.evaluator.evaluate(service, lookup, evaluatedAt);
       decided.set(service.name, decisions);
       const list = byEngine.get(service.engine) ?? [];
       list.push({
@@ -376,10 +417,11 @@ export class Poller {
       });
       byEngine.set(service.engine, list);
     }
-    const drift = new Map(policy.services.map((s) => [s.address, { address: s.address, drift: s.drift }]));
+    const drift = new Map(services.map((s) => [s.address, { address: s.address, drift: s.drift }]));
     for (const [kind, desired] of byEngine) {
       const seen = observed.get(kind);
       if (!seen) continue;
+      this.engineState.delete(kind); // until the apply is known to have succeeded
       try {
         const reconciler = this.reconcilerFor(kind);
         const reconciled = reconciler.reconcile(desired, seen, drift);
@@ -389,25 +431,27 @@ export class Poller {
         const ops = all.slice(0, policy.reconcile.maxOpsPerCycle);
         if (all.length > ops.length) {
           this.options.logger.warn({ engine: kind, ops: all.length, applied: ops.length }, 'more changes than reconcile.maxOpsPerCycle: the rest follow next cycle');
-          this.dirty = true;
+          for (const s of services) if (s.engine === kind) this.dirty.add(s.name);
         }
         if (ops.length > 0) {
           await this.timedApply(kind, this.engine(kind), ops);
           reconciler.applied(ops);
         }
-        this.logChanges(policy, kind, decided);
+        this.engineState.set(kind, afterOps(seen, ops));
+        this.logChanges(services, kind, decided);
       } catch (err) {
         fail(kind, err);
       }
     }
-    this.decisions = decided;
+    this.decisions = full ? decided : new Map([...this.decisions, ...decided]);
     this.engineError = errors.length > 0 ? errors.join('; ') : null;
     if (errors.length > 0 && !this.retry && !this.stopped) {
       this.retry = setTimeout(() => {
         this.retry = null;
-        this.markDirty();
+        this.markDirty(null);
       }, RETRY_AFTER_ERROR_MS);
     }
+    return evaluatedAt;
   }
 
   private reconcilerFor(kind: string): Reconciler {
@@ -432,8 +476,8 @@ export class Poller {
     this.options.logger.warn({ engine, service: e.service, destination: e.destination, expected: e.expected, found: e.found, action: e.action }, what);
   }
 
-  private logChanges(policy: CompiledPolicy, kind: string, decided: Map<string, readonly WeightDecision[]>): void {
-    for (const service of policy.services) {
+  private logChanges(services: readonly CompiledService[], kind: string, decided: Map<string, readonly WeightDecision[]>): void {
+    for (const service of services) {
       if (service.engine !== kind) continue;
       const before = new Map((this.decisions.get(service.name) ?? []).map((d) => [d.address, d.weight]));
       for (const d of decided.get(service.name) ?? []) {
@@ -485,5 +529,36 @@ export class Poller {
       this.evaluator.adopt(service, weights, now, policy.liveness.restartGraceMs);
       this.options.logger.info({ service: service.name, engine: kind, weights: Object.fromEntries(weights) }, 'adopted the weights the engine has');
     }
+  }
+}
+
+/**
+ * Which services a node's news (sample, liveness, drain) concerns: those
+ * naming it by node id or by one of its addresses, and every service that
+ * selects servers by label (a node's labels can match any of them).
+ */
+class ServiceIndex {
+  private readonly byKey = new Map<string, string[]>();
+  private readonly bySelector: string[] = [];
+
+  constructor(policy: CompiledPolicy) {
+    for (const service of policy.services) {
+      for (const m of service.servers) {
+        if (m.by === 'selector') {
+          if (!this.bySelector.includes(service.name)) this.bySelector.push(service.name);
+          continue;
+        }
+        const key = m.by === 'node' ? `node ${m.node}` : `host ${m.host}`;
+        const list = this.byKey.get(key) ?? [];
+        if (!list.includes(service.name)) list.push(service.name);
+        this.byKey.set(key, list);
+      }
+    }
+  }
+
+  concerning(node: NodeRecord, into: Set<string>): void {
+    for (const name of this.byKey.get(`node ${node.id}`) ?? []) into.add(name);
+    for (const host of node.hello.addresses) for (const name of this.byKey.get(`host ${host}`) ?? []) into.add(name);
+    for (const name of this.bySelector) into.add(name);
   }
 }

@@ -2,9 +2,8 @@
  * The real poller (library), alone in a process for bench:poller-scale: one
  * service per 100 simulated agents, each server named by node id, memory
  * engine. Measures sample-to-decision latency: from the agent's sample
- * timestamp to the moment the policy cycle that included that sample finished
- * evaluating and reads the engine to apply its weights (the engine's
- * observe(), which the poller calls right after evaluating). Prints
+ * timestamp to the moment the weights of the policy cycle that included that
+ * sample are in the engine (the poller's weightsApplied hook). Prints
  * "ready PORT"; on the stdin line "mark" it starts a new measuring window, on
  * "report" it prints one JSON line of that window's figures.
  */
@@ -12,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { createMemoryEngine, type Engine } from '@loadfeed/kernel-bridge';
+import { createMemoryEngine } from '@loadfeed/kernel-bridge';
 import { compilePolicy, defaultStrategies, EngineRegistry, Poller, type TraceRecord } from '@loadfeed/poller';
 import { Histogram } from './lib/histogram.js';
 
@@ -28,30 +27,14 @@ for (let s = 0; s * perService < agents; s++) {
   for (let i = s * perService; i < Math.min(agents, (s + 1) * perService); i++) lines.push(`      - { node: ${nodeId(i)}, address: "${nodeAddress(i)}:80" }`);
 }
 
-let pending: number[] = [];
+/** Accepted samples not yet acted on, in arrival order: their timestamp and when accepted. */
+let pending: { sentAt: number; acceptedAt: number }[] = [];
 let latency = new Histogram();
 let accepted = 0;
 let cycles = 0;
 
-function instrumented(engine: Engine): Engine {
-  return {
-    kind: engine.kind,
-    weightRange: engine.weightRange,
-    observe() {
-      // The cycle calling this has just evaluated every sample accepted before it.
-      const now = Date.now();
-      for (const t of pending) latency.record((now - t) * 1000);
-      pending = [];
-      cycles++;
-      return engine.observe();
-    },
-    apply: (ops) => engine.apply(ops),
-    close: () => engine.close(),
-  };
-}
-
 const engines = new EngineRegistry().register('memory', {
-  create: () => instrumented(createMemoryEngine()),
+  create: () => createMemoryEngine(),
   maxWeight: 65_535,
   ownsServicesByDefault: true,
   canCreateServices: true,
@@ -62,7 +45,7 @@ const recorder = {
   record(e: TraceRecord): void {
     if (e.type === 'sample') {
       accepted++;
-      pending.push(Number(e.sample.timestampMs));
+      pending.push({ sentAt: Number(e.sample.timestampMs), acceptedAt: performance.now() });
     }
   },
   close: async (): Promise<void> => undefined,
@@ -75,6 +58,16 @@ const poller = new Poller({
   logger: pino({ level: 'warn' }, pino.destination(2)),
   recorder: recorder as unknown as ConstructorParameters<typeof Poller>[0]['recorder'],
   security: { credentials: grpc.ServerCredentials.createInsecure(), auth: { tokens: new Map(), mutualTls: false, allowPlaintext: false } },
+});
+poller.observe({
+  weightsApplied(_ms, evaluatedAt) {
+    const now = Date.now();
+    const done = pending.findIndex((p) => p.acceptedAt >= evaluatedAt);
+    const acted = done === -1 ? pending : pending.slice(0, done);
+    for (const p of acted) latency.record((now - p.sentAt) * 1000);
+    pending = done === -1 ? [] : pending.slice(done);
+    cycles++;
+  },
 });
 const port = await poller.start();
 process.stdout.write(`ready ${port}\n`);

@@ -75,6 +75,8 @@ async function main(): Promise<void> {
       'window-s': { type: 'string', default: QUICK ? '5' : '30' },
       'out-dir': { type: 'string', default: QUICK ? path.join(tmpdir(), `loadfeed-bench-${process.pid}`) : 'docs/bench' },
       'max-load': { type: 'string', default: QUICK ? '100' : '0.7' },
+      /** Node options for the poller's process, e.g. --cpu-prof. */
+      'node-args': { type: 'string', default: '' },
     },
   });
   const steps = values.agents.split(',').map(Number);
@@ -97,7 +99,10 @@ async function main(): Promise<void> {
       loadBefore = await waitForQuietMachine(Number(values['max-load']), 20 * 60_000, log);
       for (const n of steps) {
         log(`${n} agents`);
-        const host = children.node('poller', HOST, ['--agents', String(n), '--listen', `127.0.0.1:${LISTEN_PORT}`]);
+        const host = children.spawn('poller', process.execPath, [
+          ...values['node-args'].split(' ').filter((x) => x !== ''),
+          HOST, '--agents', String(n), '--listen', `127.0.0.1:${LISTEN_PORT}`,
+        ]);
         const reader = new LineReader(host);
         const readyLine = await reader.next(60_000);
         if (!readyLine.startsWith('ready')) throw new Error(`poller: ${readyLine} ${host.stderr()}`);

@@ -1,6 +1,6 @@
 import test from 'ava';
 import type { Observation } from '@loadfeed/kernel-bridge';
-import { plan, type DesiredService } from '@loadfeed/poller';
+import { afterOps, plan, type DesiredService } from '@loadfeed/poller';
 
 const dest = (address: string, weight: number, activeConnections: number | null = 0) => ({
   address,
@@ -56,4 +56,20 @@ test('a dropped destination is drained to 0, then removed once idle', (t) => {
   t.deepEqual(plan(want, draining), []);
   const idle: Observation = { services: [{ address: s, scheduler: 'wlc', destinations: [dest('127.0.0.1:1', 5), dest('127.0.0.1:2', 0, 0)] }] };
   t.deepEqual(plan(want, idle), [{ op: 'remove-destination', service: s, destination: '127.0.0.1:2' }]);
+});
+
+test('afterOps: the engine state after a batch, as planning against it again finds nothing to do', (t) => {
+  const s = 'tcp 127.0.0.1:80';
+  const before: Observation = { services: [{ address: s, scheduler: 'wlc', destinations: [dest('127.0.0.1:1', 5, 3), dest('127.0.0.1:2', 3, 4)] }] };
+  const want = [svc(s, true, [['127.0.0.1:1', 9], ['127.0.0.1:3', 2]]), svc('tcp 127.0.0.1:81', true, [['127.0.0.1:4', 1]])];
+  const ops = plan(want, before);
+  const after = afterOps(before, ops);
+  const web = after.services.find((x) => x.address === s);
+  t.deepEqual(web?.destinations.map((d) => [d.address, d.weight]), [['127.0.0.1:1', 9], ['127.0.0.1:2', 0], ['127.0.0.1:3', 2]]);
+  // Connection counts are the last read's: the drained destination is not idle yet, so it is not removed.
+  t.is(web?.destinations[1]?.activeConnections, 4);
+  t.deepEqual(plan(want, after), []);
+  t.deepEqual(after.services.find((x) => x.address === 'tcp 127.0.0.1:81')?.destinations.map((d) => d.weight), [1]);
+  t.deepEqual(before.services[0]?.destinations.map((d) => d.weight), [5, 3], 'the read it started from is not changed');
+  t.deepEqual(afterOps(after, [{ op: 'remove-destination', service: s, destination: '127.0.0.1:2' }, { op: 'remove-service', service: 'tcp 127.0.0.1:81' }]).services.map((x) => [x.address, x.destinations.length]), [[s, 2]]);
 });

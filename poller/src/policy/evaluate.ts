@@ -72,6 +72,7 @@ interface ServiceMemory {
 interface Candidate {
   readonly address: string;
   readonly node: NodeRecord | null;
+  readonly nodeId: string | null;
   state: ServerState;
   reason: string;
   score: number | null;
@@ -113,7 +114,7 @@ export class WeightEvaluator {
 
   evaluate(service: CompiledService, nodes: NodeLookup, now: number): WeightDecision[] {
     const mem = this.memory(service);
-    const candidates = resolve(service.servers, nodes).map((r) => ({ ...this.liveness(service, mem, r.address, r.node, now), nodeId: r.nodeId }));
+    const candidates = resolve(service.servers, nodes).map((r) => this.liveness(service, mem, r, now));
 
     // 2. guards and 3. blackout on the live ones; the rest go to the strategy.
     const scored: { c: Candidate; input: ServerInput }[] = [];
@@ -257,7 +258,8 @@ export class WeightEvaluator {
       // Drained or guarded to 0 on purpose: nothing for the fallback to restore.
       if (!c.missing && c.state !== 'held' && c.state !== 'fallback') s.lastGood = c.weight > 0 ? c.weight : null;
     }
-    for (const address of mem.servers.keys()) if (!candidates.some((c) => c.address === address)) mem.servers.delete(address);
+    const current = new Set(candidates.map((c) => c.address));
+    for (const address of mem.servers.keys()) if (!current.has(address)) mem.servers.delete(address);
     return candidates.map((c) => ({
       address: c.address,
       node: c.nodeId,
@@ -270,29 +272,28 @@ export class WeightEvaluator {
   }
 
   /** 1. liveness, drain and the stale action. */
-  private liveness(service: CompiledService, mem: ServiceMemory, address: string, node: NodeRecord | null, now: number): Candidate {
+  private liveness(service: CompiledService, mem: ServiceMemory, { address, node, nodeId }: Resolved, now: number): Candidate {
     const s = this.server(mem, address, now);
-    const base = { address, node, score: null, weight: 0 };
-    const missing = (state: ServerState, why: string): Candidate => {
+    // Every candidate has one shape (this literal): evaluation runs for every server many times a second.
+    const candidate = (state: ServerState, reason: string, weight: number, missing: boolean, fixed: boolean): Candidate => ({ address, node, nodeId, state, reason, score: null, weight, missing, fixed });
+    if (!node || node.state === 'stale' || !node.sample) {
+      const [state, why]: [ServerState, string] = !node ? ['absent', 'no agent connected'] : node.state === 'stale' ? ['stale', 'agent silent: no sample within the stale deadline'] : ['absent', 'agent connected, no sample yet'];
       s.missingSince ??= now;
       s.smoothed = null; // a returning server starts from its fresh metrics
       if (s.holdUntil !== null && now < s.holdUntil && s.weight !== null) {
-        return { ...base, state: 'held', reason: `${why}: keeping the weight adopted from the engine while agents reconnect`, weight: s.weight, missing: false, fixed: true };
+        return candidate('held', `${why}: keeping the weight adopted from the engine while agents reconnect`, s.weight, false, true);
       }
       const heldFor = now - s.missingSince;
       if (service.stale.action === 'hold' && s.weight !== null && s.weight > 0 && heldFor < service.stale.holdForMs) {
-        return { ...base, state: 'held', reason: `${why}: holding the last weight for ${fmt((service.stale.holdForMs - heldFor) / 1000)}s more`, weight: s.weight, missing: false, fixed: true };
+        return candidate('held', `${why}: holding the last weight for ${fmt((service.stale.holdForMs - heldFor) / 1000)}s more`, s.weight, false, true);
       }
-      return { ...base, state, reason: why, missing: true, fixed: true };
-    };
-    if (!node) return missing('absent', 'no agent connected');
-    if (node.state === 'stale') return missing('stale', 'agent silent: no sample within the stale deadline');
-    if (!node.sample) return missing('absent', 'agent connected, no sample yet');
+      return candidate(state, why, 0, true, true);
+    }
     if (s.missingSince !== null) s.returnedAt = now;
     s.missingSince = null;
     s.holdUntil = null;
-    if (node.drained !== null) return { ...base, state: 'drained', reason: `drained by the agent${node.drained ? `: ${node.drained}` : ''}`, missing: false, fixed: true };
-    return { ...base, state: 'live', reason: '', missing: false, fixed: false };
+    if (node.drained !== null) return candidate('drained', `drained by the agent${node.drained ? `: ${node.drained}` : ''}`, 0, false, true);
+    return candidate('live', '', 0, false, false);
   }
 
   /**
@@ -363,8 +364,14 @@ export class WeightEvaluator {
 }
 
 /** Policy server entries → concrete destinations with their node (selectors expand to every matching agent). */
-function resolve(servers: readonly ServerMatch[], nodes: NodeLookup): { address: string; node: NodeRecord | null; nodeId: string | null }[] {
-  const out: { address: string; node: NodeRecord | null; nodeId: string | null }[] = [];
+interface Resolved {
+  readonly address: string;
+  readonly node: NodeRecord | null;
+  readonly nodeId: string | null;
+}
+
+function resolve(servers: readonly ServerMatch[], nodes: NodeLookup): Resolved[] {
+  const out: Resolved[] = [];
   const seen = new Set<string>();
   const push = (address: string, node: NodeRecord | null, nodeId = node?.id ?? null): void => {
     if (seen.has(address)) return;
@@ -418,10 +425,22 @@ function announcedServiceName(node: NodeRecord, service: CompiledService): strin
   const announced = node.hello.services;
   const byName = announced.find((x) => x.name === service.name);
   if (byName) return byName.name ?? null;
-  const ports = service.servers.map((m) => (m.by === 'selector' ? m.port : Number(/:(\d+)$/.exec(m.address)?.[1])));
-  const byPort = announced.find((x) => ports.includes(x.port ?? -1));
+  const ports = portsOf(service);
+  const byPort = announced.find((x) => ports.has(x.port ?? -1));
   if (byPort) return byPort.name ?? null;
   return announced.length === 1 ? (announced[0]?.name ?? null) : null;
+}
+
+const servicePorts = new WeakMap<CompiledService, ReadonlySet<number>>();
+
+/** The destination ports a service names, computed once per compiled policy. */
+function portsOf(service: CompiledService): ReadonlySet<number> {
+  let ports = servicePorts.get(service);
+  if (!ports) {
+    ports = new Set(service.servers.map((m) => (m.by === 'selector' ? m.port : Number(/:(\d+)$/.exec(m.address)?.[1]))));
+    servicePorts.set(service, ports);
+  }
+  return ports;
 }
 
 /**
