@@ -61,8 +61,8 @@ export const POLICIES: Readonly<Record<string, Balancer & { readonly what: strin
           '    smoothing: { halfLife: 0s }\n    deadband: 0\n    slowStart: null\n    meanBand: { min: 0.01, max: 10 }\n    weights: { min: 1, max: 1000 }\n',
       ) + s,
   },
-  pid: { what: 'loadfeed pid strategy, defaults (wlc)', kind: 'poller', policy: (s) => policyHead('    strategy: { name: pid }\n') + s },
-  loadfeed: { what: "loadfeed's defaults: headroom, wlc, half-life 2s, deadband 5%", kind: 'poller', policy: (s) => policyHead('') + s },
+  pid: { what: 'loadfeed pid strategy, defaults (swrr-sed)', kind: 'poller', policy: (s) => policyHead('    strategy: { name: pid }\n') + s },
+  loadfeed: { what: "loadfeed's defaults: headroom, swrr-sed, half-life 2s, deadband 5%", kind: 'poller', policy: (s) => policyHead('') + s },
   // Not in the default set: loadfeed's defaults on the other fast-path
   // scheduler, to tell the strategy's part from the scheduler's.
   'loadfeed-swrr': { what: "loadfeed's defaults with scheduler swrr", kind: 'poller', policy: (s) => policyHead('    scheduler: swrr\n') + s },

@@ -157,7 +157,7 @@ function swrrAmong<T extends SchedulerTarget>(targets: readonly T[], now: number
   return best;
 }
 
-export const DEFAULT_FASTPATH_SCHEDULER = 'wlc';
+export const DEFAULT_FASTPATH_SCHEDULER = 'swrr-sed';
 
 /** Scheduler names as service specs spell them. */
 export const FASTPATH_SCHEDULERS: ReadonlyMap<string, Scheduler> = new Map<string, Scheduler>([
