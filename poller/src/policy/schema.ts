@@ -147,7 +147,7 @@ export const serviceSchema = z.strictObject({
   engine: z.string().default('fastpath'),
   /** The engine's address of the service: "tcp 192.0.2.10:80" (port 0: the fast path picks one), or for HAProxy the backend name. */
   address: z.string().min(1),
-  /** Scheduler in the engine's words (fastpath: wlc, swrr, sed or swrr-lc; IPVS: wlc, wrr, sed, …; nftables: random), checked against the engine; the engine's default when omitted. */
+  /** Scheduler in the engine's words (fastpath: swrr-sed, wlc, swrr, sed or swrr-lc; IPVS: wlc, wrr, sed, …; nftables: random), checked against the engine; the engine's default when omitted. */
   scheduler: z.string().optional(),
   /**
    * The poller creates (and removes) this service and its destinations in
