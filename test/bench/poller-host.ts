@@ -79,8 +79,11 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     accepted = 0;
     cycles = 0;
   } else if (cmd === 'report') {
-    const live = poller.snapshot().nodes.filter((n) => n.state === 'live').length;
-    process.stdout.write(`${JSON.stringify({ accepted, cycles, live, p50Ms: latency.quantile(0.5) / 1000, p99Ms: latency.quantile(0.99) / 1000, maxMs: latency.max / 1000, decided: latency.count })}\n`);
+    const snapshot = poller.snapshot();
+    const live = snapshot.nodes.filter((n) => n.state === 'live').length;
+    // Messages refused since start, by reason: why streams were cut, if they were.
+    const rejected = snapshot.ingest.rejected;
+    process.stdout.write(`${JSON.stringify({ accepted, cycles, live, rejected, p50Ms: latency.quantile(0.5) / 1000, p99Ms: latency.quantile(0.99) / 1000, maxMs: latency.max / 1000, decided: latency.count })}\n`);
   }
 });
 const stop = (): void => void poller.stop().finally(() => process.exit(0));
