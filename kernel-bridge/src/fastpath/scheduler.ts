@@ -27,7 +27,7 @@ export type Scheduler = <T extends SchedulerTarget>(targets: readonly T[], now: 
  * down peers, so their scores stay where they were.
  */
 export function pickSwrr<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
-  return swrrAmong(targets, now, undefined);
+  return swrrAmong(targets, now, undefined, 0, 0, 'equal');
 }
 
 /**
@@ -39,12 +39,8 @@ export function pickSwrr<T extends SchedulerTarget>(targets: readonly T[], now: 
  * would send everything to one target.
  */
 export function pickWlc<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
-  let least: T | undefined;
-  for (const t of targets) {
-    if (!isEligible(t, now)) continue;
-    if (least === undefined || t.active * least.weight < least.active * t.weight) least = t;
-  }
-  return least === undefined ? undefined : swrrAmong(targets, now, least);
+  const least = leastLoaded(targets, now, 0);
+  return least && swrrAmong(targets, now, least, 0, 0, 'equal');
 }
 
 /**
@@ -58,22 +54,8 @@ export function pickWlc<T extends SchedulerTarget>(targets: readonly T[], now: n
  * weights rank the targets, they are not shares.
  */
 export function pickSed<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
-  let least: T | undefined;
-  for (const t of targets) {
-    if (!isEligible(t, now)) continue;
-    if (least === undefined || (t.active + 1) * least.weight < (least.active + 1) * t.weight) least = t;
-  }
-  if (least === undefined) return undefined;
-  let best: T | undefined;
-  let total = 0;
-  for (const t of targets) {
-    if (!isEligible(t, now) || (t.active + 1) * least.weight !== (least.active + 1) * t.weight) continue;
-    t.current += t.weight;
-    total += t.weight;
-    if (best === undefined || t.current > best.current) best = t;
-  }
-  if (best !== undefined) best.current -= total;
-  return best;
+  const least = leastLoaded(targets, now, 1);
+  return least && swrrAmong(targets, now, least, 1, 1, 'equal');
 }
 
 /**
@@ -88,23 +70,9 @@ export function pickSed<T extends SchedulerTarget>(targets: readonly T[], now: n
  * always takes part, so an eligible target is always found.
  */
 export function pickSwrrLc<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
-  let least: T | undefined;
-  for (const t of targets) {
-    if (!isEligible(t, now)) continue;
-    if (least === undefined || t.active * least.weight < least.active * t.weight) least = t;
-  }
-  if (least === undefined) return undefined;
-  let best: T | undefined;
-  let total = 0;
-  for (const t of targets) {
-    // (t.active - 1) / t.weight <= least.active / least.weight, without division.
-    if (!isEligible(t, now) || (t.active - 1) * least.weight > least.active * t.weight) continue;
-    t.current += t.weight;
-    total += t.weight;
-    if (best === undefined || t.current > best.current) best = t;
-  }
-  if (best !== undefined) best.current -= total;
-  return best;
+  const least = leastLoaded(targets, now, 0);
+  // (t.active - 1) / t.weight <= least.active / least.weight
+  return least && swrrAmong(targets, now, least, -1, 0, 'at-most');
 }
 
 /**
@@ -119,36 +87,40 @@ export function pickSwrrLc<T extends SchedulerTarget>(targets: readonly T[], now
  * Stricter than `swrr-lc` for busy low-weight targets.
  */
 export function pickSwrrSed<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
-  let least: T | undefined;
-  for (const t of targets) {
-    if (!isEligible(t, now)) continue;
-    if (least === undefined || (t.active + 1) * least.weight < (least.active + 1) * t.weight) least = t;
-  }
-  if (least === undefined) return undefined;
-  let best: T | undefined;
-  let total = 0;
-  for (const t of targets) {
-    // t.active / t.weight <= (least.active + 1) / least.weight, without division.
-    if (!isEligible(t, now) || t.active * least.weight > (least.active + 1) * t.weight) continue;
-    t.current += t.weight;
-    total += t.weight;
-    if (best === undefined || t.current > best.current) best = t;
-  }
-  if (best !== undefined) best.current -= total;
-  return best;
+  const least = leastLoaded(targets, now, 1);
+  // t.active / t.weight <= (least.active + 1) / least.weight
+  return least && swrrAmong(targets, now, least, 0, 1, 'at-most');
 }
 
 function isEligible(t: SchedulerTarget, now: number): boolean {
   return t.weight > 0 && t.downUntil <= now;
 }
 
-/** Smooth WRR over the eligible targets, or only those as loaded (active/weight) as `tiedWith`. */
-function swrrAmong<T extends SchedulerTarget>(targets: readonly T[], now: number, tiedWith: T | undefined): T | undefined {
+/** The eligible target with the least (active + extra) / weight, compared without division. */
+function leastLoaded<T extends SchedulerTarget>(targets: readonly T[], now: number, extra: number): T | undefined {
+  let least: T | undefined;
+  for (const t of targets) {
+    if (!isEligible(t, now)) continue;
+    if (least === undefined || (t.active + extra) * least.weight < (least.active + extra) * t.weight) least = t;
+  }
+  return least;
+}
+
+/**
+ * Smooth WRR over the eligible targets; with `least`, only over those whose
+ * (active + own) / weight is equal to, or at most, (least.active + its) /
+ * least.weight (compared without division).
+ */
+function swrrAmong<T extends SchedulerTarget>(targets: readonly T[], now: number, least: T | undefined, own: number, its: number, relation: 'equal' | 'at-most'): T | undefined {
   let best: T | undefined;
   let total = 0;
   for (const t of targets) {
     if (!isEligible(t, now)) continue;
-    if (tiedWith !== undefined && t.active * tiedWith.weight !== tiedWith.active * t.weight) continue;
+    if (least !== undefined) {
+      const mine = (t.active + own) * least.weight;
+      const theirs = (least.active + its) * t.weight;
+      if (relation === 'equal' ? mine !== theirs : mine > theirs) continue;
+    }
     t.current += t.weight;
     total += t.weight;
     if (best === undefined || t.current > best.current) best = t;
