@@ -4,7 +4,7 @@
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { connect, createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import {
   ListenerError,
   UnsupportedError,
@@ -288,11 +288,39 @@ test('half-close: the server ends first and still receives what the client sends
   await closed;
 });
 
+const BACKPRESSURE_BYTES = 32 * MiB;
+const BACKPRESSURE_CHUNK = 64 * 1024;
+/** What the engine may hold in its buffers while one side is slow. */
+const MAX_ENGINE_BUFFER = 1 * MiB;
+
+/** Write `payload` in chunks, waiting for 'drain' whenever the stream asks; resolves with how often it had to wait. */
+async function writeWithBackpressure(stream: NodeJS.WritableStream, payload: Buffer, onWait: () => void): Promise<number> {
+  let waited = 0;
+  for (let offset = 0; offset < payload.length; offset += BACKPRESSURE_CHUNK) {
+    if (stream.write(payload.subarray(offset, offset + BACKPRESSURE_CHUNK))) continue;
+    waited++;
+    onWait();
+    await once(stream as unknown as NodeJS.EventEmitter, 'drain', { signal: AbortSignal.timeout(WAIT_MS) });
+  }
+  return waited;
+}
+
+/** Read slowly (the workload, not synchronisation: at most one chunk per millisecond), hashing what arrives. */
+function readSlowly(socket: Socket, onChunk: () => void): { bytes: () => number; digest: () => string } {
+  const hash = createHash('sha256');
+  let received = 0;
+  socket.on('data', (chunk: Buffer) => {
+    hash.update(chunk);
+    received += chunk.length;
+    onChunk();
+    socket.pause();
+    setTimeout(() => socket.resume(), 1);
+  });
+  return { bytes: () => received, digest: () => hash.digest('hex') };
+}
+
 test('backpressure: a slow backend holds the client back; the engine buffers little and loses nothing', async (t) => {
-  const PAYLOAD_BYTES = 32 * MiB;
-  const CHUNK_BYTES = 64 * 1024;
-  const MAX_ENGINE_BUFFER = 1 * MiB;
-  const payload = randomBytes(PAYLOAD_BYTES);
+  const payload = randomBytes(BACKPRESSURE_BYTES);
   const digest = createHash('sha256').update(payload).digest('hex');
   const { engine, port } = await startFastpath(t, []);
   let maxBuffered = 0;
@@ -301,17 +329,8 @@ test('backpressure: a slow backend holds the client back; the engine buffers lit
   };
 
   const slow = await startBackend(t, 'slow', (socket) => {
-    const hash = createHash('sha256');
-    let received = 0;
-    socket.on('data', (chunk: Buffer) => {
-      hash.update(chunk);
-      received += chunk.length;
-      sample();
-      // The workload, not synchronisation: read at most one chunk per millisecond.
-      socket.pause();
-      setTimeout(() => socket.resume(), 1);
-    });
-    socket.on('end', () => socket.end(`${received} ${hash.digest('hex')}`));
+    const read = readSlowly(socket, sample);
+    socket.on('end', () => socket.end(`${read.bytes()} ${read.digest()}`));
   });
   await engine.apply([{ op: 'add-destination', service: SERVICE, destination: slow.address, weight: 1 }]);
   const client = await openClient(port);
@@ -319,18 +338,11 @@ test('backpressure: a slow backend holds the client back; the engine buffers lit
   let reply = '';
   client.on('data', (chunk: string) => (reply += chunk));
   const closed = once(client, 'close', { signal: AbortSignal.timeout(4 * WAIT_MS) });
-
-  let heldBack = 0;
-  for (let offset = 0; offset < PAYLOAD_BYTES; offset += CHUNK_BYTES) {
-    if (client.write(payload.subarray(offset, offset + CHUNK_BYTES))) continue;
-    heldBack++;
-    sample();
-    await once(client, 'drain', { signal: AbortSignal.timeout(WAIT_MS) });
-  }
+  const heldBack = await writeWithBackpressure(client, payload, sample);
   client.end();
   await closed;
 
-  t.is(reply, `${PAYLOAD_BYTES} ${digest}`);
+  t.is(reply, `${BACKPRESSURE_BYTES} ${digest}`);
   t.true(heldBack > 0, 'the client was made to wait');
   t.true(maxBuffered < MAX_ENGINE_BUFFER, `the engine buffered at most ${maxBuffered} bytes`);
   t.log(`engine buffered at most ${maxBuffered} bytes; client waited for drain ${heldBack} times`);
@@ -339,10 +351,7 @@ test('backpressure: a slow backend holds the client back; the engine buffers lit
 // Serial: its backend holds connections until the end, and a concurrent
 // test's refusingAddress() port reused by it would hang instead of refusing.
 test.serial('backpressure: a slow client holds the backend back; the engine buffers little and loses nothing', async (t) => {
-  const PAYLOAD_BYTES = 32 * MiB;
-  const CHUNK_BYTES = 64 * 1024;
-  const MAX_ENGINE_BUFFER = 1 * MiB;
-  const payload = randomBytes(PAYLOAD_BYTES);
+  const payload = randomBytes(BACKPRESSURE_BYTES);
   const digest = createHash('sha256').update(payload).digest('hex');
   const { engine, port } = await startFastpath(t, []);
   let maxBuffered = 0;
@@ -351,33 +360,21 @@ test.serial('backpressure: a slow client holds the backend back; the engine buff
   };
   let heldBack = 0;
   const sending = await startBackend(t, 'sending', (socket) => {
-    void (async () => {
-      for (let offset = 0; offset < PAYLOAD_BYTES; offset += CHUNK_BYTES) {
-        if (socket.write(payload.subarray(offset, offset + CHUNK_BYTES))) continue;
-        heldBack++;
-        sample();
-        await once(socket, 'drain', { signal: AbortSignal.timeout(WAIT_MS) });
-      }
-      socket.end();
-    })().catch(() => socket.destroy());
+    void writeWithBackpressure(socket, payload, sample)
+      .then((waited) => {
+        heldBack = waited;
+        socket.end();
+      })
+      .catch(() => socket.destroy());
   });
   await engine.apply([{ op: 'add-destination', service: SERVICE, destination: sending.address, weight: 1 }]);
   const client = await openClient(port);
-  const hash = createHash('sha256');
-  let received = 0;
-  client.on('data', (chunk: Buffer) => {
-    hash.update(chunk);
-    received += chunk.length;
-    sample();
-    // The workload, not synchronisation: read at most one chunk per millisecond.
-    client.pause();
-    setTimeout(() => client.resume(), 1);
-  });
+  const read = readSlowly(client, sample);
   await once(client, 'end', { signal: AbortSignal.timeout(4 * WAIT_MS) });
   client.end();
 
-  t.is(received, PAYLOAD_BYTES);
-  t.is(hash.digest('hex'), digest);
+  t.is(read.bytes(), BACKPRESSURE_BYTES);
+  t.is(read.digest(), digest);
   t.true(heldBack > 0, 'the backend was made to wait');
   t.true(maxBuffered < MAX_ENGINE_BUFFER, `the engine buffered at most ${maxBuffered} bytes`);
   t.log(`engine buffered at most ${maxBuffered} bytes; backend waited for drain ${heldBack} times`);
