@@ -1,7 +1,7 @@
 // The fast path forwarding real TCP on loopback: backends on listen(0) that
 // say who they are, clients that count who answered. Every wait is for an
 // event or a condition, bounded by WAIT_MS.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
@@ -319,14 +319,20 @@ function readSlowly(socket: Socket, onChunk: () => void): { bytes: () => number;
   return { bytes: () => received, digest: () => hash.digest('hex') };
 }
 
-test('backpressure: a slow backend holds the client back; the engine buffers little and loses nothing', async (t) => {
+/** A fast path with no destination yet, a random payload and its digest, and a watch on the engine's buffered bytes. */
+async function backpressureSetup(t: ExecutionContext) {
   const payload = randomBytes(BACKPRESSURE_BYTES);
   const digest = createHash('sha256').update(payload).digest('hex');
   const { engine, port } = await startFastpath(t, []);
-  let maxBuffered = 0;
+  let max = 0;
   const sample = (): void => {
-    maxBuffered = Math.max(maxBuffered, engine.diagnostics().bufferedBytes);
+    max = Math.max(max, engine.diagnostics().bufferedBytes);
   };
+  return { engine, port, payload, digest, sample, maxBuffered: () => max };
+}
+
+test('backpressure: a slow backend holds the client back; the engine buffers little and loses nothing', async (t) => {
+  const { engine, port, payload, digest, sample, maxBuffered } = await backpressureSetup(t);
 
   const slow = await startBackend(t, 'slow', (socket) => {
     const read = readSlowly(socket, sample);
@@ -344,20 +350,14 @@ test('backpressure: a slow backend holds the client back; the engine buffers lit
 
   t.is(reply, `${BACKPRESSURE_BYTES} ${digest}`);
   t.true(heldBack > 0, 'the client was made to wait');
-  t.true(maxBuffered < MAX_ENGINE_BUFFER, `the engine buffered at most ${maxBuffered} bytes`);
-  t.log(`engine buffered at most ${maxBuffered} bytes; client waited for drain ${heldBack} times`);
+  t.true(maxBuffered() < MAX_ENGINE_BUFFER, `the engine buffered at most ${maxBuffered()} bytes`);
+  t.log(`engine buffered at most ${maxBuffered()} bytes; client waited for drain ${heldBack} times`);
 });
 
 // Serial: its backend holds connections until the end, and a concurrent
 // test's refusingAddress() port reused by it would hang instead of refusing.
 test.serial('backpressure: a slow client holds the backend back; the engine buffers little and loses nothing', async (t) => {
-  const payload = randomBytes(BACKPRESSURE_BYTES);
-  const digest = createHash('sha256').update(payload).digest('hex');
-  const { engine, port } = await startFastpath(t, []);
-  let maxBuffered = 0;
-  const sample = (): void => {
-    maxBuffered = Math.max(maxBuffered, engine.diagnostics().bufferedBytes);
-  };
+  const { engine, port, payload, digest, sample, maxBuffered } = await backpressureSetup(t);
   let heldBack = 0;
   const sending = await startBackend(t, 'sending', (socket) => {
     void writeWithBackpressure(socket, payload, sample)
@@ -376,8 +376,8 @@ test.serial('backpressure: a slow client holds the backend back; the engine buff
   t.is(read.bytes(), BACKPRESSURE_BYTES);
   t.is(read.digest(), digest);
   t.true(heldBack > 0, 'the backend was made to wait');
-  t.true(maxBuffered < MAX_ENGINE_BUFFER, `the engine buffered at most ${maxBuffered} bytes`);
-  t.log(`engine buffered at most ${maxBuffered} bytes; backend waited for drain ${heldBack} times`);
+  t.true(maxBuffered() < MAX_ENGINE_BUFFER, `the engine buffered at most ${maxBuffered()} bytes`);
+  t.log(`engine buffered at most ${maxBuffered()} bytes; backend waited for drain ${heldBack} times`);
 });
 
 // Upstream sockets share one read buffer (forwarder.ts): a chunk must be
