@@ -538,27 +538,29 @@ export class Poller {
  * selects servers by label (a node's labels can match any of them).
  */
 class ServiceIndex {
-  private readonly byKey = new Map<string, string[]>();
-  private readonly bySelector: string[] = [];
+  private readonly byNode = new Map<string, Set<string>>();
+  private readonly byHost = new Map<string, Set<string>>();
+  private readonly bySelector = new Set<string>();
 
   constructor(policy: CompiledPolicy) {
     for (const service of policy.services) {
       for (const m of service.servers) {
-        if (m.by === 'selector') {
-          if (!this.bySelector.includes(service.name)) this.bySelector.push(service.name);
-          continue;
-        }
-        const key = m.by === 'node' ? `node ${m.node}` : `host ${m.host}`;
-        const list = this.byKey.get(key) ?? [];
-        if (!list.includes(service.name)) list.push(service.name);
-        this.byKey.set(key, list);
+        if (m.by === 'selector') this.bySelector.add(service.name);
+        else if (m.by === 'node') add(this.byNode, m.node, service.name);
+        else add(this.byHost, m.host, service.name);
       }
     }
   }
 
   concerning(node: NodeRecord, into: Set<string>): void {
-    for (const name of this.byKey.get(`node ${node.id}`) ?? []) into.add(name);
-    for (const host of node.hello.addresses) for (const name of this.byKey.get(`host ${host}`) ?? []) into.add(name);
+    for (const name of this.byNode.get(node.id) ?? []) into.add(name);
+    for (const host of node.hello.addresses) for (const name of this.byHost.get(host) ?? []) into.add(name);
     for (const name of this.bySelector) into.add(name);
   }
+}
+
+function add(index: Map<string, Set<string>>, key: string, service: string): void {
+  const set = index.get(key) ?? new Set<string>();
+  set.add(service);
+  index.set(key, set);
 }

@@ -4,12 +4,13 @@
 // that each bench ran and reported every figure it promises. Without the
 // prerequisites these tests are skipped, or fail under LOADFEED_REQUIRE_ENGINES=1.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 import { binary, realEngineGate, ROOT, type Prerequisite } from '../helpers/real-engine.js';
+import { listDir, pidAlive } from '../helpers/process.js';
 import { cgroupUnavailable } from './lib/cgroup.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -113,24 +114,7 @@ gate.serial('no bench left a cgroup or a network namespace behind (named after a
     ...listDir('/run/netns').filter((n) => /^lfb\d+-\d+$/.test(n)).map((n) => ({ n, pid: Number(/^lfb(\d+)-/.exec(n)?.[1]) })),
     ...['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpuacct', '/sys/fs/cgroup', '/sys/fs/cgroup/unified']
       .flatMap((d) => listDir(d).filter((n) => /^loadfeed-bench-\d+$/.test(n)).map((n) => ({ n: `${d}/${n}`, pid: Number(/(\d+)$/.exec(n)?.[1]) }))),
-  ].filter((x) => !alive(x.pid));
+  ].filter((x) => !pidAlive(x.pid));
   t.deepEqual(leftovers.map((x) => x.n), []);
   rmSync(outDir, { recursive: true, force: true });
 });
-
-function listDir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

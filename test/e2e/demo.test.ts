@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { pidAlive } from '../helpers/process.js';
 
 const require = createRequire(import.meta.url);
 const CLI = path.join(path.dirname(require.resolve('@loadfeed/poller/package.json')), 'build/src/bin/loadfeed.js');
@@ -31,15 +32,6 @@ function childrenOf(pid: number): number[] {
     }
   }
   return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 test.serial('the strongest backend ends with the highest weight and share, the weakest with the lowest', async (t) => {
@@ -77,5 +69,5 @@ test.serial('Ctrl-C stops every process the demo started', async (t) => {
   demo.kill('SIGINT');
   const [code] = (await once(demo, 'exit')) as [number];
   t.is(code, 0);
-  t.deepEqual(children.filter(alive), []);
+  t.deepEqual(children.filter(pidAlive), []);
 });

@@ -2,9 +2,10 @@
 // static busybox that runs the guest's /init, and QEMU. Each lookup says what
 // is missing and how to get it.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { listDir } from '../helpers/process.js';
 
 /** The repository root (this file is test/ipvs-vm/kernel.ts, compiled to test/build/ipvs-vm/kernel.js). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -150,14 +151,6 @@ export function guestPrerequisites(
     return { missing };
   }
   return { qemu, busybox, kernel };
-}
-
-function listDir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
 }
 
 function readText(file: string): string {

@@ -4,6 +4,7 @@
 import fs, { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pidAlive } from '../../helpers/process.js';
 
 /** LOADFEED_BENCH_QUICK=1: short runs that prove a bench works (CI), not figures to judge. */
 export const QUICK = process.env['LOADFEED_BENCH_QUICK'] === '1';
@@ -113,16 +114,6 @@ async function takeBenchLock(deadline: number, log: (s: string) => void): Promis
     if (Date.now() >= deadline) throw new Error(`another bench (pid ${holder}) still holds ${BENCH_LOCK}`);
     log(`another bench (pid ${holder}) is running: waiting for it to end`);
     await new Promise((r) => setTimeout(r, 5_000));
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
