@@ -38,7 +38,7 @@ export { authorize, loadTokens, isLoopbackPeer } from './auth.js';
 export type { AuthOptions, AuthVerdict } from './auth.js';
 export type { PollerSecurity } from './poller.js';
 export { makeCertificates } from './certs.js';
-export { DEFAULT_LIMITS } from './ingest.js';
+export { DEFAULT_LIMITS, ACK_INTERVAL_MS, SAMPLE_BURST_SECONDS } from './ingest.js';
 export type { IngestLimits } from './ingest.js';
 export { Reconciler } from './reconcile.js';
 export type { DriftEvent, DriftPolicy } from './reconcile.js';

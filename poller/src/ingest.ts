@@ -24,6 +24,19 @@ export const MAX_SERVICES_PER_AGENT = 64;
 export const DEFAULT_MAX_AGENTS = 20_000;
 /** Agents sample at most every 100 ms; twice that rate leaves room for bursts after a stall. */
 export const DEFAULT_MAX_SAMPLES_PER_SECOND = 20;
+/**
+ * A stream may send this many seconds' worth of the rate at once: samples
+ * queued while the poller itself was busy (a long cycle, a GC pause, a burst
+ * of reconnects) arrive together, and cutting those streams would add
+ * reconnects to an overloaded poller.
+ */
+export const SAMPLE_BURST_SECONDS = 5;
+/**
+ * After the first sample of a stream (which tells the agent it was accepted),
+ * samples are acknowledged at most this often: an Ack per sample was a third
+ * of the poller's cost per sample, and nothing needs it sooner.
+ */
+export const ACK_INTERVAL_MS = 10_000;
 /** A sample stamped further than this from the poller's clock is refused. */
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 5 * 60_000;
 
@@ -81,7 +94,8 @@ export class Ingest {
   private onStream(call: TelemetryReportCall): void {
     let node: NodeRecord | null = null;
     let lastSeq = 0;
-    const bucket = new TokenBucket(this.options.limits.maxSamplesPerSecond);
+    let ackedAt: number | null = null;
+    const bucket = new TokenBucket(this.options.limits.maxSamplesPerSecond, SAMPLE_BURST_SECONDS);
     let finished = false;
     const finish = (): void => {
       if (finished) return;
@@ -124,7 +138,8 @@ export class Ingest {
         }
         if (!node) throw new IngestError('failed-precondition', `first message must be Hello, got ${msg.body ?? 'nothing'}`);
         if (msg.body === 'sample') {
-          if (!bucket.take()) {
+          const now = performance.now();
+          if (!bucket.take(now)) {
             throw new IngestError('resource-exhausted', `sample: more than ${this.options.limits.maxSamplesPerSecond} samples per second`);
           }
           const sample = checkSample(msg.sample as Sample | null, node.hello, lastSeq, this.options.limits.maxClockSkewMs);
@@ -132,7 +147,10 @@ export class Ingest {
           this.options.table.accept(node, sample);
           this.options.record?.({ type: 'sample', node: node.id, sample });
           this.counters.accepted += 1;
-          call.write({ ack: { lastSeq } } satisfies Partial<PollerMessage>);
+          if (ackedAt === null || now - ackedAt >= ACK_INTERVAL_MS) {
+            ackedAt = now;
+            call.write({ ack: { lastSeq } } satisfies Partial<PollerMessage>);
+          }
           return;
         }
         if (msg.body === 'drain' || msg.body === 'undrain') {
@@ -216,18 +234,19 @@ function checkSample(s: Sample | null | undefined, hello: Hello, lastSeq: number
   return s;
 }
 
-/** Per-stream sample rate limit: `rate` tokens per second, bursts up to `rate`. */
+/** Per-stream sample rate limit: `rate` tokens per second, bursts up to `burstSeconds` × `rate`. */
 class TokenBucket {
   private tokens: number;
+  private readonly capacity: number;
   private at = performance.now();
 
-  constructor(private readonly rate: number) {
-    this.tokens = rate;
+  constructor(private readonly rate: number, burstSeconds: number) {
+    this.capacity = rate * burstSeconds;
+    this.tokens = this.capacity;
   }
 
-  take(): boolean {
-    const now = performance.now();
-    this.tokens = Math.min(this.rate, this.tokens + ((now - this.at) / 1000) * this.rate);
+  take(now: number): boolean {
+    this.tokens = Math.min(this.capacity, this.tokens + ((now - this.at) / 1000) * this.rate);
     this.at = now;
     if (this.tokens < 1) return false;
     this.tokens -= 1;

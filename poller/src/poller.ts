@@ -21,8 +21,15 @@ import { afterOps, plan, type DesiredService } from './planner.js';
 import { Reconciler, type DriftEvent } from './reconcile.js';
 import type { TraceRecord, TraceRecorder } from './trace.js';
 
-/** Server pings every agent connection this often; a hung host is cut off within ~2× this. */
-export const SERVER_KEEPALIVE_MS = 1_000;
+/**
+ * Server pings every agent connection this often (and waits this long for
+ * the answer) to close the streams of hosts that vanished without a FIN. It
+ * does not quiesce anything: the stale deadline does that within
+ * `liveness.staleAfter`. Pinging every second cost as much as a sample per
+ * agent (bench:poller-scale).
+ */
+export const SERVER_KEEPALIVE_MS = 10_000;
+export const SERVER_KEEPALIVE_TIMEOUT_MS = 5_000;
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 /** After a failed engine apply, try again this soon even if nothing changed. */
 export const RETRY_AFTER_ERROR_MS = 1_000;
@@ -30,7 +37,7 @@ export const RETRY_AFTER_ERROR_MS = 1_000;
  * Cycles start at least this far apart, and at least twice as far apart as
  * the last cycle took: samples arriving meanwhile share one cycle, and however
  * many agents report, cycles leave the event loop at least half its time for
- * gRPC (keepalive pings unanswered for a second drop every stream).
+ * gRPC.
  */
 export const MIN_CYCLE_GAP_MS = 10;
 
@@ -138,7 +145,7 @@ export class Poller {
   private readonly evaluator: WeightEvaluator;
   private readonly server = new grpc.Server({
     'grpc.keepalive_time_ms': SERVER_KEEPALIVE_MS,
-    'grpc.keepalive_timeout_ms': SERVER_KEEPALIVE_MS,
+    'grpc.keepalive_timeout_ms': SERVER_KEEPALIVE_TIMEOUT_MS,
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
   });
   private readonly engines = new Map<string, Engine>();

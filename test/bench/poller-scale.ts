@@ -16,12 +16,16 @@ import path from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { createRequire } from 'node:module';
+import { launcherOptions } from '../helpers/launcher.js';
 import { Children, firstLine, sleep, withCleanup, type Started } from './lib/children.js';
 import { fmt, loadAverage1, machineLine, processCpuUs, processPeakRssBytes, processRssBytes, QUICK, table, waitForQuietMachine } from './lib/measure.js';
 import { plotLines } from './lib/plot.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const HOST = path.join(HERE, 'poller-host.js');
+/** The shipped poller's V8 options (its launcher line) apply to the bench's poller process too. */
+const POLLER_OPTIONS = launcherOptions(path.join(path.dirname(createRequire(import.meta.url).resolve('@loadfeed/poller/package.json')), 'build/src/bin/loadfeed-poller.js'));
 const SIM = path.join(HERE, 'sim-agents.js');
 const LISTEN_PORT = 17_415;
 const STREAMS_PER_PROCESS = 2_500;
@@ -75,7 +79,7 @@ async function main(): Promise<void> {
       'window-s': { type: 'string', default: QUICK ? '5' : '30' },
       'out-dir': { type: 'string', default: QUICK ? path.join(tmpdir(), `loadfeed-bench-${process.pid}`) : 'docs/bench' },
       'max-load': { type: 'string', default: QUICK ? '100' : '0.7' },
-      /** Node options for the poller's process, e.g. --cpu-prof. */
+      /** More Node options for the poller's process, e.g. --cpu-prof. */
       'node-args': { type: 'string', default: '' },
     },
   });
@@ -100,6 +104,7 @@ async function main(): Promise<void> {
       for (const n of steps) {
         log(`${n} agents`);
         const host = children.spawn('poller', process.execPath, [
+          ...POLLER_OPTIONS,
           ...values['node-args'].split(' ').filter((x) => x !== ''),
           HOST, '--agents', String(n), '--listen', `127.0.0.1:${LISTEN_PORT}`,
         ]);
@@ -153,7 +158,7 @@ async function main(): Promise<void> {
   const ten = results.find((s) => s.agents === 10_000);
   const text = [
     `bench:poller-scale  ${started.toISOString()}  ${machineLine()}`,
-    `load average ${loadBefore} before, ${loadAfter} after; 1 sample/s per agent, ${STREAMS_PER_PROCESS} streams per client process, ${windowS} s window after all agents are live`,
+    `load average ${loadBefore} before, ${loadAfter} after; poller node options ${[...POLLER_OPTIONS, values['node-args']].join(' ').trim()}; 1 sample/s per agent, ${STREAMS_PER_PROCESS} streams per client process, ${windowS} s window after all agents are live`,
     '',
     table(
       ['agents', 'live', 'samples/s', 'poller cpu %', 'rss MB', 'peak rss MB', 'p50 ms', 'p99 ms', 'max ms', 'policy cycles', 'sustained'],

@@ -32,7 +32,7 @@ let ready = 0;
 const streams: grpc.ClientDuplexStream<AgentMessage, PollerMessage>[] = [];
 const timers: NodeJS.Timeout[] = [];
 
-/** Streams opened per turn of the event loop: a process blocked for over a second misses the poller's keepalive pings (1 s). */
+/** Streams opened per turn of the event loop, so samples of the open ones keep their pace. */
 const OPEN_BATCH = 50;
 
 function open(k: number): void {

@@ -4,58 +4,15 @@
 // only, and must never let a non-finite or out-of-range value reach the node
 // table. LOADFEED_FUZZ_RUNS raises the count (`npm run fuzz`).
 import test from 'ava';
-import { EventEmitter } from 'node:events';
 import fc from 'fast-check';
 import * as grpc from '@grpc/grpc-js';
-import { AgentMessage, type TelemetryReportCall } from '@loadfeed/proto';
-import { compilePolicy, DEFAULT_LIMITS, defaultEngines, defaultStrategies, Ingest, NodeTable, WeightEvaluator, type CompiledService } from '@loadfeed/poller';
+import { AgentMessage } from '@loadfeed/proto';
+import { fakeIngest } from '../helpers/fake-call.js';
+import { compilePolicy, DEFAULT_LIMITS, defaultEngines, defaultStrategies, WeightEvaluator, type CompiledService, type NodeTable } from '@loadfeed/poller';
 
 const RUNS = Number(process.env['LOADFEED_FUZZ_RUNS'] ?? 10_000);
 
-/** A stand-in for grpc-js's server call: what Ingest uses of it, nothing more. */
-class FakeCall extends EventEmitter {
-  readonly written: unknown[] = [];
-  status: { code: number; details: string } | null = null;
-  ended = false;
-  readonly metadata = new grpc.Metadata();
-  constructor() {
-    super();
-    // Ingest reports refusals by emitting 'error' with a status, as grpc-js expects.
-    this.on('error', (e: { code: number; details: string }) => {
-      this.status = e;
-    });
-  }
-  write(m: unknown): boolean {
-    this.written.push(m);
-    return true;
-  }
-  end(): void {
-    this.ended = true;
-  }
-  getPeer(): string {
-    return '127.0.0.1:40000';
-  }
-  getAuthContext(): ReturnType<TelemetryReportCall['getAuthContext']> {
-    return {};
-  }
-}
-
-function setup() {
-  const table = new NodeTable(2000, () => undefined);
-  const ingest = new Ingest({
-    table,
-    auth: { tokens: new Map(), mutualTls: false, allowPlaintext: false },
-    limits: { ...DEFAULT_LIMITS, maxSamplesPerSecond: 1e9 },
-    intervalMs: () => 1000,
-    log: () => undefined,
-  });
-  const open = (): FakeCall => {
-    const call = new FakeCall();
-    ingest.service.report(call as unknown as TelemetryReportCall);
-    return call;
-  };
-  return { table, ingest, open };
-}
+const setup = (): ReturnType<typeof fakeIngest> => fakeIngest({ ...DEFAULT_LIMITS, maxSamplesPerSecond: 1e9 });
 
 const HELLO = { hello: { nodeId: 'fuzz', cores: 2, memoryBytes: 1e9, services: [{ name: 'http', port: 80 }] } };
 

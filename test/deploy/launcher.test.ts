@@ -1,0 +1,46 @@
+// The daemons' launcher lines carry their V8 options (see the bins'
+// comments): executed directly, each bin must start with them and without
+// warnings, and its container ENTRYPOINT must pass node the same options.
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { launcherOptions } from '../helpers/launcher.js';
+
+const require = createRequire(import.meta.url);
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+const BINS = [
+  { name: 'loadfeed-agent', pkg: '@loadfeed/agent', dockerfile: 'agent.Dockerfile', option: '--lite-mode' },
+  { name: 'loadfeed-poller', pkg: '@loadfeed/poller', dockerfile: 'poller.Dockerfile', option: '--max-semi-space-size=32' },
+];
+
+const binPath = (pkg: string, name: string): string => path.join(path.dirname(require.resolve(`${pkg}/package.json`)), `build/src/bin/${name}.js`);
+
+for (const bin of BINS) {
+  const file = binPath(bin.pkg, bin.name);
+
+  test(`${bin.name}: executed directly (systemd, npm global, npx), the bin starts with its V8 options and prints nothing to stderr`, async (t) => {
+    t.true(launcherOptions(file).includes(bin.option));
+    const child = spawn(file, ['--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    t.is(code, 0);
+    t.regex(stdout, new RegExp(`^Usage: ${bin.name}`));
+    // V8 warns on stderr when options conflict (--lite-mode without --no-expose-wasm does).
+    t.is(stderr, '');
+  });
+
+  test(`${bin.name}: the container ENTRYPOINT passes node the same options as the launcher line`, (t) => {
+    const dockerfile = readFileSync(path.join(REPO_ROOT, 'deploy/container', bin.dockerfile), 'utf8');
+    const line = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1] ?? 'null';
+    const entrypoint = JSON.parse(line) as string[];
+    t.deepEqual(entrypoint.slice(0, -1), ['node', ...launcherOptions(file)]);
+    t.is(entrypoint.at(-1), `/app/${bin.pkg.split('/')[1]}/build/src/bin/${bin.name}.js`);
+  });
+}
