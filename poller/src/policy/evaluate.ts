@@ -15,10 +15,11 @@
 //  13. all-zero fallback: if every server ends at 0 because metrics vanished,
 //      keep the last weights (or equal ones) instead of black-holing the service
 import { formatHostPort } from '@loadfeed/kernel-bridge';
+import type { Sample } from '@loadfeed/proto';
 import type { NodeLookup, NodeRecord } from '../node-table.js';
 import type { CompiledService, ServerMatch } from './compile.js';
-import { parseExpression, type Expression } from './expression.js';
-import { fmt, variablesOf, type NodeMetrics, type ServerInput, type StrategyRegistry } from './strategy.js';
+import { parseExpression, type Expression, type Variables } from './expression.js';
+import { fmt, variablesOf, type NodeMetrics, type Score, type ServerInput, type StrategyRegistry } from './strategy.js';
 
 export type ServerState = 'live' | 'blackout' | 'slow-start' | 'guarded' | 'drained' | 'stale' | 'held' | 'absent' | 'fallback';
 
@@ -59,12 +60,41 @@ interface ServerMemory {
   holdUntil: number | null;
   /** The weight adopted from the engine, while adopted servers still wait for their agents. */
   adoptedWeight: number | null;
+  /** The last evaluation that resolved this server: a second policy entry for it is skipped, a server not resolved is forgotten. */
+  round: number;
+  /** What its node's latest sample means for the service, worked out once per sample. */
+  facts: SampleFacts | null;
+}
+
+/**
+ * One sample of one node, seen by one compiled service: at scale nearly
+ * every server is evaluated every cycle while few have a new sample, so
+ * what depends only on the sample is computed once. A new sample, a new
+ * stream (node record) or a new policy (compiled service) starts afresh.
+ */
+interface SampleFacts {
+  readonly node: NodeRecord;
+  readonly sample: Sample;
+  readonly service: CompiledService;
+  readonly input: ServerInput;
+  /** The first guard whose condition holds, or null. */
+  readonly guard: ParsedGuard | null;
+  /** From `connectionLimit`; null when the policy sets none. */
+  readonly maxConnections: number | null;
+  /** The strategy's latest answer for this server; a per-server strategy is asked once per sample (null: not yet). */
+  score: Score | null;
+}
+
+interface ParsedGuard {
+  readonly name: string;
+  readonly expr: Expression;
+  readonly weight: number;
 }
 
 interface ServiceMemory {
   strategyKey: string;
   strategyState: unknown;
-  guards: readonly { name: string; expr: Expression; weight: number }[];
+  guards: readonly ParsedGuard[];
   connectionLimit: Expression | null;
   servers: Map<string, ServerMemory>;
 }
@@ -73,6 +103,7 @@ interface Candidate {
   readonly address: string;
   readonly node: NodeRecord | null;
   readonly nodeId: string | null;
+  readonly memory: ServerMemory;
   state: ServerState;
   reason: string;
   score: number | null;
@@ -81,10 +112,14 @@ interface Candidate {
   missing: boolean;
   /** Weight is final before scaling (guards, drain, liveness). */
   fixed: boolean;
+  /** Slow start factor while the server ramps, else null. */
+  ramp: number | null;
 }
 
 export class WeightEvaluator {
   private readonly services = new Map<string, ServiceMemory>();
+  /** Counts evaluations (see ServerMemory.round). */
+  private round = 0;
 
   constructor(private readonly strategies: StrategyRegistry) {}
 
@@ -114,70 +149,77 @@ export class WeightEvaluator {
 
   evaluate(service: CompiledService, nodes: NodeLookup, now: number): WeightDecision[] {
     const mem = this.memory(service);
-    const candidates = resolve(service.servers, nodes).map((r) => this.liveness(service, mem, r, now));
+    const round = ++this.round;
+    const candidates: Candidate[] = [];
+    resolve(service.servers, nodes, (address, node, nodeId) => {
+      const s = this.server(mem, address, now);
+      if (s.round === round) return; // named twice: the first entry counts
+      s.round = round;
+      candidates.push(this.liveness(service, s, address, node, nodeId, now));
+    });
 
     // 2. guards and 3. blackout on the live ones; the rest go to the strategy.
-    const scored: { c: Candidate; input: ServerInput }[] = [];
+    const scored: Candidate[] = [];
+    const scoredFacts: SampleFacts[] = [];
     for (const c of candidates) {
       if (c.fixed || !c.node?.sample) continue;
-      const metrics = metricsOf(c.node, service);
-      const guard = mem.guards.find((g) => (g.expr.evaluate(variablesOf(metrics)) ?? 0) !== 0);
-      if (guard) {
-        Object.assign(c, { state: 'guarded', reason: `guard ${guard.name}`, weight: guard.weight, fixed: true });
+      const facts = factsOf(c.memory, c.address, c.node, c.node.sample, service, mem);
+      if (facts.guard) {
+        c.state = 'guarded';
+        c.reason = `guard ${facts.guard.name}`;
+        c.weight = facts.guard.weight;
+        c.fixed = true;
         continue;
       }
       if (now - c.node.connectedAt < service.blackoutMs) {
-        Object.assign(c, { state: 'blackout', reason: `blackout for ${fmt((service.blackoutMs - (now - c.node.connectedAt)) / 1000)}s more: mean weight` });
+        c.state = 'blackout';
+        c.reason = `blackout for ${fmt((service.blackoutMs - (now - c.node.connectedAt)) / 1000)}s more: mean weight`;
         continue;
       }
-      scored.push({
-        c,
-        input: {
-          key: c.address,
-          nodeId: c.node.id,
-          metrics,
-          sampleId: `${c.node.connectedAt}/${c.node.sample.seq}`,
-          sampleAt: c.node.sampleAt,
-          connectedAt: c.node.connectedAt,
-        },
-      });
+      scored.push(c);
+      scoredFacts.push(facts);
     }
 
-    // 4. strategy, smoothing, mean for the unscored.
+    // 4. strategy, smoothing, mean for the unscored. A per-server strategy
+    // is asked only about the servers with a sample it has not scored.
     const strategy = this.strategies.get(service.strategy.name);
-    const scores = strategy.weigh(service.strategy, scored.map((x) => x.input), mem.strategyState, now);
-    scored.forEach(({ c, input }, i) => {
-      const s = scores[i];
+    const ask = strategy.perServer === true ? scoredFacts.filter((f) => f.score === null) : scoredFacts;
+    const answers = strategy.weigh(service.strategy, ask.map((f) => f.input), mem.strategyState, now);
+    ask.forEach((f, i) => {
+      f.score = answers[i] ?? null;
+    });
+    scored.forEach((c, i) => {
+      const s = scoredFacts[i]?.score ?? null;
       const score = s?.score ?? null;
       // A score that is not a finite non-negative number is no score (a
       // strategy fed extreme metrics must not poison the service).
       const usable = score !== null && Number.isFinite(score) && score >= 0;
       c.reason = s?.reason ?? '';
       if (score !== null && !usable) c.reason += `; unusable score ${score}: mean`;
-      c.score = usable ? this.smooth(mem, input.key, score, service.smoothing.halfLifeMs, now) : null;
+      c.score = usable ? smooth(c.memory, score, service.smoothing.halfLifeMs, now) : null;
     });
     const open = candidates.filter((c) => !c.fixed);
-    const known = open.map((c) => c.score).filter((x): x is number => x !== null && Number.isFinite(x));
-    const meanScore = known.length > 0 ? known.reduce((a, b) => a + b, 0) / known.length : 1;
+    let known = 0;
+    let sum = 0;
+    for (const c of open) {
+      if (c.score === null || !Number.isFinite(c.score)) continue;
+      known += 1;
+      sum += c.score;
+    }
+    const meanScore = known > 0 ? sum / known : 1;
     for (const c of open) if (c.score === null) c.score = meanScore;
 
     // Which servers slow-start (the ramp state is updated here, before
     // scaling, so a ramping server's score does not set the scale).
-    const ramp = new Map<Candidate, number>();
-    if (service.slowStart) {
-      for (const c of open) {
-        const factor = this.rampFactor(service, service.slowStart, mem, c, now);
-        if (factor !== null) ramp.set(c, factor);
-      }
-    }
-    const established = open.filter((c) => !ramp.has(c));
+    if (service.slowStart) for (const c of open) c.ramp = rampFactor(service, service.slowStart, c, now);
+    const established = open.filter((c) => c.ramp === null);
 
     // 5. scale so the best established server maps to max. A server in slow
     // start does not set the scale: an idle returning server has the best
     // headroom of all, and scaling to it would shrink every other weight.
     const { min, max, quantum } = service.weights;
-    const bestOf = (cs: readonly Candidate[]): number => Math.max(0, ...cs.map((c) => c.score ?? 0));
-    const best = bestOf(established) > 0 ? bestOf(established) : bestOf(open);
+    const bestOfEstablished = bestScore(established);
+    const best = bestOfEstablished > 0 ? bestOfEstablished : bestScore(open);
     for (const c of open) c.weight = best > 0 ? Math.min(max, (max * (c.score ?? 0)) / best) : max;
 
     // 6. mean band.
@@ -196,41 +238,40 @@ export class WeightEvaluator {
     // ramp is `factor` × the smaller of its own weight and the established
     // servers' mean weight: its own weight alone is no bound, since headroom
     // rates an idle, cold server best of all.
-    if (ramp.size > 0) {
+    if (established.length < open.length) {
       const reference = established.length > 0 ? established.reduce((a, c) => a + c.weight, 0) / established.length : 0;
-      for (const [c, factor] of ramp) {
+      for (const c of open) {
+        if (c.ramp === null) continue;
         const bounded = reference > 0 && c.weight >= reference;
-        c.weight = factor * (bounded ? reference : c.weight);
+        c.weight = c.ramp * (bounded ? reference : c.weight);
         c.state = 'slow-start';
-        c.reason += `; slow start ${Math.round(factor * 100)}%${bounded ? ' of the established servers\' mean weight' : ''}`;
+        c.reason += `; slow start ${Math.round(c.ramp * 100)}%${bounded ? ' of the established servers\' mean weight' : ''}`;
       }
     }
 
     // 9.–12. per server: clamp, rate limit, quantum, deadband.
-    for (const c of candidates) {
-      const s = this.server(mem, c.address, now);
-      if (!c.fixed) {
-        c.weight = Math.min(max, Math.max(min, c.weight));
-        if (service.maxChangePerSecond !== null && s.weight !== null && s.weight > 0) {
-          const limit = service.maxChangePerSecond * max * Math.max(0, now - s.decidedAt) / 1000;
-          const limited = Math.min(s.weight + limit, Math.max(s.weight - limit, c.weight));
-          if (limited !== c.weight) c.reason += '; rate limited';
-          c.weight = limited;
-        }
-        c.weight = Math.max(min, Math.min(max, Math.round(c.weight / quantum) * quantum));
-        if (s.weight !== null && s.weight > 0 && c.weight > 0 && c.weight !== s.weight && Math.abs(c.weight - s.weight) / s.weight < service.deadband) {
-          c.weight = s.weight;
-          c.reason += '; within deadband';
-        }
+    for (const c of open) {
+      const s = c.memory;
+      c.weight = Math.min(max, Math.max(min, c.weight));
+      if (service.maxChangePerSecond !== null && s.weight !== null && s.weight > 0) {
+        const limit = service.maxChangePerSecond * max * Math.max(0, now - s.decidedAt) / 1000;
+        const limited = Math.min(s.weight + limit, Math.max(s.weight - limit, c.weight));
+        if (limited !== c.weight) c.reason += '; rate limited';
+        c.weight = limited;
+      }
+      c.weight = Math.max(min, Math.min(max, Math.round(c.weight / quantum) * quantum));
+      if (s.weight !== null && s.weight > 0 && c.weight > 0 && c.weight !== s.weight && Math.abs(c.weight - s.weight) / s.weight < service.deadband) {
+        c.weight = s.weight;
+        c.reason += '; within deadband';
       }
     }
 
     // While servers adopted from the engine still wait for their agents, the
     // ones already back keep their adopted weights too: re-scaling them
     // against a partial set would flap shares just because the poller restarted.
-    const waiting = candidates.some((c) => c.state === 'held' && this.server(mem, c.address, now).holdUntil !== null);
+    const waiting = candidates.some((c) => c.state === 'held' && c.memory.holdUntil !== null);
     for (const c of candidates) {
-      const s = this.server(mem, c.address, now);
+      const s = c.memory;
       if (!waiting) s.adoptedWeight = null;
       else if (!c.fixed && s.adoptedWeight !== null) {
         c.weight = s.adoptedWeight;
@@ -243,7 +284,7 @@ export class WeightEvaluator {
     if (candidates.length > 0 && candidates.every((c) => c.weight === 0) && candidates.some((c) => c.missing)) {
       for (const c of candidates) {
         if (!c.missing) continue;
-        const last = this.server(mem, c.address, now).lastGood;
+        const last = c.memory.lastGood;
         if (service.allZero === 'keep-last' && last === null) continue; // nothing known to keep
         c.weight = service.allZero === 'keep-last' ? (last ?? 0) : max;
         c.state = 'fallback';
@@ -252,14 +293,13 @@ export class WeightEvaluator {
     }
 
     for (const c of candidates) {
-      const s = this.server(mem, c.address, now);
+      const s = c.memory;
       if (s.weight !== c.weight) s.decidedAt = now;
       s.weight = c.weight;
       // Drained or guarded to 0 on purpose: nothing for the fallback to restore.
       if (!c.missing && c.state !== 'held' && c.state !== 'fallback') s.lastGood = c.weight > 0 ? c.weight : null;
     }
-    const current = new Set(candidates.map((c) => c.address));
-    for (const address of mem.servers.keys()) if (!current.has(address)) mem.servers.delete(address);
+    for (const [address, s] of mem.servers) if (s.round !== round) mem.servers.delete(address);
     return candidates.map((c) => ({
       address: c.address,
       node: c.nodeId,
@@ -267,73 +307,30 @@ export class WeightEvaluator {
       score: c.score,
       state: c.state,
       reason: c.reason,
-      maxConnections: mem.connectionLimit && c.node?.sample ? connectionLimitOf(mem.connectionLimit, metricsOf(c.node, service)) : null,
+      maxConnections: mem.connectionLimit && c.node?.sample ? factsOf(c.memory, c.address, c.node, c.node.sample, service, mem).maxConnections : null,
     }));
   }
 
   /** 1. liveness, drain and the stale action. */
-  private liveness(service: CompiledService, mem: ServiceMemory, { address, node, nodeId }: Resolved, now: number): Candidate {
-    const s = this.server(mem, address, now);
-    // Every candidate has one shape (this literal): evaluation runs for every server many times a second.
-    const candidate = (state: ServerState, reason: string, weight: number, missing: boolean, fixed: boolean): Candidate => ({ address, node, nodeId, state, reason, score: null, weight, missing, fixed });
+  private liveness(service: CompiledService, s: ServerMemory, address: string, node: NodeRecord | null, nodeId: string | null, now: number): Candidate {
     if (!node || node.state === 'stale' || !node.sample) {
       const [state, why]: [ServerState, string] = !node ? ['absent', 'no agent connected'] : node.state === 'stale' ? ['stale', 'agent silent: no sample within the stale deadline'] : ['absent', 'agent connected, no sample yet'];
       s.missingSince ??= now;
       s.smoothed = null; // a returning server starts from its fresh metrics
       if (s.holdUntil !== null && now < s.holdUntil && s.weight !== null) {
-        return candidate('held', `${why}: keeping the weight adopted from the engine while agents reconnect`, s.weight, false, true);
+        return candidate(address, node, nodeId, s, 'held', `${why}: keeping the weight adopted from the engine while agents reconnect`, s.weight, false, true);
       }
       const heldFor = now - s.missingSince;
       if (service.stale.action === 'hold' && s.weight !== null && s.weight > 0 && heldFor < service.stale.holdForMs) {
-        return candidate('held', `${why}: holding the last weight for ${fmt((service.stale.holdForMs - heldFor) / 1000)}s more`, s.weight, false, true);
+        return candidate(address, node, nodeId, s, 'held', `${why}: holding the last weight for ${fmt((service.stale.holdForMs - heldFor) / 1000)}s more`, s.weight, false, true);
       }
-      return candidate(state, why, 0, true, true);
+      return candidate(address, node, nodeId, s, state, why, 0, true, true);
     }
     if (s.missingSince !== null) s.returnedAt = now;
     s.missingSince = null;
     s.holdUntil = null;
-    if (node.drained !== null) return candidate('drained', `drained by the agent${node.drained ? `: ${node.drained}` : ''}`, 0, false, true);
-    return candidate('live', '', 0, false, false);
-  }
-
-  /**
-   * Slow start state of one server: the ramp factor (`from` → 1 over the
-   * duration) while it ramps, null when it does not. A new stream ramps from
-   * when it connected (after its blackout); the same stream back from
-   * silence ramps from its return; a weight adopted from the engine at start
-   * does not ramp.
-   */
-  private rampFactor(service: CompiledService, slowStart: { readonly durationMs: number; readonly from: number }, mem: ServiceMemory, c: Candidate, now: number): number | null {
-    if (!c.node) return null;
-    const s = this.server(mem, c.address, now);
-    const newStream = s.stream !== c.node.connectedAt;
-    if (newStream || s.returnedAt !== null) {
-      s.rampFrom = s.adopted ? null : newStream ? c.node.connectedAt + service.blackoutMs : s.returnedAt;
-      s.stream = c.node.connectedAt;
-      s.adopted = false;
-      s.returnedAt = null;
-    }
-    if (s.rampFrom === null) return null;
-    const elapsed = now - s.rampFrom;
-    if (elapsed >= slowStart.durationMs) {
-      s.rampFrom = null;
-      return null;
-    }
-    return slowStart.from + ((1 - slowStart.from) * Math.max(0, elapsed)) / slowStart.durationMs;
-  }
-
-  /**
-   * EWMA in continuous time on the poller's clock: after one half-life a step
-   * in the score is half absorbed, however often the service is evaluated.
-   * (Scores can change without a new sample of their own: orca's round robin
-   * ends, pid renormalises.)
-   */
-  private smooth(mem: ServiceMemory, key: string, score: number, halfLifeMs: number, now: number): number {
-    const s = this.server(mem, key, now);
-    const value = s.smoothed === null || halfLifeMs <= 0 ? score : s.smoothed + (1 - 2 ** (-(now - s.smoothedAt) / halfLifeMs)) * (score - s.smoothed);
-    s.smoothed = value;
-    s.smoothedAt = now;
-    return value;
+    if (node.drained !== null) return candidate(address, node, nodeId, s, 'drained', `drained by the agent${node.drained ? `: ${node.drained}` : ''}`, 0, false, true);
+    return candidate(address, node, nodeId, s, 'live', '', 0, false, false);
   }
 
   private memory(service: CompiledService): ServiceMemory {
@@ -356,39 +353,97 @@ export class WeightEvaluator {
   private server(mem: ServiceMemory, address: string, now: number): ServerMemory {
     let s = mem.servers.get(address);
     if (!s) {
-      s = { smoothed: null, smoothedAt: now, weight: null, decidedAt: now, lastGood: null, missingSince: null, stream: null, returnedAt: null, rampFrom: null, adopted: false, holdUntil: null, adoptedWeight: null };
+      s = { smoothed: null, smoothedAt: now, weight: null, decidedAt: now, lastGood: null, missingSince: null, stream: null, returnedAt: null, rampFrom: null, adopted: false, holdUntil: null, adoptedWeight: null, round: 0, facts: null };
       mem.servers.set(address, s);
     }
     return s;
   }
 }
 
-/** Policy server entries → concrete destinations with their node (selectors expand to every matching agent). */
-interface Resolved {
-  readonly address: string;
-  readonly node: NodeRecord | null;
-  readonly nodeId: string | null;
+/** Every candidate has one shape (this literal): evaluation runs for every server many times a second. */
+function candidate(address: string, node: NodeRecord | null, nodeId: string | null, memory: ServerMemory, state: ServerState, reason: string, weight: number, missing: boolean, fixed: boolean): Candidate {
+  return { address, node, nodeId, memory, state, reason, score: null, weight, missing, fixed, ramp: null };
 }
 
-function resolve(servers: readonly ServerMatch[], nodes: NodeLookup): Resolved[] {
-  const out: Resolved[] = [];
-  const seen = new Set<string>();
-  const push = (address: string, node: NodeRecord | null, nodeId = node?.id ?? null): void => {
-    if (seen.has(address)) return;
-    seen.add(address);
-    out.push({ address, node, nodeId });
-  };
+/**
+ * Slow start state of one server: the ramp factor (`from` → 1 over the
+ * duration) while it ramps, null when it does not. A new stream ramps from
+ * when it connected (after its blackout); the same stream back from
+ * silence ramps from its return; a weight adopted from the engine at start
+ * does not ramp.
+ */
+function rampFactor(service: CompiledService, slowStart: { readonly durationMs: number; readonly from: number }, c: Candidate, now: number): number | null {
+  if (!c.node) return null;
+  const s = c.memory;
+  const newStream = s.stream !== c.node.connectedAt;
+  if (newStream || s.returnedAt !== null) {
+    s.rampFrom = s.adopted ? null : newStream ? c.node.connectedAt + service.blackoutMs : s.returnedAt;
+    s.stream = c.node.connectedAt;
+    s.adopted = false;
+    s.returnedAt = null;
+  }
+  if (s.rampFrom === null) return null;
+  const elapsed = now - s.rampFrom;
+  if (elapsed >= slowStart.durationMs) {
+    s.rampFrom = null;
+    return null;
+  }
+  return slowStart.from + ((1 - slowStart.from) * Math.max(0, elapsed)) / slowStart.durationMs;
+}
+
+/**
+ * EWMA in continuous time on the poller's clock: after one half-life a step
+ * in the score is half absorbed, however often the service is evaluated.
+ * (Scores can change without a new sample of their own: orca's round robin
+ * ends, pid renormalises.)
+ */
+function smooth(s: ServerMemory, score: number, halfLifeMs: number, now: number): number {
+  const value = s.smoothed === null || halfLifeMs <= 0 ? score : s.smoothed + (1 - 2 ** (-(now - s.smoothedAt) / halfLifeMs)) * (score - s.smoothed);
+  s.smoothed = value;
+  s.smoothedAt = now;
+  return value;
+}
+
+/** The best score (at least 0) among candidates whose scores are all set. */
+function bestScore(cs: readonly Candidate[]): number {
+  let best = 0;
+  for (const c of cs) best = Math.max(best, c.score ?? 0);
+  return best;
+}
+
+/** Policy server entries → concrete destinations with their node (selectors expand to every matching agent), in policy order. */
+function resolve(servers: readonly ServerMatch[], nodes: NodeLookup, found: (address: string, node: NodeRecord | null, nodeId: string | null) => void): void {
   for (const m of servers) {
-    if (m.by === 'node') push(m.address, nodes.byId(m.node) ?? null, m.node);
-    else if (m.by === 'address') push(m.address, nodes.byHost(m.host) ?? null);
-    else {
+    if (m.by === 'node') found(m.address, nodes.byId(m.node) ?? null, m.node);
+    else if (m.by === 'address') {
+      const node = nodes.byHost(m.host) ?? null;
+      found(m.address, node, node?.id ?? null);
+    } else {
       const matched = [...nodes.all()]
         .filter((n) => Object.entries(m.selector).every(([k, v]) => n.hello.labels[k] === v) && n.hello.addresses.length > 0)
         .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-      for (const n of matched) push(formatHostPort({ host: n.hello.addresses[0] ?? '', port: m.port }), n);
+      for (const n of matched) found(formatHostPort({ host: n.hello.addresses[0] ?? '', port: m.port }), n, n.id);
     }
   }
-  return out;
+}
+
+/** The server's facts for its node's current sample: kept while node, sample and compiled service stay the same. */
+function factsOf(s: ServerMemory, address: string, node: NodeRecord, sample: Sample, service: CompiledService, mem: ServiceMemory): SampleFacts {
+  const known = s.facts;
+  if (known && known.node === node && known.sample === sample && known.service === service) return known;
+  const metrics = metricsOf(node, service);
+  const variables = variablesOf(metrics);
+  const facts: SampleFacts = {
+    node,
+    sample,
+    service,
+    input: { key: address, nodeId: node.id, metrics, sampleId: `${node.connectedAt}/${sample.seq}`, sampleAt: node.sampleAt, connectedAt: node.connectedAt },
+    guard: mem.guards.find((g) => (g.expr.evaluate(variables) ?? 0) !== 0) ?? null,
+    maxConnections: mem.connectionLimit ? connectionLimitOf(mem.connectionLimit, variables) : null,
+    score: null,
+  };
+  s.facts = facts;
+  return facts;
 }
 
 function metricsOf(node: NodeRecord, service: CompiledService): NodeMetrics {
@@ -412,8 +467,8 @@ function metricsOf(node: NodeRecord, service: CompiledService): NodeMetrics {
 }
 
 /** A connection limit from its expression: a positive integer, or 0 for none (also when a metric is missing). */
-function connectionLimitOf(expr: Expression, metrics: NodeMetrics): number {
-  const v = expr.evaluate(variablesOf(metrics));
+function connectionLimitOf(expr: Expression, variables: Variables): number {
+  const v = expr.evaluate(variables);
   return v === null || !Number.isFinite(v) || v < 1 ? 0 : Math.min(1_000_000, Math.round(v));
 }
 
@@ -453,7 +508,7 @@ function capShares(all: readonly Candidate[], open: readonly Candidate[], cap: n
   const sorted = [...open].sort((a, b) => b.weight - a.weight);
   // Sums of the k-th largest and smaller ones, added smallest first so a
   // huge weight cannot swallow the small ones in floating point.
-  const fixed = all.filter((c) => !open.includes(c)).reduce((a, c) => a + c.weight, 0);
+  const fixed = all.filter((c) => c.fixed).reduce((a, c) => a + c.weight, 0);
   const rest: number[] = new Array<number>(sorted.length + 1).fill(fixed);
   for (let i = sorted.length - 1; i >= 0; i -= 1) rest[i] = (rest[i + 1] ?? 0) + (sorted[i]?.weight ?? 0);
   for (let k = 0; k <= sorted.length && k * cap < 1; k += 1) {

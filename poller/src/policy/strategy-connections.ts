@@ -11,6 +11,7 @@ type ConnectionsConfig = z.output<typeof connectionsSchema>;
 
 export const connectionsStrategy: Strategy<ConnectionsConfig, null> = {
   name: 'connections',
+  perServer: true,
   createState: () => null,
   weigh(_config, servers) {
     return servers.map(({ metrics: m }) =>

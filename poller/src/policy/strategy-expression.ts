@@ -12,6 +12,7 @@ type ExpressionConfig = z.output<typeof expressionStrategySchema>;
 
 export const expressionStrategy: Strategy<ExpressionConfig, Expression> = {
   name: 'expression',
+  perServer: true,
   createState: (config) => parseExpression(config.score),
   weigh(_config, servers, expr) {
     return servers.map(({ metrics }) => {

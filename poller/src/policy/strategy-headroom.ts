@@ -12,6 +12,7 @@ type HeadroomConfig = z.output<typeof headroomSchema>;
 
 export const headroomStrategy: Strategy<HeadroomConfig, null> = {
   name: 'headroom',
+  perServer: true,
   createState: () => null,
   weigh(config, servers) {
     return servers.map(({ metrics: m }) => {

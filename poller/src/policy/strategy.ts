@@ -47,6 +47,13 @@ export interface Score {
 
 export interface Strategy<C extends StrategyConfig = StrategyConfig, S = unknown> {
   readonly name: C['name'];
+  /**
+   * Each score is a function of the config and that server's metrics alone
+   * (the state is only what the config compiles to): the evaluator keeps a
+   * server's score until its next sample, and passes `weigh` only the
+   * servers whose score it needs.
+   */
+  readonly perServer?: boolean;
   createState(config: C): S;
   /** Scores in the order of `servers`. */
   weigh(config: C, servers: readonly ServerInput[], state: S, now: number): Score[];
