@@ -3,7 +3,7 @@
 // they differ; services the policy does not name are never touched.
 // Called again on every cycle, so multi-step changes (drain, then remove)
 // complete over successive cycles.
-import type { EngineOp, Observation } from '@loadfeed/kernel-bridge';
+import type { EngineOp, Observation, ObservedDestination, ObservedService } from '@loadfeed/kernel-bridge';
 
 export interface DesiredService {
   readonly address: string;
@@ -29,7 +29,7 @@ export function plan(desired: readonly DesiredService[], observed: Observation):
       for (const d of want.destinations) ops.push({ op: 'add-destination', service: want.address, destination: d.address, weight: d.weight });
       continue;
     }
-    const current = new Map(have.destinations.map((d) => [d.address, d]));
+    const current = destinationsByAddress(have);
     for (const d of want.destinations) {
       const now = current.get(d.address);
       if (now === undefined) {
@@ -66,21 +66,37 @@ export function plan(desired: readonly DesiredService[], observed: Observation):
  * `observed`: lets cycles between two reads plan against the engine's
  * state without reading it again (reads of 10,000 destinations every cycle
  * dominated a busy poller). Connection counts stay as last read, so a
- * drained destination is removed only once a read shows it idle.
+ * drained destination is removed only once a read shows it idle. Services
+ * no op touches are the same objects as in `observed` (their indexes stay
+ * valid, see destinationsByAddress).
  */
 export function afterOps(observed: Observation, ops: readonly EngineOp[]): Observation {
   if (ops.length === 0) return observed;
-  const services = new Map(observed.services.map((s) => [s.address, { ...s, destinations: new Map(s.destinations.map((d) => [d.address, d])) }]));
+  type Draft = Omit<ObservedService, 'destinations'> & { destinations: Map<string, ObservedDestination> };
+  // Every service in order (null: added by an op), and drafts of those the ops change.
+  const services = new Map<string, ObservedService | null>(observed.services.map((s) => [s.address, s]));
+  const drafts = new Map<string, Draft>();
+  const draftOf = (address: string): Draft | undefined => {
+    let draft = drafts.get(address);
+    const s = services.get(address);
+    if (draft === undefined && s) {
+      draft = { ...s, destinations: new Map(destinationsByAddress(s)) };
+      drafts.set(address, draft);
+    }
+    return draft;
+  };
   for (const op of ops) {
     if (op.op === 'add-service') {
-      services.set(op.service.address, { address: op.service.address, scheduler: op.service.scheduler ?? '', destinations: new Map() });
+      if (!services.has(op.service.address)) services.set(op.service.address, null);
+      drafts.set(op.service.address, { address: op.service.address, scheduler: op.service.scheduler ?? '', destinations: new Map() });
       continue;
     }
     if (op.op === 'remove-service') {
       services.delete(op.service);
+      drafts.delete(op.service);
       continue;
     }
-    const service = services.get(op.service);
+    const service = draftOf(op.service);
     if (!service) continue;
     const d = service.destinations.get(op.destination);
     if (op.op === 'remove-destination') service.destinations.delete(op.destination);
@@ -90,5 +106,32 @@ export function afterOps(observed: Observation, ops: readonly EngineOp[]): Obser
       service.destinations.set(op.destination, { ...d, weight: op.weight, ...(op.maxConnections !== undefined ? { maxConnections: op.maxConnections } : {}) });
     }
   }
-  return { services: [...services.values()].map((s) => ({ ...s, destinations: [...s.destinations.values()] })) };
+  const out: ObservedService[] = [];
+  for (const [address, kept] of services) {
+    const draft = drafts.get(address);
+    if (draft === undefined) {
+      if (kept) out.push(kept);
+      continue;
+    }
+    const service = { ...draft, destinations: [...draft.destinations.values()] };
+    indexes.set(service, draft.destinations);
+    out.push(service);
+  }
+  return { services: out };
+}
+
+const indexes = new WeakMap<ObservedService, ReadonlyMap<string, ObservedDestination>>();
+
+/**
+ * An observed service's destinations by address, built once per service
+ * object (observations are immutable): reconcile and plan share it, and
+ * afterOps hands on the index of every service it changes.
+ */
+export function destinationsByAddress(service: ObservedService): ReadonlyMap<string, ObservedDestination> {
+  let index = indexes.get(service);
+  if (!index) {
+    index = new Map(service.destinations.map((d) => [d.address, d]));
+    indexes.set(service, index);
+  }
+  return index;
 }

@@ -5,7 +5,7 @@
 // correct it (write ours again) or respect it (leave the hand-set weight
 // until it changes again). Either way it says so, once per drift.
 import type { EngineOp, Observation } from '@loadfeed/kernel-bridge';
-import type { DesiredService } from './planner.js';
+import { destinationsByAddress, type DesiredService } from './planner.js';
 
 export interface DriftEvent {
   readonly service: string;
@@ -22,13 +22,11 @@ export interface DriftPolicy {
   readonly drift: 'correct' | 'respect';
 }
 
-const key = (service: string, destination: string): string => `${service}\u0000${destination}`;
-
 export class Reconciler {
   /** The weight the engine should have, per service and destination: what we wrote or adopted. */
-  private readonly expected = new Map<string, number>();
-  /** Hand-set weights being respected, and the value they were respected at. */
-  private readonly respected = new Map<string, number>();
+  private readonly expected = new Map<string, Map<string, number>>();
+  /** Hand-set weights being respected, and the value they were respected at, per service and destination. */
+  private readonly respected = new Map<string, Map<string, number>>();
   /** Services we have seen in the engine. */
   private readonly known = new Set<string>();
 
@@ -45,27 +43,28 @@ export class Reconciler {
         if (this.known.has(want.address)) {
           events.push({ service: want.address, destination: null, expected: null, found: null, action: want.owned ? 're-created' : 'missing' });
           this.known.delete(want.address);
-          for (const k of [...this.expected.keys()]) if (k.startsWith(`${want.address}\u0000`)) this.expected.delete(k);
+          this.expected.delete(want.address);
         }
         return want;
       }
       this.known.add(want.address);
       const mode = policies.get(want.address)?.drift ?? 'correct';
-      const found = new Map(have.destinations.map((d) => [d.address, d.weight]));
+      const found = destinationsByAddress(have);
+      const expected = this.expected.get(want.address);
+      const respected = this.respected.get(want.address);
       return {
         ...want,
         destinations: want.destinations.map((d) => {
-          const k = key(want.address, d.address);
-          const now = found.get(d.address);
-          const exp = this.expected.get(k);
-          const held = this.respected.get(k);
+          const now = found.get(d.address)?.weight;
           if (now === undefined) return d;
+          const exp = expected?.get(d.address);
+          const held = respected?.get(d.address);
           if (held !== undefined) {
             if (now === held) return { ...d, weight: now }; // still the hand-set value: leave it
-            this.respected.delete(k); // changed again: ours from now on
+            respected?.delete(d.address); // changed again: ours from now on
           } else if (exp !== undefined && now !== exp) {
             if (mode === 'respect') {
-              this.respected.set(k, now);
+              entry(this.respected, want.address).set(d.address, now);
               events.push({ service: want.address, destination: d.address, expected: exp, found: now, action: 'respected' });
               return { ...d, weight: now };
             }
@@ -81,8 +80,8 @@ export class Reconciler {
   /** The engine accepted these ops: they are what it should have now. */
   applied(ops: readonly EngineOp[]): void {
     for (const op of ops) {
-      if (op.op === 'add-destination' || op.op === 'set-weight') this.expected.set(key(op.service, op.destination), op.weight);
-      else if (op.op === 'remove-destination') this.expected.delete(key(op.service, op.destination));
+      if (op.op === 'add-destination' || op.op === 'set-weight') entry(this.expected, op.service).set(op.destination, op.weight);
+      else if (op.op === 'remove-destination') this.expected.get(op.service)?.delete(op.destination);
       else if (op.op === 'add-service') this.known.add(op.service.address);
     }
   }
@@ -91,7 +90,17 @@ export class Reconciler {
   adopt(observed: Observation): void {
     for (const s of observed.services) {
       this.known.add(s.address);
-      for (const d of s.destinations) this.expected.set(key(s.address, d.address), d.weight);
+      for (const d of s.destinations) entry(this.expected, s.address).set(d.address, d.weight);
     }
   }
+}
+
+/** The inner map of `service`, created when missing. */
+function entry(byService: Map<string, Map<string, number>>, service: string): Map<string, number> {
+  let m = byService.get(service);
+  if (!m) {
+    m = new Map();
+    byService.set(service, m);
+  }
+  return m;
 }

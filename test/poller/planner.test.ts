@@ -73,3 +73,22 @@ test('afterOps: the engine state after a batch, as planning against it again fin
   t.deepEqual(before.services[0]?.destinations.map((d) => d.weight), [5, 3], 'the read it started from is not changed');
   t.deepEqual(afterOps(after, [{ op: 'remove-destination', service: s, destination: '127.0.0.1:2' }, { op: 'remove-service', service: 'tcp 127.0.0.1:81' }]).services.map((x) => [x.address, x.destinations.length]), [[s, 2]]);
 });
+
+test('afterOps: services no op touches stay the same objects; planning against either state sees its own weights', (t) => {
+  const a = 'tcp 127.0.0.1:80';
+  const b = 'tcp 127.0.0.1:81';
+  const before: Observation = {
+    services: [
+      { address: a, scheduler: 'wlc', destinations: [dest('127.0.0.1:1', 5)] },
+      { address: b, scheduler: 'wlc', destinations: [dest('127.0.0.1:2', 5)] },
+    ],
+  };
+  const want = [svc(a, true, [['127.0.0.1:1', 5]]), svc(b, true, [['127.0.0.1:2', 7]])];
+  const ops = plan(want, before);
+  t.deepEqual(ops, [{ op: 'set-weight', service: b, destination: '127.0.0.1:2', weight: 7 }]);
+  const after = afterOps(before, ops);
+  t.is(after.services[0], before.services[0]);
+  t.not(after.services[1], before.services[1]);
+  t.deepEqual(plan(want, after), []);
+  t.deepEqual(plan(want, before), ops, 'the read it started from still has weight 5');
+});
