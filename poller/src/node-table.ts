@@ -37,6 +37,8 @@ export interface Departed {
 
 /** How the policy finds the node that reports for a server. */
 export interface NodeLookup {
+  /** Changes whenever a node record is added, replaced or removed: while it stays, every lookup finds what it found before. */
+  readonly membership: number;
   byId(id: string): NodeRecord | undefined;
   byHost(host: string): NodeRecord | undefined;
   all(): Iterable<NodeRecord>;
@@ -48,6 +50,8 @@ export class NodeTable {
   private readonly nodes = new Map<string, NodeRecord>();
   private readonly departed = new LRUCache<string, Departed>({ max: DEPARTED_MAX, ttl: DEPARTED_TTL_MS });
   private sweeper: NodeJS.Timeout | null = null;
+  /** Counts connects and disconnects (NodeLookup.membership). */
+  private membership = 0;
 
   constructor(
     private staleAfterMs: number,
@@ -72,6 +76,7 @@ export class NodeTable {
   lookup(): NodeLookup {
     let byHost: Map<string, NodeRecord> | null = null;
     return {
+      membership: this.membership,
       all: () => this.nodes.values(),
       byId: (id) => this.nodes.get(id),
       byHost: (host) => {
@@ -99,6 +104,7 @@ export class NodeTable {
     const previous = this.nodes.get(hello.nodeId);
     const node: NodeRecord = { id: hello.nodeId, hello, connectedAt: at, state: 'live', sample: null, sampleAt: at, samples: 0, drained: null };
     this.nodes.set(node.id, node);
+    this.membership += 1;
     this.departed.delete(node.id);
     this.onChange({ node, from: previous?.state ?? null, to: 'live' });
     return node;
@@ -123,6 +129,7 @@ export class NodeTable {
   disconnect(node: NodeRecord): void {
     if (this.nodes.get(node.id) !== node) return;
     this.nodes.delete(node.id);
+    this.membership += 1;
     this.departed.set(node.id, { hello: node.hello, goneAt: this.now() });
     this.transition(node, 'gone');
   }

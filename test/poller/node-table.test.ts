@@ -49,3 +49,26 @@ test('departed nodes are remembered in a bounded LRU: a flood of invented ids ca
   t.truthy(table.departedInfo(`flood-${DEPARTED_MAX + 49}`));
   t.is([...table.all()].length, 0);
 });
+
+test('lookup().membership changes when a node connects, reconnects or leaves, not on samples, drains or staleness', (t) => {
+  let now = 0;
+  const table = new NodeTable(1000, () => undefined, () => now);
+  const seen = [table.lookup().membership];
+  const first = table.connect(Hello.create({ nodeId: 'n1', cores: 1, memoryBytes: 1 }));
+  const connected = table.lookup().membership;
+  seen.push(connected);
+  table.accept(first, Sample.create({ seq: 1, windowMs: 1 }));
+  table.setDrain(first, 'deploy');
+  now = 5000;
+  table.sweep();
+  t.is(first.state, 'stale');
+  t.is(table.lookup().membership, connected, 'the same records');
+  const second = table.connect(Hello.create({ nodeId: 'n1', cores: 2, memoryBytes: 1 }));
+  const replaced = table.lookup().membership;
+  seen.push(replaced);
+  table.disconnect(first);
+  t.is(table.lookup().membership, replaced, 'ending a replaced stream changes nothing');
+  table.disconnect(second);
+  seen.push(table.lookup().membership);
+  t.is(new Set(seen).size, 4, `every change is new: ${seen.join(', ')}`);
+});

@@ -60,7 +60,7 @@ interface ServerMemory {
   holdUntil: number | null;
   /** The weight adopted from the engine, while adopted servers still wait for their agents. */
   adoptedWeight: number | null;
-  /** The last evaluation that resolved this server: a second policy entry for it is skipped, a server not resolved is forgotten. */
+  /** The last evaluation that included this server: one that a later evaluation leaves out is forgotten. */
   round: number;
   /** What its node's latest sample means for the service, worked out once per sample. */
   facts: SampleFacts | null;
@@ -97,13 +97,11 @@ interface ServiceMemory {
   guards: readonly ParsedGuard[];
   connectionLimit: Expression | null;
   servers: Map<string, ServerMemory>;
+  /** The servers as last resolved: still right while the compiled service and the node table's membership stay the same. */
+  resolved: { readonly service: CompiledService; readonly membership: number; readonly servers: readonly Resolved[] } | null;
 }
 
-interface Candidate {
-  readonly address: string;
-  readonly node: NodeRecord | null;
-  readonly nodeId: string | null;
-  readonly memory: ServerMemory;
+interface Candidate extends Resolved {
   state: ServerState;
   reason: string;
   score: number | null;
@@ -151,12 +149,10 @@ export class WeightEvaluator {
     const mem = this.memory(service);
     const round = ++this.round;
     const candidates: Candidate[] = [];
-    resolve(service.servers, nodes, (address, node, nodeId) => {
-      const s = this.server(mem, address, now);
-      if (s.round === round) return; // named twice: the first entry counts
-      s.round = round;
-      candidates.push(this.liveness(service, s, address, node, nodeId, now));
-    });
+    for (const r of this.resolve(service, mem, nodes, now)) {
+      r.memory.round = round;
+      candidates.push(this.liveness(service, r, now));
+    }
 
     // 2. guards and 3. blackout on the live ones; the rest go to the strategy.
     const scored: Candidate[] = [];
@@ -311,26 +307,42 @@ export class WeightEvaluator {
     }));
   }
 
+  /** The service's servers, their nodes and memory: resolved again only when the policy or the set of nodes changed. */
+  private resolve(service: CompiledService, mem: ServiceMemory, nodes: NodeLookup, now: number): readonly Resolved[] {
+    const known = mem.resolved;
+    if (known?.service === service && known.membership === nodes.membership) return known.servers;
+    const servers: Resolved[] = [];
+    const seen = new Set<string>();
+    resolve(service.servers, nodes, (address, node, nodeId) => {
+      if (seen.has(address)) return; // named twice: the first entry counts
+      seen.add(address);
+      servers.push({ address, node, nodeId, memory: this.server(mem, address, now) });
+    });
+    mem.resolved = { service, membership: nodes.membership, servers };
+    return servers;
+  }
+
   /** 1. liveness, drain and the stale action. */
-  private liveness(service: CompiledService, s: ServerMemory, address: string, node: NodeRecord | null, nodeId: string | null, now: number): Candidate {
+  private liveness(service: CompiledService, r: Resolved, now: number): Candidate {
+    const { node, memory: s } = r;
     if (!node || node.state === 'stale' || !node.sample) {
       const [state, why]: [ServerState, string] = !node ? ['absent', 'no agent connected'] : node.state === 'stale' ? ['stale', 'agent silent: no sample within the stale deadline'] : ['absent', 'agent connected, no sample yet'];
       s.missingSince ??= now;
       s.smoothed = null; // a returning server starts from its fresh metrics
       if (s.holdUntil !== null && now < s.holdUntil && s.weight !== null) {
-        return candidate(address, node, nodeId, s, 'held', `${why}: keeping the weight adopted from the engine while agents reconnect`, s.weight, false, true);
+        return candidate(r, 'held', `${why}: keeping the weight adopted from the engine while agents reconnect`, s.weight, false, true);
       }
       const heldFor = now - s.missingSince;
       if (service.stale.action === 'hold' && s.weight !== null && s.weight > 0 && heldFor < service.stale.holdForMs) {
-        return candidate(address, node, nodeId, s, 'held', `${why}: holding the last weight for ${fmt((service.stale.holdForMs - heldFor) / 1000)}s more`, s.weight, false, true);
+        return candidate(r, 'held', `${why}: holding the last weight for ${fmt((service.stale.holdForMs - heldFor) / 1000)}s more`, s.weight, false, true);
       }
-      return candidate(address, node, nodeId, s, state, why, 0, true, true);
+      return candidate(r, state, why, 0, true, true);
     }
     if (s.missingSince !== null) s.returnedAt = now;
     s.missingSince = null;
     s.holdUntil = null;
-    if (node.drained !== null) return candidate(address, node, nodeId, s, 'drained', `drained by the agent${node.drained ? `: ${node.drained}` : ''}`, 0, false, true);
-    return candidate(address, node, nodeId, s, 'live', '', 0, false, false);
+    if (node.drained !== null) return candidate(r, 'drained', `drained by the agent${node.drained ? `: ${node.drained}` : ''}`, 0, false, true);
+    return candidate(r, 'live', '', 0, false, false);
   }
 
   private memory(service: CompiledService): ServiceMemory {
@@ -338,7 +350,7 @@ export class WeightEvaluator {
     let mem = this.services.get(service.name);
     if (!mem || mem.strategyKey !== key) {
       const strategy = this.strategies.get(service.strategy.name);
-      mem = { strategyKey: key, strategyState: strategy.createState(service.strategy), guards: [], connectionLimit: null, servers: mem?.servers ?? new Map() };
+      mem = { strategyKey: key, strategyState: strategy.createState(service.strategy), guards: [], connectionLimit: null, servers: mem?.servers ?? new Map(), resolved: null };
       this.services.set(service.name, mem);
     }
     if (mem.guards.length !== service.guards.length || mem.guards.some((g, i) => g.expr.source !== service.guards[i]?.when)) {
@@ -361,7 +373,7 @@ export class WeightEvaluator {
 }
 
 /** Every candidate has one shape (this literal): evaluation runs for every server many times a second. */
-function candidate(address: string, node: NodeRecord | null, nodeId: string | null, memory: ServerMemory, state: ServerState, reason: string, weight: number, missing: boolean, fixed: boolean): Candidate {
+function candidate({ address, node, nodeId, memory }: Resolved, state: ServerState, reason: string, weight: number, missing: boolean, fixed: boolean): Candidate {
   return { address, node, nodeId, memory, state, reason, score: null, weight, missing, fixed, ramp: null };
 }
 
@@ -409,6 +421,14 @@ function bestScore(cs: readonly Candidate[]): number {
   let best = 0;
   for (const c of cs) best = Math.max(best, c.score ?? 0);
   return best;
+}
+
+/** A server of the service: its destination address, the node that reports for it, and its memory. */
+interface Resolved {
+  readonly address: string;
+  readonly node: NodeRecord | null;
+  readonly nodeId: string | null;
+  readonly memory: ServerMemory;
 }
 
 /** Policy server entries → concrete destinations with their node (selectors expand to every matching agent), in policy order. */
