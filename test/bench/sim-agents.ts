@@ -1,15 +1,19 @@
 /**
  * Simulated agents for bench:poller-scale: `--count` real gRPC streams, each
- * on its own channel and TCP connection (grpc.use_local_subchannel_pool), as
- * separate agents would open them; each sends Hello, then one Sample every
- * `--interval-ms` (start times spread over the first interval), with keepalive
- * as the real agent's. Prints "ready N" once every stream has sent Hello and
- * "stats SENT" on each line "stats" read from stdin; exits when stdin closes.
+ * on its own HTTP/2 connection as separate agents would open them; each sends
+ * Hello, then one Sample every `--interval-ms` (start times spread over the
+ * first interval), and pings the poller every 10 s like the real agent's
+ * keepalive. The wire is gRPC's (length-prefixed protobuf messages on a POST
+ * to the Report path), written with node:http2 directly: grpc-js's client
+ * machinery cost these processes more CPU than the poller they measure, on a
+ * machine where both share two cores. Prints "ready N" once every stream has
+ * sent Hello and "stats SENT" on each line "stats" read from stdin; exits when
+ * stdin closes.
  */
-import * as grpc from '@grpc/grpc-js';
+import http2 from 'node:http2';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { createTelemetryClient, Scope, type AgentMessage, type PollerMessage } from '@loadfeed/proto';
+import { AgentMessage, Scope, TELEMETRY_REPORT_PATH } from '@loadfeed/proto';
 
 const { values } = parseArgs({
   options: {
@@ -29,69 +33,94 @@ export const nodeAddress = (i: number): string => `10.${100 + (i >> 16)}.${(i >>
 
 let sent = 0;
 let ready = 0;
-const streams: grpc.ClientDuplexStream<AgentMessage, PollerMessage>[] = [];
+/** Closes each simulated agent's current connection. */
+const sessions: (() => void)[] = [];
+let stopping = false;
 const timers: NodeJS.Timeout[] = [];
 
 /** Streams opened per turn of the event loop, so samples of the open ones keep their pace. */
 const OPEN_BATCH = 50;
+const AGENT_KEEPALIVE_MS = 10_000;
+
+/** One gRPC message: uncompressed flag, big-endian length, the encoded AgentMessage. */
+function frame(message: Parameters<typeof AgentMessage.encode>[0]): Buffer {
+  const body = AgentMessage.encode(message).finish();
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out.writeUInt8(0, 0);
+  out.writeUInt32BE(body.length, 1);
+  out.set(body, 5);
+  return out;
+}
 
 function open(k: number): void {
   const i = firstId + k;
-  const client = createTelemetryClient(target, grpc.credentials.createInsecure(), {
-    'grpc.use_local_subchannel_pool': 1,
-    'grpc.keepalive_time_ms': 10_000,
-    'grpc.keepalive_timeout_ms': 5_000,
-    'grpc.keepalive_permit_without_calls': 1,
-  });
-  const call = client.report();
-  call.on('data', () => undefined);
-  call.on('error', () => undefined);
-  streams.push(call as unknown as grpc.ClientDuplexStream<AgentMessage, PollerMessage>);
-  call.write({
-    hello: {
-      nodeId: nodeId(i),
-      hostname: nodeId(i),
-      addresses: [nodeAddress(i)],
-      cores: 4,
-      memoryBytes: 8 * 2 ** 30,
-      labels: {},
-      services: [{ name: 'web', port: 80 }],
-      agentVersion: 'sim',
-      scope: Scope.SCOPE_HOST,
-      cpuModel: 'sim',
-      intervalMs,
-    },
-  } as AgentMessage);
-  ready++;
+  let session: http2.ClientHttp2Session;
+  let stream: http2.ClientHttp2Stream;
   let seq = 0;
+  // Like the real agent, a stream that fails or is cut comes back after a pause.
+  const connect = (): void => {
+    session = http2.connect(`http://${target}`);
+    session.on('error', () => undefined);
+    session.on('close', () => {
+      if (!stopping) setTimeout(connect, 500 + Math.random() * 500);
+    });
+    stream = session.request({ ':method': 'POST', ':path': TELEMETRY_REPORT_PATH, 'content-type': 'application/grpc', te: 'trailers' });
+    stream.on('error', () => undefined);
+    stream.resume(); // the poller's Config and Acks are of no interest here
+    seq = 0;
+    stream.write(
+      frame({
+        hello: {
+          nodeId: nodeId(i),
+          hostname: nodeId(i),
+          addresses: [nodeAddress(i)],
+          cores: 4,
+          memoryBytes: 8 * 2 ** 30,
+          labels: {},
+          services: [{ name: 'web', port: 80 }],
+          agentVersion: 'sim',
+          scope: Scope.SCOPE_HOST,
+          cpuModel: 'sim',
+          intervalMs,
+        },
+      }),
+    );
+  };
+  connect();
+  sessions.push(() => session.close());
+  ready++;
   const send = (): void => {
+    if (stream.destroyed) return;
     seq++;
     const busy = 0.3 + 0.4 * Math.random();
-    call.write({
-      sample: {
-        seq,
-        timestampMs: Date.now(),
-        cpuUtilization: busy,
-        memUtilization: 0.4,
-        load1: 1,
-        runnable: 1,
-        psiCpuSome: null,
-        psiMemorySome: null,
-        psiIoSome: null,
-        cpuThrottled: null,
-        tcpInuse: 100,
-        tcpEstablished: 50,
-        tcpAcceptsPerSecond: 20,
-        services: [{ name: 'web', established: 50 }],
-        windowMs: intervalMs,
-      },
-    } as AgentMessage);
+    stream.write(
+      frame({
+        sample: {
+          seq,
+          timestampMs: Date.now(),
+          cpuUtilization: busy,
+          memUtilization: 0.4,
+          load1: 1,
+          runnable: 1,
+          tcpInuse: 100,
+          tcpEstablished: 50,
+          tcpAcceptsPerSecond: 20,
+          services: [{ name: 'web', established: 50 }],
+          windowMs: intervalMs,
+        },
+      }),
+    );
     sent++;
   };
-  timers.push(setTimeout(() => {
-    send();
-    timers.push(setInterval(send, intervalMs));
-  }, Math.random() * intervalMs));
+  timers.push(
+    setTimeout(() => {
+      send();
+      timers.push(setInterval(send, intervalMs));
+    }, Math.random() * intervalMs),
+    setInterval(() => {
+      if (!session.destroyed) session.ping(() => undefined);
+    }, AGENT_KEEPALIVE_MS),
+  );
 }
 
 for (let k = 0; k < count; k += OPEN_BATCH) {
@@ -104,8 +133,9 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   if (line.trim() === 'stats') process.stdout.write(`stats ${sent}\n`);
 });
 const stop = (): void => {
+  stopping = true;
   for (const t of timers) clearTimeout(t);
-  for (const s of streams) s.end();
+  for (const close of sessions) close();
   setTimeout(() => process.exit(0), 200).unref();
 };
 process.stdin.on('end', stop);
