@@ -13,8 +13,8 @@ export interface DesiredService {
   readonly destinations: readonly {
     readonly address: string;
     readonly weight: number;
-    /** Connection limit to set (0 = none), where the policy drives one; undefined leaves it alone. */
-    readonly maxConnections?: number;
+    /** Connection limit to set (0 = none), where the policy drives one; null or undefined leaves it alone. */
+    readonly maxConnections?: number | null;
   }[];
 }
 
@@ -36,14 +36,15 @@ export function plan(desired: readonly DesiredService[], observed: Observation):
         if (want.owned) ops.push({ op: 'add-destination', service: want.address, destination: d.address, weight: d.weight });
         continue;
       }
-      const limitChanged = d.maxConnections !== undefined && (now.maxConnections ?? 0) !== d.maxConnections;
+      const limit = d.maxConnections ?? null;
+      const limitChanged = limit !== null && (now.maxConnections ?? 0) !== limit;
       if (now.weight !== d.weight || limitChanged) {
         ops.push({
           op: 'set-weight',
           service: want.address,
           destination: d.address,
           weight: d.weight,
-          ...(limitChanged ? { maxConnections: d.maxConnections } : {}),
+          ...(limitChanged ? { maxConnections: limit } : {}),
         });
       }
     }

@@ -420,7 +420,7 @@ export class Poller {
         address: service.address,
         scheduler: service.scheduler,
         owned: service.owned,
-        destinations: decisions.map((d) => (d.maxConnections === null ? { address: d.address, weight: d.weight } : { address: d.address, weight: d.weight, maxConnections: d.maxConnections })),
+        destinations: decisions,
       });
       byEngine.set(service.engine, list);
     }
@@ -486,9 +486,12 @@ export class Poller {
   private logChanges(services: readonly CompiledService[], kind: string, decided: Map<string, readonly WeightDecision[]>): void {
     for (const service of services) {
       if (service.engine !== kind) continue;
-      const before = new Map((this.decisions.get(service.name) ?? []).map((d) => [d.address, d.weight]));
-      for (const d of decided.get(service.name) ?? []) {
-        const from = before.get(d.address) ?? null;
+      const before = this.decisions.get(service.name) ?? [];
+      // Decisions come in policy order: a server is looked up by address only when the list changed.
+      let byAddress: Map<string, number> | null = null;
+      for (const [i, d] of (decided.get(service.name) ?? []).entries()) {
+        const same = before[i];
+        const from = same?.address === d.address ? same.weight : ((byAddress ??= new Map(before.map((b) => [b.address, b.weight]))).get(d.address) ?? null);
         if (from !== d.weight) {
           this.options.logger.info({ service: service.name, server: d.address, node: d.node, from, to: d.weight, reason: d.reason }, 'weight changed');
           const change = { at: Date.now(), service: service.name, server: d.address, node: d.node, from, to: d.weight, state: d.state, reason: d.reason };
