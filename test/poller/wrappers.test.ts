@@ -218,6 +218,26 @@ test('selector pools pick up every matching agent, with its first address and th
   ]);
 });
 
+test('a selector server whose agent left is forgotten: back, it starts from its fresh metrics', (t) => {
+  const h = harness(`    smoothing: { halfLife: 10s }
+    deadband: 0
+    slowStart: null
+    servers:
+      - { selector: { role: web }, port: 8080 }
+`);
+  const w1 = h.connect('w1', 1, { addresses: ['192.0.2.1'], labels: { role: 'web' } });
+  h.connect('w2', 1, { addresses: ['192.0.2.2'], labels: { role: 'web' } });
+  h.report('w1', { cpuUtilization: 0 });
+  h.report('w2', { cpuUtilization: 0 });
+  t.deepEqual(h.evaluate().map((d) => d.score), [1, 1]);
+  h.table.disconnect(w1);
+  t.deepEqual(h.evaluate().map((d) => d.node), ['w2']);
+  h.advance(1000);
+  h.connect('w1', 1, { addresses: ['192.0.2.1'], labels: { role: 'web' } });
+  h.report('w1', { cpuUtilization: 0.5 });
+  t.is(h.evaluate()[0]?.score, 0.5, 'not smoothed from the score it had before it left');
+});
+
 test('many servers returning at once ramp up together instead of taking a full share at once', (t) => {
   const names = ['s0', 's1', 's2', 's3', 'r0', 'r1', 'r2', 'r3'];
   const h = harness(`    smoothing: { halfLife: 0s }

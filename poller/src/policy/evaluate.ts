@@ -295,7 +295,8 @@ export class WeightEvaluator {
       // Drained or guarded to 0 on purpose: nothing for the fallback to restore.
       if (!c.missing && c.state !== 'held' && c.state !== 'fallback') s.lastGood = c.weight > 0 ? c.weight : null;
     }
-    for (const [address, s] of mem.servers) if (s.round !== round) mem.servers.delete(address);
+    // Every candidate has its own entry: more entries means some are no longer resolved.
+    if (mem.servers.size > candidates.length) for (const [address, s] of mem.servers) if (s.round !== round) mem.servers.delete(address);
     return candidates.map((c) => ({
       address: c.address,
       node: c.nodeId,
