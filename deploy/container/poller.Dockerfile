@@ -43,5 +43,5 @@ COPY --from=build /src/poller/build poller/build
 COPY --from=build /src/poller/assets poller/assets
 USER 1000:1000
 EXPOSE 7415 7416
-ENTRYPOINT ["node", "--max-semi-space-size=32", "/app/poller/build/src/bin/loadfeed-poller.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=32", "--no-allocation-site-pretenuring", "/app/poller/build/src/bin/loadfeed-poller.js"]
 CMD ["--help"]
