@@ -8,6 +8,7 @@
  * "report" it prints one JSON line of that window's figures.
  */
 import * as grpc from '@grpc/grpc-js';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
@@ -30,6 +31,9 @@ for (let s = 0; s * perService < agents; s++) {
 /** Accepted samples not yet acted on, in arrival order: their timestamp and when accepted. */
 let pending: { sentAt: number; acceptedAt: number }[] = [];
 let latency = new Histogram();
+/** How late the poller's event loop ran timers: stalls there delay every sample behind them. */
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 let accepted = 0;
 let cycles = 0;
 
@@ -76,6 +80,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   const cmd = line.trim();
   if (cmd === 'mark') {
     latency = new Histogram();
+    loopDelay.reset();
     accepted = 0;
     cycles = 0;
   } else if (cmd === 'report') {
@@ -83,7 +88,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     const live = snapshot.nodes.filter((n) => n.state === 'live').length;
     // Messages refused since start, by reason: why streams were cut, if they were.
     const rejected = snapshot.ingest.rejected;
-    process.stdout.write(`${JSON.stringify({ accepted, cycles, live, rejected, p50Ms: latency.quantile(0.5) / 1000, p99Ms: latency.quantile(0.99) / 1000, maxMs: latency.max / 1000, decided: latency.count })}\n`);
+    process.stdout.write(`${JSON.stringify({ accepted, cycles, live, rejected, p50Ms: latency.quantile(0.5) / 1000, p99Ms: latency.quantile(0.99) / 1000, maxMs: latency.max / 1000, decided: latency.count, loopDelayP99Ms: loopDelay.percentile(99) / 1e6, loopDelayMaxMs: loopDelay.max / 1e6 })}\n`);
   }
 });
 const stop = (): void => void poller.stop().finally(() => process.exit(0));

@@ -41,7 +41,19 @@ interface Step {
   readonly p99Ms: number;
   readonly maxMs: number;
   readonly cycles: number;
+  readonly loopDelayP99Ms: number;
   readonly sustained: boolean;
+}
+
+/** poller-host's answer to "report". */
+interface HostReport {
+  readonly accepted: number;
+  readonly cycles: number;
+  readonly live: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+  readonly loopDelayP99Ms: number;
 }
 
 class LineReader {
@@ -116,9 +128,9 @@ async function main(): Promise<void> {
           sims.push(children.node(`sim ${first}`, SIM, ['--target', `127.0.0.1:${LISTEN_PORT}`, '--count', String(Math.min(STREAMS_PER_PROCESS, n - first)), '--first-id', String(first)]));
         }
         await Promise.all(sims.map((s) => firstLine(s, 120_000)));
-        const report = async (): Promise<{ accepted: number; cycles: number; live: number; p50Ms: number; p99Ms: number; maxMs: number }> => {
+        const report = async (): Promise<HostReport> => {
           host.child.stdin?.write('report\n');
-          return JSON.parse(await reader.next()) as { accepted: number; cycles: number; live: number; p50Ms: number; p99Ms: number; maxMs: number };
+          return JSON.parse(await reader.next()) as HostReport;
         };
         const deadline = performance.now() + 120_000;
         while ((await report()).live < n && performance.now() < deadline) await sleep(500);
@@ -142,6 +154,7 @@ async function main(): Promise<void> {
           p99Ms: r.p99Ms,
           maxMs: r.maxMs,
           cycles: r.cycles,
+          loopDelayP99Ms: r.loopDelayP99Ms,
           sustained: r.live === n && r.accepted >= 0.98 * n * (dt / 1e6),
         };
         results.push(step);
@@ -161,8 +174,8 @@ async function main(): Promise<void> {
     `load average ${loadBefore} before, ${loadAfter} after; poller node options ${[...POLLER_OPTIONS, values['node-args']].join(' ').trim()}; 1 sample/s per agent, ${STREAMS_PER_PROCESS} streams per client process, ${windowS} s window after all agents are live`,
     '',
     table(
-      ['agents', 'live', 'samples/s', 'poller cpu %', 'rss MB', 'peak rss MB', 'p50 ms', 'p99 ms', 'max ms', 'policy cycles', 'sustained'],
-      results.map((s) => [String(s.agents), String(s.live), fmt(s.acceptedPerSecond, 0), fmt(s.cpuPct), fmt(s.rssMb, 0), fmt(s.peakRssMb, 0), fmt(s.p50Ms, 1), fmt(s.p99Ms, 1), fmt(s.maxMs, 1), String(s.cycles), s.sustained ? 'yes' : 'no']),
+      ['agents', 'live', 'samples/s', 'poller cpu %', 'rss MB', 'peak rss MB', 'p50 ms', 'p99 ms', 'max ms', 'policy cycles', 'loop delay p99 ms', 'sustained'],
+      results.map((s) => [String(s.agents), String(s.live), fmt(s.acceptedPerSecond, 0), fmt(s.cpuPct), fmt(s.rssMb, 0), fmt(s.peakRssMb, 0), fmt(s.p50Ms, 1), fmt(s.p99Ms, 1), fmt(s.maxMs, 1), String(s.cycles), fmt(s.loopDelayP99Ms, 1), s.sustained ? 'yes' : 'no']),
     ),
     '',
     `largest N sustained: ${largest}`,
