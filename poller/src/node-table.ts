@@ -10,7 +10,7 @@ import { LRUCache } from 'lru-cache';
 import type { Hello, Sample } from '@loadfeed/proto';
 
 export const DEFAULT_STALE_AFTER_MS = 2_000;
-/** How often deadlines are checked: the quiesce delay is at most staleAfter + this. */
+/** How often deadlines are checked: a silent node turns stale between staleAfter less this and staleAfter after its last sample. */
 export const LIVENESS_SWEEP_MS = 100;
 export const DEPARTED_MAX = 10_000;
 export const DEPARTED_TTL_MS = 30 * 60_000;
@@ -134,9 +134,14 @@ export class NodeTable {
     this.transition(node, 'gone');
   }
 
-  /** Turn nodes whose last sample is older than staleAfter stale (run every LIVENESS_SWEEP_MS). */
+  /**
+   * Turn nodes stale whose last sample is older than staleAfter less one
+   * sweep interval (run every LIVENESS_SWEEP_MS): so a silent node is stale
+   * no later than staleAfter after its last sample, as the liveness setting
+   * promises, rather than up to one sweep later.
+   */
   sweep(): void {
-    const deadline = this.now() - this.staleAfterMs;
+    const deadline = this.now() - this.staleAfterMs + LIVENESS_SWEEP_MS;
     for (const node of this.nodes.values()) {
       if (node.state === 'live' && node.sampleAt < deadline) this.transition(node, 'stale');
     }

@@ -14,6 +14,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { SERVER_KEEPALIVE_MS } from '@loadfeed/poller';
 import { CpuCgroup, DEFAULT_CFS_PERIOD_US } from './lib/cgroup.js';
 import { Children, alive, firstLine, sleep, withCleanup } from './lib/children.js';
 import { Cluster, type Backend } from './lib/cluster.js';
@@ -151,7 +152,7 @@ async function main(): Promise<void> {
   const loadAfter = loadAverage1();
   const text = [
     `bench:reaction  ${started.toISOString()}  ${machineLine()}`,
-    `load average ${loadBefore} before, ${loadAfter} after; loadfeed default policy (agent interval 1 s, half-life 2 s, stale after 2 s, server keepalive 1 s); engine weights read every ${POLL_MS} ms`,
+    `load average ${loadBefore} before, ${loadAfter} after; loadfeed default policy (agent interval 1 s, half-life 2 s, stale after 2 s, server keepalive ${SERVER_KEEPALIVE_MS / 1000} s, for dead connections only); engine weights read every ${POLL_MS} ms`,
     '',
     table(['event', 'trials', 'p50 s', 'p95 s', 'max s', 'no reaction'], kinds.map((k) => [k.name, String(k.times.length + k.misses), fmt(quantile(k.times, 0.5), 2), fmt(quantile(k.times, 0.95), 2), fmt(Math.max(...k.times), 2), String(k.misses)])),
   ].join('\n');

@@ -18,7 +18,7 @@ test('a node without samples for staleAfter turns stale, and live again on its n
     onStale = resolve;
   });
   const took = performance.now() - acceptedAt;
-  t.true(took >= 300 - 1, `stale after ${took} ms`);
+  t.true(took >= 300 - LIVENESS_SWEEP_MS - 1, `stale after ${took} ms`);
   t.true(took < 300 + 10 * LIVENESS_SWEEP_MS, `stale after ${took} ms`);
   t.is(node.state, 'stale');
   table.accept(node, Sample.create({ seq: 2, windowMs: 1 }));
@@ -48,6 +48,20 @@ test('departed nodes are remembered in a bounded LRU: a flood of invented ids ca
   t.is(table.departedInfo('flood-0'), undefined, 'the oldest are forgotten');
   t.truthy(table.departedInfo(`flood-${DEPARTED_MAX + 49}`));
   t.is([...table.all()].length, 0);
+});
+
+test('a silent node is stale no later than staleAfter after its last sample, and not before staleAfter less one sweep interval', (t) => {
+  let now = 0;
+  const table = new NodeTable(2000, () => undefined, () => now);
+  const node = table.connect(Hello.create({ nodeId: 'n1', cores: 1, memoryBytes: 1 }));
+  table.accept(node, Sample.create({ seq: 1, windowMs: 1 }));
+  now = 2000 - LIVENESS_SWEEP_MS;
+  table.sweep();
+  t.is(node.state, 'live');
+  // The next sweep may come one interval later: by then the deadline has passed, not later.
+  now = 2000 - LIVENESS_SWEEP_MS + 1;
+  table.sweep();
+  t.is(node.state, 'stale');
 });
 
 test('lookup().membership changes when a node connects, reconnects or leaves, not on samples, drains or staleness', (t) => {
