@@ -48,9 +48,9 @@ test('a trace replays into weights over time with the reason for each change', (
       [0, '10.0.0.3:80', null, 0, 'absent'],
       [1000, '10.0.0.2:80', 0, 50, 'live'],
       [1000, '10.0.0.3:80', 0, 100, 'live'],
-      // The sweep runs every 100 ms: b's last sample at 2000 is stale after 4000.
-      [4100, '10.0.0.2:80', 50, 100, 'live'],
-      [4100, '10.0.0.3:80', 100, 0, 'stale'],
+      // The sweep runs every 100 ms: b's last sample at 2000 is stale by 4000 (staleAfter 2 s), not a sweep later.
+      [4000, '10.0.0.2:80', 50, 100, 'live'],
+      [4000, '10.0.0.3:80', 100, 0, 'stale'],
       // a drains: rather than black-hole the service, b gets its last good weight back.
       [4500, '10.0.0.2:80', 100, 0, 'drained'],
       [4500, '10.0.0.3:80', 0, 100, 'fallback'],
