@@ -228,7 +228,7 @@ test('a down destination is tried again once the down period has passed', async 
   // above with a down period that cannot run out during the test.
   t.is(await request(port), 'live');
 
-  await startBackend(t, 'revived', undefined, Number(dead.split(':')[1]));
+  await startBackend(t, 'revived', undefined, dead);
   let reply = '';
   for (let i = 0; i < ATTEMPTS && reply !== 'revived'; i++) reply = await request(port);
   t.is(reply, 'revived', `within ${ATTEMPTS} requests`);
@@ -354,9 +354,7 @@ test('backpressure: a slow backend holds the client back; the engine buffers lit
   t.log(`engine buffered at most ${maxBuffered()} bytes; client waited for drain ${heldBack} times`);
 });
 
-// Serial: its backend holds connections until the end, and a concurrent
-// test's refusingAddress() port reused by it would hang instead of refusing.
-test.serial('backpressure: a slow client holds the backend back; the engine buffers little and loses nothing', async (t) => {
+test('backpressure: a slow client holds the backend back; the engine buffers little and loses nothing', async (t) => {
   const { engine, port, payload, digest, sample, maxBuffered } = await backpressureSetup(t);
   let heldBack = 0;
   const sending = await startBackend(t, 'sending', (socket) => {
@@ -381,9 +379,8 @@ test.serial('backpressure: a slow client holds the backend back; the engine buff
 });
 
 // Upstream sockets share one read buffer (forwarder.ts): a chunk must be
-// copied out before the next read of any connection overwrites it. Serial for
-// the same reason as the slow client test.
-test.serial('replies of many concurrent connections arrive intact', async (t) => {
+// copied out before the next read of any connection overwrites it.
+test('replies of many concurrent connections arrive intact', async (t) => {
   const CONNECTIONS = 16;
   const REPLY_BYTES = 2 * MiB;
   const replies = Array.from({ length: CONNECTIONS }, () => randomBytes(REPLY_BYTES));

@@ -31,13 +31,18 @@ export function echoWithName(name: string): (socket: Socket) => void {
   };
 }
 
-/** A backend on 127.0.0.1 (any free port by default; half-open allowed), closed with its connections at teardown. */
+/**
+ * A backend on 127.0.0.1 (any free port by default, or the given `host:port`,
+ * e.g. to revive a refusingAddress(); half-open allowed), closed with its
+ * connections at teardown.
+ */
 export async function startBackend(
   t: ExecutionContext,
   name: string,
   handle: (socket: Socket) => void = replyName(name),
-  port = 0,
+  at = `${HOST}:0`,
 ): Promise<Backend> {
+  const [host = HOST, port = '0'] = at.split(':');
   const sockets = new Set<Socket>();
   const server = createServer({ allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
@@ -46,13 +51,13 @@ export async function startBackend(
     socket.on('error', () => {});
     handle(socket);
   });
-  server.listen(port, HOST);
+  server.listen(Number(port), host);
   await once(server, 'listening', { signal: AbortSignal.timeout(WAIT_MS) });
   t.teardown(async () => {
     for (const socket of sockets) socket.destroy();
     await new Promise((resolve) => server.close(resolve));
   });
-  return { name, address: `${HOST}:${portOf(server)}`, server };
+  return { name, address: `${host}:${portOf(server)}`, server };
 }
 
 export function portOf(server: Server): number {
@@ -61,14 +66,21 @@ export function portOf(server: Server): number {
   return address.port;
 }
 
-/** A loopback port that refuses connections: bound by us, then closed. */
+/**
+ * Another loopback address, where no fixture listens: a port freed there
+ * cannot be taken over by a concurrent test's listen(0) on HOST, so it keeps
+ * refusing connections.
+ */
+const REFUSING_HOST = '127.0.0.2';
+
+/** A loopback address that refuses connections: bound by us, then closed. */
 export async function refusingAddress(): Promise<string> {
   const server = createServer();
-  server.listen(0, HOST);
+  server.listen(0, REFUSING_HOST);
   await once(server, 'listening', { signal: AbortSignal.timeout(WAIT_MS) });
   const port = portOf(server);
   await new Promise((resolve) => server.close(resolve));
-  return `${HOST}:${port}`;
+  return `${REFUSING_HOST}:${port}`;
 }
 
 // Listens with a backlog of 1 from a worker thread that then blocks, so nothing
