@@ -12,6 +12,7 @@ import type { PeerCertificate } from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
 import { parse as parseYaml } from 'yaml';
 import { PollerError } from './errors.js';
+import { getOrCreate } from './maps.js';
 
 export interface AuthOptions {
   /** node id → SHA-256 digests (hex) of the tokens that may report for it. */
@@ -102,9 +103,7 @@ export async function loadTokens(file: string): Promise<Map<string, Buffer[]>> {
     const e = entry as { node?: unknown; sha256?: unknown };
     if (typeof e.node !== 'string' || !/^[A-Za-z0-9._:-]{1,253}$/.test(e.node)) bad(`tokens[${i}].node: ${JSON.stringify(e.node)} must be a node id`);
     if (typeof e.sha256 !== 'string' || !/^[0-9a-f]{64}$/i.test(e.sha256)) bad(`tokens[${i}].sha256: must be 64 hex digits (printf %s "$TOKEN" | sha256sum)`);
-    const list2 = out.get(e.node as string) ?? [];
-    list2.push(Buffer.from(e.sha256 as string, 'hex'));
-    out.set(e.node as string, list2);
+    getOrCreate(out, e.node as string, () => []).push(Buffer.from(e.sha256 as string, 'hex'));
   });
   return out;
 }

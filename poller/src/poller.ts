@@ -18,6 +18,7 @@ import type { CompiledPolicy, CompiledService } from './policy/compile.js';
 import { WeightEvaluator, type WeightDecision } from './policy/evaluate.js';
 import type { StrategyRegistry } from './policy/strategy.js';
 import { afterOps, plan, type DesiredService } from './planner.js';
+import { getOrCreate } from './maps.js';
 import { Reconciler, type DriftEvent } from './reconcile.js';
 import type { TraceRecord, TraceRecorder } from './trace.js';
 
@@ -415,14 +416,12 @@ export class Poller {
     for (const service of services) {
       const decisions = this.evaluator.evaluate(service, lookup, evaluatedAt);
       decided.set(service.name, decisions);
-      const list = byEngine.get(service.engine) ?? [];
-      list.push({
+      getOrCreate(byEngine, service.engine, () => []).push({
         address: service.address,
         scheduler: service.scheduler,
         owned: service.owned,
         destinations: decisions,
       });
-      byEngine.set(service.engine, list);
     }
     const drift = new Map(services.map((s) => [s.address, { address: s.address, drift: s.drift }]));
     for (const [kind, desired] of byEngine) {
@@ -556,8 +555,8 @@ class ServiceIndex {
     for (const service of policy.services) {
       for (const m of service.servers) {
         if (m.by === 'selector') this.bySelector.add(service.name);
-        else if (m.by === 'node') add(this.byNode, m.node, service.name);
-        else add(this.byHost, m.host, service.name);
+        else if (m.by === 'node') getOrCreate(this.byNode, m.node, () => new Set<string>()).add(service.name);
+        else getOrCreate(this.byHost, m.host, () => new Set<string>()).add(service.name);
       }
     }
   }
@@ -567,10 +566,4 @@ class ServiceIndex {
     for (const host of node.hello.addresses) for (const name of this.byHost.get(host) ?? []) into.add(name);
     for (const name of this.bySelector) into.add(name);
   }
-}
-
-function add(index: Map<string, Set<string>>, key: string, service: string): void {
-  const set = index.get(key) ?? new Set<string>();
-  set.add(service);
-  index.set(key, set);
 }

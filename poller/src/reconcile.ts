@@ -5,6 +5,7 @@
 // correct it (write ours again) or respect it (leave the hand-set weight
 // until it changes again). Either way it says so, once per drift.
 import type { EngineOp, Observation } from '@loadfeed/kernel-bridge';
+import { getOrCreate } from './maps.js';
 import { destinationsByAddress, type DesiredService } from './planner.js';
 
 export interface DriftEvent {
@@ -64,7 +65,7 @@ export class Reconciler {
             respected?.delete(d.address); // changed again: ours from now on
           } else if (exp !== undefined && now !== exp) {
             if (mode === 'respect') {
-              entry(this.respected, want.address).set(d.address, now);
+              getOrCreate(this.respected, want.address, () => new Map<string, number>()).set(d.address, now);
               events.push({ service: want.address, destination: d.address, expected: exp, found: now, action: 'respected' });
               return { ...d, weight: now };
             }
@@ -80,7 +81,7 @@ export class Reconciler {
   /** The engine accepted these ops: they are what it should have now. */
   applied(ops: readonly EngineOp[]): void {
     for (const op of ops) {
-      if (op.op === 'add-destination' || op.op === 'set-weight') entry(this.expected, op.service).set(op.destination, op.weight);
+      if (op.op === 'add-destination' || op.op === 'set-weight') getOrCreate(this.expected, op.service, () => new Map<string, number>()).set(op.destination, op.weight);
       else if (op.op === 'remove-destination') this.expected.get(op.service)?.delete(op.destination);
       else if (op.op === 'add-service') this.known.add(op.service.address);
     }
@@ -90,17 +91,8 @@ export class Reconciler {
   adopt(observed: Observation): void {
     for (const s of observed.services) {
       this.known.add(s.address);
-      for (const d of s.destinations) entry(this.expected, s.address).set(d.address, d.weight);
+      const expected = getOrCreate(this.expected, s.address, () => new Map<string, number>());
+      for (const d of s.destinations) expected.set(d.address, d.weight);
     }
   }
-}
-
-/** The inner map of `service`, created when missing. */
-function entry(byService: Map<string, Map<string, number>>, service: string): Map<string, number> {
-  let m = byService.get(service);
-  if (!m) {
-    m = new Map();
-    byService.set(service, m);
-  }
-  return m;
 }

@@ -16,8 +16,7 @@ import path from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createRequire } from 'node:module';
-import { launcherOptions } from '../helpers/launcher.js';
+import { binPath, launcherOptions } from '../helpers/launcher.js';
 import { Children, firstLine, sleep, withCleanup, type Started } from './lib/children.js';
 import { fmt, loadAverage1, machineLine, processCpuUs, processPeakRssBytes, processRssBytes, QUICK, table, waitForQuietMachine } from './lib/measure.js';
 import { plotLines } from './lib/plot.js';
@@ -25,7 +24,7 @@ import { plotLines } from './lib/plot.js';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const HOST = path.join(HERE, 'poller-host.js');
 /** The shipped poller's V8 options (its launcher line) apply to the bench's poller process too. */
-const POLLER_OPTIONS = launcherOptions(path.join(path.dirname(createRequire(import.meta.url).resolve('@loadfeed/poller/package.json')), 'build/src/bin/loadfeed-poller.js'));
+const POLLER_OPTIONS = launcherOptions(binPath('@loadfeed/poller', 'loadfeed-poller'));
 const SIM = path.join(HERE, 'sim-agents.js');
 const LISTEN_PORT = 17_415;
 const STREAMS_PER_PROCESS = 2_500;

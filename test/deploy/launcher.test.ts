@@ -4,20 +4,16 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launcherOptions } from '../helpers/launcher.js';
+import { binPath, launcherOptions } from '../helpers/launcher.js';
 
-const require = createRequire(import.meta.url);
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
 const BINS = [
   { name: 'loadfeed-agent', pkg: '@loadfeed/agent', dockerfile: 'agent.Dockerfile', option: '--lite-mode' },
   { name: 'loadfeed-poller', pkg: '@loadfeed/poller', dockerfile: 'poller.Dockerfile', option: '--max-semi-space-size=32' },
 ];
-
-const binPath = (pkg: string, name: string): string => path.join(path.dirname(require.resolve(`${pkg}/package.json`)), `build/src/bin/${name}.js`);
 
 for (const bin of BINS) {
   const file = binPath(bin.pkg, bin.name);

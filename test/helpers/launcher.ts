@@ -1,4 +1,13 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const require = createRequire(import.meta.url);
+
+/** A workspace package's built bin, e.g. binPath('@loadfeed/poller', 'loadfeed-poller'). */
+export function binPath(pkg: string, name: string): string {
+  return path.join(path.dirname(require.resolve(`${pkg}/package.json`)), `build/src/bin/${name}.js`);
+}
 
 /** The Node options on a bin's launcher line (`#!/usr/bin/env -S node --opt ...`). */
 export function launcherOptions(file: string): string[] {

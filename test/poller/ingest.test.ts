@@ -8,7 +8,7 @@ import { fakeIngest } from '../helpers/fake-call.js';
 
 const HELLO = { body: 'hello', hello: { nodeId: 'n1', cores: 2, memoryBytes: 1e9, services: [] } };
 const sample = (seq: number): object => ({ body: 'sample', sample: { seq, timestampMs: Date.now(), cpuUtilization: 0.5, memUtilization: 0.5, services: [], windowMs: 1000 } });
-const acks = (written: readonly unknown[]): number[] => written.flatMap((m) => ((m as { ack?: { lastSeq: number } }).ack ? [(m as { ack: { lastSeq: number } }).ack.lastSeq] : []));
+const acks = (written: readonly unknown[]): number[] => (written as { ack?: { lastSeq: number } }[]).flatMap((m) => (m.ack ? [m.ack.lastSeq] : []));
 
 test(`the first sample of a stream is acknowledged at once, the next ones at most every ${ACK_INTERVAL_MS} ms`, (t) => {
   const { open, table } = fakeIngest(DEFAULT_LIMITS);

@@ -16,6 +16,7 @@
 //      keep the last weights (or equal ones) instead of black-holing the service
 import { formatHostPort } from '@loadfeed/kernel-bridge';
 import type { Sample } from '@loadfeed/proto';
+import { getOrCreate } from '../maps.js';
 import type { NodeLookup, NodeRecord } from '../node-table.js';
 import type { CompiledService, ServerMatch } from './compile.js';
 import { parseExpression, type Expression, type Variables } from './expression.js';
@@ -364,12 +365,7 @@ export class WeightEvaluator {
   }
 
   private server(mem: ServiceMemory, address: string, now: number): ServerMemory {
-    let s = mem.servers.get(address);
-    if (!s) {
-      s = { smoothed: null, smoothedAt: now, weight: null, decidedAt: now, lastGood: null, missingSince: null, stream: null, returnedAt: null, rampFrom: null, adopted: false, holdUntil: null, adoptedWeight: null, round: 0, facts: null };
-      mem.servers.set(address, s);
-    }
-    return s;
+    return getOrCreate(mem.servers, address, () => ({ smoothed: null, smoothedAt: now, weight: null, decidedAt: now, lastGood: null, missingSince: null, stream: null, returnedAt: null, rampFrom: null, adopted: false, holdUntil: null, adoptedWeight: null, round: 0, facts: null }));
   }
 }
 
