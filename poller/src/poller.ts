@@ -34,13 +34,32 @@ export const SERVER_KEEPALIVE_TIMEOUT_MS = 5_000;
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 /** After a failed engine apply, try again this soon even if nothing changed. */
 export const RETRY_AFTER_ERROR_MS = 1_000;
-/**
- * Cycles start at least this far apart, and at least twice as far apart as
- * the last cycle took: samples arriving meanwhile share one cycle, and however
- * many agents report, cycles leave the event loop at least half its time for
- * gRPC.
- */
+/** Cycles start at least this far apart: samples arriving meanwhile share one cycle. */
 export const MIN_CYCLE_GAP_MS = 10;
+/**
+ * Cycles give way to the agents' streams (see cycleGapMs): together with
+ * everything else the event loop does they aim to keep it at most this busy,
+ * so samples are read as they arrive instead of queueing in sockets until
+ * their senders look stale.
+ */
+export const LOOP_BUSY_TARGET = 0.8;
+/** Share of the event loop cycles may take: at most half; at least this much, however busy the rest is. */
+export const MAX_CYCLE_SHARE = 0.5;
+export const MIN_CYCLE_SHARE = 0.1;
+
+/**
+ * How long after its start the next cycle may start, for a cycle that took
+ * `cycleMs` while everything else (reading streams, keepalives) kept the
+ * event loop busy for the fraction `othersBusy`. That work stays; cycles get
+ * what is left up to LOOP_BUSY_TARGET, within [MIN_CYCLE_SHARE,
+ * MAX_CYCLE_SHARE]. Overloaded, the poller decides less often rather than
+ * read samples late: a late sample makes a healthy server stale and
+ * quiesces it.
+ */
+export function cycleGapMs(cycleMs: number, othersBusy: number): number {
+  const share = Math.min(MAX_CYCLE_SHARE, Math.max(MIN_CYCLE_SHARE, LOOP_BUSY_TARGET - othersBusy));
+  return Math.max(MIN_CYCLE_GAP_MS, cycleMs / share);
+}
 
 export interface PollerOptions {
   /** host:port for the gRPC server, e.g. 0.0.0.0:7415 (port 0 picks one). */
@@ -169,7 +188,12 @@ export class Poller {
   /** Each engine's state as last read plus the ops applied since. */
   private readonly engineState = new Map<string, Observation>();
   private cycling: Promise<void> | null = null;
-  private lastCycle = { startedAt: -Infinity, ms: 0 };
+  /** When the last cycle started, how long it took, and the gap its load calls for before the next. */
+  private lastCycle = { startedAt: -Infinity, ms: 0, gapMs: MIN_CYCLE_GAP_MS, loop: performance.eventLoopUtilization() };
+  /** A node stopped being live: the next cycle quiesces it without waiting out the load-based gap. */
+  private urgent = false;
+  /** Ends the wait before the next cycle early (see pace). */
+  private wake: (() => void) | null = null;
   private retry: NodeJS.Timeout | null = null;
   private engineError: string | null = null;
   private stopped = false;
@@ -314,6 +338,7 @@ export class Poller {
     if (this.retry) clearTimeout(this.retry);
     if (this.resync) clearTimeout(this.resync);
     this.table.stop();
+    this.wake?.();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     this.server.forceShutdown();
     await this.settled();
@@ -339,6 +364,10 @@ export class Poller {
     if (e.from !== e.to) {
       this.options.logger.info({ node: e.node.id, from: e.from, to: e.to }, 'node state changed');
     }
+    if (e.from === 'live' && e.to !== 'live') {
+      this.urgent = true;
+      this.wake?.();
+    }
     this.pendingSince ??= performance.now();
     this.markDirty(e.node);
   }
@@ -353,11 +382,14 @@ export class Poller {
   private async cycle(): Promise<void> {
     try {
       while ((this.full || this.dirty.size > 0) && !this.stopped) {
-        // Let samples arriving close together share one cycle (see MIN_CYCLE_GAP_MS).
-        const wait = this.lastCycle.startedAt + Math.max(MIN_CYCLE_GAP_MS, 2 * this.lastCycle.ms) - performance.now();
-        await new Promise((resolve) => (wait > 0 ? setTimeout(resolve, wait) : setImmediate(resolve)));
+        await this.pace();
         if (this.stopped) break;
         const started = performance.now();
+        // How busy the loop was since the last cycle started, that cycle's own time aside.
+        const loop = performance.eventLoopUtilization();
+        const busy = performance.eventLoopUtilization(loop, this.lastCycle.loop).utilization;
+        const othersBusy = Math.max(0, busy - this.lastCycle.ms / (started - this.lastCycle.startedAt));
+        this.urgent = false;
         const since = this.pendingSince;
         this.pendingSince = null;
         const full = this.full;
@@ -365,7 +397,8 @@ export class Poller {
         this.full = false;
         this.dirty.clear();
         const evaluatedAt = await this.applyPolicy(full, services);
-        this.lastCycle = { startedAt: started, ms: performance.now() - started };
+        const ms = performance.now() - started;
+        this.lastCycle = { startedAt: started, ms, gapMs: cycleGapMs(ms, othersBusy), loop };
         if (since !== null && this.engineError === null) {
           const ms = performance.now() - since;
           this.notify((o) => o.weightsApplied?.(ms, evaluatedAt));
@@ -375,6 +408,27 @@ export class Poller {
       this.options.logger.error({ err }, 'policy cycle failed');
     } finally {
       this.cycling = null;
+    }
+  }
+
+  /**
+   * Wait until the next cycle may start: samples arriving meanwhile share it,
+   * and under load the streams go first (cycleGapMs). A node leaving `live`
+   * cuts that short to MIN_CYCLE_GAP_MS.
+   */
+  private async pace(): Promise<void> {
+    for (;;) {
+      const wait = this.lastCycle.startedAt + (this.urgent ? MIN_CYCLE_GAP_MS : this.lastCycle.gapMs) - performance.now();
+      if (wait <= 0) return new Promise((resolve) => setImmediate(resolve));
+      const woken = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), wait);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      });
+      this.wake = null;
+      if (!woken || this.stopped) return;
     }
   }
 
