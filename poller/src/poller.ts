@@ -19,6 +19,7 @@ import { WeightEvaluator, type WeightDecision } from './policy/evaluate.js';
 import type { StrategyRegistry } from './policy/strategy.js';
 import { afterOps, plan, type DesiredService } from './planner.js';
 import { getOrCreate } from './maps.js';
+import { CyclePacer } from './pacing.js';
 import { Reconciler, type DriftEvent } from './reconcile.js';
 import type { TraceRecord, TraceRecorder } from './trace.js';
 
@@ -34,33 +35,6 @@ export const SERVER_KEEPALIVE_TIMEOUT_MS = 5_000;
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 /** After a failed engine apply, try again this soon even if nothing changed. */
 export const RETRY_AFTER_ERROR_MS = 1_000;
-/** Cycles start at least this far apart: samples arriving meanwhile share one cycle. */
-export const MIN_CYCLE_GAP_MS = 10;
-/**
- * Cycles give way to the agents' streams (see cycleGapMs): together with
- * everything else the event loop does they aim to keep it at most this busy,
- * so samples are read as they arrive instead of queueing in sockets until
- * their senders look stale.
- */
-export const LOOP_BUSY_TARGET = 0.8;
-/** Share of the event loop cycles may take: at most half; at least this much, however busy the rest is. */
-export const MAX_CYCLE_SHARE = 0.5;
-export const MIN_CYCLE_SHARE = 0.1;
-
-/**
- * How long after its start the next cycle may start, for a cycle that took
- * `cycleMs` while everything else (reading streams, keepalives) kept the
- * event loop busy for the fraction `othersBusy`. That work stays; cycles get
- * what is left up to LOOP_BUSY_TARGET, within [MIN_CYCLE_SHARE,
- * MAX_CYCLE_SHARE]. Overloaded, the poller decides less often rather than
- * read samples late: a late sample makes a healthy server stale and
- * quiesces it.
- */
-export function cycleGapMs(cycleMs: number, othersBusy: number): number {
-  const share = Math.min(MAX_CYCLE_SHARE, Math.max(MIN_CYCLE_SHARE, LOOP_BUSY_TARGET - othersBusy));
-  return Math.max(MIN_CYCLE_GAP_MS, cycleMs / share);
-}
-
 export interface PollerOptions {
   /** host:port for the gRPC server, e.g. 0.0.0.0:7415 (port 0 picks one). */
   readonly listen: string;
@@ -188,8 +162,9 @@ export class Poller {
   /** Each engine's state as last read plus the ops applied since. */
   private readonly engineState = new Map<string, Observation>();
   private cycling: Promise<void> | null = null;
-  /** When the last cycle started, how long it took, and the gap its load calls for before the next. */
-  private lastCycle = { startedAt: -Infinity, ms: 0, gapMs: MIN_CYCLE_GAP_MS, loop: performance.eventLoopUtilization() };
+  private readonly pacer = new CyclePacer();
+  /** The event loop's utilisation counters when the last cycle started. */
+  private loopMark = performance.eventLoopUtilization();
   /** A node stopped being live: the next cycle quiesces it without waiting out the load-based gap. */
   private urgent = false;
   /** Ends the wait before the next cycle early (see pace). */
@@ -385,10 +360,9 @@ export class Poller {
         await this.pace();
         if (this.stopped) break;
         const started = performance.now();
-        // How busy the loop was since the last cycle started, that cycle's own time aside.
         const loop = performance.eventLoopUtilization();
-        const busy = performance.eventLoopUtilization(loop, this.lastCycle.loop).utilization;
-        const othersBusy = Math.max(0, busy - this.lastCycle.ms / (started - this.lastCycle.startedAt));
+        this.pacer.begin(started, performance.eventLoopUtilization(loop, this.loopMark).utilization);
+        this.loopMark = loop;
         this.urgent = false;
         const since = this.pendingSince;
         this.pendingSince = null;
@@ -397,8 +371,7 @@ export class Poller {
         this.full = false;
         this.dirty.clear();
         const evaluatedAt = await this.applyPolicy(full, services);
-        const ms = performance.now() - started;
-        this.lastCycle = { startedAt: started, ms, gapMs: cycleGapMs(ms, othersBusy), loop };
+        this.pacer.end(performance.now());
         if (since !== null && this.engineError === null) {
           const ms = performance.now() - since;
           this.notify((o) => o.weightsApplied?.(ms, evaluatedAt));
@@ -412,13 +385,12 @@ export class Poller {
   }
 
   /**
-   * Wait until the next cycle may start: samples arriving meanwhile share it,
-   * and under load the streams go first (cycleGapMs). A node leaving `live`
-   * cuts that short to MIN_CYCLE_GAP_MS.
+   * Wait until the next cycle may start (see CyclePacer). A node leaving
+   * `live` cuts that short.
    */
   private async pace(): Promise<void> {
     for (;;) {
-      const wait = this.lastCycle.startedAt + (this.urgent ? MIN_CYCLE_GAP_MS : this.lastCycle.gapMs) - performance.now();
+      const wait = this.pacer.nextStart(this.urgent) - performance.now();
       if (wait <= 0) return new Promise((resolve) => setImmediate(resolve));
       const woken = await new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), wait);
