@@ -55,13 +55,13 @@ function runQuick(t: ExecutionContext, bench: string): Promise<string> {
 const json = (name: string): Record<string, unknown> => JSON.parse(readFileSync(path.join(outDir, name), 'utf8')) as Record<string, unknown>;
 const finite = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x);
 
-gate.serial('bench:fastpath quick: req/s of both proxies in both modes, and the ratios', async (t) => {
+gate.serial('bench:fastpath quick: req/s of the three proxies in both modes, and the ratios', async (t) => {
   const out = await runQuick(t, 'fastpath');
   t.regex(out, /fast path \/ HAProxy: keep-alive [\d.]+ .*new connections [\d.]+/);
-  const r = json('fastpath-quick.json') as { ratios: { keepAlive: number; newConnections: number }; results: Record<string, { rps: number }[]> };
-  t.true(finite(r.ratios.keepAlive) && r.ratios.keepAlive > 0);
-  t.true(finite(r.ratios.newConnections) && r.ratios.newConnections > 0);
-  t.deepEqual(Object.keys(r.results).sort(), ['keep-alive/fastpath', 'keep-alive/haproxy', 'new connections/fastpath', 'new connections/haproxy']);
+  t.regex(out, /naive pipe \/ HAProxy \(reference\): keep-alive [\d.]+, new connections [\d.]+/);
+  const r = json('fastpath-quick.json') as { ratios: { keepAlive: number; newConnections: number; naive: { keepAlive: number; newConnections: number } }; results: Record<string, { rps: number }[]> };
+  for (const x of [r.ratios.keepAlive, r.ratios.newConnections, r.ratios.naive.keepAlive, r.ratios.naive.newConnections]) t.true(finite(x) && x > 0, JSON.stringify(r.ratios));
+  t.deepEqual(Object.keys(r.results).sort(), ['keep-alive/fastpath', 'keep-alive/haproxy', 'keep-alive/naive pipe', 'new connections/fastpath', 'new connections/haproxy', 'new connections/naive pipe']);
 });
 
 gate.serial('bench:agent-cost quick: agent and node_exporter CPU and RSS at both rates', async (t) => {

@@ -2,10 +2,12 @@
  * bench:fastpath — the built-in forwarder against HAProxy (`mode tcp`), in
  * the same run, in front of the same nginx backends on loopback, driven by
  * wrk: keep-alive requests/s, and new connections/s (`Connection: close`, one
- * request per connection). Both proxies get one thread (the fast path is one
- * Node event loop; HAProxy runs with `nbthread 1`), and runs alternate
- * between them so drifts in the machine's load hit both alike. Figures are
- * medians of `--reps`, and the headline is the ratio fast path / HAProxy.
+ * request per connection). Every proxy gets one thread (the fast path is one
+ * Node event loop; HAProxy runs with `nbthread 1`), and runs rotate among
+ * them so drifts in the machine's load hit all alike. A naive Node pipe
+ * proxy (naive-proxy.ts) runs beside them as the reference the targets were
+ * set against. Figures are medians of `--reps`, and the headline is the
+ * ratio fast path / HAProxy.
  *
  * It must never leave a process or directory behind.
  */
@@ -20,6 +22,8 @@ import { fmt, loadAverage1, machineLine, median, processCpuUs, QUICK, table, wai
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const FASTPATH_SERVER = path.join(HERE, 'fastpath-server.js');
+const NAIVE_PROXY = path.join(HERE, 'naive-proxy.js');
+const PROXIES = ['haproxy', 'fastpath', 'naive pipe'];
 /** Fixed ports below the ephemeral range (wrk's connect storm takes ephemeral ports by the thousand). */
 const NGINX_PORTS = [18_181, 18_182];
 const HAPROXY_PORT = 18_190;
@@ -129,11 +133,14 @@ async function main(): Promise<void> {
         ...values['node-args'].split(' ').filter((x) => x !== ''),
         FASTPATH_SERVER, ...NGINX_PORTS.flatMap((p) => ['--backend', `127.0.0.1:${p}`]),
       ]);
+      const naive = children.spawn('naive pipe', process.execPath, [NAIVE_PROXY, ...NGINX_PORTS.flatMap((p) => ['--backend', `127.0.0.1:${p}`])]);
       const fastpathPort = Number(await firstLine(fastpath));
+      const naivePort = Number(await firstLine(naive));
       await waitListening([...NGINX_PORTS, HAPROXY_PORT], [nginx, haproxy]);
       const targets = [
         { name: 'haproxy', port: HAPROXY_PORT, proc: haproxy },
         { name: 'fastpath', port: fastpathPort, proc: fastpath },
+        { name: 'naive pipe', port: naivePort, proc: naive },
       ];
       const modes = [
         { name: 'keep-alive', headers: [] as string[] },
@@ -143,7 +150,9 @@ async function main(): Promise<void> {
       for (const t of targets) wrk(t.port, 1, 8, [], t.proc);
       for (let rep = 0; rep < reps; rep++) {
         for (const mode of modes) {
-          for (const t of rep % 2 === 0 ? targets : [...targets].reverse()) {
+          // Rotated, so each proxy runs first, middle and last in turn.
+          const shift = rep % targets.length;
+          for (const t of [...targets.slice(shift), ...targets.slice(0, shift)]) {
             const r = wrk(t.port, durationS, conns, mode.headers, t.proc);
             const key = `${mode.name}/${t.name}`;
             results.set(key, [...(results.get(key) ?? []), r]);
@@ -157,15 +166,16 @@ async function main(): Promise<void> {
   const loadAfter = loadAverage1();
   const med = (key: string, k: keyof WrkResult): number => median((results.get(key) ?? []).map((r) => r[k]));
   const rows = ['keep-alive', 'new connections'].flatMap((mode) =>
-    ['haproxy', 'fastpath'].map((name) => {
+    PROXIES.map((name) => {
       const key = `${mode}/${name}`;
       const usPerRequest = median((results.get(key) ?? []).map((r) => (r.proxyCpuPct / 100) * 1e6 / r.rps));
       return [mode, name, fmt(med(key, 'rps'), 0), fmt(med(key, 'p50Ms'), 2), fmt(med(key, 'p99Ms'), 2), fmt(med(key, 'errors'), 0), fmt(med(key, 'proxyCpuPct'), 0), fmt(usPerRequest, 1)];
     }),
   );
-  const ratio = (mode: string): number => med(`${mode}/fastpath`, 'rps') / med(`${mode}/haproxy`, 'rps');
+  const ratio = (mode: string, proxy = 'fastpath'): number => med(`${mode}/${proxy}`, 'rps') / med(`${mode}/haproxy`, 'rps');
   const ka = ratio('keep-alive');
   const nc = ratio('new connections');
+  const naive = { keepAlive: ratio('keep-alive', 'naive pipe'), newConnections: ratio('new connections', 'naive pipe') };
   const text = [
     `bench:fastpath${values.label ? ` (${values.label})` : ''}  ${started.toISOString()}  ${machineLine()}`,
     `load average ${loadBefore} before, ${loadAfter} after; wrk 1 thread, ${conns} connections, ${durationS} s per run, medians of ${reps}; HAProxy ${haproxyVersion()} nbthread 1 mode tcp leastconn; fast path wlc; 2 nginx backends (1 worker)`,
@@ -173,10 +183,11 @@ async function main(): Promise<void> {
     table(['mode', 'proxy', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'proxy cpu %', 'proxy cpu µs/req'], rows),
     '',
     `fast path / HAProxy: keep-alive ${fmt(ka, 2)} (target >= 0.9: ${ka >= 0.9 ? 'MET' : 'MISSED'}), new connections ${fmt(nc, 2)} (target >= 0.75: ${nc >= 0.75 ? 'MET' : 'MISSED'})`,
+    `naive pipe / HAProxy (reference): keep-alive ${fmt(naive.keepAlive, 2)}, new connections ${fmt(naive.newConnections, 2)}`,
   ].join('\n');
   process.stdout.write(`${text}\n`);
   const stamp = QUICK ? 'quick' : `${started.toISOString().slice(0, 10)}${values.label ? `-${values.label}` : ''}`;
-  writeFileSync(path.join(outDir, `fastpath-${stamp}.json`), JSON.stringify({ bench: 'fastpath', label: values.label, date: started.toISOString(), machine: machineLine(), loadAverage: { before: loadBefore, after: loadAfter }, durationS, reps, connections: conns, ratios: { keepAlive: ka, newConnections: nc }, results: Object.fromEntries(results) }, null, 1));
+  writeFileSync(path.join(outDir, `fastpath-${stamp}.json`), JSON.stringify({ bench: 'fastpath', label: values.label, date: started.toISOString(), machine: machineLine(), loadAverage: { before: loadBefore, after: loadAfter }, durationS, reps, connections: conns, ratios: { keepAlive: ka, newConnections: nc, naive }, results: Object.fromEntries(results) }, null, 1));
   writeFileSync(path.join(outDir, `fastpath-${stamp}.txt`), `${text}\n`);
 }
 
