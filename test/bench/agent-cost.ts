@@ -21,7 +21,7 @@ import { pino } from 'pino';
 import { compilePolicy, defaultEngines, defaultStrategies, Poller } from '@loadfeed/poller';
 import { Children, firstLine, sleep, withCleanup, type Started } from './lib/children.js';
 import { AGENT_BIN } from './lib/cluster.js';
-import { fmt, loadAverage1, machineLine, median, processCpuUs, processPeakRssBytes, processRssBytes, QUICK, table, waitForQuietMachine } from './lib/measure.js';
+import { benchLog, fmt, loadAverage1, machineLine, median, processCpuUs, processPeakRssBytes, processRssBytes, QUICK, table, waitForQuietMachine } from './lib/measure.js';
 import { plotLines } from './lib/plot.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -72,9 +72,7 @@ async function main(): Promise<void> {
   const reps = Number(values.reps);
   const outDir = values['out-dir'];
   mkdirSync(outDir, { recursive: true });
-  const log = (s: string): void => {
-    process.stderr.write(`[agent-cost ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
-  };
+  const log = benchLog('agent-cost');
   // The agent runs with the Node options of its own launcher line, as systemd and npm start it.
   const launcher = launcherNodeOptions(values['agent-bin']);
   const agentCommand = [...launcher, ...values['agent-node-args'].split(' ').filter((x) => x !== ''), values['agent-bin']];
@@ -85,8 +83,7 @@ async function main(): Promise<void> {
   let loadBefore = 0;
   await withCleanup(
     async () => {
-      await children.stopAll();
-      children.dispose();
+      await children.close();
     },
     async () => {
       loadBefore = await waitForQuietMachine(Number(values['max-load']), 20 * 60_000, log);

@@ -18,7 +18,7 @@ import { CpuCgroup, DEFAULT_CFS_PERIOD_US } from './lib/cgroup.js';
 import { Children, firstLine, sleep, withCleanup } from './lib/children.js';
 import { Cluster, type Balancer, type BackendSpec } from './lib/cluster.js';
 import { Histogram } from './lib/histogram.js';
-import { fmt, loadAverage1, machineLine, mean, median, QUICK, quantile, table, waitForQuietMachine } from './lib/measure.js';
+import { benchLog, fmt, loadAverage1, machineLine, mean, median, quantile, QUICK, table, waitForQuietMachine } from './lib/measure.js';
 import { NetNs } from './lib/netns.js';
 import { plotShares } from './lib/plot.js';
 import { LOADGEN_SCRIPT, parseRecords, type RequestRecord } from './lib/records.js';
@@ -426,9 +426,7 @@ async function main(): Promise<void> {
   const list = scenarios(Number(values.scale), Number(values['ramp-step-s'])).filter((s) => wanted.includes(s.key));
   const outDir = values['out-dir'];
   mkdirSync(outDir, { recursive: true });
-  const log = (s: string): void => {
-    process.stderr.write(`[balance ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
-  };
+  const log = benchLog('balance');
 
   const children = new Children();
   const root = CpuCgroup.root('loadfeed-bench');
@@ -438,8 +436,7 @@ async function main(): Promise<void> {
   await withCleanup(
     async () => {
       await ctx.active?.stop().catch(() => undefined);
-      await children.stopAll();
-      children.dispose();
+      await children.close();
       root.remove();
       for (const n of nets) n.remove();
       if (values['keep-records']) log(`per-request records kept in ${ctx.tmp}`);

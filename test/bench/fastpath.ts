@@ -18,7 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Children, firstLine, sleep, withCleanup, type Started } from './lib/children.js';
-import { fmt, loadAverage1, machineLine, median, processCpuUs, QUICK, table, waitForQuietMachine } from './lib/measure.js';
+import { benchLog, fmt, loadAverage1, machineLine, median, processCpuUs, QUICK, table, waitForQuietMachine } from './lib/measure.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const FASTPATH_SERVER = path.join(HERE, 'fastpath-server.js');
@@ -108,9 +108,7 @@ async function main(): Promise<void> {
   const conns = Number(values.connections);
   const outDir = values['out-dir'];
   mkdirSync(outDir, { recursive: true });
-  const log = (s: string): void => {
-    process.stderr.write(`[fastpath ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
-  };
+  const log = benchLog('fastpath');
   const children = new Children();
   const dir = mkdtempSync(path.join(tmpdir(), 'loadfeed-fastpath-'));
   const results = new Map<string, WrkResult[]>();
@@ -118,8 +116,7 @@ async function main(): Promise<void> {
   let loadBefore = 0;
   await withCleanup(
     async () => {
-      await children.stopAll();
-      children.dispose();
+      await children.close();
       rmSync(dir, { recursive: true, force: true });
     },
     async () => {

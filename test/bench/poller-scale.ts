@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { binPath, launcherOptions } from '../helpers/launcher.js';
 import { Children, firstLine, sleep, withCleanup, type Started } from './lib/children.js';
-import { fmt, loadAverage1, machineLine, processCpuUs, processPeakRssBytes, processRssBytes, QUICK, table, waitForQuietMachine } from './lib/measure.js';
+import { benchLog, fmt, loadAverage1, machineLine, processCpuUs, processPeakRssBytes, processRssBytes, QUICK, table, waitForQuietMachine } from './lib/measure.js';
 import { plotLines } from './lib/plot.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -100,17 +100,14 @@ async function main(): Promise<void> {
   const windowS = Number(values['window-s']);
   const outDir = values['out-dir'];
   mkdirSync(outDir, { recursive: true });
-  const log = (s: string): void => {
-    process.stderr.write(`[poller-scale ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
-  };
+  const log = benchLog('poller-scale');
   const children = new Children();
   const results: Step[] = [];
   const started = new Date();
   let loadBefore = 0;
   await withCleanup(
     async () => {
-      await children.stopAll();
-      children.dispose();
+      await children.close();
     },
     async () => {
       loadBefore = await waitForQuietMachine(Number(values['max-load']), 20 * 60_000, log);

@@ -18,7 +18,7 @@ import { SERVER_KEEPALIVE_MS } from '@loadfeed/poller';
 import { CpuCgroup, DEFAULT_CFS_PERIOD_US } from './lib/cgroup.js';
 import { Children, alive, firstLine, sleep, withCleanup } from './lib/children.js';
 import { Cluster, type Backend } from './lib/cluster.js';
-import { fmt, loadAverage1, machineLine, median, QUICK, quantile, table, waitForQuietMachine } from './lib/measure.js';
+import { benchLog, fmt, loadAverage1, machineLine, median, quantile, QUICK, table, waitForQuietMachine } from './lib/measure.js';
 import { NetNs } from './lib/netns.js';
 import { LOADGEN_SCRIPT } from './lib/records.js';
 
@@ -51,9 +51,7 @@ async function main(): Promise<void> {
   const phaseS = Number(values['phase-s']);
   const outDir = values['out-dir'];
   mkdirSync(outDir, { recursive: true });
-  const log = (s: string): void => {
-    process.stderr.write(`[reaction ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
-  };
+  const log = benchLog('reaction');
   const children = new Children();
   const root = CpuCgroup.root('loadfeed-bench');
   const nets: NetNs[] = [];
@@ -67,8 +65,7 @@ async function main(): Promise<void> {
       rmSync(records, { force: true });
       for (const n of nets) n.setLink(true);
       await cluster?.stop().catch(() => undefined);
-      await children.stopAll();
-      children.dispose();
+      await children.close();
       root.remove();
       for (const n of nets) n.remove();
     },

@@ -4,15 +4,13 @@
 // LOADFEED_SCREENSHOT=docs/dashboard.png also saves a screenshot of the demo.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Page } from 'playwright-core';
 import { startHarness } from '../status/harness.js';
 import { browserGate, openBrowser } from './browser.js';
+import { binPath } from '../helpers/launcher.js';
 
-const require = createRequire(import.meta.url);
-const CLI = path.join(path.dirname(require.resolve('@loadfeed/poller/package.json')), 'build/src/bin/loadfeed.js');
+const CLI = binPath('@loadfeed/poller', 'loadfeed');
 const SCREENSHOT = process.env['LOADFEED_SCREENSHOT'];
 const WAIT_MS = 45_000;
 

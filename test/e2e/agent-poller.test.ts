@@ -2,17 +2,15 @@
 // poller, which writes weights into the in-memory engine.
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { createTelemetryClient, type PollerMessage } from '@loadfeed/proto';
 import { compilePolicy, defaultEngines, defaultStrategies, LIVENESS_SWEEP_MS, Poller } from '@loadfeed/poller';
 import type { ExecutionContext } from 'ava';
 import { waitFor } from '../helpers/wait.js';
+import { binPath } from '../helpers/launcher.js';
 
-const require = createRequire(import.meta.url);
-const AGENT_BIN = path.join(path.dirname(require.resolve('@loadfeed/agent/package.json')), 'build/src/bin/loadfeed-agent.js');
+const AGENT_BIN = binPath('@loadfeed/agent', 'loadfeed-agent');
 const SERVICE = 'tcp 127.0.0.1:18000';
 
 async function startPoller(t: ExecutionContext, nodes: string[], extra = '', listen = '127.0.0.1:0') {

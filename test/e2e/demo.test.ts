@@ -5,13 +5,11 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { pidAlive } from '../helpers/process.js';
+import { binPath } from '../helpers/launcher.js';
 
-const require = createRequire(import.meta.url);
-const CLI = path.join(path.dirname(require.resolve('@loadfeed/poller/package.json')), 'build/src/bin/loadfeed.js');
+const CLI = binPath('@loadfeed/poller', 'loadfeed');
 
 interface Line {
   t: number;

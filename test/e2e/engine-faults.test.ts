@@ -6,7 +6,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
@@ -18,9 +17,9 @@ import { waitFor } from '../helpers/wait.js';
 import { haproxyGate, renderConfig } from '../kernel-bridge/haproxy-fixture.js';
 import { NFT, nftablesGate } from '../kernel-bridge/nftables-fixture.js';
 import { createLab } from '../helpers/netns.js';
+import { binPath } from '../helpers/launcher.js';
 
-const require = createRequire(import.meta.url);
-const AGENT = path.join(path.dirname(require.resolve('@loadfeed/agent/package.json')), 'build/src/bin/loadfeed-agent.js');
+const AGENT = binPath('@loadfeed/agent', 'loadfeed-agent');
 const CONFIGURED = 10;
 const WANT = { s1: 25, s2: 50, s3: 100 };
 

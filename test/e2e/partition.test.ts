@@ -5,16 +5,14 @@
 // start) when the link heals.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import { pino } from 'pino';
 import { compilePolicy, defaultEngines, defaultStrategies, LIVENESS_SWEEP_MS, Poller } from '@loadfeed/poller';
 import * as grpc from '@grpc/grpc-js';
 import { NETNS_WITH_NFTABLES, realEngineGate, ROOT, binary } from '../helpers/real-engine.js';
 import { waitFor } from '../helpers/wait.js';
+import { binPath } from '../helpers/launcher.js';
 
-const require = createRequire(import.meta.url);
-const AGENT = path.join(path.dirname(require.resolve('@loadfeed/agent/package.json')), 'build/src/bin/loadfeed-agent.js');
+const AGENT = binPath('@loadfeed/agent', 'loadfeed-agent');
 const gate = realEngineGate('network-partition', [ROOT, binary('ip', 'iproute2'), NETNS_WITH_NFTABLES]);
 
 const ip = (...args: string[]): void => {

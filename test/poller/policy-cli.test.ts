@@ -2,14 +2,13 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { compilePolicy, defaultEngines, printPolicy } from '@loadfeed/poller';
+import { binPath } from '../helpers/launcher.js';
 
-const require = createRequire(import.meta.url);
-const CLI = path.join(path.dirname(require.resolve('@loadfeed/poller/package.json')), 'build/src/bin/loadfeed.js');
+const CLI = binPath('@loadfeed/poller', 'loadfeed');
 const run = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
   try {
     const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args]);

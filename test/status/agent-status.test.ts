@@ -6,14 +6,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fetchAgentStatus, type AgentStatusDocument } from '@loadfeed/agent';
 import { startHarness } from './harness.js';
+import { binPath } from '../helpers/launcher.js';
 
-const require = createRequire(import.meta.url);
-const AGENT_BIN = path.join(path.dirname(require.resolve('@loadfeed/agent/package.json')), 'build/src/bin/loadfeed-agent.js');
+const AGENT_BIN = binPath('@loadfeed/agent', 'loadfeed-agent');
 // Generous: on a loaded CI machine an agent takes seconds to start.
 const WAIT_MS = 45_000;
 

@@ -5,18 +5,16 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { policyText, request } from './harness.js';
+import { binPath } from '../helpers/launcher.js';
 
-const require = createRequire(import.meta.url);
-const POLLER_DIR = path.dirname(require.resolve('@loadfeed/poller/package.json'));
-const LOADFEED = path.join(POLLER_DIR, 'build/src/bin/loadfeed.js');
-const LOADFEED_POLLER = path.join(POLLER_DIR, 'build/src/bin/loadfeed-poller.js');
-const AGENT = path.join(path.dirname(require.resolve('@loadfeed/agent/package.json')), 'build/src/bin/loadfeed-agent.js');
+const LOADFEED = binPath('@loadfeed/poller', 'loadfeed');
+const LOADFEED_POLLER = binPath('@loadfeed/poller', 'loadfeed-poller');
+const AGENT = binPath('@loadfeed/agent', 'loadfeed-agent');
 // Generous: on a loaded CI machine a poller takes seconds to start.
 const WAIT_MS = 45_000;
 

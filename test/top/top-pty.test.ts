@@ -5,16 +5,14 @@
 import type { ExecutionContext } from 'ava';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FakeAgent } from '../status/fake-agent.js';
 import { startHarness } from '../status/harness.js';
 import { waitFor } from '../helpers/wait.js';
 import { binary, findExecutable, realEngineGate } from '../helpers/real-engine.js';
+import { binPath } from '../helpers/launcher.js';
 
-const require = createRequire(import.meta.url);
-const CLI = path.join(path.dirname(require.resolve('@loadfeed/poller/package.json')), 'build/src/bin/loadfeed.js');
+const CLI = binPath('@loadfeed/poller', 'loadfeed');
 // Compiled to test/build/top/; the helper stays in test/top/.
 const PTY_RUN = fileURLToPath(new URL('../../top/pty-run.py', import.meta.url));
 const ESC = String.fromCharCode(0x1b);

@@ -55,11 +55,9 @@ export class Children {
     clearTimeout(timer);
   }
 
-  async stopAll(): Promise<void> {
+  /** Stop every process still running and stop watching for this process's exit. */
+  async close(): Promise<void> {
     await Promise.all([...this.all].map((s) => this.stop(s)));
-  }
-
-  dispose(): void {
     this.onExit();
     process.off('exit', this.onExit);
   }

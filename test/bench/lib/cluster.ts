@@ -7,7 +7,6 @@
 //   /<root>/<run>/<backend>          quota = the backend's allowance; the agent's scope
 //   /<root>/<run>/<backend>/svc      the HTTP backend process
 //   /<root>/<run>/<backend>/noise    an antagonist, when a scenario starts one
-import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,9 +16,9 @@ import { compilePolicy, defaultEngines, defaultStrategies, Poller } from '@loadf
 import type { CpuCgroup } from './cgroup.js';
 import { alive, firstLine, sleep, type Children, type Started } from './children.js';
 import type { NetNs } from './netns.js';
+import { binPath } from '../../helpers/launcher.js';
 
-const require = createRequire(import.meta.url);
-export const AGENT_BIN = path.join(path.dirname(require.resolve('@loadfeed/agent/package.json')), 'build/src/bin/loadfeed-agent.js');
+export const AGENT_BIN = binPath('@loadfeed/agent', 'loadfeed-agent');
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const BACKEND_SCRIPT = path.join(HERE, '..', 'balance-backend.js');
 export const ANTAGONIST_SCRIPT = path.join(HERE, '..', 'balance-antagonist.js');

@@ -76,6 +76,13 @@ export function machineLine(): string {
   return `${cpus.length} vCPU ${model}, ${Math.round(memKb / 1024 / 1024)} GB, Linux ${kernel}, Node ${process.version}`;
 }
 
+/** Progress lines on stderr, e.g. "[fastpath 12:34:56] …". */
+export function benchLog(bench: string): (line: string) => void {
+  return (line) => {
+    process.stderr.write(`[${bench} ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+  };
+}
+
 /** Numbers for tables: fixed decimals, '-' for missing. */
 export function fmt(x: number | null | undefined, digits = 1): string {
   return x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits);
