@@ -124,7 +124,6 @@ export {
   groupLines as groupHaproxyLines,
   commandBytes as haproxyCommandBytes,
   serverNamedByAddress,
-  MAX_CONNECTIONS_LIMIT as HAPROXY_MAX_CONNECTIONS,
 } from './haproxy/plan.js';
 export type { PlannedOp as HaproxyPlannedOp, HaproxyPlan, ServerAddressResolver } from './haproxy/plan.js';
 export {

@@ -1,6 +1,6 @@
 // Checks every engine runs on a batch of ops, so that all engines reject the
 // same batches with the same errors (the contract in engine.ts).
-import { ConflictError, UnknownTargetError, WeightRangeError } from './errors.js';
+import { ConflictError, ConnectionLimitError, UnknownTargetError, WeightRangeError } from './errors.js';
 import type { EngineOp, WeightRange } from './model.js';
 
 /** Reject the batch before anything is applied if any weight is not an integer in `range`. */
@@ -13,6 +13,27 @@ export function checkWeights(ops: readonly EngineOp[], range: WeightRange): void
       );
     }
   }
+}
+
+/**
+ * The largest connection limit: HAProxy's maxconn is a C int, IPVS's upper
+ * threshold a u32 that ipvsadm -x parses as an int; the fast path takes the same.
+ */
+export const MAX_CONNECTION_LIMIT = 2_147_483_647;
+
+/**
+ * set-weight's optional `maxConnections`: an integer in 0..MAX_CONNECTION_LIMIT,
+ * 0 = no limit. Checked with the addresses, so a bad one rejects the batch
+ * before anything is applied.
+ */
+export function checkMaxConnections(op: Extract<EngineOp, { op: 'set-weight' }>): number | undefined {
+  const limit = op.maxConnections;
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 0 || limit > MAX_CONNECTION_LIMIT)) {
+    throw new ConnectionLimitError(
+      `set-weight "${op.service}" "${op.destination}": maxConnections ${limit} must be an integer in 0..${MAX_CONNECTION_LIMIT} (0 = no limit)`,
+    );
+  }
+  return limit;
 }
 
 export function serviceOf<S>(services: ReadonlyMap<string, S>, service: string): S {

@@ -36,7 +36,8 @@ export function defaultEngines(): EngineRegistry {
       maxWeight: FASTPATH_WEIGHT_RANGE.max,
       ownsServicesByDefault: true,
       canCreateServices: true,
-      connectionLimits: false,
+      // maxConnections: a full destination is skipped, as IPVS's upper threshold.
+      connectionLimits: true,
       checkScheduler: (name) => (FASTPATH_SCHEDULERS.has(name) ? null : `not a fast path scheduler (${FASTPATH_NAMES})`),
     })
     .register('memory', {

@@ -467,3 +467,50 @@ test('options out of range are rejected', (t) => {
   t.throws(() => createFastpathEngine({ connectTimeoutMs: 0 }), { code: 'BRIDGE_OPTION_INVALID' });
   t.throws(() => createFastpathEngine({ downPeriodMs: Number.NaN }), { code: 'BRIDGE_OPTION_INVALID' });
 });
+
+test('a destination at its connection limit takes no new connection; with every one full the client is reset', async (t) => {
+  const a = await startBackend(t, 'a', echoWithName('a'));
+  const b = await startBackend(t, 'b', echoWithName('b'));
+  // a's weight alone would win every pick; its limit of 1 sends the rest to b.
+  const { engine, port } = await startFastpath(t, [[a.address, 100], [b.address, 1]], 'wlc');
+  await engine.apply([
+    { op: 'set-weight', service: SERVICE, destination: a.address, weight: 100, maxConnections: 1 },
+    { op: 'set-weight', service: SERVICE, destination: b.address, weight: 1, maxConnections: 1 },
+  ]);
+  t.deepEqual((await destinations(engine)).map((d) => d.maxConnections), [1, 1]);
+  const first = await openClient(port);
+  t.is(await exchange(first, 'x'), 'a:x');
+  const second = await openClient(port);
+  t.is(await exchange(second, 'y'), 'b:y', 'a is full: the next connection goes to b');
+
+  const third = connect({ host: HOST, port });
+  const [error] = (await once(third, 'error', { signal: AbortSignal.timeout(WAIT_MS) })) as [NodeJS.ErrnoException];
+  t.is(error.code, 'ECONNRESET', 'both full: nowhere to go');
+  t.like(await destination(engine, a.address), { up: true, activeConnections: 1 }, 'a full destination is not down');
+
+  // A connection ending frees its place; a limit of 0 lifts the limit.
+  await finish(first);
+  await waitFor('a has room again', () => engine.diagnostics().connections === 1, WAIT_MS);
+  const fourth = await openClient(port);
+  t.is(await exchange(fourth, 'z'), 'a:z');
+  await engine.apply([{ op: 'set-weight', service: SERVICE, destination: a.address, weight: 100, maxConnections: 0 }]);
+  const fifth = await openClient(port);
+  t.is(await exchange(fifth, 'w'), 'a:w', 'no limit: a takes a second connection');
+  await Promise.all([second, fourth, fifth].map(finish));
+});
+
+test('a connection limit that is not a non-negative integer rejects the whole batch', async (t) => {
+  const a = await startBackend(t, 'a');
+  const { engine } = await startFastpath(t, [[a.address, 5]]);
+  for (const bad of [-1, 1.5, Number.NaN, 2 ** 31]) {
+    const error = await t.throwsAsync(
+      engine.apply([
+        { op: 'set-weight', service: SERVICE, destination: a.address, weight: 7 },
+        { op: 'set-weight', service: SERVICE, destination: a.address, weight: 7, maxConnections: bad },
+      ]),
+      { code: 'BRIDGE_CONNECTION_LIMIT_RANGE' },
+    );
+    t.true(error?.message.includes(`maxConnections ${bad}`) && error.message.includes(a.address), error?.message);
+  }
+  t.like(await destination(engine, a.address), { weight: 5, maxConnections: 0 }, 'nothing of the batch was applied');
+});

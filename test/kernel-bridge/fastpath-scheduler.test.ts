@@ -1,6 +1,6 @@
 // The fast path's schedulers as pure functions: no sockets, exact sequences.
 import test from 'ava';
-import { pickSed, pickSwrr, pickSwrrLc, pickSwrrSed, pickWlc, type Scheduler, type SchedulerTarget } from '@loadfeed/kernel-bridge';
+import { FASTPATH_SCHEDULERS, pickSed, pickSwrr, pickSwrrLc, pickSwrrSed, pickWlc, type Scheduler, type SchedulerTarget } from '@loadfeed/kernel-bridge';
 
 const NOW = 1_000;
 
@@ -8,13 +8,14 @@ interface Target extends SchedulerTarget {
   readonly name: string;
   weight: number;
   active: number;
+  maxConnections: number;
   downUntil: number;
 }
 
-function targets(spec: Record<string, number | { weight: number; active?: number; down?: boolean }>): Target[] {
+function targets(spec: Record<string, number | { weight: number; active?: number; down?: boolean; max?: number }>): Target[] {
   return Object.entries(spec).map(([name, s]) => {
-    const { weight, active = 0, down = false } = typeof s === 'number' ? { weight: s } : s;
-    return { name, weight, active, downUntil: down ? NOW + 1 : 0, current: 0 };
+    const { weight, active = 0, down = false, max = 0 } = typeof s === 'number' ? { weight: s } : s;
+    return { name, weight, active, maxConnections: max, downUntil: down ? NOW + 1 : 0, current: 0 };
   });
 }
 
@@ -191,4 +192,19 @@ test('swrr-sed: idle targets share by weight; a busy low-weight target is skippe
   t.deepEqual(shares(pickSwrrSed, targets({ small: 1, big: { weight: 4, active: 1 } }), 5), { small: 1, big: 4 }, '1/4 <= 1/1: the weights decide');
   t.deepEqual(shares(pickSwrrSed, targets({ stuck: { weight: 10, active: 30 }, a: 1, b: 1 }), 20), { a: 10, b: 10 });
   t.is(pickSwrrSed(targets({ zero: 0, down: { weight: 1, down: true } }), NOW), undefined);
+});
+
+test('every scheduler skips a target at its connection limit, and a limit of 0 is none', (t) => {
+  for (const [name, pick] of FASTPATH_SCHEDULERS) {
+    // a would win on weight and load; it is full.
+    const ts = targets({ a: { weight: 10, active: 2, max: 2 }, b: { weight: 1, active: 3 }, c: { weight: 1, active: 3, max: 0 } });
+    const picked = new Set(Array.from({ length: 20 }, () => pick(ts, NOW)?.name));
+    t.false(picked.has('a'), `${name}: picked the full target`);
+    t.true(picked.has('b') || picked.has('c'), name);
+    // Below its limit, it is eligible again.
+    const below = targets({ a: { weight: 10, active: 1, max: 2 }, b: { weight: 1, active: 3 } });
+    t.is(pick(below, NOW)?.name, 'a', name);
+    // Every target full: none.
+    t.is(pick(targets({ a: { weight: 1, active: 1, max: 1 }, b: { weight: 1, active: 5, max: 5 } }), NOW), undefined, name);
+  }
 });

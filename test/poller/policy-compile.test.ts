@@ -254,8 +254,10 @@ services:
     servers: [{ node: n1, address: s1 }]
 `, 'h.yaml', engines);
   t.like(ok.services[0], { owned: false, address: 'web_backend', connectionLimit: 'max(50, connections * (1.2 - cpu))' });
-  const fp = t.throws(() => compilePolicy(VALID.replace('    engine: fastpath', '    engine: fastpath\n    connectionLimit: "100"'), 'f.yaml', engines), { instanceOf: PolicyError });
-  t.regex(fp?.message ?? '', /services\[0\].connectionLimit: the fastpath engine has no per-server connection limit/);
+  const limited = VALID.replace('    engine: fastpath', '    engine: fastpath\n    connectionLimit: "100"');
+  t.is(compilePolicy(limited, 'f.yaml', engines).services[0]?.connectionLimit, '100', 'the fast path has connection limits');
+  const nft = t.throws(() => compilePolicy(limited.replace('engine: fastpath', 'engine: nftables').replace(/scheduler: \S+/, 'scheduler: random'), 'n.yaml', engines), { instanceOf: PolicyError });
+  t.regex(nft?.message ?? '', /services\[0\].connectionLimit: the nftables engine has no per-server connection limit/);
 });
 
 test('ipvs: services are adopted by default, and wrr gets coarse weight steps', (t) => {

@@ -23,7 +23,7 @@ import {
   type BridgeError,
 } from '../errors.js';
 import type { EngineOp, Observation, ServiceAddress, WeightRange } from '../model.js';
-import { assertNoDestination, assertNoService, checkWeights, destinationOf, serviceOf } from '../op-checks.js';
+import { assertNoDestination, assertNoService, checkMaxConnections, checkWeights, destinationOf, serviceOf } from '../op-checks.js';
 import { destroyConnection, forward, type Connection, type Destination, type Pool } from './forwarder.js';
 import { DEFAULT_FASTPATH_SCHEDULER, FASTPATH_SCHEDULERS, type Scheduler } from './scheduler.js';
 
@@ -88,7 +88,13 @@ type Step =
       readonly address: HostPort;
       readonly weight: number;
     }
-  | { readonly op: 'set-weight'; readonly service: string; readonly destination: string; readonly weight: number }
+  | {
+      readonly op: 'set-weight';
+      readonly service: string;
+      readonly destination: string;
+      readonly weight: number;
+      readonly maxConnections: number | undefined;
+    }
   | { readonly op: 'remove-destination'; readonly service: string; readonly destination: string };
 
 /**
@@ -139,16 +145,21 @@ export function createFastpathEngine(options: FastpathOptions = {}): FastpathEng
           port: step.address.port,
           weight: step.weight,
           active: 0,
+          maxConnections: 0,
           downUntil: 0,
           current: 0,
           total: 0,
         });
         service.pool.destinations = [...service.destinations.values()];
         return;
-      case 'set-weight':
-        // Read at the next pick; connections already forwarded are not touched.
-        destinationOf(service.destinations, step.service, step.destination).weight = step.weight;
+      case 'set-weight': {
+        // Read at the next pick; connections already forwarded are not touched
+        // (a lower limit closes none: the destination takes no new ones until below it).
+        const destination = destinationOf(service.destinations, step.service, step.destination);
+        destination.weight = step.weight;
+        if (step.maxConnections !== undefined) destination.maxConnections = step.maxConnections;
         return;
+      }
       case 'remove-destination':
         destinationOf(service.destinations, step.service, step.destination);
         service.destinations.delete(step.destination);
@@ -202,7 +213,7 @@ export function createFastpathEngine(options: FastpathOptions = {}): FastpathEng
             activeConnections: d.active,
             inactiveConnections: null,
             totalConnections: d.total,
-            maxConnections: null,
+            maxConnections: d.maxConnections,
             up: d.downUntil <= now,
           })),
         })),
@@ -273,7 +284,7 @@ function compileOp(op: EngineOp): Step {
       const { service } = compileServiceAddress(op.service);
       const destination = formatHostPort(parseHostPort(op.destination));
       return op.op === 'set-weight'
-        ? { op: op.op, service, destination, weight: op.weight }
+        ? { op: op.op, service, destination, weight: op.weight, maxConnections: checkMaxConnections(op) }
         : { op: op.op, service, destination };
     }
   }

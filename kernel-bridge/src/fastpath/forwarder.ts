@@ -26,6 +26,7 @@ export interface Destination extends SchedulerTarget {
   readonly port: number;
   weight: number;
   active: number;
+  maxConnections: number;
   downUntil: number;
   /** Connections forwarded (connected) since the destination was added. */
   total: number;
@@ -89,7 +90,8 @@ function connectNext(conn: Connection): void {
   if (client.destroyed) return;
   const destination = conn.attemptsLeft > 0 ? pool.pick(pool.destinations, performance.now()) : undefined;
   if (destination === undefined) {
-    // Nowhere to go: a reset tells the client at once, as IPVS does with no real server.
+    // Nowhere to go (every destination down, at weight 0 or full): a reset
+    // tells the client at once, as IPVS does with no real server.
     client.resetAndDestroy();
     return;
   }

@@ -1,7 +1,9 @@
 // Fast-path schedulers: pure functions over a small per-destination state, so
 // they are tested without sockets and cost no allocation per pick.
 //
-// A destination is eligible when its weight is > 0 and it is not marked down.
+// A destination is eligible when its weight is > 0, it is not marked down and
+// it is below its connection limit (IPVS's upper threshold: a full destination
+// takes no new connection until one of its connections ends).
 // Every scheduler updates `current` (the smooth weighted round-robin score) of
 // the destinations they consider and nothing else; the caller owns `active`.
 
@@ -10,6 +12,8 @@ export interface SchedulerTarget {
   readonly weight: number;
   /** Connections open or being opened to the target now. */
   readonly active: number;
+  /** At most this many connections at once; 0 = no limit. */
+  readonly maxConnections: number;
   /** Monotonic time (ms, same clock as `now`) until which the target is down; `<= now` means up. */
   readonly downUntil: number;
   /** Smooth weighted round-robin score; scheduler state, starts at 0. */
@@ -93,7 +97,7 @@ export function pickSwrrSed<T extends SchedulerTarget>(targets: readonly T[], no
 }
 
 function isEligible(t: SchedulerTarget, now: number): boolean {
-  return t.weight > 0 && t.downUntil <= now;
+  return t.weight > 0 && t.downUntil <= now && (t.maxConnections === 0 || t.active < t.maxConnections);
 }
 
 /** The eligible target with the least (active + extra) / weight, compared without division. */

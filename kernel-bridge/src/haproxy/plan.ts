@@ -8,18 +8,16 @@ import { formatHostPort, parseHostPort } from '../address.js';
 import {
   AddressError,
   ConflictError,
-  ConnectionLimitError,
   UnknownTargetError,
   UnsupportedError,
   type BridgeError,
 } from '../errors.js';
 import type { EngineOp } from '../model.js';
+import { checkMaxConnections } from '../op-checks.js';
 import { MARKER_COMMAND, type StatBackend } from './replies.js';
 
 /** What HAProxy accepts in proxy and server names; also keeps `;`, spaces and newlines out of command lines. */
 const NAME = /^[A-Za-z0-9_.:-]{1,200}$/;
-/** HAProxy's maxconn is a C int. */
-export const MAX_CONNECTIONS_LIMIT = 2_147_483_647;
 
 /** Where `add server` puts a new server: `HOST:PORT`, from the backend and server names. */
 export type ServerAddressResolver = (backend: string, server: string) => string;
@@ -72,15 +70,7 @@ export function checkOps(ops: readonly EngineOp[]): void {
     if (op.op === 'add-destination' || op.op === 'set-weight' || op.op === 'remove-destination') {
       checkName(op.op, 'server', op.destination);
     }
-    if (op.op === 'set-weight' && op.maxConnections !== undefined) {
-      const limit = op.maxConnections;
-      if (!Number.isInteger(limit) || limit < 0 || limit > MAX_CONNECTIONS_LIMIT) {
-        throw new ConnectionLimitError(
-          `set-weight "${op.service}" "${op.destination}": maxConnections ${limit} must be an integer in ` +
-            `0..${MAX_CONNECTIONS_LIMIT} (0 = no limit)`,
-        );
-      }
-    }
+    if (op.op === 'set-weight') checkMaxConnections(op);
   }
 }
 

@@ -7,8 +7,9 @@
 // the thresholds to 0, a GUE tunnel to IPIP). So a weight change carries the
 // settings just read, with only the weight (and the upper threshold, when the
 // op gives one) changed.
-import { ConflictError, ConnectionLimitError, UnknownTargetError, UnsupportedError, type BridgeError } from '../errors.js';
+import { ConflictError, UnknownTargetError, UnsupportedError, type BridgeError } from '../errors.js';
 import type { EngineOp } from '../model.js';
+import { checkMaxConnections } from '../op-checks.js';
 import {
   formatDestinationKey,
   formatServiceKey,
@@ -72,8 +73,6 @@ export interface EditPlan {
 }
 
 const SCHEDULER_NAME = /^[a-z][a-z0-9_]{0,14}$/;
-/** Largest upper threshold: the kernel holds a u32, ipvsadm -x parses an int; the same cap as HAProxy maxconn. */
-export const MAX_IPVS_CONNECTIONS = 2_147_483_647;
 
 /** Parse every address of a batch first, so a typo rejects the batch before anything is applied. */
 export function compileSteps(ops: readonly EngineOp[]): IpvsStep[] {
@@ -236,18 +235,3 @@ function forwardProblem(forward: IpvsForwardMethod, service: IpvsServiceKey, des
   return `forwarding method "${forward}" cannot map port ${service.port} to ${destination.port}; use the same port or forward "masq"`;
 }
 
-/**
- * set-weight's optional `maxConnections`, IPVS's upper threshold: an integer
- * in 0..MAX_IPVS_CONNECTIONS, 0 = no limit. Checked with the addresses, so a
- * bad one rejects the batch before anything is applied.
- */
-function checkMaxConnections(op: Extract<EngineOp, { op: 'set-weight' }>): number | undefined {
-  const limit = op.maxConnections;
-  if (limit === undefined) return undefined;
-  if (!Number.isInteger(limit) || limit < 0 || limit > MAX_IPVS_CONNECTIONS) {
-    throw new ConnectionLimitError(
-      `set-weight "${op.service}" "${op.destination}": maxConnections ${limit} must be an integer in 0..${MAX_IPVS_CONNECTIONS} (0 = no limit)`,
-    );
-  }
-  return limit;
-}

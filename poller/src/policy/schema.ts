@@ -157,7 +157,7 @@ export const serviceSchema = z.strictObject({
   owned: z.boolean().optional(),
   /**
    * A connection limit per server, where the engine has one (HAProxy maxconn,
-   * IPVS upper threshold), so an overloaded server is capped, not only
+   * IPVS upper threshold, the fast path's), so an overloaded server is capped, not only
    * down-weighted: an expression over its metrics, e.g.
    * "max(50, connections * (1.2 - cpu))"; 0 or a missing metric = no limit.
    */
