@@ -1,4 +1,4 @@
-export { Poller, SERVER_KEEPALIVE_MS } from './poller.js';
+export { LISTEN_BACKLOG, Poller, SERVER_KEEPALIVE_MS } from './poller.js';
 export { CyclePacer, cycleGapMs, LOOP_BUSY_TARGET, MAX_CYCLE_SHARE, MIN_CYCLE_GAP_MS, MIN_CYCLE_SHARE, PACING_HALF_LIFE_MS } from './pacing.js';
 export type { PollerOptions, PollerSnapshot, ServiceSnapshot } from './poller.js';
 export { NodeTable, DEFAULT_STALE_AFTER_MS, LIVENESS_SWEEP_MS, DEPARTED_MAX, DEPARTED_TTL_MS } from './node-table.js';

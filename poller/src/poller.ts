@@ -6,6 +6,7 @@
 // found); between those, cycles plan against the last read plus what was
 // applied since. Data flows one way: ingest → node table → policy → planner → engine.
 import * as grpc from '@grpc/grpc-js';
+import { createServer, type Socket } from 'node:net';
 import type { Engine, Observation } from '@loadfeed/kernel-bridge';
 import { telemetryService } from '@loadfeed/proto';
 import type { Logger } from 'pino';
@@ -18,6 +19,7 @@ import type { CompiledPolicy, CompiledService } from './policy/compile.js';
 import { WeightEvaluator, type WeightDecision } from './policy/evaluate.js';
 import type { StrategyRegistry } from './policy/strategy.js';
 import { afterOps, plan, type DesiredService } from './planner.js';
+import { listenOn } from './listen.js';
 import { getOrCreate } from './maps.js';
 import { CyclePacer } from './pacing.js';
 import { Reconciler, type DriftEvent } from './reconcile.js';
@@ -33,6 +35,8 @@ import type { TraceRecord, TraceRecorder } from './trace.js';
 export const SERVER_KEEPALIVE_MS = 10_000;
 export const SERVER_KEEPALIVE_TIMEOUT_MS = 5_000;
 export const MAX_MESSAGE_BYTES = 64 * 1024;
+/** Connections the kernel may queue for the poller to accept (capped by net.core.somaxconn, 4096 on current kernels). */
+export const LISTEN_BACKLOG = 4096;
 /** After a failed engine apply, try again this soon even if nothing changed. */
 export const RETRY_AFTER_ERROR_MS = 1_000;
 export interface PollerOptions {
@@ -142,6 +146,8 @@ export class Poller {
     'grpc.keepalive_timeout_ms': SERVER_KEEPALIVE_TIMEOUT_MS,
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
   });
+  /** Accepts agents' connections for `server` (see start). */
+  private readonly listener = createServer();
   private readonly engines = new Map<string, Engine>();
   /** The settings each engine instance was made with. */
   private readonly engineConfigs = new Map<string, string>();
@@ -195,10 +201,16 @@ export class Poller {
 
   /** Start serving agents and apply the policy once; resolves with the bound port. */
   async start(): Promise<number> {
-    const port = await new Promise<number>((resolve, reject) => {
-      const credentials = this.options.security?.credentials ?? grpc.ServerCredentials.createInsecure();
-      this.server.bindAsync(this.options.listen, credentials, (err, p) => (err ? reject(err) : resolve(p)));
-    });
+    // Connections are accepted here and handed to grpc-js, which listens with
+    // Node's default backlog of 511: after a poller restart every agent
+    // reconnects at once, and while a cycle or GC holds the loop the kernel
+    // dropped tens of thousands of SYNs (10,000 agents), each retried only
+    // after 1, 3, 7 … s.
+    const injector = this.server.createConnectionInjector(this.options.security?.credentials ?? grpc.ServerCredentials.createInsecure());
+    this.listener.on('connection', (socket: Socket) => injector.injectConnection(socket));
+    const { port } = await listenOn(this.listener, '--listen', this.options.listen, { backlog: LISTEN_BACKLOG });
+    // accept() failing (EMFILE) must not end the poller; the connections already served go on.
+    this.listener.on('error', (err) => this.options.logger.error({ err }, 'accepting agent connections failed'));
     this.table.start();
     this.scheduleResync();
     this.markDirty(null);
@@ -314,6 +326,7 @@ export class Poller {
     if (this.resync) clearTimeout(this.resync);
     this.table.stop();
     this.wake?.();
+    this.listener.close();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     this.server.forceShutdown();
     await this.settled();

@@ -14,7 +14,8 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
-import { parseHostPort, type HostPort } from '@loadfeed/kernel-bridge';
+import type { HostPort } from '@loadfeed/kernel-bridge';
+import { listenOn } from '../listen.js';
 import type { PollerObserver, PollerSnapshot, WeightChangeEvent } from '../poller.js';
 import { loadAssets, type Asset } from './assets.js';
 import { buildStatus, healthOf, type StatusDocument } from './document.js';
@@ -94,29 +95,12 @@ export class StatusServer {
 
   /** Bind `HOST:PORT` (an IP; port 0 picks one) and start recording chart frames. */
   async listen(address: string): Promise<HostPort> {
-    const { host, port } = parseHostPort(address, { allowPortZero: true });
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException): void => {
-        const hint =
-          err.code === 'EADDRINUSE'
-            ? 'the address is in use (another poller?); pass --status HOST:PORT, or --status off'
-            : err.code === 'EADDRNOTAVAIL'
-              ? 'no interface has that address; pass --status with one of this host\'s addresses'
-              : err.message;
-        reject(new Error(`--status ${address}: ${hint}`, { cause: err }));
-      };
-      this.server.once('error', onError);
-      this.server.listen(port, host, () => {
-        this.server.off('error', onError);
-        resolve();
-      });
-    });
+    const { host, port } = await listenOn(this.server, '--status', address, { orElse: '--status off' });
     this.loopbackOnly = host === '::1' || host.startsWith('127.');
     this.history.record(this.document());
     this.timer = setInterval(() => this.history.record(this.document()), this.stepMs);
     this.timer.unref();
-    const bound = this.server.address();
-    return { host, port: typeof bound === 'object' && bound !== null ? bound.port : port };
+    return { host, port };
   }
 
   document(): StatusDocument {
