@@ -12,8 +12,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { createMemoryEngine } from '@loadfeed/kernel-bridge';
-import { compilePolicy, defaultStrategies, EngineRegistry, Poller, type TraceRecord } from '@loadfeed/poller';
+import { compilePolicy, defaultEngines, defaultStrategies, Poller, type TraceRecord } from '@loadfeed/poller';
 import { Histogram } from './lib/histogram.js';
 
 const { values } = parseArgs({ options: { agents: { type: 'string' }, listen: { type: 'string', default: '127.0.0.1:17415' }, 'per-service': { type: 'string', default: '100' } } });
@@ -37,13 +36,7 @@ loopDelay.enable();
 let accepted = 0;
 let cycles = 0;
 
-const engines = new EngineRegistry().register('memory', {
-  create: () => createMemoryEngine(),
-  maxWeight: 65_535,
-  ownsServicesByDefault: true,
-  canCreateServices: true,
-  connectionLimits: false,
-});
+const engines = defaultEngines();
 const policy = compilePolicy(lines.join('\n'), '<poller-scale policy>', engines.limits());
 const recorder = {
   record(e: TraceRecord): void {

@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import * as grpc from '@grpc/grpc-js';
 import { createTelemetryClient } from '@loadfeed/proto';
 import { createMemoryEngine } from '@loadfeed/kernel-bridge';
-import { compilePolicy, CyclePacer, cycleGapMs, defaultStrategies, EngineRegistry, LOOP_BUSY_TARGET, MAX_CYCLE_SHARE, MIN_CYCLE_GAP_MS, MIN_CYCLE_SHARE, Poller } from '@loadfeed/poller';
+import { compilePolicy, CyclePacer, cycleGapMs, defaultEngines, defaultStrategies, EngineRegistry, LOOP_BUSY_TARGET, MAX_CYCLE_SHARE, MIN_CYCLE_GAP_MS, MIN_CYCLE_SHARE, Poller } from '@loadfeed/poller';
 import { waitFor } from '../helpers/wait.js';
 
 test('a sample re-evaluates only its services, without reading the engine; a full cycle reads it', async (t) => {
@@ -133,13 +133,7 @@ test('the pacer follows a lasting load, not one burst', (t) => {
 });
 
 test('a server whose agent falls silent is quiesced without waiting out the gap a slow cycle called for', async (t) => {
-  const engines = new EngineRegistry().register('memory', {
-    create: () => createMemoryEngine(),
-    maxWeight: 65_535,
-    ownsServicesByDefault: true,
-    canCreateServices: true,
-    connectionLimits: false,
-  });
+  const engines = defaultEngines();
   // Scoring takes a second of the loop: the next cycle may start no sooner than cycleGapMs(1000, 0) later.
   const SLOW_MS = 1000;
   const strategies = defaultStrategies();

@@ -6,18 +6,11 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { pino } from 'pino';
-import { createMemoryEngine } from '@loadfeed/kernel-bridge';
-import { compilePolicy, defaultStrategies, EngineRegistry, LISTEN_BACKLOG, Poller } from '@loadfeed/poller';
+import { compilePolicy, defaultEngines, defaultStrategies, LISTEN_BACKLOG, Poller } from '@loadfeed/poller';
 import { binary, realEngineGate } from '../helpers/real-engine.js';
 
 function poller(listen: string): Poller {
-  const engines = new EngineRegistry().register('memory', {
-    create: () => createMemoryEngine(),
-    maxWeight: 100,
-    ownsServicesByDefault: true,
-    canCreateServices: true,
-    connectionLimits: false,
-  });
+  const engines = defaultEngines();
   const policy = compilePolicy(
     'apiVersion: loadfeed/v1\nservices:\n  - { name: s, engine: memory, address: tcp 10.0.0.1:80, servers: [{ node: a, address: "10.0.0.2:80" }] }\n',
     'listen.yaml',
