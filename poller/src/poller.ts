@@ -40,7 +40,7 @@ export const LISTEN_BACKLOG = 4096;
 /** After a failed engine apply, try again this soon even if nothing changed. */
 export const RETRY_AFTER_ERROR_MS = 1_000;
 export interface PollerOptions {
-  /** host:port for the gRPC server, e.g. 0.0.0.0:7415 (port 0 picks one). */
+  /** IP:PORT for the gRPC server, e.g. 0.0.0.0:7415 (port 0 picks one). */
   readonly listen: string;
   readonly policy: CompiledPolicy;
   readonly engines: EngineRegistry;

@@ -132,8 +132,12 @@ async function main(): Promise<void> {
           return JSON.parse(await reader.next()) as HostReport;
         };
         const deadline = performance.now() + 120_000;
-        while ((await report()).live < n && performance.now() < deadline) await sleep(500);
-        const allLiveS = (await report()).live === n ? (performance.now() - connecting) / 1000 : Number.NaN;
+        let live = (await report()).live;
+        while (live < n && performance.now() < deadline) {
+          await sleep(500);
+          live = (await report()).live;
+        }
+        const allLiveS = live === n ? (performance.now() - connecting) / 1000 : Number.NaN;
         await sleep(5_000); // the connect burst is over; measure the steady state
         host.child.stdin?.write('mark\n');
         const pid = host.child.pid ?? 0;

@@ -9,6 +9,7 @@ import { createTelemetryClient } from '@loadfeed/proto';
 import { createMemoryEngine } from '@loadfeed/kernel-bridge';
 import { compilePolicy, CyclePacer, cycleGapMs, defaultEngines, defaultStrategies, EngineRegistry, LOOP_BUSY_TARGET, MAX_CYCLE_SHARE, MIN_CYCLE_GAP_MS, MIN_CYCLE_SHARE, Poller } from '@loadfeed/poller';
 import { waitFor } from '../helpers/wait.js';
+import { FakeAgent } from '../status/fake-agent.js';
 
 test('a sample re-evaluates only its services, without reading the engine; a full cycle reads it', async (t) => {
   let reads = 0;
@@ -172,29 +173,19 @@ services:
       if (e.node === 'a' && e.to === 0 && e.state === 'stale') quiescedIn ??= cycles.length;
     },
   });
-  const client = createTelemetryClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  t.teardown(() => client.close());
-  const agent = (node: string): ReturnType<typeof client.report> => {
-    const call = client.report();
-    call.on('data', () => undefined);
-    call.on('error', () => undefined);
-    t.teardown(() => call.end());
-    call.write({ hello: { nodeId: node, cores: 1, memoryBytes: 1 } });
-    return call;
-  };
-  const sample = (seq: number) => ({ sample: { seq, timestampMs: Date.now(), cpuUtilization: 0.5, windowMs: 1000 } });
   // Both report until both are weighted; then a falls silent and turns stale
   // 1.5 s later, while the next slow cycle for b's samples runs (1.5 s is
   // longer than a cycle blocks the loop: b's samples, read late, never are).
-  const reporting = new Map(['a', 'b'].map((node) => [node, { call: agent(node), seq: 0 }]));
-  const timer = setInterval(() => {
-    for (const r of reporting.values()) r.call.write(sample(++r.seq));
-  }, 100);
-  t.teardown(() => clearInterval(timer));
+  const [a] = ['a', 'b'].map((node) => {
+    const agent = new FakeAgent(port, node);
+    t.teardown(() => agent.close());
+    agent.keepSampling(() => ({ cpuUtilization: 0.5 }), 100);
+    return agent;
+  });
   const weighted = (node: string): boolean =>
     poller.snapshot().services[0]?.decisions.some((d) => d.node === node && d.state === 'live' && d.weight > 0) ?? false;
   await waitFor('a and b weighted', () => weighted('a') && weighted('b'), 20_000);
-  reporting.delete('a');
+  a?.pause();
   await waitFor('a quiesced', () => quiescedIn !== null && cycles.length > quiescedIn, 20_000);
   const q = quiescedIn ?? 0;
   const elapsed = (cycles[q] ?? NaN) - (cycles[q - 1] ?? NaN);

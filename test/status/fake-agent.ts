@@ -55,9 +55,14 @@ export class FakeAgent {
     this.call.write(message);
   }
 
-  close(): void {
+  /** Stop keepSampling's samples; the stream stays open, as a hung agent's does. */
+  pause(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+  }
+
+  close(): void {
+    this.pause();
     this.call.end();
     this.client.close();
   }
