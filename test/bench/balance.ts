@@ -14,6 +14,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { calibrate } from './lib/calibrate.js';
 import { CpuCgroup, DEFAULT_CFS_PERIOD_US } from './lib/cgroup.js';
 import { Children, firstLine, sleep, withCleanup } from './lib/children.js';
 import { Cluster, type Balancer, type BackendSpec } from './lib/cluster.js';
@@ -372,36 +373,6 @@ interface Ctx {
   log(s: string): void;
 }
 
-/** Requests per second one core of backend serves: measured by saturating one backend alone. */
-async function calibrate(ctx: Ctx): Promise<number> {
-  const spec = { id: 'cal', cores: 0.2 };
-  const cluster = new Cluster({ children: ctx.children, root: ctx.root, run: 'calibrate', nets: ctx.nets, backends: [spec], workMs: WORK_MS, periodUs: ctx.periodUs });
-  ctx.active = cluster;
-  try {
-    await cluster.startBackends();
-    await cluster.startBalancer({ kind: 'engine', scheduler: 'wlc', weight: () => 1 });
-    const nominal = (spec.cores * 1000) / WORK_MS;
-    const out = path.join(ctx.tmp, 'calibrate.txt');
-    const durationS = QUICK ? 3 : 6;
-    const gen = ctx.children.node('loadgen', LOADGEN_SCRIPT, [
-      '--target', `${cluster.target.host}:${cluster.target.port}`,
-      '--schedule', JSON.stringify([[0, nominal * 1.5]]),
-      '--duration', String(durationS),
-      '--out', out,
-      '--timeout-ms', '3000',
-    ]);
-    await firstLine(gen);
-    await new Promise((resolve) => gen.child.once('exit', resolve));
-    // Completions per second while saturated (after the first second, before the end).
-    const recs = parseRecords(readFileSync(out, 'utf8')).filter((r) => r.outcome === 'ok');
-    const ends = recs.map((r) => r.intendedMs + r.latencyUs / 1000).filter((t) => t >= 1000 && t < durationS * 1000);
-    return ends.length / (durationS - 1) / spec.cores;
-  } finally {
-    await cluster.stop();
-    ctx.active = null;
-  }
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -445,7 +416,11 @@ async function main(): Promise<void> {
     async () => {
       const loadBefore = await waitForQuietMachine(Number(values['max-load']), 20 * 60_000, log);
       for (let i = 1; i <= 3; i++) nets.push(NetNs.create(i));
-      ctx.rpsPerCore = await calibrate(ctx);
+      ctx.rpsPerCore = await calibrate({
+        children, root, nets, periodUs: ctx.periodUs, workMs: WORK_MS,
+        records: path.join(ctx.tmp, 'calibrate.txt'),
+        track: (c) => { ctx.active = c; },
+      });
       log(`calibrated: ${ctx.rpsPerCore.toFixed(0)} requests/s per core of backend (nominal ${1000 / WORK_MS}); load average ${loadBefore}`);
       const started = new Date();
       const results: RunResult[] = [];

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { SERVER_KEEPALIVE_MS } from '@loadfeed/poller';
+import { calibrate } from './lib/calibrate.js';
 import { CpuCgroup, DEFAULT_CFS_PERIOD_US } from './lib/cgroup.js';
 import { Children, alive, firstLine, sleep, withCleanup } from './lib/children.js';
 import { Cluster, type Backend } from './lib/cluster.js';
@@ -59,6 +60,7 @@ async function main(): Promise<void> {
   const kinds: Kind[] = [];
   const started = new Date();
   let loadBefore = 0;
+  let rpsPerCore = 0;
   const records = path.join(tmpdir(), `loadfeed-reaction-${process.pid}.txt`);
   await withCleanup(
     async () => {
@@ -72,6 +74,11 @@ async function main(): Promise<void> {
     async () => {
       loadBefore = await waitForQuietMachine(Number(values['max-load']), 20 * 60_000, log);
       for (let i = 1; i <= 3; i++) nets.push(NetNs.create(i));
+      rpsPerCore = await calibrate({
+        children, root, nets, periodUs: DEFAULT_CFS_PERIOD_US, workMs: WORK_MS, records,
+        track: (c) => { cluster = c; },
+      });
+      log(`calibrated: ${rpsPerCore.toFixed(0)} requests/s per core of backend (nominal ${1000 / WORK_MS})`);
       const c = new Cluster({
         children, root, run: 'reaction', nets,
         backends: [{ id: 'b1', cores: 0.2 }, { id: 'b2', cores: 0.2 }, { id: 'b3', cores: 0.2 }],
@@ -80,8 +87,8 @@ async function main(): Promise<void> {
       cluster = c;
       await c.startBackends();
       await c.startBalancer({ kind: 'poller', policy: DEFAULT_POLICY });
-      // Half the nominal capacity: every backend busy, none saturated before the step.
-      const rate = (0.5 * 3 * 0.2 * 1000) / WORK_MS;
+      // Half the calibrated capacity: every backend busy, none saturated before the step.
+      const rate = 0.5 * 3 * 0.2 * rpsPerCore;
       const totalS = 15 + trials * 2 * phaseS + trials * 3 * 12;
       const gen = children.node('loadgen', LOADGEN_SCRIPT, [
         '--target', `${c.target.host}:${c.target.port}`, '--schedule', JSON.stringify([[0, rate]]),
@@ -149,7 +156,7 @@ async function main(): Promise<void> {
   const loadAfter = loadAverage1();
   const text = [
     `bench:reaction  ${started.toISOString()}  ${machineLine()}`,
-    `load average ${loadBefore} before, ${loadAfter} after; loadfeed default policy (agent interval 1 s, half-life 2 s, stale after 2 s, server keepalive ${SERVER_KEEPALIVE_MS / 1000} s, for dead connections only); engine weights read every ${POLL_MS} ms`,
+    `load average ${loadBefore} before, ${loadAfter} after; backends at half their calibrated capacity (${rpsPerCore.toFixed(0)} requests/s per core); loadfeed default policy (agent interval 1 s, half-life 2 s, stale after 2 s, server keepalive ${SERVER_KEEPALIVE_MS / 1000} s, for dead connections only); engine weights read every ${POLL_MS} ms`,
     '',
     table(['event', 'trials', 'p50 s', 'p95 s', 'max s', 'no reaction'], kinds.map((k) => [k.name, String(k.times.length + k.misses), fmt(quantile(k.times, 0.5), 2), fmt(quantile(k.times, 0.95), 2), fmt(Math.max(...k.times), 2), String(k.misses)])),
   ].join('\n');
