@@ -45,7 +45,7 @@ export async function calibrate(o: CalibrateOptions): Promise<number> {
     // Completions per second while saturated (after the first second, before the end).
     const recs = parseRecords(readFileSync(o.records, 'utf8')).filter((r) => r.outcome === 'ok');
     const ends = recs.map((r) => r.intendedMs + r.latencyUs / 1000).filter((t) => t >= 1000 && t < durationS * 1000);
-    if (ends.length === 0) throw new Error(`calibration: no request to the saturated backend completed (records in ${o.records})`);
+    if (ends.length === 0) throw new Error(`calibration: no request to the saturated backend completed in ${durationS} s`);
     return ends.length / (durationS - 1) / spec.cores;
   } finally {
     await cluster.stop();
