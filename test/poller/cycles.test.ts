@@ -7,9 +7,15 @@ import { pino } from 'pino';
 import * as grpc from '@grpc/grpc-js';
 import { createTelemetryClient } from '@loadfeed/proto';
 import { createMemoryEngine } from '@loadfeed/kernel-bridge';
-import { compilePolicy, CyclePacer, cycleGapMs, defaultEngines, defaultStrategies, EngineRegistry, LOOP_BUSY_TARGET, MAX_CYCLE_SHARE, MIN_CYCLE_GAP_MS, MIN_CYCLE_SHARE, Poller } from '@loadfeed/poller';
+import { compilePolicy, CyclePacer, cycleGapMs, defaultEngines, defaultStrategies, EngineRegistry, LOOP_BUSY_TARGET, MAX_CYCLE_SHARE, MIN_CYCLE_GAP_MS, MIN_CYCLE_SHARE, Poller, type StrategyRegistry } from '@loadfeed/poller';
 import { waitFor } from '../helpers/wait.js';
 import { FakeAgent } from '../status/fake-agent.js';
+
+/** The strategy `name` in `strategies` calls `before` each time it weighs, then weighs as usual. */
+function beforeWeighing(strategies: StrategyRegistry, name: string, before: () => void): void {
+  const s = strategies.get(name);
+  strategies.register({ ...s, weigh: (config, servers, state, now) => (before(), s.weigh(config, servers, state, now)) });
+}
 
 test('a sample re-evaluates only its services, without reading the engine; a full cycle reads it', async (t) => {
   let reads = 0;
@@ -26,10 +32,8 @@ test('a sample re-evaluates only its services, without reading the engine; a ful
   // Which services were evaluated, in order: a uses headroom, b connections.
   const scored: string[] = [];
   const strategies = defaultStrategies();
-  for (const [name, service] of [['headroom', 'a'], ['connections', 'b']] as const) {
-    const s = strategies.get(name);
-    strategies.register({ ...s, weigh: (config, servers, state, now) => (scored.push(service), s.weigh(config, servers, state, now)) });
-  }
+  beforeWeighing(strategies, 'headroom', () => scored.push('a'));
+  beforeWeighing(strategies, 'connections', () => scored.push('b'));
   const policy = compilePolicy(
     `apiVersion: loadfeed/v1
 reconcile: { every: 1h }
@@ -104,9 +108,8 @@ test('cycles take at most half of an idle loop and give way as the rest of it ge
  * Returns when the last one started.
  */
 function run(pacer: CyclePacer, from: number, forMs: number, cycleMs: number, othersBusy: number): number {
-  let start = pacer.nextStart(false);
   let previous = -Infinity;
-  for (start = Math.max(from, start); start < from + forMs; start = pacer.nextStart(false)) {
+  for (let start = Math.max(from, pacer.nextStart(false)); start < from + forMs; start = pacer.nextStart(false)) {
     pacer.begin(start, Math.min(1, othersBusy + cycleMs / (start - previous)));
     pacer.end(start + cycleMs);
     previous = start;
@@ -138,14 +141,9 @@ test('a server whose agent falls silent is quiesced without waiting out the gap 
   // Scoring takes a second of the loop: the next cycle may start no sooner than cycleGapMs(1000, 0) later.
   const SLOW_MS = 1000;
   const strategies = defaultStrategies();
-  const headroom = strategies.get('headroom');
-  strategies.register({
-    ...headroom,
-    weigh: (config, servers, state, now) => {
-      const end = performance.now() + SLOW_MS;
-      while (performance.now() < end);
-      return headroom.weigh(config, servers, state, now);
-    },
+  beforeWeighing(strategies, 'headroom', () => {
+    const end = performance.now() + SLOW_MS;
+    while (performance.now() < end);
   });
   const policy = compilePolicy(
     `apiVersion: loadfeed/v1
