@@ -41,6 +41,15 @@ export default tseslint.config(
     },
   },
   {
+    files: ['poller/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['@loadfeed/agent', '@loadfeed/demo'], message: 'poller depends on proto and kernel-bridge only (the demo is its own package).' }] },
+      ],
+    },
+  },
+  {
     files: ['kernel-bridge/src/**/*.ts', 'proto/src/**/*.ts'],
     rules: {
       'no-restricted-imports': [

@@ -14,12 +14,12 @@ import { formatHostPort, parseHostPort } from '@loadfeed/kernel-bridge';
 import { formatProblem } from './errors.js';
 import { compilePolicy } from './policy/compile.js';
 import { PolicyReloader } from './policy/reloader.js';
-import { DEFAULT_LIMITS, DEFAULT_MAX_AGENTS } from './ingest.js';
+import { DEFAULT_LIMITS, DEFAULT_MAX_AGENTS } from './ingest/ingest.js';
 import { Poller } from './poller.js';
-import { loadSecurity } from './security.js';
+import { loadSecurity } from './ingest/security.js';
 import { defaultEngines, defaultStrategies } from './registries.js';
-import { DEFAULT_RECORD_MAX_BYTES, TraceRecorder } from './trace.js';
-import { createLogger, parseLogFormat } from './log.js';
+import { DEFAULT_RECORD_MAX_BYTES, TraceRecorder } from './ingest/trace.js';
+import { createLogger, parseLogFormat } from './util/log.js';
 import { METRICS_MAX_NODES } from './status/metrics.js';
 import { DEFAULT_STATUS_LISTEN, StatusServer } from './status/server.js';
 

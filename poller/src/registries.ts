@@ -13,7 +13,7 @@ import {
   NFTABLES_WEIGHT_RANGE,
   systemNft,
 } from '@loadfeed/kernel-bridge';
-import { deferredEngine, EngineRegistry } from './engines.js';
+import { deferredEngine, EngineRegistry } from './cycle/engines.js';
 import { StrategyRegistry } from './policy/strategy.js';
 import { connectionsStrategy } from './policy/strategy-connections.js';
 import { expressionStrategy } from './policy/strategy-expression.js';

@@ -10,7 +10,7 @@ import { startHarness } from '../status/harness.js';
 import { browserGate, openBrowser } from './browser.js';
 import { binPath } from '../helpers/launcher.js';
 
-const CLI = binPath('@loadfeed/poller', 'loadfeed');
+const DEMO = binPath('@loadfeed/demo', 'loadfeed-demo');
 const SCREENSHOT = process.env['LOADFEED_SCREENSHOT'];
 const WAIT_MS = 45_000;
 
@@ -77,7 +77,7 @@ async function colouredPixels(page: Page, service: string, metric: string): Prom
 
 browserGate.serial('the dashboard of a running demo draws live charts, server states and weight changes', async (t) => {
   t.timeout(240_000);
-  const demo = spawn(process.execPath, [CLI, 'demo', '--json', '--listen', '127.0.0.1:0', '--status', '127.0.0.1:0'], {
+  const demo = spawn(process.execPath, [DEMO, '--json', '--listen', '127.0.0.1:0', '--status', '127.0.0.1:0'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   t.teardown(async () => {

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { pidAlive } from '../helpers/process.js';
 import { binPath } from '../helpers/launcher.js';
 
-const CLI = binPath('@loadfeed/poller', 'loadfeed');
+const DEMO = binPath('@loadfeed/demo', 'loadfeed-demo');
 
 interface Line {
   t: number;
@@ -34,7 +34,7 @@ function childrenOf(pid: number): number[] {
 
 test.serial('the strongest backend ends with the highest weight and share, the weakest with the lowest', async (t) => {
   t.timeout(90_000);
-  const demo = spawn(process.execPath, [CLI, 'demo', '--json', '--duration', '25', '--listen', '127.0.0.1:0'], {
+  const demo = spawn(process.execPath, [DEMO, '--json', '--duration', '25', '--listen', '127.0.0.1:0'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines: Line[] = [];
@@ -59,7 +59,7 @@ test.serial('the strongest backend ends with the highest weight and share, the w
 
 test.serial('Ctrl-C stops every process the demo started', async (t) => {
   t.timeout(60_000);
-  const demo = spawn(process.execPath, [CLI, 'demo', '--json', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const demo = spawn(process.execPath, [DEMO, '--json', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: demo.stdout });
   await once(lines, 'line'); // the first table line: everything is up
   const children = childrenOf(demo.pid as number);

@@ -15,6 +15,7 @@ import { binPath } from '../helpers/launcher.js';
 const LOADFEED = binPath('@loadfeed/poller', 'loadfeed');
 const LOADFEED_POLLER = binPath('@loadfeed/poller', 'loadfeed-poller');
 const AGENT = binPath('@loadfeed/agent', 'loadfeed-agent');
+const DEMO = binPath('@loadfeed/demo', 'loadfeed-demo');
 // Generous: on a loaded CI machine a poller takes seconds to start.
 const WAIT_MS = 45_000;
 
@@ -30,7 +31,7 @@ async function run(bin: string, args: readonly string[]): Promise<{ code: number
 
 const HELP: readonly [string, string, readonly string[]][] = [
   ['loadfeed', LOADFEED, ['--help']],
-  ['loadfeed demo', LOADFEED, ['demo', '--help']],
+  ['loadfeed-demo', DEMO, ['--help']],
   ['loadfeed poller', LOADFEED, ['poller', '--help']],
   ['loadfeed top', LOADFEED, ['top', '--help']],
   ['loadfeed policy', LOADFEED, ['policy', '--help']],
@@ -51,9 +52,10 @@ for (const [name, bin, args] of HELP) {
 }
 
 test('the status flags are named alike everywhere and documented', async (t) => {
-  for (const args of [['poller', '--help'], ['demo', '--help'], ['top', '--help']]) {
+  for (const args of [['poller', '--help'], ['top', '--help']]) {
     t.regex((await run(LOADFEED, args)).stdout, /--status HOST:PORT/, args.join(' '));
   }
+  t.regex((await run(DEMO, ['--help'])).stdout, /--status HOST:PORT/, 'loadfeed-demo --help');
   t.regex((await run(LOADFEED, ['--help'])).stdout, /\n {2}top {2,}live view/);
   t.regex((await run(LOADFEED_POLLER, ['--help'])).stdout, /--log-format FORMAT/);
   t.regex((await run(AGENT, ['--help'])).stdout, /--status-socket PATH/);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { cliMain } from '../cli.js';
+import { cliMain } from '../tools/cli.js';
 import { runBin } from './run-bin.js';
 
 runBin('loadfeed', cliMain);

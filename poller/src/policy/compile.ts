@@ -5,7 +5,7 @@ import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { formatHostPort, formatL4Address, parseHostPort, parseL4Address } from '@loadfeed/kernel-bridge';
 import { PolicyError, type PolicyProblem } from '../errors.js';
-import { formatDuration } from '../duration.js';
+import { formatDuration } from '../util/duration.js';
 import { API_VERSION, NAME_ADDRESSED_ENGINES, policySchema, type PolicyInput, type PolicyOutput } from './schema.js';
 
 export type StrategyConfig = PolicyOutput['services'][number]['strategy'];

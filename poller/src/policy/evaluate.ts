@@ -16,8 +16,8 @@
 //      keep the last weights (or equal ones) instead of black-holing the service
 import { formatHostPort } from '@loadfeed/kernel-bridge';
 import type { Sample } from '@loadfeed/proto';
-import { getOrCreate } from '../maps.js';
-import type { NodeLookup, NodeRecord } from '../node-table.js';
+import { getOrCreate } from '../util/maps.js';
+import type { NodeLookup, NodeRecord } from '../cycle/node-table.js';
 import type { CompiledService, ServerMatch } from './compile.js';
 import { parseExpression, type Expression, type Variables } from './expression.js';
 import { fmt, variablesOf, type NodeMetrics, type Score, type ServerInput, type StrategyRegistry } from './strategy.js';

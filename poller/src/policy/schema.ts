@@ -4,7 +4,7 @@
 // `CompiledPolicy`, and `docs/policy.schema.json` is generated from here.
 import { z } from 'zod';
 import { parseHostPort, parseL4Address } from '@loadfeed/kernel-bridge';
-import { parseDuration } from '../duration.js';
+import { parseDuration } from '../util/duration.js';
 import { parseExpression } from './expression.js';
 
 export const API_VERSION = 'loadfeed/v1';

@@ -4,7 +4,8 @@
 // changes. Pure, so `loadfeed top`, the dashboard and the tests all read the
 // same shape. `version` changes when a field changes meaning or goes away.
 import { formatProblem } from '../errors.js';
-import type { PollerSnapshot, WeightChangeEvent } from '../poller.js';
+import type { WeightChangeEvent } from '../cycle/observer.js';
+import type { PollerSnapshot } from './snapshot.js';
 
 export const STATUS_VERSION = 1;
 

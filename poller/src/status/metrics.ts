@@ -6,7 +6,7 @@
 // (50k series render in ~100 ms on a small VM: notes/dependencies.md).
 // Counters and histograms are fed by the poller's observer hooks.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { PollerObserver, WeightChangeEvent } from '../poller.js';
+import type { PollerObserver, WeightChangeEvent } from '../cycle/observer.js';
 import type { StatusDocument } from './document.js';
 
 /** Nodes (and servers) with their own series; about 10 series each. */

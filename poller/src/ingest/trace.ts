@@ -10,7 +10,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { HelloInit, SampleInit } from '@loadfeed/proto';
-import { PollerError } from './errors.js';
+import { PollerError } from '../errors.js';
 
 export const DEFAULT_RECORD_MAX_BYTES = 100 * 1024 * 1024;
 

@@ -6,9 +6,9 @@
  * It must never change anything: it only reads GET /status.
  */
 import { parseArgs } from 'node:util';
-import { parseDuration } from '../duration.js';
-import { DEFAULT_STATUS_LISTEN } from '../status/server.js';
-import type { StatusDocument } from '../status/document.js';
+import { parseDuration } from '../../util/duration.js';
+import { DEFAULT_STATUS_LISTEN } from '../../status/server.js';
+import type { StatusDocument } from '../../status/document.js';
 import { fetchStatus, statusBaseUrl } from './client.js';
 import { render, SORT_BY_KEY, SORT_KEYS, type SortKey } from './render.js';
 
@@ -115,7 +115,7 @@ function widthOf(out: NodeJS.WriteStream): number {
 }
 
 function hint(base: URL): string {
-  return `Is loadfeed-poller running with --status ${base.host}? ("loadfeed demo" prints its dashboard address.)`;
+  return `Is loadfeed-poller running with --status ${base.host}? ("npm run demo" prints its dashboard address.)`;
 }
 
 async function fetchOrExplain(base: URL): Promise<StatusDocument> {

@@ -11,8 +11,8 @@ import { readFile } from 'node:fs/promises';
 import type { PeerCertificate } from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
 import { parse as parseYaml } from 'yaml';
-import { PollerError } from './errors.js';
-import { getOrCreate } from './maps.js';
+import { PollerError } from '../errors.js';
+import { getOrCreate } from '../util/maps.js';
 
 export interface AuthOptions {
   /** node id → SHA-256 digests (hex) of the tokens that may report for it. */

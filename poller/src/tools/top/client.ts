@@ -1,7 +1,7 @@
 // Reads a poller's /status over HTTP for `loadfeed top`. No keep-alive, so
 // quitting never waits for an idle socket; bounded in time and size.
 import http from 'node:http';
-import { STATUS_VERSION, type StatusDocument } from '../status/document.js';
+import { STATUS_VERSION, type StatusDocument } from '../../status/document.js';
 
 export const FETCH_TIMEOUT_MS = 3_000;
 export const MAX_STATUS_BYTES = 32 * 1024 * 1024;

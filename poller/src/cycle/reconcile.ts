@@ -5,7 +5,7 @@
 // correct it (write ours again) or respect it (leave the hand-set weight
 // until it changes again). Either way it says so, once per drift.
 import type { EngineOp, Observation } from '@loadfeed/kernel-bridge';
-import { getOrCreate } from './maps.js';
+import { getOrCreate } from '../util/maps.js';
 import { destinationsByAddress, type DesiredService } from './planner.js';
 
 export interface DriftEvent {

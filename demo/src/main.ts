@@ -17,13 +17,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { formatHostPort, parseHostPort, type FastpathEngine } from '@loadfeed/kernel-bridge';
-import { compilePolicy } from '../policy/compile.js';
-import { Poller } from '../poller.js';
-import { defaultEngines, defaultStrategies } from '../registries.js';
+import { compilePolicy, defaultEngines, defaultStrategies, DEFAULT_STATUS_LISTEN, Poller, Progress, StatusServer } from '@loadfeed/poller';
 import { LoadGenerator } from './loadgen.js';
 import { renderJson, renderTable, type DemoView } from './render.js';
-import { Progress } from '../progress.js';
-import { DEFAULT_STATUS_LISTEN, StatusServer } from '../status/server.js';
 
 export const DEMO_BACKENDS = [
   { id: 'small', allowance: 0.1 },
@@ -37,7 +33,7 @@ export const DEMO_LOAD = 0.6;
 export const DEMO_SHARE_WINDOW_MS = 5_000;
 export const STARTUP_TIMEOUT_MS = 20_000;
 
-const USAGE = `Usage: loadfeed demo [options]
+const USAGE = `Usage: npm run demo -- [options]   (the built command: loadfeed-demo [options])
 
 Starts on loopback three backends of different CPU capacity, their agents, the
 poller and the fast path, and a load generator; prints what each backend gets.

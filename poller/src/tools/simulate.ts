@@ -3,11 +3,11 @@
 // what a policy change would have done to recorded traffic before deploying
 // it. Deterministic: the same trace and policy give the same output.
 import { Hello, Sample } from '@loadfeed/proto';
-import { LIVENESS_SWEEP_MS, NodeTable, type NodeRecord } from './node-table.js';
-import type { CompiledPolicy } from './policy/compile.js';
-import { WeightEvaluator, type ServerState } from './policy/evaluate.js';
-import type { StrategyRegistry } from './policy/strategy.js';
-import type { TraceEvent } from './trace.js';
+import { LIVENESS_SWEEP_MS, NodeTable, type NodeRecord } from '../cycle/node-table.js';
+import type { CompiledPolicy } from '../policy/compile.js';
+import { WeightEvaluator, type ServerState } from '../policy/evaluate.js';
+import type { StrategyRegistry } from '../policy/strategy.js';
+import type { TraceEvent } from '../ingest/trace.js';
 
 export interface WeightChange {
   readonly t: number;

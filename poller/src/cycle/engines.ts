@@ -1,6 +1,6 @@
 // Engines by the name policy files use, filled at the composition root.
 import type { Engine, EngineOp, Observation, WeightRange } from '@loadfeed/kernel-bridge';
-import type { EngineLimits, EnginesConfig } from './policy/compile.js';
+import type { EngineLimits, EnginesConfig } from '../policy/compile.js';
 
 export interface EngineEntry extends EngineLimits {
   /** A new instance configured from the policy's `engines:` section. */

@@ -3,8 +3,8 @@
 import { readFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { loadTokens } from './auth.js';
-import { PollerError } from './errors.js';
-import type { PollerSecurity } from './poller.js';
+import { PollerError } from '../errors.js';
+import type { PollerSecurity } from './server.js';
 
 export interface SecurityFiles {
   /** Server certificate chain and key (PEM); both or neither. */

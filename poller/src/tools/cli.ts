@@ -1,18 +1,17 @@
 /**
  * loadfeed: the operator's command. Subcommands: `poller` (the service),
- * `demo` (the whole loop on loopback), `policy check|explain|simulate`,
- * `top` (a live terminal view of a poller's cluster).
+ * `policy check|explain|simulate`, `certs`, `top` (a live terminal view of a
+ * poller's cluster). The demo is its own package (`npm run demo`), so the
+ * poller never depends on the agent.
  */
 import { certsMain } from './certs.js';
-import { demoMain } from './demo/main.js';
-import { pollerMain } from './main.js';
+import { pollerMain } from '../main.js';
 import { policyMain } from './policy-cli.js';
 import { topMain } from './top/main.js';
 
 export const CLI_USAGE = `Usage: loadfeed COMMAND [options]
 
 Commands:
-  demo                 run the whole loop on loopback: 3 backends, agents, poller, fast path, load
   poller               run the poller (same as loadfeed-poller)
   top                  live view of a poller's cluster: CPU, PSI, memory, connections, weights
   certs --out DIR      make a development CA and TLS certificates for poller and agents
@@ -26,8 +25,6 @@ Run "loadfeed COMMAND --help" for a command's options.
 export async function cliMain(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
-    case 'demo':
-      return demoMain(rest);
     case 'poller':
       return pollerMain(rest);
     case 'policy':

@@ -2,7 +2,7 @@
 // the terminal width, so tests compare text. Readable at 80 columns: the
 // name and address columns share what the numbers leave; wider terminals
 // also get each server's reason.
-import type { ServerStatus, StatusDocument } from '../status/document.js';
+import type { ServerStatus, StatusDocument } from '../../status/document.js';
 
 export const SORT_KEYS = ['cpu', 'psi', 'mem', 'conn', 'weight', 'share', 'name'] as const;
 export type SortKey = (typeof SORT_KEYS)[number];

@@ -2,13 +2,13 @@
 // files, all built on the same compiler and evaluator as the poller.
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
-import { PolicyError } from './errors.js';
-import { loadPolicyFile, printPolicy } from './policy/compile.js';
-import { policyJsonSchema } from './policy/json-schema.js';
-import { defaultEngines, defaultStrategies } from './registries.js';
+import { PolicyError } from '../errors.js';
+import { loadPolicyFile, printPolicy } from '../policy/compile.js';
+import { policyJsonSchema } from '../policy/json-schema.js';
+import { defaultEngines, defaultStrategies } from '../registries.js';
 import { formatSimulation, simulate } from './simulate.js';
-import { readTrace } from './trace.js';
-import { parseDuration } from './duration.js';
+import { readTrace } from '../ingest/trace.js';
+import { parseDuration } from '../util/duration.js';
 
 export const POLICY_USAGE = `Usage:
   loadfeed policy check FILE       check a policy; lists every error; exit 0 ok, 1 errors

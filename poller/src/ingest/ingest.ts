@@ -13,8 +13,8 @@ import type {
   TelemetryServer,
 } from '@loadfeed/proto';
 import { authorize, type AuthOptions } from './auth.js';
-import { IngestError } from './errors.js';
-import type { NodeRecord, NodeTable } from './node-table.js';
+import { IngestError } from '../errors.js';
+import type { NodeRecord, NodeTable } from '../cycle/node-table.js';
 import type { TraceRecord } from './trace.js';
 
 export const MAX_CORES = 4096;

@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+import { runBin } from '@loadfeed/poller';
+import { demoMain } from '../main.js';
+
+runBin('loadfeed demo', demoMain);

@@ -1,0 +1,170 @@
+// One cycle, in data-path order: read the engines (adopting their weights on
+// first contact), evaluate the dirty services' policies against the node
+// table, reconcile with what the engines hold (drift), plan the operations
+// and apply them in one batch per engine.
+import type { Engine, Observation } from '@loadfeed/kernel-bridge';
+import type { Logger } from 'pino';
+import type { CompiledPolicy, CompiledService } from '../policy/compile.js';
+import type { WeightDecision, WeightEvaluator } from '../policy/evaluate.js';
+import { getOrCreate } from '../util/maps.js';
+import type { EngineSet } from './engine-set.js';
+import type { NodeTable } from './node-table.js';
+import type { Notify } from './observer.js';
+import { afterOps, plan, type DesiredService } from './planner.js';
+import type { DriftEvent } from './reconcile.js';
+import type { CycleOutcome } from './scheduler.js';
+
+export interface CycleRunnerOptions {
+  readonly table: NodeTable;
+  readonly evaluator: WeightEvaluator;
+  readonly engines: EngineSet;
+  readonly logger: Logger;
+  readonly notify: Notify;
+}
+
+export class CycleRunner {
+  /** The last decisions per service, in policy order. */
+  decisions = new Map<string, readonly WeightDecision[]>();
+  /** The engines' errors of the last cycle, joined; null when every engine applied. */
+  engineError: string | null = null;
+  /** Drift found in engines since start (weights changed outside loadfeed, lost services). */
+  driftEvents = 0;
+
+  constructor(private readonly o: CycleRunnerOptions) {}
+
+  async run(policy: CompiledPolicy, full: boolean, dirty: ReadonlySet<string>): Promise<CycleOutcome> {
+    const { engines, logger } = this.o;
+    await engines.refresh(policy);
+    const services = full ? policy.services : policy.services.filter((s) => dirty.has(s.name));
+    const errors: string[] = [];
+    const again: string[] = [];
+    const fail = (kind: string, err: unknown): void => {
+      errors.push(`${kind}: ${(err as Error).message}`);
+      logger.error({ engine: kind, err }, 'engine apply failed');
+    };
+    // Read every engine first: on first contact its weights are adopted
+    // before anything is evaluated, so a restart starts from what the engine has.
+    const observed = new Map<string, Observation>();
+    for (const kind of new Set(services.map((s) => s.engine))) {
+      const known = full ? undefined : engines.state.get(kind);
+      if (known) {
+        observed.set(kind, known);
+        continue;
+      }
+      try {
+        const seen = await engines.get(kind, policy).observe();
+        if (!engines.adopted.has(kind)) {
+          this.adopt(policy, kind, seen);
+          engines.reconciler(kind).adopt(seen);
+          engines.adopted.add(kind);
+        }
+        observed.set(kind, seen);
+      } catch (err) {
+        fail(kind, err);
+      }
+    }
+    const lookup = this.o.table.lookup();
+    const evaluatedAt = performance.now();
+    const byEngine = new Map<string, DesiredService[]>();
+    const decided = new Map<string, readonly WeightDecision[]>();
+    for (const service of services) {
+      const decisions = this.o.evaluator.evaluate(service, lookup, evaluatedAt);
+      decided.set(service.name, decisions);
+      getOrCreate(byEngine, service.engine, () => []).push({
+        address: service.address,
+        scheduler: service.scheduler,
+        owned: service.owned,
+        destinations: decisions,
+      });
+    }
+    const drift = new Map(services.map((s) => [s.address, { address: s.address, drift: s.drift }]));
+    for (const [kind, desired] of byEngine) {
+      const seen = observed.get(kind);
+      if (!seen) continue;
+      engines.state.delete(kind); // until the apply is known to have succeeded
+      try {
+        const reconciler = engines.reconciler(kind);
+        const reconciled = reconciler.reconcile(desired, seen, drift);
+        for (const e of reconciled.events) this.reportDrift(kind, e);
+        const all = plan(reconciled.desired, seen);
+        // Bounded work per cycle: the rest follows in the next cycles.
+        const ops = all.slice(0, policy.reconcile.maxOpsPerCycle);
+        if (all.length > ops.length) {
+          logger.warn({ engine: kind, ops: all.length, applied: ops.length }, 'more changes than reconcile.maxOpsPerCycle: the rest follow next cycle');
+          for (const s of services) if (s.engine === kind) again.push(s.name);
+        }
+        if (ops.length > 0) {
+          await this.timedApply(kind, engines.get(kind, policy), ops);
+          reconciler.applied(ops);
+        }
+        engines.state.set(kind, afterOps(seen, ops));
+        this.logChanges(services, kind, decided);
+      } catch (err) {
+        fail(kind, err);
+      }
+    }
+    this.decisions = full ? decided : new Map([...this.decisions, ...decided]);
+    this.engineError = errors.length > 0 ? errors.join('; ') : null;
+    return { evaluatedAt, failed: errors.length > 0, again };
+  }
+
+  private reportDrift(engine: string, e: DriftEvent): void {
+    this.driftEvents += 1;
+    const what =
+      e.action === 're-created'
+        ? 'the engine lost this service: re-creating it'
+        : e.action === 'missing'
+          ? 'the engine no longer has this service (it is configured outside loadfeed)'
+          : e.action === 'corrected'
+            ? 'weight changed outside loadfeed: writing ours again'
+            : 'weight changed outside loadfeed: respecting it until it changes again';
+    this.o.logger.warn({ engine, service: e.service, destination: e.destination, expected: e.expected, found: e.found, action: e.action }, what);
+  }
+
+  private logChanges(services: readonly CompiledService[], kind: string, decided: Map<string, readonly WeightDecision[]>): void {
+    for (const service of services) {
+      if (service.engine !== kind) continue;
+      const before = this.decisions.get(service.name) ?? [];
+      // Decisions come in policy order: a server is looked up by address only when the list changed.
+      let byAddress: Map<string, number> | null = null;
+      for (const [i, d] of (decided.get(service.name) ?? []).entries()) {
+        const same = before[i];
+        const from = same?.address === d.address ? same.weight : ((byAddress ??= new Map(before.map((b) => [b.address, b.weight]))).get(d.address) ?? null);
+        if (from !== d.weight) {
+          this.o.logger.info({ service: service.name, server: d.address, node: d.node, from, to: d.weight, reason: d.reason }, 'weight changed');
+          const change = { at: Date.now(), service: service.name, server: d.address, node: d.node, from, to: d.weight, state: d.state, reason: d.reason };
+          this.o.notify((o) => o.weightChanged?.(change));
+        }
+      }
+    }
+  }
+
+  private async timedApply(kind: string, engine: Engine, ops: Parameters<Engine['apply']>[0]): Promise<void> {
+    const started = performance.now();
+    let ok = false;
+    try {
+      await engine.apply(ops);
+      ok = true;
+    } finally {
+      const ms = performance.now() - started;
+      this.o.notify((o) => o.engineApplied?.(kind, ops.length, ms, ok));
+    }
+  }
+
+  /**
+   * First contact with an engine: take the weights it already has as the
+   * last known ones, so a poller restart never flaps them (see
+   * WeightEvaluator.adopt), and plan this cycle against them.
+   */
+  private adopt(policy: CompiledPolicy, kind: string, observed: Observation): void {
+    const now = performance.now();
+    for (const service of policy.services) {
+      if (service.engine !== kind) continue;
+      const have = observed.services.find((s) => s.address === service.address);
+      if (!have) continue;
+      const weights = new Map(have.destinations.map((d) => [d.address, d.weight]));
+      this.o.evaluator.adopt(service, weights, now, policy.liveness.restartGraceMs);
+      this.o.logger.info({ service: service.name, engine: kind, weights: Object.fromEntries(weights) }, 'adopted the weights the engine has');
+    }
+  }
+}

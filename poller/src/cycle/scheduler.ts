@@ -1,0 +1,163 @@
+// When cycles run. Agents' samples and liveness changes mark the services
+// they feed dirty; one cycle at a time then handles those services, paced by
+// the event loop's load (CyclePacer). Every `reconcile.every` a full cycle
+// handles every service against a fresh read of the engines (timers move on,
+// drift is found); a failed engine apply brings a full cycle sooner.
+import type { Logger } from 'pino';
+import { CyclePacer } from './pacing.js';
+
+/** After a failed engine apply, try again this soon even if nothing changed. */
+export const RETRY_AFTER_ERROR_MS = 1_000;
+
+export interface CycleOutcome {
+  /** performance.now() when the cycle evaluated: it acted on every node event before. */
+  readonly evaluatedAt: number;
+  /** An engine failed: its weights are not known to be in place. */
+  readonly failed: boolean;
+  /** Services with changes left over (reconcile.maxOpsPerCycle): the next cycle takes them. */
+  readonly again: readonly string[];
+}
+
+export interface CycleSchedulerOptions {
+  /** One cycle: every service when `full` (engines read afresh), else those named. */
+  readonly run: (full: boolean, services: ReadonlySet<string>) => Promise<CycleOutcome>;
+  /** Current `reconcile.every`, ms. */
+  readonly resyncEveryMs: () => number;
+  /** A cycle put weights in place: ms since the oldest node event it acted on. */
+  readonly applied: (ingestToWeightMs: number, evaluatedAt: number) => void;
+  readonly logger: Logger;
+}
+
+export class CycleScheduler {
+  /** Services to evaluate in the next cycle; `full` evaluates all and reads the engines afresh. */
+  private readonly dirty = new Set<string>();
+  private full = false;
+  private cycling: Promise<void> | null = null;
+  private readonly pacer = new CyclePacer();
+  /** The event loop's utilisation counters when the last cycle started. */
+  private loopMark = performance.eventLoopUtilization();
+  /** A node stopped being live: the next cycle quiesces it without waiting out the load-based gap. */
+  private urgent = false;
+  /** Ends the wait before the next cycle early (see pace). */
+  private wake: (() => void) | null = null;
+  private retry: NodeJS.Timeout | null = null;
+  private resync: NodeJS.Timeout | null = null;
+  /** performance.now() of the oldest node event not yet reflected in the engines. */
+  private pendingSince: number | null = null;
+  private stopped = false;
+
+  constructor(private readonly options: CycleSchedulerOptions) {}
+
+  /** Start the periodic full cycles and run the first one now. */
+  start(): void {
+    this.scheduleResync();
+    this.markAll();
+  }
+
+  /** Every service needs evaluating, with fresh engine reads. */
+  markAll(): void {
+    this.full = true;
+    this.kick();
+  }
+
+  /**
+   * A node event (sample, liveness change, drain): `mark` adds the services
+   * it concerns; `urgent` (the node stopped being live) cuts the pacing wait.
+   */
+  nodeEvent(urgent: boolean, mark: (into: Set<string>) => void): void {
+    if (urgent) {
+      this.urgent = true;
+      this.wake?.();
+    }
+    this.pendingSince ??= performance.now();
+    mark(this.dirty);
+    this.kick();
+  }
+
+  /** Resolves when no cycle is running or pending. */
+  async settled(): Promise<void> {
+    while (this.cycling) await this.cycling;
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
+    if (this.resync) clearTimeout(this.resync);
+    this.wake?.();
+  }
+
+  private kick(): void {
+    if (!this.cycling && !this.stopped && (this.full || this.dirty.size > 0)) this.cycling = this.cycle();
+  }
+
+  /**
+   * Re-evaluate and reconcile every `reconcile.every` even without news:
+   * slow start and hold timers move on, and drift or an engine that lost its
+   * state is found within that time.
+   */
+  private scheduleResync(): void {
+    if (this.stopped) return;
+    this.resync = setTimeout(() => {
+      this.markAll();
+      this.scheduleResync();
+    }, this.options.resyncEveryMs());
+  }
+
+  private async cycle(): Promise<void> {
+    try {
+      while ((this.full || this.dirty.size > 0) && !this.stopped) {
+        await this.pace();
+        if (this.stopped) break;
+        const started = performance.now();
+        const loop = performance.eventLoopUtilization();
+        this.pacer.begin(started, performance.eventLoopUtilization(loop, this.loopMark).utilization);
+        this.loopMark = loop;
+        this.urgent = false;
+        const since = this.pendingSince;
+        this.pendingSince = null;
+        const full = this.full;
+        const services = new Set(this.dirty);
+        this.full = false;
+        this.dirty.clear();
+        const outcome = await this.options.run(full, services);
+        for (const name of outcome.again) this.dirty.add(name);
+        if (outcome.failed) this.retryAfterError();
+        this.pacer.end(performance.now());
+        if (since !== null && !outcome.failed) this.options.applied(performance.now() - since, outcome.evaluatedAt);
+      }
+    } catch (err) {
+      this.options.logger.error({ err }, 'policy cycle failed');
+    } finally {
+      this.cycling = null;
+    }
+  }
+
+  private retryAfterError(): void {
+    if (this.retry || this.stopped) return;
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      this.markAll();
+    }, RETRY_AFTER_ERROR_MS);
+  }
+
+  /**
+   * Wait until the next cycle may start (see CyclePacer). A node leaving
+   * `live` cuts that short.
+   */
+  private async pace(): Promise<void> {
+    for (;;) {
+      const wait = this.pacer.nextStart(this.urgent) - performance.now();
+      if (wait <= 0) return new Promise((resolve) => setImmediate(resolve));
+      const woken = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), wait);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      });
+      this.wake = null;
+      if (!woken || this.stopped) return;
+    }
+  }
+}

@@ -1,0 +1,68 @@
+// The agents' gRPC endpoint: grpc-js serves the Telemetry service on
+// connections this module accepts itself (see start), so the listening
+// socket's backlog and errors are ours.
+import * as grpc from '@grpc/grpc-js';
+import { createServer, type Socket } from 'node:net';
+import { telemetryService } from '@loadfeed/proto';
+import type { Logger } from 'pino';
+import type { AuthOptions } from './auth.js';
+import type { Ingest } from './ingest.js';
+import { listenOn } from './listen.js';
+
+/**
+ * Server pings every agent connection this often (and waits this long for
+ * the answer) to close the streams of hosts that vanished without a FIN. It
+ * does not quiesce anything: the stale deadline does that within
+ * `liveness.staleAfter`. Pinging every second cost as much as a sample per
+ * agent (bench:poller-scale).
+ */
+export const SERVER_KEEPALIVE_MS = 10_000;
+export const SERVER_KEEPALIVE_TIMEOUT_MS = 5_000;
+export const MAX_MESSAGE_BYTES = 64 * 1024;
+/** Connections the kernel may queue for the poller to accept (capped by net.core.somaxconn, 4096 on current kernels). */
+export const LISTEN_BACKLOG = 4096;
+
+export interface PollerSecurity {
+  readonly credentials: grpc.ServerCredentials;
+  readonly auth: AuthOptions;
+}
+
+export class AgentServer {
+  private readonly server = new grpc.Server({
+    'grpc.keepalive_time_ms': SERVER_KEEPALIVE_MS,
+    'grpc.keepalive_timeout_ms': SERVER_KEEPALIVE_TIMEOUT_MS,
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+  });
+  /** Accepts agents' connections for `server` (see start). */
+  private readonly listener = createServer();
+
+  constructor(
+    ingest: Ingest,
+    private readonly credentials: grpc.ServerCredentials,
+    private readonly logger: Logger,
+  ) {
+    this.server.addService(telemetryService, ingest.service);
+  }
+
+  /** Listen on `address` (IP:PORT, port 0 picks one); resolves with the bound port. */
+  async start(address: string): Promise<number> {
+    // Connections are accepted here and handed to grpc-js, which listens with
+    // Node's default backlog of 511: after a poller restart every agent
+    // reconnects at once, and while a cycle or GC holds the loop the kernel
+    // dropped tens of thousands of SYNs (10,000 agents), each retried only
+    // after 1, 3, 7 … s.
+    const injector = this.server.createConnectionInjector(this.credentials);
+    this.listener.on('connection', (socket: Socket) => injector.injectConnection(socket));
+    const { port } = await listenOn(this.listener, '--listen', address, { backlog: LISTEN_BACKLOG });
+    // accept() failing (EMFILE) must not end the poller; the connections already served go on.
+    this.listener.on('error', (err) => this.logger.error({ err }, 'accepting agent connections failed'));
+    return port;
+  }
+
+  /** Stop accepting, let open calls finish, then end the rest. */
+  async stop(): Promise<void> {
+    this.listener.close();
+    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    this.server.forceShutdown();
+  }
+}

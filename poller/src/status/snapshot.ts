@@ -1,0 +1,107 @@
+// The poller's state at one moment, for the status server, the demo and tests.
+import type { NodeTable } from '../cycle/node-table.js';
+import type { CycleRunner } from '../cycle/run.js';
+import type { PolicyProblem } from '../errors.js';
+import type { Ingest } from '../ingest/ingest.js';
+import type { CompiledPolicy } from '../policy/compile.js';
+import type { WeightDecision } from '../policy/evaluate.js';
+
+export interface ServiceSnapshot {
+  readonly name: string;
+  readonly engine: string;
+  readonly address: string;
+  readonly decisions: readonly WeightDecision[];
+}
+
+export interface PolicyStatus {
+  readonly file: string;
+  /** Wall-clock time the policy in force was loaded. */
+  readonly loadedAt: string;
+  /** Problems of the last refused file; empty when the newest file is in force. */
+  readonly refused: readonly PolicyProblem[];
+}
+
+export interface PollerSnapshot {
+  /** `degraded` while the newest policy file is refused or an engine fails. */
+  readonly health: 'ok' | 'degraded';
+  readonly policy: PolicyStatus;
+  readonly nodes: readonly {
+    readonly id: string;
+    readonly state: string;
+    readonly cores: number;
+    readonly cpuUtilization: number | null;
+    /** Samples accepted on the node's current stream. */
+    readonly samples: number;
+    readonly hostname: string;
+    readonly addresses: readonly string[];
+    readonly memoryBytes: number;
+    readonly agentVersion: string;
+    /** The agent's drain reason while it asked to be drained, else null. */
+    readonly drained: string | null;
+    /** Age of the latest sample, ms; null before the first. */
+    readonly sampleAgeMs: number | null;
+    readonly memUtilization: number | null;
+    readonly psiCpuSome: number | null;
+    readonly psiMemorySome: number | null;
+    readonly psiIoSome: number | null;
+    readonly load1: number | null;
+    readonly tcpEstablished: number | null;
+    /** The agent's services with their established connections (null: not counted). */
+    readonly services: readonly { readonly name: string; readonly port: number; readonly established: number | null }[];
+  }[];
+  readonly services: readonly ServiceSnapshot[];
+  readonly engineError: string | null;
+  /** Agent messages accepted, and refused by reason (e.g. `auth`, `sample.seq`). */
+  readonly ingest: { readonly accepted: number; readonly rejected: Readonly<Record<string, number>> };
+  /** Drift found in engines since start: weights changed outside loadfeed, services an engine lost. */
+  readonly driftEvents: number;
+}
+
+export interface SnapshotSources {
+  readonly table: NodeTable;
+  readonly policy: CompiledPolicy;
+  readonly policyStatus: PolicyStatus;
+  readonly cycle: CycleRunner;
+  readonly ingest: Ingest;
+}
+
+export function takeSnapshot({ table, policy, policyStatus, cycle, ingest }: SnapshotSources): PollerSnapshot {
+  return {
+    health: cycle.engineError !== null || policyStatus.refused.length > 0 ? 'degraded' : 'ok',
+    policy: policyStatus,
+    nodes: [...table.all()].map((n) => ({
+      id: n.id,
+      state: n.state,
+      cores: n.hello.cores,
+      cpuUtilization: n.sample?.cpuUtilization ?? null,
+      samples: n.samples,
+      hostname: n.hello.hostname,
+      addresses: n.hello.addresses,
+      memoryBytes: n.hello.memoryBytes,
+      agentVersion: n.hello.agentVersion,
+      drained: n.drained,
+      sampleAgeMs: n.sample ? Math.max(0, performance.now() - n.sampleAt) : null,
+      memUtilization: n.sample?.memUtilization ?? null,
+      psiCpuSome: n.sample?.psiCpuSome ?? null,
+      psiMemorySome: n.sample?.psiMemorySome ?? null,
+      psiIoSome: n.sample?.psiIoSome ?? null,
+      load1: n.sample?.load1 ?? null,
+      tcpEstablished: n.sample?.tcpEstablished ?? null,
+      services: n.hello.services.map((s) => ({
+        // Decoded messages have every field set; pbts types nested ones by their init shape.
+        name: s.name ?? '',
+        port: s.port ?? 0,
+        established: n.sample?.services.find((x) => x.name === s.name)?.established ?? null,
+      })),
+    })),
+    services: policy.services.map((s) => ({
+      name: s.name,
+      engine: s.engine,
+      address: s.address,
+      decisions: cycle.decisions.get(s.name) ?? [],
+    })),
+    engineError: cycle.engineError,
+    ingest: { accepted: ingest.counters.accepted, rejected: Object.fromEntries(ingest.counters.rejected) },
+    driftEvents: cycle.driftEvents,
+  };
+}
