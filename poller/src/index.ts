@@ -20,7 +20,7 @@ export { orcaStrategy } from './policy/strategy-orca.js';
 export { pidStrategy } from './policy/strategy-pid.js';
 export { connectionsStrategy } from './policy/strategy-connections.js';
 export { expressionStrategy } from './policy/strategy-expression.js';
-export { parseExpression, ExpressionError, EXPRESSION_VARIABLES } from './policy/expression.js';
+export { parseExpression, ExpressionError, expressionVariables } from './policy/expression.js';
 export type { Expression, Variables, VariableName } from './policy/expression.js';
 export { EngineRegistry } from './cycle/engines.js';
 export { defaultEngines, defaultStrategies } from './registries.js';

@@ -18,3 +18,5 @@ export {
 } from './telemetry-service.js';
 export type { TelemetryClient, TelemetryServer, TelemetryReportCall } from './telemetry-service.js';
 export { grpc } from './grpc.js';
+export { METRICS, MAX_UTILIZATION, metricReadings, metricValues } from './metrics.js';
+export type { MetricDefinition, MetricEntry, MetricField, MetricPrometheus, MetricReadings, MetricSource, MetricValues } from './metrics.js';

@@ -1,8 +1,8 @@
 import test from 'ava';
-import { parseExpression, ExpressionError, EXPRESSION_VARIABLES, type Variables, type VariableName } from '@loadfeed/poller';
+import { parseExpression, ExpressionError, expressionVariables, type Variables, type VariableName } from '@loadfeed/poller';
 
 const vars = (over: Partial<Variables> = {}): Variables => ({
-  ...(Object.fromEntries(Object.keys(EXPRESSION_VARIABLES).map((k) => [k, 0])) as Record<VariableName, number>),
+  ...(Object.fromEntries(Object.keys(expressionVariables()).map((k) => [k, 0])) as Record<VariableName, number>),
   ...over,
 });
 

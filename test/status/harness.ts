@@ -39,6 +39,8 @@ export interface HarnessOptions {
   readonly engines?: EngineRegistry;
   readonly maxNodeSeries?: number;
   readonly historyStepMs?: number;
+  /** Policy text after the service's servers (e.g. guards), as policyText's `extra`. */
+  readonly policyExtra?: string;
 }
 
 export async function startHarness(t: ExecutionContext, options: HarnessOptions = {}): Promise<Harness> {
@@ -51,7 +53,7 @@ export async function startHarness(t: ExecutionContext, options: HarnessOptions 
     },
   });
   const logger = pino({ level: 'info' }, sink);
-  const policy = compilePolicy(policyText(options.nodes ?? ['a1', 'a2']), 'test.yaml', engines.limits());
+  const policy = compilePolicy(policyText(options.nodes ?? ['a1', 'a2'], options.policyExtra), 'test.yaml', engines.limits());
   const poller = new Poller({ listen: '127.0.0.1:0', policy, engines, strategies: defaultStrategies(), logger });
   const status = new StatusServer({
     poller,

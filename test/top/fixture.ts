@@ -2,11 +2,13 @@
 // builds them (buildStatus over a snapshot), so the shape cannot drift.
 import { buildStatus, type NodeStatus, type StatusDocument } from '@loadfeed/poller';
 import type { PollerSnapshot } from '@loadfeed/poller';
+import { metricReadings } from '@loadfeed/proto';
 
 export const AT = Date.UTC(2026, 10, 25, 12, 0, 1);
 
 export function node(id: string, cpu: number | null, extra: Partial<NodeStatus> = {}): NodeStatus {
   return {
+    ...metricReadings(null),
     id,
     state: 'live',
     cores: 4,

@@ -3,6 +3,7 @@
 // hostile message is refused (with a gRPC status, on that stream only) and
 // never touches a weight. gRPC status mapping happens here and nowhere else.
 import * as grpc from '@grpc/grpc-js';
+import { METRICS } from '@loadfeed/proto';
 import type {
   AgentMessage,
   Hello,
@@ -18,8 +19,6 @@ import type { NodeRecord, NodeTable } from '../cycle/node-table.js';
 import type { TraceRecord } from './trace.js';
 
 export const MAX_CORES = 4096;
-/** Utilisation above this is a broken agent, not a busy server (process scope may exceed 1). */
-export const MAX_UTILIZATION = 64;
 export const MAX_SERVICES_PER_AGENT = 64;
 export const DEFAULT_MAX_AGENTS = 20_000;
 /** Agents sample at most every 100 ms; twice that rate leaves room for bursts after a stall. */
@@ -211,21 +210,13 @@ function checkSample(s: Sample | null | undefined, hello: Hello, lastSeq: number
   if (!Number.isFinite(skew) || Math.abs(skew) > maxSkewMs) {
     throw new IngestError('invalid-argument', `sample.timestamp_ms: ${s.timestampMs} is ${Math.round(skew / 1000)} s from the poller's clock (at most ${maxSkewMs / 1000} s)`);
   }
-  const ratio = (field: string, v: number, max: number): void => {
-    if (!Number.isFinite(v) || v < 0 || v > max) throw new IngestError('invalid-argument', `sample.${field}: ${v} must be within 0..${max}`);
-  };
-  ratio('cpu_utilization', s.cpuUtilization, MAX_UTILIZATION);
-  ratio('mem_utilization', s.memUtilization, MAX_UTILIZATION);
-  for (const [field, v] of [
-    ['psi_cpu_some', s.psiCpuSome],
-    ['psi_memory_some', s.psiMemorySome],
-    ['psi_io_some', s.psiIoSome],
-    ['cpu_throttled', s.cpuThrottled],
-  ] as const) {
-    if (v !== null && v !== undefined) ratio(field, v, 1);
+  for (const m of METRICS) {
+    const v = s[m.field] as number | null | undefined;
+    if (m.range === null || (m.nullable && (v === null || v === undefined))) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < m.range.min || v > m.range.max) {
+      throw new IngestError('invalid-argument', `sample.${m.wire}: ${v} must be within ${m.range.min}..${m.range.max}`);
+    }
   }
-  if (s.load1 !== null && s.load1 !== undefined) ratio('load1', s.load1, 1e6);
-  if (s.tcpAcceptsPerSecond !== null && s.tcpAcceptsPerSecond !== undefined) ratio('tcp_accepts_per_second', s.tcpAcceptsPerSecond, 1e9);
   if (!Number.isInteger(s.windowMs) || s.windowMs <= 0) throw new IngestError('invalid-argument', `sample.window_ms: ${s.windowMs} must be > 0`);
   const names = new Set(hello.services.map((x) => x.name));
   for (const svc of s.services) {

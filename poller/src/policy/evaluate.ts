@@ -15,7 +15,7 @@
 //  13. all-zero fallback: if every server ends at 0 because metrics vanished,
 //      keep the last weights (or equal ones) instead of black-holing the service
 import { formatHostPort } from '@loadfeed/kernel-bridge';
-import type { Sample } from '@loadfeed/proto';
+import { metricValues, type Sample } from '@loadfeed/proto';
 import { getOrCreate } from '../util/maps.js';
 import type { NodeLookup, NodeRecord } from '../cycle/node-table.js';
 import type { CompiledService, ServerMatch } from './compile.js';
@@ -467,20 +467,7 @@ function metricsOf(node: NodeRecord, service: CompiledService): NodeMetrics {
   const s = node.sample;
   const name = announcedServiceName(node, service);
   const load = s?.services.find((x) => x.name === name);
-  return {
-    cores: node.hello.cores,
-    memoryBytes: node.hello.memoryBytes,
-    cpuUtilization: s?.cpuUtilization ?? 0,
-    memUtilization: s?.memUtilization ?? 0,
-    psiCpuSome: s?.psiCpuSome ?? null,
-    psiMemorySome: s?.psiMemorySome ?? null,
-    psiIoSome: s?.psiIoSome ?? null,
-    load1: s?.load1 ?? null,
-    runnable: s?.runnable ?? null,
-    cpuThrottled: s?.cpuThrottled ?? null,
-    connections: load?.established ?? null,
-    acceptsPerSecond: s?.tcpAcceptsPerSecond ?? null,
-  };
+  return { ...metricValues(s ?? {}), cores: node.hello.cores, memoryBytes: node.hello.memoryBytes, connections: load?.established ?? null };
 }
 
 /** A connection limit from its expression: a positive integer, or 0 for none (also when a metric is missing). */

@@ -15,23 +15,21 @@
 // Values are numbers; comparisons and logic give 1 or 0. A metric the agent
 // could not measure is null, and null propagates: arithmetic on null is null,
 // a comparison with null is false (so a guard never fires on missing data).
+import { METRICS, type MetricEntry } from '@loadfeed/proto';
 
-export const EXPRESSION_VARIABLES = {
-  cpu: 'CPU utilisation of the scope, fraction of its capacity',
-  mem: 'memory utilisation, fraction',
-  psi_cpu: 'CPU pressure, some avg10, fraction (null without PSI)',
-  psi_memory: 'memory pressure, some avg10, fraction (null without PSI)',
-  psi_io: 'I/O pressure, some avg10, fraction (null without PSI)',
-  load1: 'host 1-minute load average',
-  runnable: 'host runnable tasks',
+/** Variables that are not sample metrics: the agent's Hello, and the service's own connection count. */
+const NODE_VARIABLES = {
   cores: 'CPU capacity of the scope, cores',
   memory_bytes: 'memory capacity of the scope, bytes',
-  throttled: 'fraction of CFS periods throttled (cgroup scope)',
   connections: "established connections on the service's port",
-  accepts: 'host connections accepted per second',
 } as const;
 
-export type VariableName = keyof typeof EXPRESSION_VARIABLES;
+export type VariableName = MetricEntry['variable'] | keyof typeof NODE_VARIABLES;
+
+/** Every name an expression may read, with what it is: the metric catalog's variables, then the node's. */
+export function expressionVariables(): Readonly<Record<VariableName, string>> {
+  return { ...(Object.fromEntries(METRICS.map((m) => [m.variable, m.description])) as Record<MetricEntry['variable'], string>), ...NODE_VARIABLES };
+}
 export type Variables = Readonly<Record<VariableName, number | null>>;
 
 type Node =
@@ -126,8 +124,9 @@ export function parseExpression(source: string): Expression {
         }
         return { k: 'call', fn, args };
       }
-      if (!Object.hasOwn(EXPRESSION_VARIABLES, t.text)) {
-        throw new ExpressionError(`unknown name "${t.text}" (known: ${Object.keys(EXPRESSION_VARIABLES).join(', ')})`);
+      const known = expressionVariables();
+      if (!Object.hasOwn(known, t.text)) {
+        throw new ExpressionError(`unknown name "${t.text}" (known: ${Object.keys(known).join(', ')})`);
       }
       variables.add(t.text as VariableName);
       return { k: 'var', name: t.text as VariableName };

@@ -44,7 +44,7 @@ export const orcaStrategy: Strategy<OrcaConfig, Map<string, EndpointWeight>> = {
       if (e.sampleId !== s.sampleId) {
         e.sampleId = s.sampleId;
         const utilization = s.metrics.cpuUtilization;
-        const qps = s.metrics.acceptsPerSecond ?? 0;
+        const qps = s.metrics.tcpAcceptsPerSecond ?? 0;
         const eps = 0;
         const weight = qps / (utilization + (eps / qps) * config.errorUtilizationPenalty);
         if (utilization > 0 && qps > 0 && Number.isFinite(weight)) {
@@ -61,7 +61,7 @@ export const orcaStrategy: Strategy<OrcaConfig, Map<string, EndpointWeight>> = {
       if (config.blackoutPeriod > 0 && (e.nonEmptySince === null || now - e.nonEmptySince < config.blackoutPeriod)) {
         return { w: 0, why: 'blackout period' };
       }
-      return { w: e.weight, why: `qps ${fmt(s.metrics.acceptsPerSecond ?? 0)} / cpu ${fmt(s.metrics.cpuUtilization)}` };
+      return { w: e.weight, why: `qps ${fmt(s.metrics.tcpAcceptsPerSecond ?? 0)} / cpu ${fmt(s.metrics.cpuUtilization)}` };
     });
     for (const key of state.keys()) if (!servers.some((s) => s.key === key)) state.delete(key);
     const usable = weights.filter((x) => x.w > 0).length;

@@ -3,26 +3,17 @@
 // should get. Everything around it (guards, smoothing, scaling, clamps, slow
 // start, deadband) is the evaluator's, so every strategy gets the same
 // wrappers. Strategies may keep state between evaluations (orca, pid).
+import { METRICS, type MetricValues } from '@loadfeed/proto';
 import type { Variables } from './expression.js';
 import type { StrategyConfig } from './compile.js';
 
-/** What a strategy may look at: the node's capacity and its latest sample. */
-export interface NodeMetrics {
+/** A server's latest figures: every catalogued sample metric (see METRICS) plus the node's capacity. */
+export interface NodeMetrics extends MetricValues {
   /** CPU capacity of the agent's scope, cores. */
   readonly cores: number;
   readonly memoryBytes: number;
-  readonly cpuUtilization: number;
-  readonly memUtilization: number;
-  readonly psiCpuSome: number | null;
-  readonly psiMemorySome: number | null;
-  readonly psiIoSome: number | null;
-  readonly load1: number | null;
-  readonly runnable: number | null;
-  readonly cpuThrottled: number | null;
   /** Established connections on this service's port (the agent's count), or null. */
   readonly connections: number | null;
-  /** Host connections accepted per second. */
-  readonly acceptsPerSecond: number | null;
 }
 
 export interface ServerInput {
@@ -80,20 +71,9 @@ export class StrategyRegistry {
 }
 
 export function variablesOf(m: NodeMetrics): Variables {
-  return {
-    cpu: m.cpuUtilization,
-    mem: m.memUtilization,
-    psi_cpu: m.psiCpuSome,
-    psi_memory: m.psiMemorySome,
-    psi_io: m.psiIoSome,
-    load1: m.load1,
-    runnable: m.runnable,
-    cores: m.cores,
-    memory_bytes: m.memoryBytes,
-    throttled: m.cpuThrottled,
-    connections: m.connections,
-    accepts: m.acceptsPerSecond,
-  };
+  const v: Record<string, number | null> = { cores: m.cores, memory_bytes: m.memoryBytes, connections: m.connections };
+  for (const metric of METRICS) v[metric.variable] = m[metric.field];
+  return v as Variables;
 }
 
 export function fmt(x: number): string {

@@ -5,6 +5,7 @@
 // per-node series are left out and counted in loadfeed_metrics_series_omitted
 // (50k series render in ~100 ms on a small VM: notes/dependencies.md).
 // Counters and histograms are fed by the poller's observer hooks.
+import { METRICS } from '@loadfeed/proto';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PollerObserver, WeightChangeEvent } from '../cycle/observer.js';
 import type { StatusDocument } from './document.js';
@@ -19,6 +20,8 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 export class StatusMetrics implements PollerObserver {
   readonly registry = new Registry();
   private readonly g;
+  /** One gauge per catalogued metric's Prometheus name (PSI's three share one, told apart by label). */
+  private readonly sampleGauges = new Map<string, Gauge>();
   private readonly ingestToWeight;
   private readonly applySeconds;
   private readonly applyFailures;
@@ -34,10 +37,6 @@ export class StatusMetrics implements PollerObserver {
     this.g = {
       up: gauge('loadfeed_node_up', '1 while the node\'s agent streams samples (live), 0 while it is silent (stale); gone nodes have no series', ['node']),
       cores: gauge('loadfeed_node_cores', 'CPU capacity of the agent\'s scope, cores', ['node']),
-      cpu: gauge('loadfeed_node_cpu_utilization', 'CPU busy as a fraction of the scope\'s capacity (may exceed 1 in process scope)', ['node']),
-      memory: gauge('loadfeed_node_memory_utilization', 'memory in use as a fraction of the scope\'s memory', ['node']),
-      psi: gauge('loadfeed_node_pressure_some_ratio', 'PSI some avg10 of the scope, 0..1 (absent where the kernel or scope has none)', ['node', 'resource']),
-      tcp: gauge('loadfeed_node_tcp_established', 'established TCP connections on the node\'s host', ['node']),
       age: gauge('loadfeed_node_sample_age_seconds', 'age of the node\'s latest sample', ['node']),
       weight: gauge('loadfeed_server_weight', 'weight the policy gave the server (written to the engine)', ['service', 'server', 'node']),
       connections: gauge('loadfeed_server_connections', 'established connections the server\'s agent counts on the service port', ['service', 'server']),
@@ -47,6 +46,11 @@ export class StatusMetrics implements PollerObserver {
       degraded: gauge('loadfeed_degraded', '1 while the poller is degraded (policy refused or engine failing), else 0'),
       refused: gauge('loadfeed_policy_refused', '1 while the newest policy file is refused (the last good one stays in force)'),
     };
+    for (const m of METRICS) {
+      if (m.prometheus === null || this.sampleGauges.has(m.prometheus.name)) continue;
+      const labels = 'labels' in m.prometheus ? Object.keys(m.prometheus.labels) : [];
+      this.sampleGauges.set(m.prometheus.name, gauge(m.prometheus.name, m.prometheus.help, ['node', ...labels]));
+    }
     this.accepted = new Counter({ name: 'loadfeed_samples_accepted_total', help: 'agent samples accepted', registers });
     this.rejected = new Counter({
       name: 'loadfeed_samples_rejected_total',
@@ -110,7 +114,7 @@ export class StatusMetrics implements PollerObserver {
 
   private refresh(doc: StatusDocument): void {
     const g = this.g;
-    for (const gauge of Object.values(g)) gauge.reset();
+    for (const gauge of [...Object.values(g), ...this.sampleGauges.values()]) gauge.reset();
     const byState = new Map<string, number>([['live', 0], ['stale', 0]]);
     const nodes = [...doc.nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     for (const n of nodes) byState.set(n.state, (byState.get(n.state) ?? 0) + 1);
@@ -119,12 +123,11 @@ export class StatusMetrics implements PollerObserver {
       const node = n.id;
       g.up.set({ node }, n.state === 'live' ? 1 : 0);
       g.cores.set({ node }, n.cores);
-      if (n.cpuUtilization !== null) g.cpu.set({ node }, n.cpuUtilization);
-      if (n.memUtilization !== null) g.memory.set({ node }, n.memUtilization);
-      if (n.psiCpuSome !== null) g.psi.set({ node, resource: 'cpu' }, n.psiCpuSome);
-      if (n.psiMemorySome !== null) g.psi.set({ node, resource: 'memory' }, n.psiMemorySome);
-      if (n.psiIoSome !== null) g.psi.set({ node, resource: 'io' }, n.psiIoSome);
-      if (n.tcpEstablished !== null) g.tcp.set({ node }, n.tcpEstablished);
+      for (const m of METRICS) {
+        const v = n[m.field];
+        if (m.prometheus === null || v === null) continue;
+        this.sampleGauges.get(m.prometheus.name)?.set({ node, ...('labels' in m.prometheus ? m.prometheus.labels : {}) }, v);
+      }
       if (n.sampleAgeMs !== null) g.age.set({ node }, n.sampleAgeMs / 1000);
     }
     let servers = 0;

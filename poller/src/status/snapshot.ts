@@ -1,4 +1,5 @@
 // The poller's state at one moment, for the status server, the demo and tests.
+import { metricReadings, type MetricReadings } from '@loadfeed/proto';
 import type { NodeTable } from '../cycle/node-table.js';
 import type { CycleRunner } from '../cycle/run.js';
 import type { PolicyProblem } from '../errors.js';
@@ -25,11 +26,11 @@ export interface PollerSnapshot {
   /** `degraded` while the newest policy file is refused or an engine fails. */
   readonly health: 'ok' | 'degraded';
   readonly policy: PolicyStatus;
-  readonly nodes: readonly {
+  /** Each node with every catalogued metric of its latest sample (METRICS; null before the first). */
+  readonly nodes: readonly (MetricReadings & {
     readonly id: string;
     readonly state: string;
     readonly cores: number;
-    readonly cpuUtilization: number | null;
     /** Samples accepted on the node's current stream. */
     readonly samples: number;
     readonly hostname: string;
@@ -40,15 +41,9 @@ export interface PollerSnapshot {
     readonly drained: string | null;
     /** Age of the latest sample, ms; null before the first. */
     readonly sampleAgeMs: number | null;
-    readonly memUtilization: number | null;
-    readonly psiCpuSome: number | null;
-    readonly psiMemorySome: number | null;
-    readonly psiIoSome: number | null;
-    readonly load1: number | null;
-    readonly tcpEstablished: number | null;
     /** The agent's services with their established connections (null: not counted). */
     readonly services: readonly { readonly name: string; readonly port: number; readonly established: number | null }[];
-  }[];
+  })[];
   readonly services: readonly ServiceSnapshot[];
   readonly engineError: string | null;
   /** Agent messages accepted, and refused by reason (e.g. `auth`, `sample.seq`). */
@@ -72,8 +67,8 @@ export function takeSnapshot({ table, policy, policyStatus, cycle, ingest }: Sna
     nodes: [...table.all()].map((n) => ({
       id: n.id,
       state: n.state,
+      ...metricReadings(n.sample),
       cores: n.hello.cores,
-      cpuUtilization: n.sample?.cpuUtilization ?? null,
       samples: n.samples,
       hostname: n.hello.hostname,
       addresses: n.hello.addresses,
@@ -81,12 +76,6 @@ export function takeSnapshot({ table, policy, policyStatus, cycle, ingest }: Sna
       agentVersion: n.hello.agentVersion,
       drained: n.drained,
       sampleAgeMs: n.sample ? Math.max(0, performance.now() - n.sampleAt) : null,
-      memUtilization: n.sample?.memUtilization ?? null,
-      psiCpuSome: n.sample?.psiCpuSome ?? null,
-      psiMemorySome: n.sample?.psiMemorySome ?? null,
-      psiIoSome: n.sample?.psiIoSome ?? null,
-      load1: n.sample?.load1 ?? null,
-      tcpEstablished: n.sample?.tcpEstablished ?? null,
       services: n.hello.services.map((s) => ({
         // Decoded messages have every field set; pbts types nested ones by their init shape.
         name: s.name ?? '',

@@ -1,0 +1,176 @@
+// The metric catalog: every load figure a Sample carries, once, with every
+// name it goes by on its way (wire field, decoded field, policy expression
+// variable, /status key, Prometheus gauge) and the range ingest accepts.
+// Adding a metric is the .proto field plus one entry here; the poller's
+// checks, expression variables, snapshot, /status and /metrics follow it.
+import type { Sample } from './messages.js';
+
+/** Utilisation above this is a broken agent, not a busy server (process scope may exceed 1). */
+export const MAX_UTILIZATION = 64;
+
+export interface MetricPrometheus {
+  /** Gauge name, one series per node (label `node`). */
+  readonly name: string;
+  readonly help: string;
+  /** Further labels that tell metrics sharing one gauge apart (e.g. PSI's `resource`). */
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+export interface MetricDefinition {
+  /** Field of the decoded Sample, the camelCase of `wire`; also its /status `nodes[]` key. */
+  readonly field: keyof Sample;
+  /** Field name in telemetry.proto; rejections name it (`sample.<wire>`). */
+  readonly wire: string;
+  readonly unit: 'fraction' | 'count' | 'per-second';
+  /** Accepted range (inclusive); a sample outside it is rejected. null: not checked (a uint32 field). */
+  readonly range: { readonly min: number; readonly max: number } | null;
+  /** `optional` on the wire: absent when the agent could not measure it, and null downstream. */
+  readonly nullable: boolean;
+  /** Name in policy expressions. */
+  readonly variable: string;
+  /** One line for the policy reference and `policy explain`. */
+  readonly description: string;
+  /** The node gauge in /metrics; null: not exported. */
+  readonly prometheus: MetricPrometheus | null;
+}
+
+const fraction = { min: 0, max: 1 } as const;
+const psiHelp = 'PSI some avg10 of the scope, 0..1 (absent where the kernel or scope has none)';
+
+export const METRICS = [
+  {
+    field: 'cpuUtilization',
+    wire: 'cpu_utilization',
+    unit: 'fraction',
+    range: { min: 0, max: MAX_UTILIZATION },
+    nullable: false,
+    variable: 'cpu',
+    description: 'CPU utilisation of the scope, fraction of its capacity',
+    prometheus: { name: 'loadfeed_node_cpu_utilization', help: "CPU busy as a fraction of the scope's capacity (may exceed 1 in process scope)" },
+  },
+  {
+    field: 'memUtilization',
+    wire: 'mem_utilization',
+    unit: 'fraction',
+    range: { min: 0, max: MAX_UTILIZATION },
+    nullable: false,
+    variable: 'mem',
+    description: 'memory utilisation, fraction',
+    prometheus: { name: 'loadfeed_node_memory_utilization', help: "memory in use as a fraction of the scope's memory" },
+  },
+  {
+    field: 'psiCpuSome',
+    wire: 'psi_cpu_some',
+    unit: 'fraction',
+    range: fraction,
+    nullable: true,
+    variable: 'psi_cpu',
+    description: 'CPU pressure, some avg10, fraction (null without PSI)',
+    prometheus: { name: 'loadfeed_node_pressure_some_ratio', help: psiHelp, labels: { resource: 'cpu' } },
+  },
+  {
+    field: 'psiMemorySome',
+    wire: 'psi_memory_some',
+    unit: 'fraction',
+    range: fraction,
+    nullable: true,
+    variable: 'psi_memory',
+    description: 'memory pressure, some avg10, fraction (null without PSI)',
+    prometheus: { name: 'loadfeed_node_pressure_some_ratio', help: psiHelp, labels: { resource: 'memory' } },
+  },
+  {
+    field: 'psiIoSome',
+    wire: 'psi_io_some',
+    unit: 'fraction',
+    range: fraction,
+    nullable: true,
+    variable: 'psi_io',
+    description: 'I/O pressure, some avg10, fraction (null without PSI)',
+    prometheus: { name: 'loadfeed_node_pressure_some_ratio', help: psiHelp, labels: { resource: 'io' } },
+  },
+  {
+    field: 'load1',
+    wire: 'load1',
+    unit: 'count',
+    range: { min: 0, max: 1e6 },
+    nullable: true,
+    variable: 'load1',
+    description: 'host 1-minute load average',
+    prometheus: null,
+  },
+  {
+    field: 'runnable',
+    wire: 'runnable',
+    unit: 'count',
+    range: null,
+    nullable: true,
+    variable: 'runnable',
+    description: 'host runnable tasks',
+    prometheus: null,
+  },
+  {
+    field: 'cpuThrottled',
+    wire: 'cpu_throttled',
+    unit: 'fraction',
+    range: fraction,
+    nullable: true,
+    variable: 'throttled',
+    description: 'fraction of CFS periods throttled (cgroup scope)',
+    prometheus: null,
+  },
+  {
+    field: 'tcpInuse',
+    wire: 'tcp_inuse',
+    unit: 'count',
+    range: null,
+    nullable: true,
+    variable: 'tcp_inuse',
+    description: 'TCP sockets in use on the host',
+    prometheus: null,
+  },
+  {
+    field: 'tcpEstablished',
+    wire: 'tcp_established',
+    unit: 'count',
+    range: null,
+    nullable: true,
+    variable: 'tcp_established',
+    description: 'established TCP connections on the host',
+    prometheus: { name: 'loadfeed_node_tcp_established', help: "established TCP connections on the node's host" },
+  },
+  {
+    field: 'tcpAcceptsPerSecond',
+    wire: 'tcp_accepts_per_second',
+    unit: 'per-second',
+    range: { min: 0, max: 1e9 },
+    nullable: true,
+    variable: 'accepts',
+    description: 'host connections accepted per second',
+    prometheus: null,
+  },
+] as const satisfies readonly MetricDefinition[];
+
+export type MetricEntry = (typeof METRICS)[number];
+/** Decoded Sample fields the catalog describes. */
+export type MetricField = MetricEntry['field'];
+/** One node's values of every catalogued metric: null where the agent could not measure it. */
+export type MetricValues = { readonly [M in MetricEntry as M['field']]: M['nullable'] extends true ? number | null : number };
+/** Every catalogued metric of one node, null where unknown (no sample yet, or not measured): what /status shows. */
+export type MetricReadings = { readonly [F in MetricField]: number | null };
+/** Where metric values are read from: a decoded Sample, or its JSON form in a trace. */
+export type MetricSource = { readonly [F in MetricField]?: number | null | undefined };
+
+/** A sample's catalogued values: an absent optional field is null, an absent required one 0 (the wire default). */
+export function metricValues(s: MetricSource): MetricValues {
+  const out: Record<string, number | null> = {};
+  for (const m of METRICS) out[m.field] = s[m.field] ?? (m.nullable ? null : 0);
+  return out as MetricValues;
+}
+
+/** What /status shows of a node's latest sample: every catalogued metric, all null before the first sample. */
+export function metricReadings(s: MetricSource | null): MetricReadings {
+  if (s !== null) return metricValues(s);
+  const out: Record<string, null> = {};
+  for (const m of METRICS) out[m.field] = null;
+  return out as MetricReadings;
+}
