@@ -17,6 +17,7 @@ export type { ParseAddressOptions } from './address.js';
 export {
   createMemoryEngine,
   MEMORY_ENGINE_KIND,
+  MEMORY_ENGINE,
   DEFAULT_MEMORY_WEIGHT_RANGE,
   DEFAULT_MEMORY_SCHEDULER,
 } from './memory-engine.js';
@@ -24,6 +25,7 @@ export type { MemoryEngineOptions } from './memory-engine.js';
 export {
   createFastpathEngine,
   FASTPATH_ENGINE_KIND,
+  FASTPATH_ENGINE,
   FASTPATH_WEIGHT_RANGE,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_DOWN_PERIOD_MS,
@@ -35,6 +37,7 @@ export {
   createIpvsEngine,
   createEngineOver as createIpvsEngineOver,
   IPVS_ENGINE_KIND,
+  IPVS_ENGINE,
   IPVS_WEIGHT_RANGE,
   DEFAULT_IPVS_SCHEDULER,
   DEFAULT_IPVS_FORWARD,
@@ -59,9 +62,9 @@ export {
   mergeListings as mergeIpvsadmListings,
   scriptLine as ipvsadmScriptLine,
   firstMissing as firstMissingIpvsEdit,
+  createIpvsadmRunner,
 } from './ipvs/ipvsadm.js';
 export type { IpvsadmOptions, IpvsadmRunner, IpvsadmResult, Listing as IpvsadmListing } from './ipvs/ipvsadm.js';
-export { createIpvsadmRunner, DEFAULT_IPVSADM_TIMEOUT_MS } from './ipvs/ipvsadm-process.js';
 export { createIpvsCodec, ipvsCodec, HOST_ENDIANNESS } from './ipvs/codec.js';
 export type {
   IpvsCodec,
@@ -112,6 +115,7 @@ export { ConnectionLimitError, TargetBusyError, CommandRefusedError } from './er
 export {
   createHaproxyEngine,
   HAPROXY_ENGINE_KIND,
+  HAPROXY_ENGINE,
   HAPROXY_WEIGHT_RANGE,
   DEFAULT_HAPROXY_MAX_LINE_BYTES,
 } from './haproxy/engine.js';
@@ -150,12 +154,13 @@ export type {
 export {
   createNftablesEngine,
   NFTABLES_ENGINE_KIND,
+  NFTABLES_ENGINE,
   NFTABLES_WEIGHT_RANGE,
   DEFAULT_NFTABLES_TABLE,
 } from './nftables/engine.js';
 export type { NftablesEngine, NftablesOptions } from './nftables/engine.js';
-export { createNftRunner, systemNft, DEFAULT_NFT_TIMEOUT_MS, SYSTEM_NFT_PATHS } from './nftables/command.js';
-export type { NftRunner, NftResult } from './nftables/command.js';
+export { createCommandRunner, systemTool, DEFAULT_COMMAND_TIMEOUT_MS, SYSTEM_BIN_DIRS } from './command.js';
+export type { CommandOptions, CommandResult, CommandRunner } from './command.js';
 export {
   NFTABLES_SCHEDULER,
   compileSteps as compileNftSteps,
@@ -174,3 +179,4 @@ export {
 } from './nftables/script.js';
 export type { MapElement as NftMapElement } from './nftables/script.js';
 export { parseRuleset as parseNftRuleset, SERVICES_CHAIN as NFT_SERVICES_CHAIN } from './nftables/ruleset.js';
+export type { EngineDescriptor } from './descriptor.js';

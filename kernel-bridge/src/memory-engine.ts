@@ -2,6 +2,7 @@
 // It backs `--dry-run` (ops are checked and recorded, nothing is forwarded) and
 // unit tests of the poller. Addresses are opaque strings, so it can stand in for
 // any engine, including HAProxy's backend/server names.
+import type { EngineDescriptor } from './descriptor.js';
 import type { Engine } from './engine.js';
 import { OptionError } from './errors.js';
 import type { EngineOp, Observation, WeightRange } from './model.js';
@@ -96,3 +97,13 @@ function compileWeightRange(range: WeightRange): WeightRange {
   }
   return { min: range.min, max: range.max };
 }
+
+/** The in-memory engine (tests, dry runs): any scheduler, no connection limits. */
+export const MEMORY_ENGINE: EngineDescriptor<MemoryEngineOptions> = {
+  kind: MEMORY_ENGINE_KIND,
+  weightRange: DEFAULT_MEMORY_WEIGHT_RANGE,
+  connectionLimits: false,
+  ownsServicesByDefault: true,
+  canCreateServices: true,
+  create: (options) => createMemoryEngine(options),
+};

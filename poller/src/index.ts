@@ -9,7 +9,7 @@ export type { NodeRecord, NodeState, NodeEvent, NodeLookup } from './cycle/node-
 export { Ingest } from './ingest/ingest.js';
 export { afterOps, plan } from './cycle/planner.js';
 export type { DesiredService } from './cycle/planner.js';
-export { compilePolicy, loadPolicyFile, formatPath, printPolicy } from './policy/compile.js';
+export { compilePolicy, loadPolicyFile, readPolicyFile, formatPath, printPolicy } from './policy/compile.js';
 export type { CompiledPolicy, CompiledService, ServerMatch, Guard, KnownEngines, EngineLimits, StrategyConfig } from './policy/compile.js';
 export { WeightEvaluator } from './policy/evaluate.js';
 export type { WeightDecision, ServerState } from './policy/evaluate.js';
@@ -24,7 +24,7 @@ export { parseExpression, ExpressionError, expressionVariables } from './policy/
 export type { Expression, Variables, VariableName } from './policy/expression.js';
 export { EngineRegistry } from './cycle/engines.js';
 export { defaultEngines, defaultStrategies } from './registries.js';
-export { PollerError, PolicyError, IngestError, formatProblem } from './errors.js';
+export { PollerError, PolicyError, IngestError, OptionError, ListenError, NotRegisteredError, ExternalError, InstallError, formatProblem } from './errors.js';
 export type { PolicyProblem } from './errors.js';
 export { parseDuration, formatDuration } from './util/duration.js';
 export { simulate, formatSimulation } from './tools/simulate.js';

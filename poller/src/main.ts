@@ -7,12 +7,11 @@
  * service the policy does not name, or give up the last good policy for a
  * bad one.
  */
-import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { formatHostPort, parseHostPort } from '@loadfeed/kernel-bridge';
-import { formatProblem } from './errors.js';
-import { compilePolicy } from './policy/compile.js';
+import { formatProblem, OptionError } from './errors.js';
+import { compilePolicy, readPolicyFile } from './policy/compile.js';
 import { PolicyReloader } from './policy/reloader.js';
 import { DEFAULT_LIMITS, DEFAULT_MAX_AGENTS } from './ingest/ingest.js';
 import { Poller } from './poller.js';
@@ -80,11 +79,11 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
     process.stdout.write(POLLER_USAGE);
     return 0;
   }
-  if (!values.policy) throw new Error('--policy FILE is required (see loadfeed-poller --help)');
+  if (!values.policy) throw new OptionError('--policy FILE is required (see loadfeed-poller --help)');
   const maxBytes = Number(values['record-max-bytes']);
-  if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new Error(`--record-max-bytes: ${values['record-max-bytes']} must be a positive number of bytes`);
+  if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new OptionError(`--record-max-bytes: ${values['record-max-bytes']} must be a positive number of bytes`);
   const maxAgents = Number(values['max-agents']);
-  if (!Number.isSafeInteger(maxAgents) || maxAgents <= 0) throw new Error(`--max-agents: ${values['max-agents']} must be a positive integer`);
+  if (!Number.isSafeInteger(maxAgents) || maxAgents <= 0) throw new OptionError(`--max-agents: ${values['max-agents']} must be a positive integer`);
   const security = await loadSecurity({
     cert: values['tls-cert'],
     key: values['tls-key'],
@@ -93,18 +92,18 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
     allowPlaintext: values['allow-plaintext'],
   });
   const maxNodeSeries = Number(values['metrics-max-nodes']);
-  if (!Number.isSafeInteger(maxNodeSeries) || maxNodeSeries < 0) throw new Error(`--metrics-max-nodes: ${values['metrics-max-nodes']} must be an integer >= 0`);
+  if (!Number.isSafeInteger(maxNodeSeries) || maxNodeSeries < 0) throw new OptionError(`--metrics-max-nodes: ${values['metrics-max-nodes']} must be an integer >= 0`);
   if (values.status !== 'off') {
     try {
       parseHostPort(values.status, { allowPortZero: true });
     } catch (err) {
-      throw new Error(`--status: ${(err as Error).message}, or off`, { cause: err });
+      throw new OptionError(`--status: ${(err as Error).message}, or off`, { cause: err });
     }
   }
   const logger = createLogger(values['log-level'], parseLogFormat(values['log-format']));
   const engines = defaultEngines();
   const file = values.policy;
-  const text = await readFile(file, 'utf8');
+  const text = await readPolicyFile(file);
   const policy = compilePolicy(text, file, engines.limits());
   const recorder = values.record
     ? new TraceRecorder(values.record, maxBytes, () => logger.warn({ file: values.record, maxBytes }, 'trace reached its size limit; recording stopped'))

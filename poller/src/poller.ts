@@ -69,7 +69,7 @@ export class Poller {
       log: (event, msg) => logger.info(event, msg),
     });
     this.server = new AgentServer(this.ingest, options.security?.credentials ?? grpc.ServerCredentials.createInsecure(), logger);
-    this.engines = new EngineSet(options.engines, logger);
+    this.engines = new EngineSet(options.engines, logger, options.policy);
     const notify = (call: (o: PollerObserver) => void): void => this.notify(call);
     this.runner = new CycleRunner({ table: this.table, evaluator: this.evaluator, engines: this.engines, logger, notify });
     this.scheduler = new CycleScheduler({
@@ -94,6 +94,7 @@ export class Poller {
     this.policyStatus = { file: policy.file, loadedAt: new Date().toISOString(), refused: [] };
     const intervalChanged = policy.agents.intervalMs !== this.policy.agents.intervalMs;
     this.policy = policy;
+    this.engines.setPolicy(policy);
     this.index = new ServiceIndex(policy);
     this.table.setStaleAfter(policy.liveness.staleAfterMs);
     this.evaluator.retain(new Set(policy.services.map((s) => s.name)));
@@ -125,7 +126,7 @@ export class Poller {
 
   /** The engine instance serving `kind`, created on first use from the policy's `engines:` settings. */
   engine(kind: string): Engine {
-    return this.engines.get(kind, this.policy);
+    return this.engines.get(kind);
   }
 
   async stop(): Promise<void> {

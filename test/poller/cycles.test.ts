@@ -6,7 +6,7 @@ import test from 'ava';
 import { pino } from 'pino';
 import * as grpc from '@grpc/grpc-js';
 import { createTelemetryClient } from '@loadfeed/proto';
-import { createMemoryEngine } from '@loadfeed/kernel-bridge';
+import { createMemoryEngine, MEMORY_ENGINE } from '@loadfeed/kernel-bridge';
 import { compilePolicy, CyclePacer, cycleGapMs, defaultEngines, defaultStrategies, EngineRegistry, LOOP_BUSY_TARGET, MAX_CYCLE_SHARE, MIN_CYCLE_GAP_MS, MIN_CYCLE_SHARE, Poller, type StrategyRegistry } from '@loadfeed/poller';
 import { waitFor } from '../helpers/wait.js';
 import { FakeAgent } from '../status/fake-agent.js';
@@ -19,16 +19,16 @@ function beforeWeighing(strategies: StrategyRegistry, name: string, before: () =
 
 test('a sample re-evaluates only its services, without reading the engine; a full cycle reads it', async (t) => {
   let reads = 0;
-  const engines = new EngineRegistry().register('memory', {
-    create: () => {
-      const engine = createMemoryEngine();
-      return { ...engine, kind: engine.kind, weightRange: engine.weightRange, observe: () => (reads++, engine.observe()) };
+  const engines = new EngineRegistry().register(
+    {
+      ...MEMORY_ENGINE,
+      create: () => {
+        const engine = createMemoryEngine();
+        return { ...engine, kind: engine.kind, weightRange: engine.weightRange, observe: () => (reads++, engine.observe()) };
+      },
     },
-    maxWeight: 65_535,
-    ownsServicesByDefault: true,
-    canCreateServices: true,
-    connectionLimits: false,
-  });
+    () => ({}),
+  );
   // Which services were evaluated, in order: a uses headroom, b connections.
   const scored: string[] = [];
   const strategies = defaultStrategies();

@@ -185,7 +185,7 @@ test('/healthz: degraded while the engine fails, ok once it applies again', asyn
   const memory = engines.get('memory');
   if (!memory) return t.fail('the memory engine is registered');
   // The memory engine, whose apply fails while `broken`.
-  engines.register('memory', {
+  engines.register({
     ...memory,
     create: (...args: Parameters<typeof memory.create>): Engine => {
       const inner = memory.create(...args);
@@ -199,7 +199,7 @@ test('/healthz: degraded while the engine fails, ok once it applies again', asyn
         },
       } as Engine;
     },
-  });
+  }, (config) => config);
   const h = await startHarness(t, { engines });
   await waitFor('the engine error', () => h.poller.snapshot().engineError !== null);
   const bad = await request(`${h.base}healthz`);

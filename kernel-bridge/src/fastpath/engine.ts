@@ -13,6 +13,7 @@ import {
   type HostPort,
   type L4Address,
 } from '../address.js';
+import type { EngineDescriptor } from '../descriptor.js';
 import type { Engine } from '../engine.js';
 import {
   EngineClosedError,
@@ -296,3 +297,14 @@ function positiveMs(name: string, value: number): number {
   }
   return value;
 }
+
+/** The fast path: any of its own schedulers; a full destination (maxConnections) is skipped, as IPVS's upper threshold. */
+export const FASTPATH_ENGINE: EngineDescriptor<FastpathOptions> = {
+  kind: FASTPATH_ENGINE_KIND,
+  weightRange: FASTPATH_WEIGHT_RANGE,
+  checkScheduler: (name) => (FASTPATH_SCHEDULERS.has(name) ? null : `not a fast path scheduler (${[...FASTPATH_SCHEDULERS.keys()].join(', ')})`),
+  connectionLimits: true,
+  ownsServicesByDefault: true,
+  canCreateServices: true,
+  create: (options) => createFastpathEngine(options),
+};

@@ -9,6 +9,7 @@
 // Weights and servers set here are runtime state: a HAProxy reload or restart
 // goes back to haproxy.cfg unless it keeps a `server-state-file`. The poller
 // re-applies its weights on the next cycle either way.
+import type { EngineDescriptor } from '../descriptor.js';
 import type { Engine } from '../engine.js';
 import {
   CommandRefusedError,
@@ -184,3 +185,15 @@ function replyError(
       return new CommandRefusedError(said);
   }
 }
+
+/** HAProxy's runtime API: backends and their algorithm live in haproxy.cfg; maxconn is the connection limit. */
+export const HAPROXY_ENGINE: EngineDescriptor<HaproxyOptions> = {
+  kind: HAPROXY_ENGINE_KIND,
+  weightRange: HAPROXY_WEIGHT_RANGE,
+  checkScheduler: () =>
+    'HAProxy\'s algorithm is "balance" in haproxy.cfg (roundrobin and leastconn follow weights; it has no shortest expected delay): remove scheduler here',
+  connectionLimits: true,
+  ownsServicesByDefault: false,
+  canCreateServices: false,
+  create: (options) => createHaproxyEngine(options),
+};

@@ -1,5 +1,5 @@
-// Pure parsers of HAProxy runtime API replies (HAProxy 2.6, measured in
-// shared/notes/engines-feasibility.md and test/kernel-bridge/haproxy-replies.test.ts).
+// Pure parsers of HAProxy runtime API replies (as HAProxy 2.6 answers them;
+// test/kernel-bridge/haproxy-replies.test.ts holds the captured replies).
 //
 // Replies are not self-delimiting: success of `set server … weight` is one
 // empty line, most errors end with a blank line, some do not ("Empty weight

@@ -23,6 +23,7 @@
 // option says so. A weight change keeps the destination's forwarding method,
 // thresholds and tunnel settings as the kernel has them.
 import { EngineClosedError, EnginePermissionError, EngineUnavailableError, OptionError } from '../errors.js';
+import type { EngineDescriptor } from '../descriptor.js';
 import type { Engine } from '../engine.js';
 import type { EngineOp, Observation, ObservedService, WeightRange } from '../model.js';
 import { checkWeights } from '../op-checks.js';
@@ -212,3 +213,27 @@ function compileDefaults(options: IpvsEngineOptions): EditDefaults {
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** Fast-path schedulers no IPVS scheduler matches, with what IPVS has nearest. */
+const FASTPATH_ONLY: ReadonlyMap<string, string> = new Map([
+  ['swrr', 'wrr (which restarts its cycle on every weight update)'],
+  ['swrr-lc', 'sed or wlc'],
+  ['swrr-sed', 'sed or wlc'],
+]);
+
+/** IPVS: its kernel schedulers by name; maxConnections is its upper threshold; services configured elsewhere are adopted, not owned. */
+export const IPVS_ENGINE: EngineDescriptor<IpvsEngineOptions> = {
+  kind: IPVS_ENGINE_KIND,
+  weightRange: IPVS_WEIGHT_RANGE,
+  checkScheduler: (name) => {
+    const nearest = FASTPATH_ONLY.get(name);
+    if (nearest !== undefined) return `a fast path scheduler IPVS does not have; the nearest IPVS ones: ${nearest}`;
+    return /^[a-z][a-z0-9_]{0,14}$/.test(name) ? null : 'not an IPVS scheduler name (rr, wrr, lc, wlc, sed, nq, sh, mh…)';
+  },
+  // wrr restarts its cycle on every weight update: coarse steps (and the deadband) matter.
+  coarseSchedulers: ['wrr'],
+  connectionLimits: true,
+  ownsServicesByDefault: false,
+  canCreateServices: true,
+  create: (options) => createIpvsEngine(options),
+};

@@ -28,7 +28,7 @@ import { parseHostPort } from '../address.js';
 import type { IpvsBackend } from './backend.js';
 import type { IpvsEdit } from './edits.js';
 import { familyOf } from './inet.js';
-import { createIpvsadmRunner, type IpvsadmRunner } from './ipvsadm-process.js';
+import { createCommandRunner, type CommandResult, type CommandRunner } from '../command.js';
 import {
   compareDestinationKeys,
   compareServiceKeys,
@@ -51,13 +51,19 @@ import { IPVS_UNAVAILABLE_MESSAGE } from './socket.js';
 import { IP_VS_SVC_F } from './uapi.js';
 
 export interface IpvsadmOptions {
-  /** The binary (default `ipvsadm`, looked up in PATH). */
+  /** The binary: an absolute path, or by default `ipvsadm` from the system's directories (SYSTEM_BIN_DIRS, never PATH). */
   readonly path?: string;
   /** Runs ipvsadm; tests pass a fake. */
   readonly runner?: IpvsadmRunner;
 }
 
-export type { IpvsadmRunner, IpvsadmResult } from './ipvsadm-process.js';
+export type IpvsadmResult = CommandResult;
+/** Runs ipvsadm (see createCommandRunner); tests pass a fake. */
+export type IpvsadmRunner = Pick<CommandRunner, 'run'>;
+
+export function createIpvsadmRunner(path = 'ipvsadm', timeoutMs?: number): IpvsadmRunner {
+  return createCommandRunner([path], { install: 'install ipvsadm (apt-get install ipvsadm) or use the netlink driver', ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+}
 
 // --- listing parsers ---------------------------------------------------------
 

@@ -9,11 +9,12 @@
 // The director must route: forwarded traffic needs net.ipv4.ip_forward=1 (and
 // net.ipv6.conf.all.forwarding=1), and the real servers must send replies back
 // through the director (default route), since DNAT keeps the client address.
+import type { EngineDescriptor } from '../descriptor.js';
 import type { Engine } from '../engine.js';
 import { CommandFailedError, EngineClosedError, EnginePermissionError, EngineUnavailableError, OptionError } from '../errors.js';
 import type { EngineOp, Observation, WeightRange } from '../model.js';
 import { checkWeights } from '../op-checks.js';
-import { DEFAULT_NFT_TIMEOUT_MS, createNftRunner, systemNft, type NftResult, type NftRunner } from './command.js';
+import { createCommandRunner, DEFAULT_COMMAND_TIMEOUT_MS, type CommandResult, type CommandRunner } from '../command.js';
 import {
   NFTABLES_SCHEDULER,
   applySteps,
@@ -34,10 +35,9 @@ export interface NftablesOptions {
   /** Name of the loadfeed-owned table, family inet. Anything else in it is dropped by the next update. */
   readonly table?: string;
   /**
-   * How to run nft: the system's nft by default (`/usr/sbin/nft`, see
-   * systemNft); `['ip', 'netns', 'exec', 'lb', '/usr/sbin/nft']` drives the
-   * ruleset of network namespace `lb`. Give nft by absolute path: PATH may
-   * hold an unrelated `nft` (SYSTEM_NFT_PATHS says which).
+   * How to run nft: `['nft']` by default; `['ip', 'netns', 'exec', 'lb', 'nft']`
+   * drives the ruleset of network namespace `lb`. Tools given by name are
+   * the system's (SYSTEM_BIN_DIRS, never PATH); an absolute path is used as given.
    */
   readonly command?: readonly string[];
   /** Bound on each nft call. */
@@ -54,11 +54,11 @@ export function createNftablesEngine(options: NftablesOptions = {}): NftablesEng
   if (!checkTableName(table)) {
     throw new OptionError(`table: "${table}" must be a letter followed by up to 63 letters, digits or "_"`);
   }
-  const timeoutMs = options.timeoutMs ?? DEFAULT_NFT_TIMEOUT_MS;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
     throw new OptionError(`timeoutMs: ${timeoutMs} must be a positive number of milliseconds`);
   }
-  const runner = createNftRunner(options.command ?? [systemNft()], timeoutMs);
+  const runner = createCommandRunner(options.command ?? ['nft'], { timeoutMs, install: 'install nftables (apt-get install nftables)' });
   let queue: Promise<void> = Promise.resolve();
   let closed = false;
 
@@ -124,7 +124,7 @@ export function createNftablesEngine(options: NftablesOptions = {}): NftablesEng
   };
 }
 
-function nftError(runner: NftRunner, args: readonly string[], result: NftResult): Error {
+function nftError(runner: CommandRunner, args: readonly string[], result: CommandResult): Error {
   const shown = `${[...runner.command, ...args].join(' ')}`;
   const said = result.stderr.trim().replace(/\s*\n\s*/g, ' | ');
   if (/Operation not permitted/.test(result.stderr)) {
@@ -138,3 +138,14 @@ function nftError(runner: NftRunner, args: readonly string[], result: NftResult)
     stderr: result.stderr,
   });
 }
+
+/** nftables: a loadfeed-owned table, weighted `numgen random` only, no connection limits. */
+export const NFTABLES_ENGINE: EngineDescriptor<NftablesOptions> = {
+  kind: NFTABLES_ENGINE_KIND,
+  weightRange: NFTABLES_WEIGHT_RANGE,
+  checkScheduler: (name) => (name === 'random' ? null : 'the nftables engine\'s only scheduler is "random" (numgen random, by weight)'),
+  connectionLimits: false,
+  ownsServicesByDefault: true,
+  canCreateServices: true,
+  create: (options) => createNftablesEngine(options),
+};

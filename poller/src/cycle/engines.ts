@@ -1,8 +1,11 @@
-// Engines by the name policy files use, filled at the composition root.
-import type { Engine, EngineOp, Observation, WeightRange } from '@loadfeed/kernel-bridge';
+// Engines by the name policy files use, filled at the composition root from
+// the descriptors the engines export (kernel-bridge): the poller knows no
+// engine's limits itself.
+import type { Engine, EngineDescriptor, EngineOp, Observation, WeightRange } from '@loadfeed/kernel-bridge';
 import type { EngineLimits, EnginesConfig } from '../policy/compile.js';
 
 export interface EngineEntry extends EngineLimits {
+  readonly kind: string;
   /** A new instance configured from the policy's `engines:` section. */
   readonly create: (config: EnginesConfig) => Engine;
 }
@@ -10,8 +13,16 @@ export interface EngineEntry extends EngineLimits {
 export class EngineRegistry {
   private readonly entries = new Map<string, EngineEntry>();
 
-  register(kind: string, entry: EngineEntry): this {
-    this.entries.set(kind, entry);
+  /** Register an engine by its descriptor; `options` maps the policy's `engines:` section to its options. */
+  register<O>(descriptor: EngineDescriptor<O>, options: (config: EnginesConfig) => O): this {
+    const { kind, weightRange } = descriptor;
+    this.entries.set(kind, {
+      ...descriptor,
+      create: (config) => {
+        const made = descriptor.create(options(config));
+        return made instanceof Promise ? deferredEngine(kind, weightRange, made) : made;
+      },
+    });
     return this;
   }
 
@@ -21,7 +32,7 @@ export class EngineRegistry {
 
   /** What policy compile checks engine names, weights and capabilities against. */
   limits(): Map<string, EngineLimits> {
-    return new Map([...this.entries].map(([kind, { create: _create, ...limits }]) => [kind, limits]));
+    return new Map([...this.entries].map(([kind, { create: _create, kind: _kind, ...limits }]) => [kind, limits]));
   }
 }
 
@@ -30,7 +41,7 @@ export class EngineRegistry {
  * family first), usable at once: every call waits for it, and a failed
  * construction fails each call with its error (reported like any engine error).
  */
-export function deferredEngine(kind: string, weightRange: WeightRange, ready: Promise<Engine>): Engine {
+function deferredEngine(kind: string, weightRange: WeightRange, ready: Promise<Engine>): Engine {
   ready.catch(() => undefined); // surfaced by the calls below
   return {
     kind,

@@ -1,9 +1,11 @@
-// Between the planner and the engine: notices when the engine no longer has
-// what the poller last wrote (a weight changed by hand, HAProxy restarted
-// and back to its configured weights, the nftables table deleted, the fast
-// path restarted) and decides, per the service's `drift` setting, whether to
-// correct it (write ours again) or respect it (leave the hand-set weight
-// until it changes again). Either way it says so, once per drift.
+// In a cycle after evaluation and before the planner (cycle/run.ts): from
+// the desired weights and the engine's observed state, it notices when the
+// engine no longer has what the poller last wrote (a weight changed by hand,
+// HAProxy restarted and back to its configured weights, the nftables table
+// deleted, the fast path restarted) and decides, per the service's `drift`
+// setting, whether to correct it (write ours again) or respect it (leave the
+// hand-set weight until it changes again). Either way it says so, once per
+// drift; the planner then plans against what it decided.
 import type { EngineOp, Observation } from '@loadfeed/kernel-bridge';
 import { getOrCreate } from '../util/maps.js';
 import { destinationsByAddress, type DesiredService } from './planner.js';

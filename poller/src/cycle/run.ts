@@ -34,7 +34,7 @@ export class CycleRunner {
 
   async run(policy: CompiledPolicy, full: boolean, dirty: ReadonlySet<string>): Promise<CycleOutcome> {
     const { engines, logger } = this.o;
-    await engines.refresh(policy);
+    await engines.replaceChanged();
     const services = full ? policy.services : policy.services.filter((s) => dirty.has(s.name));
     const errors: string[] = [];
     const again: string[] = [];
@@ -52,7 +52,7 @@ export class CycleRunner {
         continue;
       }
       try {
-        const seen = await engines.get(kind, policy).observe();
+        const seen = await engines.get(kind).observe();
         if (!engines.adopted.has(kind)) {
           this.adopt(policy, kind, seen);
           engines.reconciler(kind).adopt(seen);
@@ -94,7 +94,7 @@ export class CycleRunner {
           for (const s of services) if (s.engine === kind) again.push(s.name);
         }
         if (ops.length > 0) {
-          await this.timedApply(kind, engines.get(kind, policy), ops);
+          await this.timedApply(kind, engines.get(kind), ops);
           reconciler.applied(ops);
         }
         engines.state.set(kind, afterOps(seen, ops));

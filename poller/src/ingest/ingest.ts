@@ -113,15 +113,15 @@ export class Ingest {
       if (finished) return;
       try {
         if (msg.body === 'hello') {
-          if (node) throw new IngestError('failed-precondition', 'Hello may be sent only once per stream');
+          if (node) throw new IngestError('failed-precondition', 'hello.repeated', 'Hello may be sent only once per stream');
           // Decoded messages are instances with every field set; pbts types
           // nested messages by their optional init shape, hence the casts.
           const hello = checkHello(msg.hello as Hello | null);
           const verdict = authorize(call, hello.nodeId, this.options.auth);
-          if (!verdict.ok) throw new IngestError(verdict.code, `auth: ${verdict.reason}`);
+          if (!verdict.ok) throw new IngestError(verdict.code, 'auth', `auth: ${verdict.reason}`);
           const previous = this.streams.get(hello.nodeId);
           if (!previous && this.streams.size >= this.options.limits.maxAgents) {
-            throw new IngestError('resource-exhausted', `agents: this poller takes at most ${this.options.limits.maxAgents} agents`);
+            throw new IngestError('resource-exhausted', 'agents', `agents: this poller takes at most ${this.options.limits.maxAgents} agents`);
           }
           if (previous) {
             // The same server reconnected before its old stream was noticed
@@ -135,11 +135,11 @@ export class Ingest {
           call.write({ config: { intervalMs: this.options.intervalMs() } });
           return;
         }
-        if (!node) throw new IngestError('failed-precondition', `first message must be Hello, got ${msg.body ?? 'nothing'}`);
+        if (!node) throw new IngestError('failed-precondition', 'hello.missing', `first message must be Hello, got ${msg.body ?? 'nothing'}`);
         if (msg.body === 'sample') {
           const now = performance.now();
           if (!bucket.take(now)) {
-            throw new IngestError('resource-exhausted', `sample: more than ${this.options.limits.maxSamplesPerSecond} samples per second`);
+            throw new IngestError('resource-exhausted', 'sample.rate', `sample: more than ${this.options.limits.maxSamplesPerSecond} samples per second`);
           }
           const sample = checkSample(msg.sample as Sample | null, node.hello, lastSeq, this.options.limits.maxClockSkewMs);
           lastSeq = sample.seq;
@@ -159,11 +159,10 @@ export class Ingest {
           this.options.log({ node: node.id, reason }, msg.body === 'drain' ? 'agent asked to be drained' : 'agent drain cancelled');
           return;
         }
-        throw new IngestError('invalid-argument', `unsupported message ${msg.body ?? '(empty)'}`);
+        throw new IngestError('invalid-argument', 'message.unsupported', `unsupported message ${msg.body ?? '(empty)'}`);
       } catch (err) {
         if (!(err instanceof IngestError)) throw err;
-        const reason = err.message.split(':')[0] ?? 'invalid';
-        this.counters.rejected.set(reason, (this.counters.rejected.get(reason) ?? 0) + 1);
+        this.counters.rejected.set(err.rejection, (this.counters.rejected.get(err.rejection) ?? 0) + 1);
         this.options.log({ node: node?.id ?? null, peer: call.getPeer(), error: err.message }, 'agent message rejected');
         finish();
         call.emit('error', { code: STATUS[err.reason], details: err.message });
@@ -180,47 +179,47 @@ export class Ingest {
 }
 
 function checkHello(h: Hello | null | undefined): Hello {
-  if (!h) throw new IngestError('invalid-argument', 'hello: empty');
+  if (!h) throw new IngestError('invalid-argument', 'hello', 'hello: empty');
   if (!/^[A-Za-z0-9._:-]{1,253}$/.test(h.nodeId)) {
-    throw new IngestError('invalid-argument', `hello.node_id: ${JSON.stringify(h.nodeId)} must be 1..253 characters of A-Z a-z 0-9 . _ : -`);
+    throw new IngestError('invalid-argument', 'hello.node_id', `hello.node_id: ${JSON.stringify(h.nodeId)} must be 1..253 characters of A-Z a-z 0-9 . _ : -`);
   }
   if (!Number.isFinite(h.cores) || h.cores <= 0 || h.cores > MAX_CORES) {
-    throw new IngestError('invalid-argument', `hello.cores: ${h.cores} must be > 0 and <= ${MAX_CORES}`);
+    throw new IngestError('invalid-argument', 'hello.cores', `hello.cores: ${h.cores} must be > 0 and <= ${MAX_CORES}`);
   }
   if (!Number.isSafeInteger(h.memoryBytes) || h.memoryBytes <= 0) {
-    throw new IngestError('invalid-argument', `hello.memory_bytes: ${h.memoryBytes} must be a positive integer`);
+    throw new IngestError('invalid-argument', 'hello.memory_bytes', `hello.memory_bytes: ${h.memoryBytes} must be a positive integer`);
   }
   if (h.services.length > MAX_SERVICES_PER_AGENT) {
-    throw new IngestError('invalid-argument', `hello.services: ${h.services.length} services, at most ${MAX_SERVICES_PER_AGENT}`);
+    throw new IngestError('invalid-argument', 'hello.services', `hello.services: ${h.services.length} services, at most ${MAX_SERVICES_PER_AGENT}`);
   }
   for (const s of h.services as ServiceInfo[]) {
     if (!Number.isInteger(s.port) || s.port < 1 || s.port > 65535) {
-      throw new IngestError('invalid-argument', `hello.services: port ${s.port} of "${s.name}" must be 1..65535`);
+      throw new IngestError('invalid-argument', 'hello.services', `hello.services: port ${s.port} of "${s.name}" must be 1..65535`);
     }
   }
   return h;
 }
 
 function checkSample(s: Sample | null | undefined, hello: Hello, lastSeq: number, maxSkewMs: number): Sample {
-  if (!s) throw new IngestError('invalid-argument', 'sample: empty');
+  if (!s) throw new IngestError('invalid-argument', 'sample', 'sample: empty');
   if (!Number.isSafeInteger(s.seq) || s.seq <= lastSeq) {
-    throw new IngestError('invalid-argument', `sample.seq: ${s.seq} must increase (last ${lastSeq})`);
+    throw new IngestError('invalid-argument', 'sample.seq', `sample.seq: ${s.seq} must increase (last ${lastSeq})`);
   }
   const skew = s.timestampMs - Date.now();
   if (!Number.isFinite(skew) || Math.abs(skew) > maxSkewMs) {
-    throw new IngestError('invalid-argument', `sample.timestamp_ms: ${s.timestampMs} is ${Math.round(skew / 1000)} s from the poller's clock (at most ${maxSkewMs / 1000} s)`);
+    throw new IngestError('invalid-argument', 'sample.timestamp_ms', `sample.timestamp_ms: ${s.timestampMs} is ${Math.round(skew / 1000)} s from the poller's clock (at most ${maxSkewMs / 1000} s)`);
   }
   for (const m of METRICS) {
     const v = s[m.field] as number | null | undefined;
     if (m.range === null || (m.nullable && (v === null || v === undefined))) continue;
     if (typeof v !== 'number' || !Number.isFinite(v) || v < m.range.min || v > m.range.max) {
-      throw new IngestError('invalid-argument', `sample.${m.wire}: ${v} must be within ${m.range.min}..${m.range.max}`);
+      throw new IngestError('invalid-argument', `sample.${m.wire}`, `sample.${m.wire}: ${v} must be within ${m.range.min}..${m.range.max}`);
     }
   }
-  if (!Number.isInteger(s.windowMs) || s.windowMs <= 0) throw new IngestError('invalid-argument', `sample.window_ms: ${s.windowMs} must be > 0`);
+  if (!Number.isInteger(s.windowMs) || s.windowMs <= 0) throw new IngestError('invalid-argument', 'sample.window_ms', `sample.window_ms: ${s.windowMs} must be > 0`);
   const names = new Set(hello.services.map((x) => x.name));
   for (const svc of s.services) {
-    if (!names.has(svc.name)) throw new IngestError('invalid-argument', `sample.services: "${svc.name}" was not announced in Hello`);
+    if (!names.has(svc.name)) throw new IngestError('invalid-argument', 'sample.services', `sample.services: "${svc.name}" was not announced in Hello`);
   }
   return s;
 }

@@ -2,6 +2,7 @@
 // errors that name the flag and say what to do.
 import type { Server } from 'node:net';
 import { parseHostPort, type HostPort } from '@loadfeed/kernel-bridge';
+import { ListenError } from '../errors.js';
 
 export interface ListenOptions {
   /** Pending connections the kernel may queue (capped by net.core.somaxconn). */
@@ -21,7 +22,7 @@ export async function listenOn(server: Server, flag: string, address: string, op
           : err.code === 'EADDRNOTAVAIL'
             ? `no interface has that address; pass ${flag} with one of this host's addresses`
             : err.message;
-      reject(new Error(`${flag} ${address}: ${hint}`, { cause: err }));
+      reject(new ListenError(`${flag} ${address}: ${hint}`, { cause: err }));
     };
     server.once('error', onError);
     server.listen({ host, port, ...(options.backlog === undefined ? {} : { backlog: options.backlog }) }, () => {

@@ -3,9 +3,10 @@
 import { readFile } from 'node:fs/promises';
 import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
-import { formatHostPort, formatL4Address, parseHostPort, parseL4Address } from '@loadfeed/kernel-bridge';
+import { formatHostPort, formatL4Address, parseHostPort, parseL4Address, type EngineDescriptor } from '@loadfeed/kernel-bridge';
 import { PolicyError, type PolicyProblem } from '../errors.js';
 import { formatDuration } from '../util/duration.js';
+import type { Expression } from './expression.js';
 import { API_VERSION, NAME_ADDRESSED_ENGINES, policySchema, type PolicyInput, type PolicyOutput } from './schema.js';
 
 export type StrategyConfig = PolicyOutput['services'][number]['strategy'];
@@ -19,7 +20,7 @@ export type ServerMatch =
 
 export interface Guard {
   readonly name: string;
-  readonly when: string;
+  readonly when: Expression;
   readonly weight: number;
 }
 
@@ -45,7 +46,7 @@ export interface CompiledService {
   /** The poller creates and removes the service and its destinations. */
   readonly owned: boolean;
   /** Expression for each server's connection limit, or null for none. */
-  readonly connectionLimit: string | null;
+  readonly connectionLimit: Expression | null;
 }
 
 export type EnginesConfig = PolicyOutput['engines'];
@@ -60,24 +61,8 @@ export interface CompiledPolicy {
   readonly services: readonly CompiledService[];
 }
 
-export interface EngineLimits {
-  /** Highest weight the engine accepts. */
-  readonly maxWeight: number;
-  /**
-   * Schedulers that restart their cycle on every weight update (IPVS wrr):
-   * there `weights.quantum: auto` picks coarse steps so small changes are not
-   * written at all.
-   */
-  readonly coarseSchedulers?: readonly string[];
-  /** Whether services of this engine are the poller's by default (`owned`). */
-  readonly ownsServicesByDefault: boolean;
-  /** Whether the engine can create services at all (HAProxy backends live in haproxy.cfg). */
-  readonly canCreateServices: boolean;
-  /** Whether the engine has per-server connection limits (`connectionLimit`). */
-  readonly connectionLimits: boolean;
-  /** Why the engine cannot take this `scheduler`, or null when it can; absent = any name. */
-  readonly checkScheduler?: (name: string) => string | null;
-}
+/** What compile checks a service against: the engine's own description (EngineDescriptor), without its factory. */
+export type EngineLimits = Omit<EngineDescriptor<never>, 'kind' | 'create'>;
 
 /** Engines the policy may name, with what compile must check against. */
 export type KnownEngines = ReadonlyMap<string, EngineLimits>;
@@ -85,14 +70,17 @@ export type KnownEngines = ReadonlyMap<string, EngineLimits>;
 /** `quantum: auto` on a coarse scheduler: 20 steps over the weight range. */
 export const COARSE_QUANTUM_STEPS = 20;
 
-export async function loadPolicyFile(file: string, engines: KnownEngines): Promise<CompiledPolicy> {
-  let text: string;
+/** A policy file's text; the one place policy files are read (a failure is a PolicyError naming the file). */
+export async function readPolicyFile(file: string): Promise<string> {
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (err) {
     throw new PolicyError([{ file, line: null, path: '', message: `cannot read: ${(err as Error).message}` }], { cause: err });
   }
-  return compilePolicy(text, file, engines);
+}
+
+export async function loadPolicyFile(file: string, engines: KnownEngines): Promise<CompiledPolicy> {
+  return compilePolicy(await readPolicyFile(file), file, engines);
 }
 
 export function compilePolicy(text: string, file: string, engines: KnownEngines): CompiledPolicy {
@@ -160,7 +148,7 @@ function finish(p: PolicyOutput, file: string, engines: KnownEngines): CompiledP
         shareCap: s.shareCap,
         slowStart: s.slowStart === null ? null : { durationMs: s.slowStart.duration, from: s.slowStart.from },
         blackoutMs: s.blackout,
-        guards: s.guards.map((g) => ({ name: g.name ?? g.when, when: g.when, weight: g.weight })),
+        guards: s.guards.map((g) => ({ name: g.name ?? g.when.source, when: g.when, weight: g.weight })),
         stale: { action: s.stale.action, holdForMs: s.stale.holdFor },
         allZero: s.allZero,
         drift: s.drift,
@@ -205,12 +193,12 @@ export function printPolicy(p: CompiledPolicy): PolicyInput {
       shareCap: s.shareCap,
       slowStart: s.slowStart === null ? null : { duration: d(s.slowStart.durationMs), from: s.slowStart.from },
       blackout: d(s.blackoutMs),
-      guards: s.guards.map((g) => ({ ...g })),
+      guards: s.guards.map((g) => ({ name: g.name, when: g.when.source, weight: g.weight })),
       stale: { action: s.stale.action, holdFor: d(s.stale.holdForMs) },
       allZero: s.allZero,
       drift: s.drift,
       owned: s.owned,
-      ...(s.connectionLimit === null ? {} : { connectionLimit: s.connectionLimit }),
+      ...(s.connectionLimit === null ? {} : { connectionLimit: s.connectionLimit.source }),
     })),
   };
 }
@@ -219,6 +207,7 @@ function printStrategy(s: StrategyConfig): PolicyInput['services'][number]['stra
   if (s.name === 'orca') {
     return { ...s, blackoutPeriod: formatDuration(s.blackoutPeriod), weightExpirationPeriod: formatDuration(s.weightExpirationPeriod) };
   }
+  if (s.name === 'expression') return { ...s, score: s.score.source };
   return { ...s };
 }
 
@@ -249,8 +238,8 @@ function checkSemantics(p: CompiledPolicy, engines: KnownEngines, report: Report
     if (s.engine === 'haproxy' && p.engines.haproxy.socket === null) {
       report(['services', i, 'engine'], 'haproxy needs engines.haproxy.socket: the runtime API socket (stats socket … level admin)');
     }
-    if (s.weights.max > limits.maxWeight) {
-      report(['services', i, 'weights', 'max'], `${s.weights.max} exceeds the ${s.engine} engine's maximum weight (${limits.maxWeight})`);
+    if (s.weights.max > limits.weightRange.max) {
+      report(['services', i, 'weights', 'max'], `${s.weights.max} exceeds the ${s.engine} engine's maximum weight (${limits.weightRange.max})`);
     }
     const dests = new Set<string>();
     s.servers.forEach((srv, j) => {

@@ -18,8 +18,8 @@ import { formatHostPort } from '@loadfeed/kernel-bridge';
 import { metricValues, type Sample } from '@loadfeed/proto';
 import { getOrCreate } from '../util/maps.js';
 import type { NodeLookup, NodeRecord } from '../cycle/node-table.js';
-import type { CompiledService, ServerMatch } from './compile.js';
-import { parseExpression, type Expression, type Variables } from './expression.js';
+import type { CompiledService, Guard, ServerMatch } from './compile.js';
+import type { Expression, Variables } from './expression.js';
 import { fmt, variablesOf, type NodeMetrics, type Score, type ServerInput, type StrategyRegistry } from './strategy.js';
 
 export type ServerState = 'live' | 'blackout' | 'slow-start' | 'guarded' | 'drained' | 'stale' | 'held' | 'absent' | 'fallback';
@@ -79,24 +79,16 @@ interface SampleFacts {
   readonly service: CompiledService;
   readonly input: ServerInput;
   /** The first guard whose condition holds, or null. */
-  readonly guard: ParsedGuard | null;
+  readonly guard: Guard | null;
   /** From `connectionLimit`; null when the policy sets none. */
   readonly maxConnections: number | null;
   /** The strategy's latest answer for this server; a per-server strategy is asked once per sample (null: not yet). */
   score: Score | null;
 }
 
-interface ParsedGuard {
-  readonly name: string;
-  readonly expr: Expression;
-  readonly weight: number;
-}
-
 interface ServiceMemory {
   strategyKey: string;
   strategyState: unknown;
-  guards: readonly ParsedGuard[];
-  connectionLimit: Expression | null;
   servers: Map<string, ServerMemory>;
   /** The servers as last resolved: still right while the compiled service and the node table's membership stay the same. */
   resolved: { readonly service: CompiledService; readonly membership: number; readonly servers: readonly Resolved[] } | null;
@@ -160,7 +152,7 @@ export class WeightEvaluator {
     const scoredFacts: SampleFacts[] = [];
     for (const c of candidates) {
       if (c.fixed || !c.node?.sample) continue;
-      const facts = factsOf(c.memory, c.address, c.node, c.node.sample, service, mem);
+      const facts = factsOf(c.memory, c.address, c.node, c.node.sample, service);
       if (facts.guard) {
         c.state = 'guarded';
         c.reason = `guard ${facts.guard.name}`;
@@ -305,7 +297,7 @@ export class WeightEvaluator {
       score: c.score,
       state: c.state,
       reason: c.reason,
-      maxConnections: mem.connectionLimit && c.node?.sample ? factsOf(c.memory, c.address, c.node, c.node.sample, service, mem).maxConnections : null,
+      maxConnections: service.connectionLimit && c.node?.sample ? factsOf(c.memory, c.address, c.node, c.node.sample, service).maxConnections : null,
     }));
   }
 
@@ -352,14 +344,8 @@ export class WeightEvaluator {
     let mem = this.services.get(service.name);
     if (!mem || mem.strategyKey !== key) {
       const strategy = this.strategies.get(service.strategy.name);
-      mem = { strategyKey: key, strategyState: strategy.createState(service.strategy), guards: [], connectionLimit: null, servers: mem?.servers ?? new Map(), resolved: null };
+      mem = { strategyKey: key, strategyState: strategy.createState(service.strategy), servers: mem?.servers ?? new Map(), resolved: null };
       this.services.set(service.name, mem);
-    }
-    if (mem.guards.length !== service.guards.length || mem.guards.some((g, i) => g.expr.source !== service.guards[i]?.when)) {
-      mem.guards = service.guards.map((g) => ({ name: g.name, expr: parseExpression(g.when), weight: g.weight }));
-    }
-    if ((mem.connectionLimit?.source ?? null) !== service.connectionLimit) {
-      mem.connectionLimit = service.connectionLimit === null ? null : parseExpression(service.connectionLimit);
     }
     return mem;
   }
@@ -445,7 +431,7 @@ function resolve(servers: readonly ServerMatch[], nodes: NodeLookup, found: (add
 }
 
 /** The server's facts for its node's current sample: kept while node, sample and compiled service stay the same. */
-function factsOf(s: ServerMemory, address: string, node: NodeRecord, sample: Sample, service: CompiledService, mem: ServiceMemory): SampleFacts {
+function factsOf(s: ServerMemory, address: string, node: NodeRecord, sample: Sample, service: CompiledService): SampleFacts {
   const known = s.facts;
   if (known && known.node === node && known.sample === sample && known.service === service) return known;
   const metrics = metricsOf(node, service);
@@ -455,8 +441,8 @@ function factsOf(s: ServerMemory, address: string, node: NodeRecord, sample: Sam
     sample,
     service,
     input: { key: address, nodeId: node.id, metrics, sampleId: `${node.connectedAt}/${sample.seq}`, sampleAt: node.sampleAt, connectedAt: node.connectedAt },
-    guard: mem.guards.find((g) => (g.expr.evaluate(variables) ?? 0) !== 0) ?? null,
-    maxConnections: mem.connectionLimit ? connectionLimitOf(mem.connectionLimit, variables) : null,
+    guard: service.guards.find((g) => (g.when.evaluate(variables) ?? 0) !== 0) ?? null,
+    maxConnections: service.connectionLimit ? connectionLimitOf(service.connectionLimit, variables) : null,
     score: null,
   };
   s.facts = facts;

@@ -157,7 +157,24 @@ export function parseExpression(source: string): Expression {
   if (tokens.length === 0) throw new ExpressionError('empty expression');
   const tree = or();
   if (i < tokens.length) fail('an operator or the end');
-  return { source, variables, evaluate: (vars) => evaluate(tree, vars) };
+  return new ParsedExpression(source, variables, tree);
+}
+
+/** A parsed expression: compared by its tree, printed (toJSON) as its source. */
+class ParsedExpression implements Expression {
+  constructor(
+    readonly source: string,
+    readonly variables: ReadonlySet<VariableName>,
+    private readonly tree: Node,
+  ) {}
+
+  evaluate(vars: Variables): number | null {
+    return evaluate(this.tree, vars);
+  }
+
+  toJSON(): string {
+    return this.source;
+  }
 }
 
 function evaluate(n: Node, vars: Variables): number | null {

@@ -4,10 +4,9 @@
 // compiled and swapped in atomically; a file that does not compile is
 // refused and the last good policy stays in force.
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PolicyError, type PolicyProblem } from '../errors.js';
-import { compilePolicy, type CompiledPolicy, type KnownEngines } from './compile.js';
+import { compilePolicy, readPolicyFile, type CompiledPolicy, type KnownEngines } from './compile.js';
 
 /** Editors write in bursts; wait this long after the last change event. */
 export const RELOAD_DEBOUNCE_MS = 200;
@@ -64,14 +63,9 @@ export class PolicyReloader {
   private async load(force: boolean): Promise<void> {
     let text: string;
     try {
-      text = await readFile(this.file, 'utf8');
-    } catch (err) {
-      this.onOutcome({ ok: false, problems: [{ file: this.file, line: null, path: '', message: `cannot read: ${(err as Error).message}` }] });
-      return;
-    }
-    if (!force && text === this.lastText) return;
-    this.lastText = text;
-    try {
+      text = await readPolicyFile(this.file);
+      if (!force && text === this.lastText) return;
+      this.lastText = text;
       this.onOutcome({ ok: true, policy: compilePolicy(text, this.file, this.engines) });
     } catch (err) {
       if (!(err instanceof PolicyError)) throw err;

@@ -45,21 +45,22 @@ const duration = z
 
 const fraction = z.number().min(0).max(1);
 
-/** A string the given parser accepts; its error message becomes the issue. */
-function checked(parse: (text: string) => unknown, description: string) {
+/** A string the given parser accepts, compiled to what it returns; its error message becomes the issue. */
+function parsed<T>(parse: (text: string) => T, description: string) {
   return z
     .string()
-    .superRefine((text, ctx) => {
+    .transform((text, ctx) => {
       try {
-        parse(text);
+        return parse(text);
       } catch (err) {
         ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
       }
     })
     .meta({ description });
 }
 
-const expression = checked((text) => parseExpression(text), 'an expression over metrics, e.g. "mem > 0.95" (see docs/policy.md)');
+const expression = parsed((text) => parseExpression(text), 'an expression over metrics, e.g. "mem > 0.95" (see docs/policy.md)');
 
 /** Engines whose services and servers are named in their own configuration rather than addressed. */
 export const NAME_ADDRESSED_ENGINES: readonly string[] = ['haproxy'];
@@ -194,7 +195,7 @@ export const serviceSchema = z.strictObject({
     .prefault({}),
   /** After (re)connecting, a server's metrics are ignored this long and it gets the service mean. */
   blackout: duration.prefault('0s'),
-  guards: z.array(guardSchema).default([]),
+  guards: z.array(guardSchema).prefault([]),
   /** What a server whose agent went silent or away gets: 0 at once, or its last weight for `holdFor`, then 0. */
   stale: z
     .strictObject({ action: z.enum(['quiesce', 'hold']).default('quiesce'), holdFor: duration.prefault(DEFAULT_HOLD_FOR) })

@@ -6,6 +6,7 @@
 import { METRICS, type MetricValues } from '@loadfeed/proto';
 import type { Variables } from './expression.js';
 import type { StrategyConfig } from './compile.js';
+import { NotRegisteredError } from '../errors.js';
 
 /** A server's latest figures: every catalogued sample metric (see METRICS) plus the node's capacity. */
 export interface NodeMetrics extends MetricValues {
@@ -61,7 +62,7 @@ export class StrategyRegistry {
 
   get(name: string): Strategy {
     const s = this.byName.get(name);
-    if (!s) throw new Error(`strategy "${name}" is not registered`);
+    if (!s) throw new NotRegisteredError(`strategy "${name}" is not registered`);
     return s;
   }
 

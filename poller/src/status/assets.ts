@@ -4,6 +4,7 @@
 // package: directors are often offline, so nothing comes from a CDN.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { InstallError } from '../errors.js';
 
 export interface Asset {
   readonly type: string;
@@ -28,7 +29,7 @@ export function loadAssets(): Map<string, Asset> {
     try {
       out.set(f.route, { type: f.type, body: readFileSync(fileURLToPath(f.from())) });
     } catch (err) {
-      throw new Error(`dashboard file for ${f.route} is missing (${(err as Error).message}); reinstall @loadfeed/poller`, { cause: err });
+      throw new InstallError(`dashboard file for ${f.route} is missing (${(err as Error).message}); reinstall @loadfeed/poller`, { cause: err });
     }
   }
   return out;

@@ -3,7 +3,7 @@
 // rebuilt from the status document at every scrape, so departed nodes lose
 // their series at once; beyond `maxNodes` nodes (and as many servers) the
 // per-node series are left out and counted in loadfeed_metrics_series_omitted
-// (50k series render in ~100 ms on a small VM: notes/dependencies.md).
+// (50k series render in ~100 ms on a small VM).
 // Counters and histograms are fed by the poller's observer hooks.
 import { METRICS } from '@loadfeed/proto';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';

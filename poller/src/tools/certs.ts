@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
+import { ExternalError, OptionError } from '../errors.js';
 
 const run = promisify(execFile);
 
@@ -42,11 +43,11 @@ export async function certsMain(argv: readonly string[]): Promise<number> {
     process.stdout.write(CERTS_USAGE);
     return 0;
   }
-  if (!values.out) throw new Error('--out DIR is required (see loadfeed certs --help)');
+  if (!values.out) throw new OptionError('--out DIR is required (see loadfeed certs --help)');
   const days = Number(values.days);
-  if (!Number.isInteger(days) || days < 1) throw new Error(`--days: ${values.days} must be a positive number of days`);
+  if (!Number.isInteger(days) || days < 1) throw new OptionError(`--days: ${values.days} must be a positive number of days`);
   for (const id of values.node) {
-    if (!/^[A-Za-z0-9._:-]{1,64}$/.test(id)) throw new Error(`--node: "${id}" must be a node id of A-Z a-z 0-9 . _ : - (at most 64 characters, the CN limit)`);
+    if (!/^[A-Za-z0-9._:-]{1,64}$/.test(id)) throw new OptionError(`--node: "${id}" must be a node id of A-Z a-z 0-9 . _ : - (at most 64 characters, the CN limit)`);
   }
   const names = values['poller-name'].length > 0 ? values['poller-name'] : ['localhost', '127.0.0.1', '::1'];
   const made = await makeCertificates(values.out, { nodes: values.node, pollerNames: names, days });
@@ -102,8 +103,8 @@ async function openssl(args: string[]): Promise<void> {
     await run('openssl', args);
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') throw new Error('openssl is not installed: install it (Debian: apt-get install openssl) or bring your own certificates', { cause: err });
-    throw new Error(`openssl ${args[0]} failed: ${e.stderr?.trim() ?? e.message}`, { cause: err });
+    if (e.code === 'ENOENT') throw new ExternalError('openssl is not installed: install it (Debian: apt-get install openssl) or bring your own certificates', { cause: err });
+    throw new ExternalError(`openssl ${args[0]} failed: ${e.stderr?.trim() ?? e.message}`, { cause: err });
   }
 }
 

@@ -2,7 +2,7 @@
 // files, all built on the same compiler and evaluator as the poller.
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
-import { PolicyError } from '../errors.js';
+import { PolicyError, OptionError } from '../errors.js';
 import { loadPolicyFile, printPolicy } from '../policy/compile.js';
 import { policyJsonSchema } from '../policy/json-schema.js';
 import { defaultEngines, defaultStrategies } from '../registries.js';
@@ -63,11 +63,11 @@ export async function policyMain(argv: readonly string[]): Promise<number> {
     process.stdout.write(`# ${file}, compiled: every default written out\n${stringify(printPolicy(policy))}`);
     return 0;
   }
-  if (!values.trace) throw new Error('simulate needs --trace TRACE.jsonl (record one with loadfeed-poller --record FILE)');
+  if (!values.trace) throw new OptionError('simulate needs --trace TRACE.jsonl (record one with loadfeed-poller --record FILE)');
   const format = values.format;
-  if (format !== 'table' && format !== 'csv' && format !== 'json') throw new Error(`--format: "${format}" must be table, csv or json`);
+  if (format !== 'table' && format !== 'csv' && format !== 'json') throw new OptionError(`--format: "${format}" must be table, csv or json`);
   const stepMs = parseDuration(values.step);
-  if (stepMs === null || stepMs <= 0) throw new Error(`--step: "${values.step}" must be a duration, e.g. 1s`);
+  if (stepMs === null || stepMs <= 0) throw new OptionError(`--step: "${values.step}" must be a duration, e.g. 1s`);
   const result = simulate(policy, await readTrace(values.trace), defaultStrategies(), stepMs);
   process.stdout.write(formatSimulation(result, format));
   return 0;

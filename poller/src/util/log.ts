@@ -4,6 +4,7 @@
 // form is a few lines of our own rather than pino-pretty and its 13
 // dependencies; it is for eyes only, the JSON form is the contract.
 import { pino, type Logger } from 'pino';
+import { OptionError } from '../errors.js';
 
 export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
@@ -25,7 +26,7 @@ export interface LogTarget {
 
 export function parseLogFormat(text: string): LogFormat {
   if ((LOG_FORMATS as readonly string[]).includes(text)) return text as LogFormat;
-  throw new Error(`--log-format: "${text}" must be one of ${LOG_FORMATS.join(', ')}`);
+  throw new OptionError(`--log-format: "${text}" must be one of ${LOG_FORMATS.join(', ')}`);
 }
 
 export function createLogger(level: string, format: LogFormat, target: LogTarget = process.stdout): Logger {

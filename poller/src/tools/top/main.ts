@@ -11,6 +11,7 @@ import { DEFAULT_STATUS_LISTEN } from '../../status/server.js';
 import type { StatusDocument } from '../../status/document.js';
 import { fetchStatus, statusBaseUrl } from './client.js';
 import { render, SORT_BY_KEY, SORT_KEYS, type SortKey } from './render.js';
+import { ExternalError, OptionError } from '../../errors.js';
 
 export const TOP_USAGE = `Usage: loadfeed top [options]
 
@@ -55,8 +56,8 @@ export async function topMain(argv: readonly string[], io: TopIo = { stdin: proc
   }
   const base = statusBaseUrl(values.status);
   const intervalMs = parseDuration(values.interval);
-  if (intervalMs === null || intervalMs < 100) throw new Error(`--interval: "${values.interval}" must be a duration of at least 100ms, e.g. 1s`);
-  if (!(SORT_KEYS as readonly string[]).includes(values.sort)) throw new Error(`--sort: "${values.sort}" must be one of ${SORT_KEYS.join(', ')}`);
+  if (intervalMs === null || intervalMs < 100) throw new OptionError(`--interval: "${values.interval}" must be a duration of at least 100ms, e.g. 1s`);
+  if (!(SORT_KEYS as readonly string[]).includes(values.sort)) throw new OptionError(`--sort: "${values.sort}" must be one of ${SORT_KEYS.join(', ')}`);
   const view = new View(base, values.sort as SortKey);
 
   if (values.once) {
@@ -122,7 +123,7 @@ async function fetchOrExplain(base: URL): Promise<StatusDocument> {
   try {
     return await fetchStatus(base);
   } catch (err) {
-    throw new Error(`cannot read ${new URL('status', base).href}: ${(err as Error).message}. ${hint(base)}`, { cause: err });
+    throw new ExternalError(`cannot read ${new URL('status', base).href}: ${(err as Error).message}. ${hint(base)}`, { cause: err });
   }
 }
 
