@@ -29,12 +29,9 @@ export interface ObservedDestination {
   readonly totalConnections: number | null;
   /**
    * Connection limit in force (HAProxy maxconn, IPVS upper threshold); 0 means
-   * no limit; null where the engine has no connection limits. Every engine
-   * sets it; it is optional only so that literals written before it existed
-   * (test/poller/planner.test.ts) still compile. Make it required when those
-   * set it.
+   * no limit; null where the engine has no connection limits.
    */
-  readonly maxConnections?: number | null;
+  readonly maxConnections: number | null;
   /** False while the engine considers the destination unusable (e.g. it refused a connection). */
   readonly up: boolean;
 }
