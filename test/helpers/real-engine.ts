@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { SYSTEM_BIN_DIRS, systemTool } from '@loadfeed/kernel-bridge';
 
 export const REQUIRE_ENGINES_VARIABLE = 'LOADFEED_REQUIRE_ENGINES';
 /** Probes (spawned commands) give up after this long; a hang is a missing prerequisite. */
@@ -81,7 +82,7 @@ export function binary(name: string, debianPackage: string): Prerequisite {
   return {
     what: `${name} binary`,
     howTo: `install it: apt-get install -y --no-install-recommends ${debianPackage}`,
-    probe: () => (findExecutable(name) === undefined ? `not found in ${SYSTEM_DIRS.join(', ')} or on PATH` : undefined),
+    probe: () => (findExecutable(name) === undefined ? `not found in ${SYSTEM_BIN_DIRS.join(', ')} or on PATH` : undefined),
   };
 }
 
@@ -115,16 +116,14 @@ export const NETNS_WITH_NFTABLES: Prerequisite = {
 };
 
 /**
- * Where the system's binaries are; searched before PATH, because under npm
- * PATH starts with node_modules/.bin, which can hold namesakes (@vercel/nft
- * installs an `nft` that exits 0 whatever it is asked).
+ * The absolute path of executable `name`: the system's first (kernel-bridge's
+ * systemTool, before any node_modules/.bin namesake), else the first on PATH
+ * (tools installed elsewhere).
  */
-const SYSTEM_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-
-/** The absolute path of executable `name`: system directories first, then PATH. */
 export function findExecutable(name: string): string | undefined {
-  const dirs = [...SYSTEM_DIRS, ...(process.env.PATH ?? '').split(':')].filter((d) => d.length > 0);
-  for (const dir of dirs) {
+  const system = systemTool(name);
+  if (system !== null) return system;
+  for (const dir of (process.env.PATH ?? '').split(':').filter((d) => d.length > 0)) {
     const candidate = path.join(dir, name);
     try {
       accessSync(candidate, constants.X_OK);
