@@ -20,7 +20,9 @@ import { formatLogRecord } from './log-line.js';
 import { agentStatusMain } from './status-cli.js';
 import { AgentStatus, AgentStatusSocket } from './status-socket.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+// By package name (a self-reference), not a relative path: the same line works
+// in the workspace build and in the packed tarball's bundle.
+const VERSION = (JSON.parse(readFileSync(new URL(import.meta.resolve('@loadfeed/agent/package.json')), 'utf8')) as { version: string }).version;
 
 const SCOPE_ENUM = { host: Scope.SCOPE_HOST, cgroup: Scope.SCOPE_CGROUP, process: Scope.SCOPE_PROCESS } as const;
 

@@ -22,7 +22,8 @@ COPY kernel-bridge/package.json kernel-bridge/
 COPY agent/package.json agent/
 COPY poller/package.json poller/
 COPY test/package.json test/
-RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
+# --ignore-scripts: the root's prepare script builds, and the sources come next.
+RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
 RUN npm run build
 
@@ -35,7 +36,8 @@ COPY kernel-bridge/package.json kernel-bridge/
 COPY agent/package.json agent/
 COPY poller/package.json poller/
 COPY test/package.json test/
-RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --workspace @loadfeed/poller --no-audit --no-fund
+# --ignore-scripts: no build here (the root's prepare script); the build stage's output is copied.
+RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --workspace @loadfeed/poller --no-audit --no-fund
 COPY --from=build /src/proto/build proto/build
 COPY --from=build /src/kernel-bridge/build kernel-bridge/build
 COPY --from=build /src/agent/build agent/build

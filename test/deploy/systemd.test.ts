@@ -55,8 +55,12 @@ interface Root {
   exposure(unitName: string): Promise<{ level: number; output: string }>;
 }
 
-/** A scratch root with the host's units, ours in /etc/systemd/system, and the named drop-ins (`unit.d/file.conf`). */
-async function makeRoot(dropIns: readonly string[]): Promise<Root> {
+/**
+ * A scratch root with the host's units, ours in /etc/systemd/system, the named
+ * drop-ins (`unit.d/file.conf`), and the bins in `binDir`: /usr/local/bin is
+ * where `npm install -g` puts them with Debian's npm, /usr/bin with NodeSource's.
+ */
+async function makeRoot(dropIns: readonly string[], binDir = '/usr/local/bin'): Promise<Root> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lf-systemd-'));
   const unitDir = path.join(dir, 'etc', 'systemd', 'system');
   await mkdir(unitDir, { recursive: true });
@@ -66,11 +70,11 @@ async function makeRoot(dropIns: readonly string[]): Promise<Root> {
     await mkdir(path.join(unitDir, path.dirname(d)), { recursive: true });
     await cp(path.join(UNITS, d), path.join(unitDir, d));
   }
-  // Where npm -g --prefix /usr puts the bins (their content does not matter to verify).
-  await mkdir(path.join(dir, 'usr', 'bin'), { recursive: true });
+  // Their content does not matter to verify.
+  await mkdir(path.join(dir, binDir), { recursive: true });
   for (const b of ['loadfeed-agent', 'loadfeed-poller']) {
-    await writeFile(path.join(dir, 'usr', 'bin', b), '#!/bin/sh\nexit 0\n');
-    await chmod(path.join(dir, 'usr', 'bin', b), 0o755);
+    await writeFile(path.join(dir, binDir, b), '#!/bin/sh\nexit 0\n');
+    await chmod(path.join(dir, binDir, b), 0o755);
   }
   // ExecReload's /bin/kill: the real one, as on any Debian host (procps).
   await mkdir(path.join(dir, 'bin'), { recursive: true });
@@ -106,11 +110,19 @@ for (const dropIns of [[], [POLLER_KERNEL], [POLLER_FASTPATH], [...TLS, POLLER_K
   });
 }
 
+gate.test('ExecStart finds the bins where npm install -g puts them with NodeSource\'s npm too (/usr/bin)', async (t) => {
+  const root = await makeRoot([], '/usr/bin');
+  t.teardown(() => rm(root.dir, { recursive: true, force: true }));
+  const r = await root.verify('loadfeed-agent.service', 'loadfeed-poller.service');
+  t.is(r.code, 0, r.output);
+  t.is(r.output, '', 'verify printed something');
+});
+
 gate.test('verify is real: a missing ExecStart binary fails, an unknown key is reported', async (t) => {
   const root = await makeRoot([]);
   t.teardown(() => rm(root.dir, { recursive: true, force: true }));
   const agent = await readFile(path.join(UNITS, 'loadfeed-agent.service'), 'utf8');
-  await writeFile(path.join(root.unitDir, 'typo-bin.service'), agent.replace('ExecStart=/usr/bin/loadfeed-agent', 'ExecStart=/usr/bin/loadfeed-agnet'));
+  await writeFile(path.join(root.unitDir, 'typo-bin.service'), agent.replace('ExecStart=loadfeed-agent', 'ExecStart=loadfeed-agnet'));
   await writeFile(path.join(root.unitDir, 'typo-key.service'), agent.replace('ProtectHome=yes', 'ProtectHomes=yes'));
   const missing = await root.verify('typo-bin.service');
   t.not(missing.code, 0);
@@ -142,7 +154,7 @@ test('the agent unit: dynamic user, no capabilities, read-only system, SOCK_DIAG
   t.is(last(u, 'Service.PrivateTmp'), 'yes');
   t.deepEqual(words(u, 'Service.RestrictAddressFamilies').sort(), ['AF_INET', 'AF_INET6', 'AF_NETLINK', 'AF_UNIX']);
   t.is(last(u, 'Service.EnvironmentFile'), '-/etc/default/loadfeed-agent');
-  t.is(last(u, 'Service.ExecStart'), '/usr/bin/loadfeed-agent');
+  t.is(last(u, 'Service.ExecStart'), 'loadfeed-agent', 'a bare name: systemd searches /usr/local/bin, then /usr/bin');
   t.is(last(u, 'Service.RuntimeDirectory'), 'loadfeed', 'the default status socket directory, /run/loadfeed');
   t.is(last(u, 'Service.Restart'), 'on-failure');
   t.is(last(u, 'Install.WantedBy'), 'multi-user.target');
@@ -158,7 +170,7 @@ test('the poller unit: reload is SIGHUP; CAP_NET_BIND_SERVICE only, CAP_NET_ADMI
   t.is(last(u, 'Service.ProtectHome'), 'yes');
   t.is(last(u, 'Service.PrivateTmp'), 'yes');
   t.is(last(u, 'Service.EnvironmentFile'), '-/etc/default/loadfeed-poller');
-  t.regex(last(u, 'Service.ExecStart') ?? '', /^\/usr\/bin\/loadfeed-poller --policy \$\{LOADFEED_POLICY\} --listen \$\{LOADFEED_LISTEN\} \$LOADFEED_POLLER_OPTS$/);
+  t.regex(last(u, 'Service.ExecStart') ?? '', /^loadfeed-poller --policy \$\{LOADFEED_POLICY\} --listen \$\{LOADFEED_LISTEN\} \$LOADFEED_POLLER_OPTS$/);
   t.deepEqual(words(u, 'Service.CapabilityBoundingSet'), ['CAP_NET_BIND_SERVICE']);
   t.deepEqual(words(u, 'Service.AmbientCapabilities'), ['CAP_NET_BIND_SERVICE']);
   t.deepEqual(words(u, 'Service.RestrictAddressFamilies').sort(), ['AF_INET', 'AF_INET6', 'AF_UNIX']);

@@ -4,9 +4,12 @@ import path from 'node:path';
 
 const require = createRequire(import.meta.url);
 
-/** A workspace package's built bin, e.g. binPath('@loadfeed/poller', 'loadfeed-poller'). */
+/** A workspace package's bin as its package.json names it, e.g. binPath('@loadfeed/poller', 'loadfeed-poller'). */
 export function binPath(pkg: string, name: string): string {
-  return path.join(path.dirname(require.resolve(`${pkg}/package.json`)), `build/src/bin/${name}.js`);
+  const manifest = require.resolve(`${pkg}/package.json`);
+  const file = (JSON.parse(readFileSync(manifest, 'utf8')) as { bin?: Record<string, string> }).bin?.[name];
+  if (file === undefined) throw new Error(`${pkg} has no bin ${name}`);
+  return path.join(path.dirname(manifest), file);
 }
 
 /** The Node options on a bin's launcher line (`#!/usr/bin/env -S node --opt ...`). */

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { runBin } from '@loadfeed/poller';
 import { demoMain } from '../main.js';
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { cliMain } from '../tools/cli.js';
 import { runBin } from './run-bin.js';
 

@@ -11,7 +11,9 @@ export interface Asset {
   readonly body: Buffer;
 }
 
-const OWN = new URL('../../../assets/', import.meta.url);
+// Found by package name (a self-reference), so that the workspace build and the
+// packed tarball's bundle, whose files sit at other depths, both find them.
+const OWN = new URL('assets/', import.meta.resolve('@loadfeed/poller/package.json'));
 
 const FILES: readonly { readonly route: string; readonly type: string; readonly from: () => URL }[] = [
   { route: '/', type: 'text/html; charset=utf-8', from: () => new URL('dashboard.html', OWN) },

@@ -30,7 +30,7 @@ export const RECENT_CHANGES = 200;
 export const MAX_STATUS_CONNECTIONS = 64;
 const REQUEST_TIMEOUT_MS = 10_000;
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(new URL(import.meta.resolve('@loadfeed/poller/package.json')), 'utf8')) as { version: string }).version;
 
 /** What the status server needs of the poller. */
 export interface StatusSource {
