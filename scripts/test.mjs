@@ -2,7 +2,10 @@
 // Runs ava over the compiled tests and ends with one plain line that CI reads:
 // "N passed, N failed, N skipped". ava prints no such line itself (and none
 // at all for passes when something fails), so we run it with --tap and sum
-// the TAP trailer. Arguments are passed through to ava (e.g. --match).
+// the TAP trailer. Just above it, the skipped tests are counted by reason:
+// a skipped test's title ends with "(skipped: <why>; …)" or "(<why>)"
+// (test/helpers/real-engine.ts), so a fresh machine says what it did not run.
+// Arguments are passed through to ava (e.g. --match).
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,10 +19,27 @@ const child = spawn(process.execPath, [ava, '--tap', ...process.argv.slice(2)], 
 });
 
 let tail = '';
+let partial = '';
+/** Skipped tests by reason, in the order first seen. */
+const skipped = new Map();
 child.stdout.on('data', (chunk) => {
   process.stdout.write(chunk);
-  tail = (tail + chunk.toString('utf8')).slice(-8192);
+  const text = chunk.toString('utf8');
+  tail = (tail + text).slice(-8192);
+  const lines = (partial + text).split('\n');
+  partial = lines.pop() ?? '';
+  for (const line of lines) {
+    const m = /^ok \d+ - (.*) # (SKIP|TODO)\b/.exec(line);
+    if (m) skipped.set(reasonOf(m[1], m[2]), (skipped.get(reasonOf(m[1], m[2])) ?? 0) + 1);
+  }
 });
+
+/** Why a test was skipped, from its title: "(skipped: no nft binary; …)" → "no nft binary". */
+function reasonOf(title, directive) {
+  if (directive === 'TODO') return 'marked todo';
+  const m = /\((?:skipped: )?([^;()]*)[^()]*\)\s*$/.exec(title);
+  return m ? m[1].trim() : 'skipped in the test file';
+}
 
 const forward = (signal) => child.kill(signal);
 process.on('SIGINT', forward);
@@ -33,6 +53,10 @@ child.on('close', (code, signal) => {
   const exit = code ?? (signal ? 1 : 0);
   // A crash before the trailer (no "# pass" line) still counts as a failure.
   const failed = exit !== 0 && fail === 0 ? 1 : fail;
+  if (skipped.size > 0) {
+    process.stdout.write('\nskipped, by reason (README.md, "Try it", lists the Debian packages that run them):\n');
+    for (const [reason, n] of [...skipped].sort((a, b) => b[1] - a[1])) process.stdout.write(`  ${String(n).padStart(4)}  ${reason}\n`);
+  }
   process.stdout.write(`\n${pass} passed, ${failed} failed, ${skip} skipped\n`);
   process.exit(exit);
 });

@@ -2,6 +2,7 @@ import test from 'ava';
 import { existsSync } from 'node:fs';
 import { mkdir, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { realEngineGate, ROOT } from '../helpers/real-engine.js';
 import {
   AgentError,
   cfsQuotaCores,
@@ -269,9 +270,17 @@ test('sampler, cgroup: a usage counter that goes backwards repeats the previous 
 
 const V1_CPU = '/sys/fs/cgroup/cpu';
 const V1_CPUACCT = '/sys/fs/cgroup/cpuacct';
-const canCreateV1 = process.getuid?.() === 0 && existsSync(path.join(V1_CPU, 'cpu.cfs_quota_us')) && existsSync(path.join(V1_CPUACCT, 'cpuacct.usage'));
+const cgroupV1 = realEngineGate('cgroup v1', [
+  ROOT,
+  {
+    what: 'cgroup v1 cpu and cpuacct controllers',
+    howTo: 'a host with the v1 (hybrid) hierarchy, e.g. systemd.unified_cgroup_hierarchy=0 on the kernel command line',
+    probe: () =>
+      existsSync(path.join(V1_CPU, 'cpu.cfs_quota_us')) && existsSync(path.join(V1_CPUACCT, 'cpuacct.usage')) ? undefined : `no ${V1_CPU}/cpu.cfs_quota_us or ${V1_CPUACCT}/cpuacct.usage`,
+  },
+]);
 
-(canCreateV1 ? test : test.skip)('live v1: a busy child in a half-core cgroup is measured against its own CPU account and is throttled', async (t) => {
+cgroupV1.test('live v1: a busy child in a half-core cgroup is measured against its own CPU account and is throttled', async (t) => {
   const name = `loadfeed-test-${process.pid}`;
   const dirs = [path.join(V1_CPU, name), path.join(V1_CPUACCT, name)];
   const child = await startBusyChild(1000, 100, false);

@@ -6,10 +6,11 @@
 // skipping the real engines.
 import test, { type ExecutionContext } from 'ava';
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
-import { SYSTEM_BIN_DIRS, systemTool } from '@loadfeed/kernel-bridge';
+import { SYSTEM_BIN_DIRS } from '@loadfeed/kernel-bridge';
+import { findExecutable } from './system-tools.js';
+
+export { findExecutable };
 
 export const REQUIRE_ENGINES_VARIABLE = 'LOADFEED_REQUIRE_ENGINES';
 /** Probes (spawned commands) give up after this long; a hang is a missing prerequisite. */
@@ -73,16 +74,16 @@ export function realEngineGate(
   const reason = absent.map(({ prerequisite }) => prerequisite.what).join(', ');
   const skipped = test.skip;
   const skip: Register = (title, body) =>
-    skipped(`${title} (skipped: no ${reason}; ${REQUIRE_ENGINES_VARIABLE}=1 makes this a failure)`, body);
+    skipped(`${title} (skipped: ${engine}: no ${reason}; ${REQUIRE_ENGINES_VARIABLE}=1 makes this a failure)`, body);
   return { test: skip, serial: skip, missing };
 }
 
-/** An executable named `name` in the system directories or on PATH (findExecutable). */
+/** An executable named `name` in the system directories (findExecutable). */
 export function binary(name: string, debianPackage: string): Prerequisite {
   return {
     what: `${name} binary`,
     howTo: `install it: apt-get install -y --no-install-recommends ${debianPackage}`,
-    probe: () => (findExecutable(name) === undefined ? `not found in ${SYSTEM_BIN_DIRS.join(', ')} or on PATH` : undefined),
+    probe: () => (findExecutable(name) === undefined ? `not found in ${SYSTEM_BIN_DIRS.join(', ')}` : undefined),
   };
 }
 
@@ -114,26 +115,6 @@ export const NETNS_WITH_NFTABLES: Prerequisite = {
     }
   },
 };
-
-/**
- * The absolute path of executable `name`: the system's first (kernel-bridge's
- * systemTool, before any node_modules/.bin namesake), else the first on PATH
- * (tools installed elsewhere).
- */
-export function findExecutable(name: string): string | undefined {
-  const system = systemTool(name);
-  if (system !== null) return system;
-  for (const dir of (process.env.PATH ?? '').split(':').filter((d) => d.length > 0)) {
-    const candidate = path.join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 /** Undefined when the command exits 0, else its error in one line. */
 function run(command: string, args: readonly string[]): string | undefined {

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { compilePolicy, defaultEngines, defaultStrategies, LISTEN_BACKLOG, Poller } from '@loadfeed/poller';
-import { binary, realEngineGate } from '../helpers/real-engine.js';
+import { binary, findExecutable, realEngineGate } from '../helpers/real-engine.js';
 
 function poller(listen: string): Poller {
   const engines = defaultEngines();
@@ -26,7 +26,7 @@ ss.test('the agents\' port listens with a queue of LISTEN_BACKLOG (as far as net
   const port = await p.start();
   t.teardown(() => p.stop());
   // For a listening socket ss shows the backlog as Send-Q.
-  const out = spawnSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' }).stdout;
+  const out = spawnSync(findExecutable('ss') ?? 'ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' }).stdout;
   const sendQ = Number(out.trim().split(/\s+/)[2]);
   const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
   t.is(sendQ, Math.min(LISTEN_BACKLOG, somaxconn), out);
