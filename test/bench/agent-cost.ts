@@ -23,12 +23,11 @@ import { Children, firstLine, sleep, withCleanup, type Started } from './lib/chi
 import { AGENT_BIN } from './lib/cluster.js';
 import { benchLog, fmt, loadAverage1, machineLine, median, processCpuUs, processPeakRssBytes, processRssBytes, QUICK, table, waitForQuietMachine } from './lib/measure.js';
 import { plotLines } from './lib/plot.js';
+import { freePorts } from './lib/ports.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const HOLDER = path.join(HERE, 'conn-holder.js');
 /** Ports below the ephemeral range (32768+), so 50,000 client sockets cannot take them. */
-const SERVICE_PORT = 18_080;
-const EXPORTER_PORT = 19_100;
 const HOLD_PER_PROCESS = 5_000;
 export const NODE_EXPORTER_BIN = 'prometheus-node-exporter';
 
@@ -67,6 +66,9 @@ async function main(): Promise<void> {
     },
   });
   const conns = values.connections.split(',').map(Number);
+  // node_exporter's port, then one service port per connection holder, picked for this run.
+  const [exporterPort = 0, ...holderPorts] = await freePorts(1 + Math.max(...conns.map(holdersFor)));
+  const ports: Ports = { exporter: exporterPort, services: holderPorts };
   const rates = values.rates.split(',').map(Number);
   const windowS = Number(values['window-s']);
   const reps = Number(values.reps);
@@ -95,12 +97,12 @@ async function main(): Promise<void> {
         log(`opening ${n} connections`);
         for (let i = 0; i === 0 || i * HOLD_PER_PROCESS < n; i++) {
           const count = Math.min(HOLD_PER_PROCESS, n - i * HOLD_PER_PROCESS);
-          holders.push(children.node(`conn-holder ${i}`, HOLDER, ['--port', String(SERVICE_PORT + i), '--count', String(Math.max(0, count)), '--first-address', String(1 + i)]));
+          holders.push(children.node(`conn-holder ${i}`, HOLDER, ['--port', String(ports.services[i]), '--count', String(Math.max(0, count)), '--first-address', String(1 + i)]));
         }
         await Promise.all(holders.map((h) => firstLine(h, 180_000)));
         for (const hz of rates) {
           const trials: Row[] = [];
-          for (let rep = 0; rep < reps; rep++) trials.push(await measure(children, n, hz, windowS, Number(values['warmup-s']), log, agentCommand));
+          for (let rep = 0; rep < reps; rep++) trials.push(await measure(children, ports, n, hz, windowS, Number(values['warmup-s']), log, agentCommand));
           const m = (k: keyof Row): number => median(trials.map((t) => t[k]));
           const row: Row = {
             connections: n, hz, agentCpuPct: m('agentCpuPct'), agentRssMb: m('agentRssMb'), agentPeakRssMb: m('agentPeakRssMb'),
@@ -148,12 +150,18 @@ function launcherNodeOptions(bin: string): string[] {
   return (m?.[1] ?? '').split(/\s+/).filter((x) => x !== '');
 }
 
-/** The ports holding connections: the agent counts each as a service. */
-function servicePorts(connections: number): number[] {
-  return Array.from({ length: Math.max(1, Math.ceil(connections / HOLD_PER_PROCESS)) }, (_, i) => SERVICE_PORT + i);
+interface Ports {
+  readonly exporter: number;
+  /** One per connection holder: the agent counts each as a service. */
+  readonly services: readonly number[];
 }
 
-async function measure(children: Children, connections: number, hz: number, windowS: number, warmupS: number, log: (s: string) => void, agentCommand: string[]): Promise<Row> {
+/** How many processes hold `connections` connections (at least one, for the service port). */
+function holdersFor(connections: number): number {
+  return Math.max(1, Math.ceil(connections / HOLD_PER_PROCESS));
+}
+
+async function measure(children: Children, ports: Ports, connections: number, hz: number, windowS: number, warmupS: number, log: (s: string) => void, agentCommand: string[]): Promise<Row> {
   const intervalMs = Math.round(1000 / hz);
   const engines = defaultEngines();
   const policy = compilePolicy(
@@ -162,9 +170,9 @@ agents: { interval: ${intervalMs}ms }
 services:
   - name: cost
     engine: memory
-    address: tcp 127.0.0.1:${SERVICE_PORT}
+    address: tcp 127.0.0.1:${ports.services[0]}
     servers:
-      - { node: cost, address: "127.0.0.1:${SERVICE_PORT}" }
+      - { node: cost, address: "127.0.0.1:${ports.services[0]}" }
 `,
     '<agent-cost policy>',
     engines.limits(),
@@ -178,12 +186,12 @@ services:
     security: { credentials: grpc.ServerCredentials.createInsecure(), auth: { tokens: new Map(), mutualTls: false, allowPlaintext: false } },
   });
   const port = await poller.start();
-  const agent = children.spawn('agent', process.execPath, [...agentCommand, '--poller', `127.0.0.1:${port}`, '--node-id', 'cost', '--scope', 'host', ...servicePorts(connections).flatMap((p, i) => ['--service', `http${i}:${p}`]), '--interval', `${intervalMs}ms`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const exporter = children.spawn('node_exporter', NODE_EXPORTER_BIN, [`--web.listen-address=127.0.0.1:${EXPORTER_PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const agent = children.spawn('agent', process.execPath, [...agentCommand, '--poller', `127.0.0.1:${port}`, '--node-id', 'cost', '--scope', 'host', ...ports.services.slice(0, holdersFor(connections)).flatMap((p, i) => ['--service', `http${i}:${p}`]), '--interval', `${intervalMs}ms`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exporter = children.spawn('node_exporter', NODE_EXPORTER_BIN, [`--web.listen-address=127.0.0.1:${ports.exporter}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let scrapes = 0;
   let scrapeErrors = 0;
   const scrape = (): void => {
-    const req = http.get({ host: '127.0.0.1', port: EXPORTER_PORT, path: '/metrics', agent: false }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port: ports.exporter, path: '/metrics', agent: false }, (res) => {
       res.resume();
       res.on('end', () => {
         if (res.statusCode === 200) scrapes++;

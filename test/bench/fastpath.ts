@@ -18,15 +18,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Children, firstLine, sleep, withCleanup, type Started } from './lib/children.js';
+import { freePorts } from './lib/ports.js';
 import { benchLog, fmt, loadAverage1, machineLine, median, processCpuUs, QUICK, table, waitForQuietMachine } from './lib/measure.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const FASTPATH_SERVER = path.join(HERE, 'fastpath-server.js');
 const NAIVE_PROXY = path.join(HERE, 'naive-proxy.js');
 const PROXIES = ['haproxy', 'fastpath', 'naive pipe'];
-/** Fixed ports below the ephemeral range (wrk's connect storm takes ephemeral ports by the thousand). */
-const NGINX_PORTS = [18_181, 18_182];
-const HAPROXY_PORT = 18_190;
 
 interface WrkResult {
   readonly rps: number;
@@ -53,7 +51,8 @@ export function parseWrk(text: string): { rps: number; p50Ms: number; p99Ms: num
   return { rps, p50Ms: lat('50'), p99Ms: lat('99'), errors };
 }
 
-function nginxConfig(dir: string): string {
+/** nginx's two backends on `nginxPorts` (picked per run, test/bench/lib/ports.ts). */
+function nginxConfig(dir: string, nginxPorts: readonly number[]): string {
   return `worker_processes 1;
 daemon off;
 pid ${dir}/nginx.pid;
@@ -67,12 +66,12 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
-${NGINX_PORTS.map((p) => `  server { listen 127.0.0.1:${p} reuseport backlog=4096; location / { return 200 "ok ${p}\\n"; } }`).join('\n')}
+${nginxPorts.map((p) => `  server { listen 127.0.0.1:${p} reuseport backlog=4096; location / { return 200 "ok ${p}\\n"; } }`).join('\n')}
 }
 `;
 }
 
-function haproxyConfig(): string {
+function haproxyConfig(port: number, nginxPorts: readonly number[]): string {
   return `global
     nbthread 1
     maxconn 9000
@@ -82,11 +81,11 @@ defaults
     timeout client 30s
     timeout server 30s
 frontend fe
-    bind 127.0.0.1:${HAPROXY_PORT}
+    bind 127.0.0.1:${port}
     default_backend be
 backend be
     balance leastconn
-${NGINX_PORTS.map((p, i) => `    server n${i} 127.0.0.1:${p}`).join('\n')}
+${nginxPorts.map((p, i) => `    server n${i} 127.0.0.1:${p}`).join('\n')}
 `;
 }
 
@@ -122,20 +121,21 @@ async function main(): Promise<void> {
     async () => {
       loadBefore = await waitForQuietMachine(Number(values['max-load']), 20 * 60_000, log);
       for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, d));
-      writeFileSync(path.join(dir, 'nginx.conf'), nginxConfig(dir));
-      writeFileSync(path.join(dir, 'haproxy.cfg'), haproxyConfig());
+      const [haproxyPort = 0, ...nginxPorts] = await freePorts(3);
+      writeFileSync(path.join(dir, 'nginx.conf'), nginxConfig(dir, nginxPorts));
+      writeFileSync(path.join(dir, 'haproxy.cfg'), haproxyConfig(haproxyPort, nginxPorts));
       const nginx = children.spawn('nginx', 'nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
       const haproxy = children.spawn('haproxy', 'haproxy', ['-db', '-f', path.join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'ignore', 'pipe'] });
       const fastpath = children.spawn('fastpath', process.execPath, [
         ...values['node-args'].split(' ').filter((x) => x !== ''),
-        FASTPATH_SERVER, ...NGINX_PORTS.flatMap((p) => ['--backend', `127.0.0.1:${p}`]),
+        FASTPATH_SERVER, ...nginxPorts.flatMap((p) => ['--backend', `127.0.0.1:${p}`]),
       ]);
-      const naive = children.spawn('naive pipe', process.execPath, [NAIVE_PROXY, ...NGINX_PORTS.flatMap((p) => ['--backend', `127.0.0.1:${p}`])]);
+      const naive = children.spawn('naive pipe', process.execPath, [NAIVE_PROXY, ...nginxPorts.flatMap((p) => ['--backend', `127.0.0.1:${p}`])]);
       const fastpathPort = Number(await firstLine(fastpath));
       const naivePort = Number(await firstLine(naive));
-      await waitListening([...NGINX_PORTS, HAPROXY_PORT], [nginx, haproxy]);
+      await waitListening([...nginxPorts, haproxyPort], [nginx, haproxy]);
       const targets = [
-        { name: 'haproxy', port: HAPROXY_PORT, proc: haproxy },
+        { name: 'haproxy', port: haproxyPort, proc: haproxy },
         { name: 'fastpath', port: fastpathPort, proc: fastpath },
         { name: 'naive pipe', port: naivePort, proc: naive },
       ];

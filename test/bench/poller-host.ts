@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { compilePolicy, defaultEngines, defaultStrategies, Poller, type TraceRecord } from '@loadfeed/poller';
 import { Histogram } from './lib/histogram.js';
 
-const { values } = parseArgs({ options: { agents: { type: 'string' }, listen: { type: 'string', default: '127.0.0.1:17415' }, 'per-service': { type: 'string', default: '100' } } });
+const { values } = parseArgs({ options: { agents: { type: 'string' }, listen: { type: 'string', default: '127.0.0.1:0' }, 'per-service': { type: 'string', default: '100' } } });
 const agents = Number(values.agents);
 const perService = Number(values['per-service']);
 const nodeId = (i: number): string => `sim-${String(i).padStart(6, '0')}`;

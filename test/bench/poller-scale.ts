@@ -26,7 +26,6 @@ const HOST = path.join(HERE, 'poller-host.js');
 /** The shipped poller's V8 options (its launcher line) apply to the bench's poller process too. */
 const POLLER_OPTIONS = launcherOptions(binPath('@loadfeed/poller', 'loadfeed-poller'));
 const SIM = path.join(HERE, 'sim-agents.js');
-const LISTEN_PORT = 17_415;
 const STREAMS_PER_PROCESS = 2_500;
 
 interface Step {
@@ -116,15 +115,17 @@ async function main(): Promise<void> {
         const host = children.spawn('poller', process.execPath, [
           ...POLLER_OPTIONS,
           ...values['node-args'].split(' ').filter((x) => x !== ''),
-          HOST, '--agents', String(n), '--listen', `127.0.0.1:${LISTEN_PORT}`,
+          HOST, '--agents', String(n), '--listen', '127.0.0.1:0',
         ]);
         const reader = new LineReader(host);
         const readyLine = await reader.next(60_000);
-        if (!readyLine.startsWith('ready')) throw new Error(`poller: ${readyLine} ${host.stderr()}`);
+        // "ready PORT": the port it was given by the kernel (listen on 0: two runs never collide).
+        const port = /^ready (\d+)$/.exec(readyLine)?.[1];
+        if (port === undefined) throw new Error(`poller: ${readyLine} ${host.stderr()}`);
         const connecting = performance.now();
         const sims: Started[] = [];
         for (let first = 0; first < n; first += STREAMS_PER_PROCESS) {
-          sims.push(children.node(`sim ${first}`, SIM, ['--target', `127.0.0.1:${LISTEN_PORT}`, '--count', String(Math.min(STREAMS_PER_PROCESS, n - first)), '--first-id', String(first)]));
+          sims.push(children.node(`sim ${first}`, SIM, ['--target', `127.0.0.1:${port}`, '--count', String(Math.min(STREAMS_PER_PROCESS, n - first)), '--first-id', String(first)]));
         }
         await Promise.all(sims.map((s) => firstLine(s, 120_000)));
         const report = async (): Promise<HostReport> => {

@@ -1,14 +1,36 @@
 // Network namespaces as "hosts" for benches: each gets its own network stack
 // (so its agent's /proc/net/snmp and SOCK_DIAG see only its own connections)
 // and a veth pair to the bench's namespace, host side 10.<net>.<i>.1/24, inside
-// 10.<net>.<i>.2/24. Processes enter with `nsenter --net=`, never
-// `ip netns exec`, which remounts /sys and would hide the cgroup hierarchy
-// from agents. Needs root and iproute2.
+// 10.<net>.<i>.2/24, with <net> chosen per run (benchNetOctet), as the names
+// carry the pid: two runs on one machine never share an address or a name.
+// Processes enter with `nsenter --net=`, never `ip netns exec`, which remounts
+// /sys and would hide the cgroup hierarchy from agents. Needs root and iproute2.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { findExecutable } from '../../helpers/system-tools.js';
 
-/** Second octet of the bench subnets (10.237.0.0/16: private, unlikely to collide). */
-export const BENCH_NET_OCTET = 237;
+const IP = findExecutable('ip') ?? 'ip';
+const NSENTER = findExecutable('nsenter') ?? 'nsenter';
+
+/** Second octets the bench subnets may take: 10.200.0.0/16 to 10.254.0.0/16. */
+const FIRST_OCTET = 200;
+const OCTETS = 55;
+let chosenOctet: number | undefined;
+
+/**
+ * The second octet of this run's subnets: the first, from a start derived from
+ * the pid, that no IPv4 address on the host uses yet. Chosen once per process.
+ */
+export function benchNetOctet(): number {
+  if (chosenOctet !== undefined) return chosenOctet;
+  const listing = execFileSync(IP, ['-4', '-o', 'addr', 'show'], { encoding: 'utf8', timeout: 10_000 });
+  const used = new Set([...listing.matchAll(/inet 10\.(\d+)\./g)].map((m) => Number(m[1])));
+  for (let i = 0; i < OCTETS; i++) {
+    const octet = FIRST_OCTET + ((process.pid + i) % OCTETS);
+    if (!used.has(octet)) return (chosenOctet = octet);
+  }
+  throw new Error(`every subnet 10.${FIRST_OCTET}-${FIRST_OCTET + OCTETS - 1}.0.0/16 is in use on this host`);
+}
 
 export class NetNs {
   private removed = false;
@@ -27,7 +49,7 @@ export class NetNs {
   static create(index: number): NetNs {
     const name = `lfb${process.pid}-${index}`;
     const hostIf = `lfb${process.pid % 100000}h${index}`;
-    const net = `10.${BENCH_NET_OCTET}.${index}`;
+    const net = `10.${benchNetOctet()}.${index}`;
     const ns = new NetNs(name, `${net}.1`, `${net}.2`, hostIf);
     try {
       ip('netns', 'add', name);
@@ -46,7 +68,7 @@ export class NetNs {
 
   /** Command prefix that runs a program inside: `nsenter --net=/run/netns/NAME --`. */
   enter(): string[] {
-    return ['nsenter', `--net=/run/netns/${this.name}`, '--'];
+    return [NSENTER, `--net=/run/netns/${this.name}`, '--'];
   }
 
   /** Cut (or restore) the namespace's only link: its host is partitioned, its sockets see silence. */
@@ -72,7 +94,7 @@ export class NetNs {
 export function netnsUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return 'not root';
   try {
-    execFileSync('nsenter', ['--version'], { stdio: 'ignore' });
+    execFileSync(NSENTER, ['--version'], { stdio: 'ignore' });
   } catch {
     return 'no nsenter (util-linux)';
   }
@@ -94,5 +116,5 @@ const NetNsProbe = {
 };
 
 function ip(...args: string[]): void {
-  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+  execFileSync(IP, args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
 }
