@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSyn
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { listDir } from '../helpers/process.js';
+import { findExecutable, SYSTEM_DIRS } from '../helpers/system-tools.js';
 
 /** The repository root (this file is test/ipvs-vm/kernel.ts, compiled to test/build/ipvs-vm/kernel.js). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -92,7 +93,7 @@ export function vmlinuxOf(kernel: GuestKernel, cacheDir: string): string | null 
   const start = image.indexOf(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]));
   if (start < 0) return null;
   // xz stops with an error at the bytes after the stream; the ELF magic decides.
-  const xz = spawnSync('xz', ['-dc'], { input: image.subarray(start), maxBuffer: 512 * 1024 * 1024 });
+  const xz = spawnSync(findExecutable('xz') ?? 'xz', ['-dc'], { input: image.subarray(start), maxBuffer: 512 * 1024 * 1024 });
   const elf = xz.stdout as Buffer | null;
   if (elf === null || elf.length < 4 || elf.readUInt32BE(0) !== 0x7f454c46) return null;
   mkdirSync(cacheDir, { recursive: true });
@@ -102,23 +103,17 @@ export function vmlinuxOf(kernel: GuestKernel, cacheDir: string): string | null 
   return target;
 }
 
-/** The qemu-system-x86_64 on PATH, or why not. */
+/** The system's qemu-system-x86_64, or why not. */
 export function findQemu(): string | { readonly missing: string } {
-  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
-    const candidate = path.join(dir, 'qemu-system-x86_64');
-    if (existsSync(candidate)) return candidate;
-  }
-  return { missing: `qemu-system-x86_64 not found (${INSTALL_PACKAGES_HINT})` };
+  return findExecutable('qemu-system-x86_64') ?? { missing: `qemu-system-x86_64 not found in ${SYSTEM_DIRS.join(', ')} (${INSTALL_PACKAGES_HINT})` };
 }
 
 /** A statically linked busybox (busybox-static), or why not: /init runs before any libc exists. */
 export function findStaticBusybox(): string | { readonly missing: string } {
-  for (const candidate of ['/bin/busybox', '/usr/bin/busybox']) {
-    if (!existsSync(candidate)) continue;
-    if (isStaticElf(readFileSync(candidate))) return candidate;
-    return { missing: `${candidate} is dynamically linked (${INSTALL_PACKAGES_HINT})` };
-  }
-  return { missing: `busybox not found (${INSTALL_PACKAGES_HINT})` };
+  const candidate = findExecutable('busybox');
+  if (candidate === undefined) return { missing: `busybox not found in ${SYSTEM_DIRS.join(', ')} (${INSTALL_PACKAGES_HINT})` };
+  if (isStaticElf(readFileSync(candidate))) return candidate;
+  return { missing: `${candidate} is dynamically linked (${INSTALL_PACKAGES_HINT})` };
 }
 
 /** True for a 64-bit little-endian ELF without a PT_INTERP program header. */
