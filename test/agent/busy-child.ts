@@ -1,13 +1,19 @@
 // Real busy processes for CPU-time tests. The child (optionally with one
-// grandchild) announces itself, waits for "go", burns CPU for a bounded
-// period at a set duty cycle that it measures itself, and reports the CPU
-// seconds it used (process.cpuUsage): tests compare the agent's figure with the
-// processes' own account instead of guessing from timings.
+// grandchild) announces itself, waits for "go", burns a set amount of CPU
+// time at a set duty cycle, and reports the CPU seconds it used
+// (process.cpuUsage): tests compare the agent's figure with the processes'
+// own account instead of guessing from timings. The amount is CPU time, not
+// wall time: on a loaded machine the burn takes longer, but each process
+// still uses what the test expects (a wall-clock burn left a starved
+// grandchild with almost nothing to measure).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import readline from 'node:readline';
 
-/** argv: busyMs dutyPercent withGrandchild(0|1). Speaks JSON lines on stdin/stdout. */
+/**
+ * argv: busyMs dutyPercent withGrandchild(0|1): burn busyMs × duty of CPU
+ * time (the busy period on an idle core). Speaks JSON lines on stdin/stdout.
+ */
 const PROGRAM = String.raw`
 const { spawn } = require('node:child_process');
 const readline = require('node:readline');
@@ -21,10 +27,13 @@ const lines = (stream) => {
 };
 function burn() {
   const start = process.cpuUsage();
+  const usedMs = () => {
+    const u = process.cpuUsage(start);
+    return (u.user + u.system) / 1000;
+  };
   const cell = new Int32Array(new SharedArrayBuffer(4));
-  const t0 = performance.now();
   // Busy for duty % of every 10 ms slice, blocked in Atomics.wait (no CPU) for the rest.
-  while (performance.now() - t0 < busyMs) {
+  while (usedMs() < (busyMs * duty) / 100) {
     const slice = performance.now();
     while (performance.now() - slice < duty / 10) {}
     if (duty < 100) Atomics.wait(cell, 0, 0, 10 - duty / 10);

@@ -103,7 +103,8 @@ test('processTreeTicks: per-process deltas; new processes count fully, exited on
 });
 
 test('live: a busy child and its grandchild, measured against the CPU they report; then a vanished grandchild, then the root gone', async (t) => {
-  // The child burns 50 % of a core and its grandchild 100 %, for 800 ms.
+  // The child burns 0.4 s of CPU at 50 % of a core, its grandchild 0.8 s at 100 %
+  // (CPU time: a loaded machine stretches the burn, not the amounts).
   const child = await startBusyChild(800, 50, true);
   t.teardown(() => child.end());
   t.not(child.grandchildPid, null);
@@ -124,8 +125,8 @@ test('live: a busy child and its grandchild, measured against the CPU they repor
   t.log(`reported ${report.cpuSeconds.toFixed(3)} s (grandchild ${report.grandchildCpuSeconds.toFixed(3)} s), measured ${measuredSeconds.toFixed(3)} s over ${reading.windowMs} ms`);
   // Tick accounting is 10 ms per process, plus the children's own protocol work.
   t.true(Math.abs(measuredSeconds - report.cpuSeconds) < 0.06 + 0.1 * report.cpuSeconds);
-  // The grandchild's CPU is in the figure (it is about two thirds of the total when the host is idle).
-  t.true(report.grandchildCpuSeconds > 0.1);
+  // The grandchild's CPU (two thirds of the total) is in the figure.
+  t.true(report.grandchildCpuSeconds > 0.7);
   t.true(measuredSeconds - (report.cpuSeconds - report.grandchildCpuSeconds) > 0.5 * report.grandchildCpuSeconds);
   t.true(Math.abs(reading.memUtilization * 1024 ** 3 - report.rssBytes) < 0.2 * report.rssBytes);
   t.is(reading.psiCpuSome, null);

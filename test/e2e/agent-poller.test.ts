@@ -12,13 +12,16 @@ import { binPath } from '../helpers/launcher.js';
 
 const AGENT_BIN = binPath('@loadfeed/agent', 'loadfeed-agent');
 const SERVICE = 'tcp 127.0.0.1:18000';
+/** The policy's liveness.staleAfter and agents.interval below. */
+const STALE_AFTER_MS = 1000;
+const INTERVAL_MS = 200;
 
 async function startPoller(t: ExecutionContext, nodes: string[], extra = '', listen = '127.0.0.1:0') {
   const engines = defaultEngines();
   const policy = compilePolicy(
     `apiVersion: loadfeed/v1
-liveness: { staleAfter: 1s }
-agents: { interval: 200ms }
+liveness: { staleAfter: ${STALE_AFTER_MS}ms }
+agents: { interval: ${INTERVAL_MS}ms }
 services:
   - name: web
     engine: memory
@@ -79,30 +82,34 @@ test.serial('an agent process streams samples; the poller weights it and pushes 
   t.regex(agent.stderrText(), /sampling interval changed by poller.*"from":5000,"to":200/);
 });
 
-test.serial('a killed agent is quiesced at once; a stopped one when it goes silent', async (t) => {
+test.serial('a killed agent is quiesced because its stream ended; a stopped one when it has been silent for staleAfter', async (t) => {
   // A third server stays up: were all of them gone, the all-zero fallback
   // would rightly keep their last weights instead of black-holing the service.
-  const { port, weightsAre } = await startPoller(t, ['k1', 's1', 'up']);
+  const { poller, port, weightsAre } = await startPoller(t, ['k1', 's1', 'up']);
   const killed = startAgent(t, port, 'k1');
   const stopped = startAgent(t, port, 's1');
   startAgent(t, port, 'up');
   await weightsAre('all weighted', (w) => w.length === 3 && w.every((x) => x > 0));
 
+  // How fast is a figure (docs/RELIABILITY.md), printed here; what is checked
+  // is why each was quiesced, and that the silent one was not quiesced before
+  // its silence lasted staleAfter: bounds a loaded machine cannot break.
   const killedAt = performance.now();
   killed.kill('SIGKILL');
   await weightsAre('k1 quiesced', (w) => w[0] === 0);
-  const killQuiesceMs = performance.now() - killedAt;
-  t.log(`kill -9 → quiesce: ${killQuiesceMs.toFixed(0)} ms`);
-  // The goal is 200 ms (docs/RELIABILITY.md has the measured times); the bound
-  // leaves room for a loaded CI machine.
-  t.true(killQuiesceMs < 500, `stream end quiesced after ${killQuiesceMs.toFixed(0)} ms`);
+  t.log(`kill -9 → quiesce: ${(performance.now() - killedAt).toFixed(0)} ms`);
+  t.false(poller.snapshot().nodes.some((n) => n.id === 'k1'), 'k1 quiesced because its stream ended (gone), not for silence');
 
   const stoppedAt = performance.now();
   stopped.kill('SIGSTOP');
   await weightsAre('s1 quiesced', (w) => w[1] === 0);
   const stopQuiesceMs = performance.now() - stoppedAt;
   t.log(`SIGSTOP → quiesce: ${stopQuiesceMs.toFixed(0)} ms`);
-  t.true(stopQuiesceMs < 2000 + 2 * LIVENESS_SWEEP_MS, `silence quiesced after ${stopQuiesceMs.toFixed(0)} ms`);
+  t.is(poller.snapshot().nodes.find((n) => n.id === 's1')?.state, 'stale', 's1 quiesced for silence, its stream still open');
+  // Its last sample came at most one interval before SIGSTOP; the sweep turns
+  // a node stale from staleAfter less one sweep interval after its last sample.
+  const earliest = STALE_AFTER_MS - LIVENESS_SWEEP_MS - INTERVAL_MS;
+  t.true(stopQuiesceMs >= earliest, `silence quiesced after ${stopQuiesceMs.toFixed(0)} ms, before ${earliest} ms of it`);
 
   stopped.kill('SIGCONT');
   await weightsAre('s1 back', (w) => (w[1] ?? 0) > 0);
