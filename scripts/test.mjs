@@ -20,7 +20,7 @@ const child = spawn(process.execPath, [ava, '--tap', ...process.argv.slice(2)], 
 
 let tail = '';
 let partial = '';
-/** Skipped tests by reason, in the order first seen. */
+/** How many tests were skipped, by reason. */
 const skipped = new Map();
 child.stdout.on('data', (chunk) => {
   process.stdout.write(chunk);
@@ -30,15 +30,18 @@ child.stdout.on('data', (chunk) => {
   partial = lines.pop() ?? '';
   for (const line of lines) {
     const m = /^ok \d+ - (.*) # (SKIP|TODO)\b/.exec(line);
-    if (m) skipped.set(reasonOf(m[1], m[2]), (skipped.get(reasonOf(m[1], m[2])) ?? 0) + 1);
+    if (!m) continue;
+    const reason = reasonOf(m[1], m[2]);
+    skipped.set(reason, (skipped.get(reason) ?? 0) + 1);
   }
 });
 
-/** Why a test was skipped, from its title: "(skipped: no nft binary; …)" → "no nft binary". */
+/** Why a test was skipped, from its title: "(skipped: nftables: no nft binary; …)" → "nftables: no nft binary". */
 function reasonOf(title, directive) {
   if (directive === 'TODO') return 'marked todo';
-  const m = /\((?:skipped: )?([^;()]*)[^()]*\)\s*$/.exec(title);
-  return m ? m[1].trim() : 'skipped in the test file';
+  const gated = /\(skipped: (.*?); [^;]*\)\s*$/.exec(title);
+  const other = /\(([^()]*)\)\s*$/.exec(title);
+  return (gated ?? other)?.[1].trim() ?? 'skipped in the test file';
 }
 
 const forward = (signal) => child.kill(signal);
