@@ -3,12 +3,11 @@
 // warnings, and its container ENTRYPOINT must pass node the same options.
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { lstatSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { binPath, launcherOptions } from '../helpers/launcher.js';
+import { REPO_ROOT, runCommand } from './repo.js';
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
 const BINS = [
   { name: 'loadfeed-agent', pkg: '@loadfeed/agent', dockerfile: 'agent.Dockerfile', option: '--lite-mode' },
@@ -38,5 +37,20 @@ for (const bin of BINS) {
     const entrypoint = JSON.parse(line) as string[];
     t.deepEqual(entrypoint.slice(0, -1), ['node', ...launcherOptions(file)]);
     t.is(entrypoint.at(-1), `/app/${bin.pkg.split('/')[1]}/build/src/bin/${bin.name}.js`);
+  });
+}
+
+// npm links a workspace's bins at install time and skips one whose file does
+// not exist yet; bins pointing into build/ left `npx loadfeed` with nothing to
+// run after `npm ci`. The bins are committed launchers, so they are linked.
+for (const [pkg, name] of [['@loadfeed/poller', 'loadfeed'], ['@loadfeed/poller', 'loadfeed-poller'], ['@loadfeed/agent', 'loadfeed-agent']] as const) {
+  test(`npx ${name} runs at the repository root: npm linked the workspace's committed launcher`, async (t) => {
+    const link = path.join(REPO_ROOT, 'node_modules', '.bin', name);
+    t.true(lstatSync(link).isSymbolicLink(), `${link} is npm's link`);
+    t.is(realpathSync(link), realpathSync(binPath(pkg, name)));
+    t.false(path.relative(REPO_ROOT, realpathSync(link)).includes('build'), 'the linked file is in the repository, not build output');
+    const r = await runCommand('npx', ['--no-install', name, '--help'], { cwd: REPO_ROOT, timeoutMs: 60_000 });
+    t.is(r.code, 0, r.stderr);
+    t.regex(r.stdout, new RegExp(`^Usage: ${name}\\b`));
   });
 }
