@@ -17,6 +17,7 @@ import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { binPath, launcherOptions } from '../helpers/launcher.js';
+import { freePorts } from './lib/ports.js';
 import { Children, firstLine, sleep, withCleanup, type Started } from './lib/children.js';
 import { benchLog, fmt, loadAverage1, machineLine, processCpuUs, processPeakRssBytes, processRssBytes, QUICK, table, waitForQuietMachine } from './lib/measure.js';
 import { plotLines } from './lib/plot.js';
@@ -112,20 +113,20 @@ async function main(): Promise<void> {
       loadBefore = await waitForQuietMachine(Number(values['max-load']), 20 * 60_000, log);
       for (const n of steps) {
         log(`${n} agents`);
+        // Below the ephemeral range, which the simulated agents' connections fill; picked per run.
+        const [listenPort = 0] = await freePorts(1);
         const host = children.spawn('poller', process.execPath, [
           ...POLLER_OPTIONS,
           ...values['node-args'].split(' ').filter((x) => x !== ''),
-          HOST, '--agents', String(n), '--listen', '127.0.0.1:0',
+          HOST, '--agents', String(n), '--listen', `127.0.0.1:${listenPort}`,
         ]);
         const reader = new LineReader(host);
         const readyLine = await reader.next(60_000);
-        // "ready PORT": the port it was given by the kernel (listen on 0: two runs never collide).
-        const port = /^ready (\d+)$/.exec(readyLine)?.[1];
-        if (port === undefined) throw new Error(`poller: ${readyLine} ${host.stderr()}`);
+        if (!readyLine.startsWith('ready')) throw new Error(`poller: ${readyLine} ${host.stderr()}`);
         const connecting = performance.now();
         const sims: Started[] = [];
         for (let first = 0; first < n; first += STREAMS_PER_PROCESS) {
-          sims.push(children.node(`sim ${first}`, SIM, ['--target', `127.0.0.1:${port}`, '--count', String(Math.min(STREAMS_PER_PROCESS, n - first)), '--first-id', String(first)]));
+          sims.push(children.node(`sim ${first}`, SIM, ['--target', `127.0.0.1:${listenPort}`, '--count', String(Math.min(STREAMS_PER_PROCESS, n - first)), '--first-id', String(first)]));
         }
         await Promise.all(sims.map((s) => firstLine(s, 120_000)));
         const report = async (): Promise<HostReport> => {
