@@ -12,16 +12,17 @@ import { binPath } from '../helpers/launcher.js';
 
 const AGENT_BIN = binPath('@loadfeed/agent', 'loadfeed-agent');
 const SERVICE = 'tcp 127.0.0.1:18000';
-/** The policy's liveness.staleAfter and agents.interval below. */
+/** Bound on waiting for agent processes to start and stream: generous, so a loaded machine only slows the test. */
+const WAIT_MS = 30_000;
+/** The policy's liveness.staleAfter below. */
 const STALE_AFTER_MS = 1000;
-const INTERVAL_MS = 200;
 
 async function startPoller(t: ExecutionContext, nodes: string[], extra = '', listen = '127.0.0.1:0') {
   const engines = defaultEngines();
   const policy = compilePolicy(
     `apiVersion: loadfeed/v1
 liveness: { staleAfter: ${STALE_AFTER_MS}ms }
-agents: { interval: ${INTERVAL_MS}ms }
+agents: { interval: 200ms }
 services:
   - name: web
     engine: memory
@@ -42,7 +43,7 @@ ${extra}`,
   };
   let latest: number[] = [];
   const weightsAre = async (what: string, ok: (w: number[]) => boolean): Promise<void> => {
-    await waitFor(what, () => ok(latest), 10_000).catch((err: unknown) => {
+    await waitFor(what, () => ok(latest), WAIT_MS).catch((err: unknown) => {
       throw new Error(`${(err as Error).message}; weights ${JSON.stringify(latest)}`);
     });
   };
@@ -77,7 +78,7 @@ test.serial('an agent process streams samples; the poller weights it and pushes 
   const agent = startAgent(t, port, 'a1');
   // The agent starts at 5 s; only the poller's Config (200 ms) makes samples
   // arrive fast enough for this to pass within the timeout.
-  await waitFor('three samples', () => (poller.snapshot().nodes.find((n) => n.id === 'a1')?.samples ?? 0) >= 3, 10_000);
+  await waitFor('three samples', () => (poller.snapshot().nodes.find((n) => n.id === 'a1')?.samples ?? 0) >= 3, WAIT_MS);
   await weightsAre('a positive weight', (w) => (w[0] ?? 0) > 0);
   t.regex(agent.stderrText(), /sampling interval changed by poller.*"from":5000,"to":200/);
 });
@@ -93,7 +94,7 @@ test.serial('a killed agent is quiesced because its stream ended; a stopped one 
 
   // How fast is a figure (docs/RELIABILITY.md), printed here; what is checked
   // is why each was quiesced, and that the silent one was not quiesced before
-  // its silence lasted staleAfter: bounds a loaded machine cannot break.
+  // its silence lasted staleAfter: checks a loaded machine cannot break.
   const killedAt = performance.now();
   killed.kill('SIGKILL');
   await weightsAre('k1 quiesced', (w) => w[0] === 0);
@@ -105,11 +106,12 @@ test.serial('a killed agent is quiesced because its stream ended; a stopped one 
   await weightsAre('s1 quiesced', (w) => w[1] === 0);
   const stopQuiesceMs = performance.now() - stoppedAt;
   t.log(`SIGSTOP → quiesce: ${stopQuiesceMs.toFixed(0)} ms`);
-  t.is(poller.snapshot().nodes.find((n) => n.id === 's1')?.state, 'stale', 's1 quiesced for silence, its stream still open');
-  // Its last sample came at most one interval before SIGSTOP; the sweep turns
-  // a node stale from staleAfter less one sweep interval after its last sample.
-  const earliest = STALE_AFTER_MS - LIVENESS_SWEEP_MS - INTERVAL_MS;
-  t.true(stopQuiesceMs >= earliest, `silence quiesced after ${stopQuiesceMs.toFixed(0)} ms, before ${earliest} ms of it`);
+  const s1 = poller.snapshot().nodes.find((n) => n.id === 's1');
+  t.is(s1?.state, 'stale', 's1 quiesced for silence, its stream still open');
+  // Measured as the poller measures it, from its receipt of the last sample: a
+  // node turns stale from staleAfter less one sweep interval of silence.
+  const silentMs = s1?.sampleAgeMs ?? 0;
+  t.true(silentMs >= STALE_AFTER_MS - LIVENESS_SWEEP_MS, `stale after ${silentMs.toFixed(0)} ms without a sample`);
 
   stopped.kill('SIGCONT');
   await weightsAre('s1 back', (w) => (w[1] ?? 0) > 0);

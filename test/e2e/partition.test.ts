@@ -88,7 +88,7 @@ services:
 
   const weight = (): number => poller.snapshot().services[0]?.decisions.find((d) => d.node === 'far')?.weight ?? -1;
   const state = (): string => poller.snapshot().services[0]?.decisions.find((d) => d.node === 'far')?.state ?? '';
-  await waitFor('far weighted at full', () => weight() > 0 && state() === 'live', 15_000);
+  await waitFor('far weighted at full', () => weight() > 0 && state() === 'live', 30_000);
 
   const cut = performance.now();
   ip('-n', ns, 'link', 'set', peer, 'down');
