@@ -16,7 +16,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { waitFor } from '../helpers/wait.js';
+import { WAIT_DEFAULT_MS, waitFor } from '../helpers/wait.js';
 import { REPO_ROOT, runCommand } from './repo.js';
 
 /** npm install of ~60 packages from a warm cache takes ~15 s here; a cold one up to 2 min. */
@@ -249,7 +249,7 @@ async function streamsTogether(t: ExecutionContext, pollerBin: string, agentBin:
       log += c.toString('utf8');
     });
   }
-  await waitFor('the installed poller to start', () => /"msg":"poller started"/.test(log), 20_000).catch((err: unknown) => {
+  await waitFor('the installed poller to start', () => /"msg":"poller started"/.test(log)).catch((err: unknown) => {
     throw new Error(`${(err as Error).message}\n${log}`);
   });
   const startLine = JSON.parse(log.split('\n').find((l) => l.includes('"poller started"')) ?? '{}') as { port?: number; status?: string };
@@ -273,7 +273,7 @@ async function streamsTogether(t: ExecutionContext, pollerBin: string, agentBin:
     const doc = (await (await fetch(new URL('status', statusUrl))).json()) as { services: { servers: { node: string | null; weight: number }[] }[] };
     return doc.services[0]?.servers.find((x) => x.node === 'packed-1')?.weight ?? 0;
   };
-  const deadline = performance.now() + 20_000;
+  const deadline = performance.now() + WAIT_DEFAULT_MS;
   let weight = await weightOf();
   while (weight === 0) {
     if (performance.now() > deadline || agent.exitCode !== null) throw new Error(`no weight for the packed agent\n${log}`);

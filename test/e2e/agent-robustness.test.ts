@@ -35,7 +35,7 @@ test('no poller: retries back off exponentially with jitter, up to the cap, hold
     err += c.toString();
   });
   const delays = (): number[] => [...err.matchAll(/retrying in (\d+) ms/g)].map((m) => Number(m[1]));
-  await waitFor('five retries', () => delays().length >= 5, 20_000);
+  await waitFor('five retries', () => delays().length >= 5, 45_000);
   const d = delays().slice(0, 5);
   t.log(`delays: ${d.join(', ')} ms`);
   // Each delay lies in [½, 1] × 250 ms × 2^n: the ceilings double.

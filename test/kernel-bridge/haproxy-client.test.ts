@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { WAIT_DEFAULT_MS } from '../helpers/wait.js';
 import {
   EngineUnavailableError,
   MalformedReplyError,
@@ -15,7 +16,7 @@ import {
   createRuntimeApiClient,
 } from '@loadfeed/kernel-bridge';
 
-const WAIT_MS = 5_000;
+const WAIT_MS = WAIT_DEFAULT_MS;
 
 /** A Unix socket that hands each received line to `answer`; returns its path and the lines seen. */
 async function fakeSocket(

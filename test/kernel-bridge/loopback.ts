@@ -5,11 +5,12 @@ import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { createFastpathEngine, type FastpathEngine, type FastpathOptions } from '@loadfeed/kernel-bridge';
+import { WAIT_DEFAULT_MS } from '../helpers/wait.js';
 
 export const HOST = '127.0.0.1';
 export const SERVICE = `tcp ${HOST}:0`;
-/** Bound on every single wait for an event; a hang fails fast with a message. */
-export const WAIT_MS = 5_000;
+/** Bound on every single wait for an event; a hang fails with a message (generous for a loaded machine, as waitFor's). */
+export const WAIT_MS = WAIT_DEFAULT_MS;
 
 export interface Backend {
   readonly name: string;
@@ -109,6 +110,8 @@ export async function silentAddress(t: ExecutionContext): Promise<string> {
   const [port] = (await once(worker, 'message', { signal: AbortSignal.timeout(WAIT_MS) })) as [number];
   for (let i = 0; i < SILENT_QUEUE_FILLERS; i++) {
     const filler = connect({ host: HOST, port });
+    // Reset when the listener goes at teardown, also after a failed wait below.
+    filler.on('error', () => {});
     fillers.push(filler);
     await once(filler, 'connect', { signal: AbortSignal.timeout(WAIT_MS) });
   }
