@@ -6,7 +6,8 @@ import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSyn
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { listDir } from '../helpers/process.js';
-import { findExecutable, SYSTEM_DIRS } from '../helpers/system-tools.js';
+import { SYSTEM_BIN_DIRS } from '@loadfeed/kernel-bridge';
+import { findExecutable } from '../helpers/system-tools.js';
 
 /** The repository root (this file is test/ipvs-vm/kernel.ts, compiled to test/build/ipvs-vm/kernel.js). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -105,13 +106,13 @@ export function vmlinuxOf(kernel: GuestKernel, cacheDir: string): string | null 
 
 /** The system's qemu-system-x86_64, or why not. */
 export function findQemu(): string | { readonly missing: string } {
-  return findExecutable('qemu-system-x86_64') ?? { missing: `qemu-system-x86_64 not found in ${SYSTEM_DIRS.join(', ')} (${INSTALL_PACKAGES_HINT})` };
+  return findExecutable('qemu-system-x86_64') ?? { missing: `qemu-system-x86_64 not found in ${SYSTEM_BIN_DIRS.join(', ')} (${INSTALL_PACKAGES_HINT})` };
 }
 
 /** A statically linked busybox (busybox-static), or why not: /init runs before any libc exists. */
 export function findStaticBusybox(): string | { readonly missing: string } {
   const candidate = findExecutable('busybox');
-  if (candidate === undefined) return { missing: `busybox not found in ${SYSTEM_DIRS.join(', ')} (${INSTALL_PACKAGES_HINT})` };
+  if (candidate === undefined) return { missing: `busybox not found in ${SYSTEM_BIN_DIRS.join(', ')} (${INSTALL_PACKAGES_HINT})` };
   if (isStaticElf(readFileSync(candidate))) return candidate;
   return { missing: `${candidate} is dynamically linked (${INSTALL_PACKAGES_HINT})` };
 }
