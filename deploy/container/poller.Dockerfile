@@ -40,7 +40,6 @@ COPY test/package.json test/
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --workspace @loadfeed/poller --no-audit --no-fund
 COPY --from=build /src/proto/build proto/build
 COPY --from=build /src/kernel-bridge/build kernel-bridge/build
-COPY --from=build /src/agent/build agent/build
 COPY --from=build /src/poller/build poller/build
 COPY --from=build /src/poller/assets poller/assets
 USER 1000:1000

@@ -190,7 +190,7 @@ for (const image of IMAGES) {
     const modules = await readdir(inRoot('/app/node_modules'));
     t.deepEqual(modules.filter((m) => DEV_ONLY.includes(m)), [], 'development-only packages in the image');
     const scoped = (await readdir(inRoot('/app/node_modules/@loadfeed'))).sort();
-    t.deepEqual(scoped, image === 'agent' ? ['agent', 'proto'] : ['agent', 'kernel-bridge', 'poller', 'proto']);
+    t.deepEqual(scoped, image === 'agent' ? ['agent', 'proto'] : ['kernel-bridge', 'poller', 'proto']);
 
     // Now as the image runs it: uid 1000, nothing writable.
     spawnSync('chmod', ['-R', 'a-w', root]);
