@@ -60,14 +60,40 @@ export interface PolicyProblem {
   readonly message: string;
 }
 
-/** A policy file that does not compile; `problems` lists every error found. */
+/** Problems a PolicyError keeps; a file with more says how many it left out. */
+export const MAX_POLICY_PROBLEMS = 20;
+/** Characters of one problem's message; a value is quoted as an excerpt (see excerpt). */
+export const MAX_PROBLEM_CHARS = 300;
+
+/**
+ * A policy file that does not compile; `problems` lists the errors found,
+ * at most MAX_POLICY_PROBLEMS of them, each at most MAX_PROBLEM_CHARS long:
+ * they end up in logs, /status and /healthz, so a refused file of any size
+ * is never echoed whole.
+ */
 export class PolicyError extends PollerError {
   override readonly name = 'PolicyError';
   readonly problems: readonly PolicyProblem[];
   constructor(problems: readonly PolicyProblem[], options?: { cause?: unknown }) {
-    super('POLICY_INVALID', problems.map(formatProblem).join('\n'), options);
-    this.problems = problems;
+    const cut = (text: string): string => (text.length > MAX_PROBLEM_CHARS ? `${text.slice(0, MAX_PROBLEM_CHARS)}…` : text);
+    const kept = problems.slice(0, MAX_POLICY_PROBLEMS).map((p) => ({ ...p, path: cut(p.path), message: cut(p.message) }));
+    const first = problems[0];
+    if (problems.length > kept.length && first) {
+      kept.push({ file: first.file, line: null, path: '', message: `and ${problems.length - kept.length} more problems` });
+    }
+    super('POLICY_INVALID', kept.map(formatProblem).join('\n'), options);
+    this.problems = kept;
   }
+}
+
+/** Characters of a value quoted in an error message. */
+export const EXCERPT_CHARS = 60;
+
+/** A value as JSON for an error message, cut to EXCERPT_CHARS with its full length said. */
+export function excerpt(value: unknown): string {
+  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
+  if (text.length <= EXCERPT_CHARS) return typeof value === 'string' ? JSON.stringify(value) : text;
+  return `${JSON.stringify(text.slice(0, EXCERPT_CHARS))}… (${text.length} characters)`;
 }
 
 export function formatProblem(p: PolicyProblem): string {

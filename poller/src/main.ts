@@ -13,7 +13,16 @@ import { formatHostPort, parseHostPort } from '@loadfeed/kernel-bridge';
 import { formatProblem, OptionError } from './errors.js';
 import { compilePolicy, readPolicyFile } from './policy/compile.js';
 import { PolicyReloader } from './policy/reloader.js';
-import { DEFAULT_LIMITS, DEFAULT_MAX_AGENTS } from './ingest/ingest.js';
+import { parseDuration } from './util/duration.js';
+import {
+  DEFAULT_HELLO_TIMEOUT_MS,
+  DEFAULT_LIMITS,
+  DEFAULT_MAX_AGENTS,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_MAX_PENDING_CONNECTIONS,
+  DEFAULT_MAX_PENDING_PER_PEER,
+  DEFAULT_MAX_STREAMS_PER_CONNECTION,
+} from './ingest/ingest.js';
 import { Poller } from './poller.js';
 import { loadSecurity } from './ingest/security.js';
 import { defaultEngines, defaultStrategies } from './registries.js';
@@ -43,6 +52,12 @@ Runs the poller: accepts agents, turns their load into weights, applies them.
   --allow-plaintext      accept unauthenticated plaintext agents from other hosts
                          (default: plaintext from loopback only)
   --max-agents N         refuse agents beyond this many (default ${DEFAULT_MAX_AGENTS})
+  Bounds before an agent is authenticated (its Hello; see docs/RELIABILITY.md):
+  --max-pending-connections N   connections without a Hello, in all (default ${DEFAULT_MAX_PENDING_CONNECTIONS})
+  --max-pending-per-peer N      ... from one address (default ${DEFAULT_MAX_PENDING_PER_PEER})
+  --hello-timeout DURATION      close a connection without a Hello after this (default ${DEFAULT_HELLO_TIMEOUT_MS / 1000}s)
+  --max-streams-per-connection N  streams of one agent connection (default ${DEFAULT_MAX_STREAMS_PER_CONNECTION})
+  --max-message-bytes N         largest agent message (default ${DEFAULT_MAX_MESSAGE_BYTES})
   (make a development CA and certificates with: loadfeed certs --help)
   --status HOST:PORT     status server: dashboard at /, /status (JSON), /metrics
                          (Prometheus), /healthz (default ${DEFAULT_STATUS_LISTEN}; "off" disables)
@@ -71,6 +86,11 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
       tokens: { type: 'string' },
       'allow-plaintext': { type: 'boolean', default: false },
       'max-agents': { type: 'string', default: String(DEFAULT_MAX_AGENTS) },
+      'max-pending-connections': { type: 'string', default: String(DEFAULT_MAX_PENDING_CONNECTIONS) },
+      'max-pending-per-peer': { type: 'string', default: String(DEFAULT_MAX_PENDING_PER_PEER) },
+      'hello-timeout': { type: 'string', default: `${DEFAULT_HELLO_TIMEOUT_MS}ms` },
+      'max-streams-per-connection': { type: 'string', default: String(DEFAULT_MAX_STREAMS_PER_CONNECTION) },
+      'max-message-bytes': { type: 'string', default: String(DEFAULT_MAX_MESSAGE_BYTES) },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -82,8 +102,22 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
   if (!values.policy) throw new OptionError('--policy FILE is required (see loadfeed-poller --help)');
   const maxBytes = Number(values['record-max-bytes']);
   if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new OptionError(`--record-max-bytes: ${values['record-max-bytes']} must be a positive number of bytes`);
-  const maxAgents = Number(values['max-agents']);
-  if (!Number.isSafeInteger(maxAgents) || maxAgents <= 0) throw new OptionError(`--max-agents: ${values['max-agents']} must be a positive integer`);
+  const positive = (flag: string, text: string): number => {
+    const n = Number(text);
+    if (!Number.isSafeInteger(n) || n <= 0) throw new OptionError(`--${flag}: ${text} must be a positive integer`);
+    return n;
+  };
+  const helloTimeoutMs = parseDuration(values['hello-timeout']);
+  if (helloTimeoutMs === null || helloTimeoutMs < 100 || helloTimeoutMs > 600_000) throw new OptionError(`--hello-timeout: ${values['hello-timeout']} must be a duration from 100ms to 10m`);
+  const limits = {
+    ...DEFAULT_LIMITS,
+    maxAgents: positive('max-agents', values['max-agents']),
+    maxPendingConnections: positive('max-pending-connections', values['max-pending-connections']),
+    maxPendingPerPeer: positive('max-pending-per-peer', values['max-pending-per-peer']),
+    helloTimeoutMs,
+    maxStreamsPerConnection: positive('max-streams-per-connection', values['max-streams-per-connection']),
+    maxMessageBytes: positive('max-message-bytes', values['max-message-bytes']),
+  };
   const security = await loadSecurity({
     cert: values['tls-cert'],
     key: values['tls-key'],
@@ -115,7 +149,7 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
     strategies: defaultStrategies(),
     logger,
     security,
-    limits: { ...DEFAULT_LIMITS, maxAgents },
+    limits,
     ...(recorder ? { recorder } : {}),
   });
   const status = values.status === 'off' ? null : new StatusServer({ poller, logger, maxNodeSeries });
@@ -151,7 +185,7 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
       logger.error({ policy: file, problems: outcome.problems.map(formatProblem) }, 'policy refused; the last good policy stays in force');
     }
   });
-  reloader.start();
+  await reloader.start();
   await waitForSignal(logger);
   reloader.stop();
   await status?.close();

@@ -121,7 +121,7 @@ export class Poller {
   }
 
   snapshot(): PollerSnapshot {
-    return takeSnapshot({ table: this.table, policy: this.policy, policyStatus: this.policyStatus, cycle: this.runner, ingest: this.ingest });
+    return takeSnapshot({ table: this.table, policy: this.policy, policyStatus: this.policyStatus, cycle: this.runner, scheduler: this.scheduler, ingest: this.ingest });
   }
 
   /** The engine instance serving `kind`, created on first use from the policy's `engines:` settings. */

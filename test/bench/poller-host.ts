@@ -12,7 +12,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { compilePolicy, defaultEngines, defaultStrategies, Poller, type TraceRecord } from '@loadfeed/poller';
+import { compilePolicy, DEFAULT_LIMITS, defaultEngines, defaultStrategies, Poller, type TraceRecord } from '@loadfeed/poller';
 import { Histogram } from './lib/histogram.js';
 
 const { values } = parseArgs({ options: { agents: { type: 'string' }, listen: { type: 'string', default: '127.0.0.1:0' }, 'per-service': { type: 'string', default: '100' } } });
@@ -55,6 +55,8 @@ const poller = new Poller({
   logger: pino({ level: 'warn' }, pino.destination(2)),
   recorder: recorder as unknown as ConstructorParameters<typeof Poller>[0]['recorder'],
   security: { credentials: grpc.ServerCredentials.createInsecure(), auth: { tokens: new Map(), mutualTls: false, allowPlaintext: false } },
+  // Every simulated agent connects from 127.0.0.1: one peer address for the whole fleet.
+  limits: { ...DEFAULT_LIMITS, maxPendingPerPeer: DEFAULT_LIMITS.maxPendingConnections },
 });
 poller.observe({
   weightsApplied(_ms, evaluatedAt) {

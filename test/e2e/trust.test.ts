@@ -69,6 +69,8 @@ mtls.test('mutual TLS: an agent reports for the node its certificate names', asy
   agent(t, port, 'web-1', tlsArgs('web-1'));
   await waitFor('web-1 reporting over mTLS', () => live('web-1'));
   t.is(p.snapshot().ingest.rejected['auth'], undefined);
+  // Its Hello was matched to its TLS connection: no longer pending, so no Hello timeout closes it.
+  t.is(p.snapshot().ingest.pendingConnections, 0);
 });
 
 mtls.test('mutual TLS: a certificate for another node is refused with PERMISSION_DENIED and counted', async (t) => {

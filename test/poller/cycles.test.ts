@@ -190,3 +190,52 @@ services:
   const gap = cycleGapMs(SLOW_MS, 0);
   t.true(elapsed < gap, `quiesced ${Math.round(elapsed)} ms after the slow cycle began; its gap was ${gap} ms`);
 });
+
+test('a policy cycle that throws makes the poller degraded and counts it; the engine keeps the last weights', async (t) => {
+  const strategies = defaultStrategies();
+  let failing = false;
+  beforeWeighing(strategies, 'headroom', () => {
+    if (failing) throw new RangeError('Maximum call stack size exceeded');
+  });
+  const engines = defaultEngines();
+  const policy = compilePolicy(
+    `apiVersion: loadfeed/v1
+services:
+  - name: web
+    engine: memory
+    address: tcp 10.0.0.1:80
+    slowStart: null
+    smoothing: { halfLife: 0s }
+    deadband: 0
+    servers: [{ node: a, address: "10.0.0.2:80" }, { node: b, address: "10.0.0.3:80" }]
+`,
+    'p.yaml',
+    engines.limits(),
+  );
+  const poller = new Poller({ listen: '127.0.0.1:0', policy, engines, strategies, logger: pino({ level: 'silent' }) });
+  const port = await poller.start();
+  t.teardown(() => poller.stop());
+  const weights = async (): Promise<number[]> =>
+    (await poller.engine('memory').observe()).services[0]?.destinations.map((d) => d.weight) ?? [];
+  const a = new FakeAgent(port, 'a');
+  t.teardown(() => a.close());
+  a.keepSampling(() => ({ cpuUtilization: 0.5 }), 100);
+  let last: number[] = [];
+  const poll = setInterval(() => void weights().then((w) => (last = w)), 20);
+  t.teardown(() => clearInterval(poll));
+  await waitFor('a weighted', () => (last[0] ?? 0) > 0 && last[1] === 0);
+  const good = [...last];
+
+  failing = true;
+  const b = new FakeAgent(port, 'b'); // a server connecting while cycles fail stays at its last weight
+  t.teardown(() => b.close());
+  b.keepSampling(() => ({ cpuUtilization: 0.1 }), 100);
+  await waitFor('degraded', () => poller.snapshot().health === 'degraded' && poller.snapshot().cycleFailures >= 2);
+  const snap = poller.snapshot();
+  t.is(snap.cycleError, 'Maximum call stack size exceeded');
+  t.deepEqual(await weights(), good);
+
+  failing = false;
+  await waitFor('healthy again', () => poller.snapshot().health === 'ok' && (last[1] ?? 0) > 0);
+  t.is(poller.snapshot().cycleError, null);
+});

@@ -3,10 +3,12 @@
 // through before it cuts the stream.
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
+import { AgentMessage } from '@loadfeed/proto';
 import { ACK_INTERVAL_MS, DEFAULT_LIMITS, SAMPLE_BURST_SECONDS } from '@loadfeed/poller';
 import { fakeIngest } from '../helpers/fake-call.js';
 
-const HELLO = { body: 'hello', hello: { nodeId: 'n1', cores: 2, memoryBytes: 1e9, services: [] } };
+// As grpc-js hands it over: decoded, every field set.
+const HELLO = AgentMessage.decode(AgentMessage.encode({ hello: { nodeId: 'n1', cores: 2, memoryBytes: 1e9 } }).finish());
 const sample = (seq: number): object => ({ body: 'sample', sample: { seq, timestampMs: Date.now(), cpuUtilization: 0.5, memUtilization: 0.5, services: [], windowMs: 1000 } });
 const acks = (written: readonly unknown[]): number[] => (written as { ack?: { lastSeq: number } }[]).flatMap((m) => (m.ack ? [m.ack.lastSeq] : []));
 

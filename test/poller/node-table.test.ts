@@ -1,6 +1,6 @@
 import test from 'ava';
 import { Hello, Sample } from '@loadfeed/proto';
-import { NodeTable, DEPARTED_MAX, LIVENESS_SWEEP_MS, type NodeEvent } from '@loadfeed/poller';
+import { NodeTable, DEPARTED_MAX, DEPARTED_MAX_BYTES, helloBytes, LIVENESS_SWEEP_MS, MAX_HOSTNAME_CHARS, MAX_LABELS, MAX_LABEL_VALUE_CHARS, type NodeEvent } from '@loadfeed/poller';
 
 test('a node without samples for staleAfter turns stale, and live again on its next sample', async (t) => {
   const events: NodeEvent[] = [];
@@ -50,6 +50,18 @@ test('departed nodes are remembered in a bounded LRU: a flood of invented ids ca
   t.is(table.departedInfo('flood-0'), undefined, 'the oldest are forgotten');
   t.truthy(table.departedInfo(`flood-${DEPARTED_MAX + 49}`));
   t.is([...table.all()].length, 0);
+});
+
+// Serial: it fills the LRU synchronously, which would hold up the timers of the staleness tests running beside it.
+test.serial('departed state is bounded in bytes too: the largest Hellos allowed fill it long before its entry count', (t) => {
+  const table = new NodeTable(2000, () => undefined);
+  const labels = Object.fromEntries(Array.from({ length: MAX_LABELS }, (_, i) => [`label-${i}`, 'v'.repeat(MAX_LABEL_VALUE_CHARS)]));
+  const hello = (i: number): Hello => Hello.create({ nodeId: `big-${i}`, hostname: 'h'.repeat(MAX_HOSTNAME_CHARS), cores: 1, memoryBytes: 1, labels });
+  const fits = Math.floor(DEPARTED_MAX_BYTES / helloBytes(hello(0)));
+  t.true(fits < DEPARTED_MAX, `${fits} such Hellos fill ${DEPARTED_MAX_BYTES} bytes`);
+  for (let i = 0; i < fits + 10; i += 1) table.disconnect(table.connect(hello(i)));
+  t.is(table.departedInfo('big-0'), undefined, 'the oldest are forgotten once the bytes are spent');
+  t.truthy(table.departedInfo(`big-${fits + 9}`));
 });
 
 test('a silent node is stale no later than staleAfter after its last sample, and not before staleAfter less one sweep interval', (t) => {

@@ -16,7 +16,10 @@ export class FakeAgent {
   readonly status: Promise<grpc.StatusObject>;
 
   constructor(port: number, readonly nodeId: string, options: FakeAgentOptions = {}) {
-    this.client = createTelemetryClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    // Its own connection, as each real agent has (grpc-js would otherwise
+    // share one among the clients of a process, and the poller allows one
+    // stream on a connection until its Hello is accepted).
+    this.client = createTelemetryClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
     this.call = this.client.report();
     this.call.resume(); // acks and config are of no interest; keep them from filling the window
     this.call.on('error', () => undefined);

@@ -48,7 +48,9 @@ export function doc(options: { nodes: NodeStatus[]; decisions: Decision[]; refus
     nodes: options.nodes,
     services: [{ name: 'web', engine: 'fastpath', address: 'tcp 10.0.0.100:80', decisions: options.decisions }],
     engineError: options.engineError ?? null,
-    ingest: { accepted: 100, rejected: {} },
+    cycleError: null,
+    cycleFailures: 0,
+    ingest: { accepted: 100, rejected: {}, pendingConnections: 0 },
     driftEvents: 0,
   };
   return buildStatus(snapshot, { now: AT, poller: { version: '0.1.0', pid: 1, startedAt: AT - 3_600_000 }, reloads: { ok: 0, refused: 0 }, changes: [] });

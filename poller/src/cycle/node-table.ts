@@ -3,9 +3,9 @@
 // A node is `live` while its stream is open and samples arrive; `stale` when
 // no sample came for `staleAfterMs` (host hung, network partition); `gone`
 // when its stream ended (agent killed, TCP reset). Stale and gone nodes are
-// quiesced by the policy. Gone nodes move to an LRU with a TTL so that state
-// for their return (blackout, slow start) is kept without letting a flood of
-// invented node ids grow memory.
+// quiesced by the policy. Gone nodes move to an LRU with a TTL, bounded in
+// entries and bytes, so that state for their return (blackout, slow start)
+// is kept without letting a flood of invented node ids grow memory.
 import { LRUCache } from 'lru-cache';
 import type { Hello, Sample } from '@loadfeed/proto';
 
@@ -14,6 +14,23 @@ export const DEFAULT_STALE_AFTER_MS = 2_000;
 export const LIVENESS_SWEEP_MS = 100;
 export const DEPARTED_MAX = 10_000;
 export const DEPARTED_TTL_MS = 30 * 60_000;
+/**
+ * Departed state is also bounded in bytes (as estimated by helloBytes): a
+ * flood of invented node ids with the largest Hellos allowed cannot hold
+ * more than this, whatever their count.
+ */
+export const DEPARTED_MAX_BYTES = 16 * 1024 * 1024;
+
+/** Bytes a Hello holds, roughly: its strings (UTF-16) plus a fixed cost per field and entry. */
+export function helloBytes(h: Hello): number {
+  let chars = h.nodeId.length + h.hostname.length + h.agentVersion.length + h.cpuModel.length;
+  let entries = 8;
+  for (const a of h.addresses) chars += a.length;
+  for (const [k, v] of Object.entries(h.labels)) chars += k.length + v.length;
+  for (const s of h.services) chars += s.name?.length ?? 0;
+  entries += h.addresses.length + Object.keys(h.labels).length + h.services.length;
+  return 2 * chars + 32 * entries;
+}
 
 export type NodeState = 'live' | 'stale' | 'gone';
 
@@ -48,7 +65,12 @@ export type NodeEvent = { readonly node: NodeRecord; readonly from: NodeState | 
 
 export class NodeTable {
   private readonly nodes = new Map<string, NodeRecord>();
-  private readonly departed = new LRUCache<string, Departed>({ max: DEPARTED_MAX, ttl: DEPARTED_TTL_MS });
+  private readonly departed = new LRUCache<string, Departed>({
+    max: DEPARTED_MAX,
+    ttl: DEPARTED_TTL_MS,
+    maxSize: DEPARTED_MAX_BYTES,
+    sizeCalculation: (d, id) => helloBytes(d.hello) + 2 * id.length,
+  });
   private sweeper: NodeJS.Timeout | null = null;
   /** Counts connects and disconnects (NodeLookup.membership). */
   private membership = 0;

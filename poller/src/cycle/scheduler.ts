@@ -2,12 +2,15 @@
 // they feed dirty; one cycle at a time then handles those services, paced by
 // the event loop's load (CyclePacer). Every `reconcile.every` a full cycle
 // handles every service against a fresh read of the engines (timers move on,
-// drift is found); a failed engine apply brings a full cycle sooner.
+// drift is found); a failed engine apply or a cycle that throws brings a
+// full cycle sooner.
 import type { Logger } from 'pino';
 import { CyclePacer } from './pacing.js';
 
-/** After a failed engine apply, try again this soon even if nothing changed. */
+/** After a failed engine apply or cycle, try again this soon even if nothing changed. */
 export const RETRY_AFTER_ERROR_MS = 1_000;
+/** Characters of a failed cycle's error kept for /status and /healthz. */
+const CYCLE_ERROR_CHARS = 300;
 
 export interface CycleOutcome {
   /** performance.now() when the cycle evaluated: it acted on every node event before. */
@@ -45,6 +48,10 @@ export class CycleScheduler {
   /** performance.now() of the oldest node event not yet reflected in the engines. */
   private pendingSince: number | null = null;
   private stopped = false;
+  /** Why the last cycle threw (nothing was written for its services), or null when it succeeded. */
+  cycleError: string | null = null;
+  /** Cycles that threw since start. */
+  cycleFailures = 0;
 
   constructor(private readonly options: CycleSchedulerOptions) {}
 
@@ -121,13 +128,19 @@ export class CycleScheduler {
         this.full = false;
         this.dirty.clear();
         const outcome = await this.options.run(full, services);
+        this.cycleError = null;
         for (const name of outcome.again) this.dirty.add(name);
         if (outcome.failed) this.retryAfterError();
         this.pacer.end(performance.now());
         if (since !== null && !outcome.failed) this.options.applied(performance.now() - since, outcome.evaluatedAt);
       }
     } catch (err) {
-      this.options.logger.error({ err }, 'policy cycle failed');
+      // Nothing was written for the services of this cycle: the engines keep
+      // their last weights. Degraded and counted until a cycle succeeds.
+      this.cycleFailures += 1;
+      this.cycleError = String((err as Error).message).slice(0, CYCLE_ERROR_CHARS);
+      this.options.logger.error({ err }, 'policy cycle failed; the engines keep their last weights');
+      this.retryAfterError();
     } finally {
       this.cycling = null;
     }

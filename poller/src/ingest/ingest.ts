@@ -2,6 +2,7 @@
 // the contract before anything reaches the node table, so a malformed or
 // hostile message is refused (with a gRPC status, on that stream only) and
 // never touches a weight. gRPC status mapping happens here and nowhere else.
+import { isIP, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { METRICS } from '@loadfeed/proto';
 import type {
@@ -14,13 +15,35 @@ import type {
   TelemetryServer,
 } from '@loadfeed/proto';
 import { authorize, type AuthOptions } from './auth.js';
-import { IngestError } from '../errors.js';
+import { ConnectionGuard, type ConnectionLimits } from './connection-guard.js';
+import { excerpt, IngestError } from '../errors.js';
+import { RateLimitedLog } from '../util/log-limit.js';
 import type { NodeRecord, NodeTable } from '../cycle/node-table.js';
 import type { TraceRecord } from './trace.js';
 
 export const MAX_CORES = 4096;
 export const MAX_SERVICES_PER_AGENT = 64;
+// Hello fields are kept for as long as the node is known (and shown in
+// /status): each is bounded, so a Hello is at most ~12 KB.
+export const MAX_HOSTNAME_CHARS = 253;
+export const MAX_ADDRESSES = 64;
+export const MAX_LABELS = 32;
+/** Label names and values: Kubernetes' limits (a prefix may make names longer). */
+export const MAX_LABEL_NAME_CHARS = 127;
+export const MAX_LABEL_VALUE_CHARS = 63;
+export const MAX_SERVICE_NAME_CHARS = 63;
+export const MAX_CPU_MODEL_CHARS = 128;
+export const MAX_AGENT_VERSION_CHARS = 64;
 export const DEFAULT_MAX_AGENTS = 20_000;
+/** Largest agent message; a Hello with every field at its bound is ~12 KB, a sample ~3 KB. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024;
+/** Connections without an accepted Hello, in all: as many as the listen queue holds (LISTEN_BACKLOG). */
+export const DEFAULT_MAX_PENDING_CONNECTIONS = 4096;
+export const DEFAULT_MAX_PENDING_PER_PEER = 64;
+/** Agents Hello at once; this leaves room for a TLS handshake on a loaded poller. */
+export const DEFAULT_HELLO_TIMEOUT_MS = 20_000;
+/** An agent uses one stream; a reconnect may briefly overlap the old one. */
+export const DEFAULT_MAX_STREAMS_PER_CONNECTION = 4;
 /** Agents sample at most every 100 ms; twice that rate leaves room for bursts after a stall. */
 export const DEFAULT_MAX_SAMPLES_PER_SECOND = 20;
 /**
@@ -39,16 +62,23 @@ export const ACK_INTERVAL_MS = 10_000;
 /** A sample stamped further than this from the poller's clock is refused. */
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 5 * 60_000;
 
-export interface IngestLimits {
+export interface IngestLimits extends ConnectionLimits {
   readonly maxAgents: number;
   readonly maxSamplesPerSecond: number;
   readonly maxClockSkewMs: number;
+  /** Largest message grpc-js takes (it refuses a larger one from its length prefix). */
+  readonly maxMessageBytes: number;
 }
 
 export const DEFAULT_LIMITS: IngestLimits = {
   maxAgents: DEFAULT_MAX_AGENTS,
   maxSamplesPerSecond: DEFAULT_MAX_SAMPLES_PER_SECOND,
   maxClockSkewMs: DEFAULT_MAX_CLOCK_SKEW_MS,
+  maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+  maxPendingConnections: DEFAULT_MAX_PENDING_CONNECTIONS,
+  maxPendingPerPeer: DEFAULT_MAX_PENDING_PER_PEER,
+  helloTimeoutMs: DEFAULT_HELLO_TIMEOUT_MS,
+  maxStreamsPerConnection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
 };
 
 export interface IngestCounters {
@@ -78,8 +108,37 @@ const STATUS = {
 export class Ingest {
   readonly counters: IngestCounters = { accepted: 0, rejected: new Map() };
   private readonly streams = new Map<string, TelemetryReportCall>();
+  private readonly guard: ConnectionGuard;
+  private readonly refusals: RateLimitedLog;
 
-  constructor(private readonly options: IngestOptions) {}
+  constructor(private readonly options: IngestOptions) {
+    this.refusals = new RateLimitedLog(options.log);
+    this.guard = new ConnectionGuard(options.limits, (reason, peer, detail) => this.refused(reason, { peer, error: `${reason}: ${detail}` }));
+  }
+
+  get limits(): IngestLimits {
+    return this.options.limits;
+  }
+
+  /** A connection was accepted for the gRPC server: true to hand it on, false when a limit closed it. */
+  admit(socket: Socket): boolean {
+    return this.guard.admit(socket);
+  }
+
+  /** Connections without an accepted Hello, now. */
+  pendingConnections(): number {
+    return this.guard.pendingConnections();
+  }
+
+  close(): void {
+    this.guard.close();
+  }
+
+  /** Count a refusal by reason and log it (at a bounded rate per reason). */
+  private refused(reason: string, event: Record<string, unknown>): void {
+    this.counters.rejected.set(reason, (this.counters.rejected.get(reason) ?? 0) + 1);
+    this.refusals.log(reason, event, 'agent refused');
+  }
 
   readonly service: TelemetryServer = {
     report: (call: TelemetryReportCall) => this.onStream(call),
@@ -91,6 +150,13 @@ export class Ingest {
   }
 
   private onStream(call: TelemetryReportCall): void {
+    const peer = call.getPeer();
+    const busy = this.guard.streamOpened(peer);
+    if (busy !== null) {
+      this.refused('streams-per-connection', { peer, error: `streams-per-connection: ${busy}` });
+      call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: `streams: ${busy}` });
+      return;
+    }
     let node: NodeRecord | null = null;
     let lastSeq = 0;
     let ackedAt: number | null = null;
@@ -99,6 +165,7 @@ export class Ingest {
     const finish = (): void => {
       if (finished) return;
       finished = true;
+      this.guard.streamClosed(peer, node !== null);
       if (node) {
         // A stream replaced by a newer one of the same node ends quietly.
         if (this.streams.get(node.id) === call) {
@@ -129,6 +196,7 @@ export class Ingest {
             previous.end();
           }
           this.streams.set(hello.nodeId, call);
+          this.guard.helloAccepted(peer);
           node = this.options.table.connect(hello);
           this.options.record?.({ type: 'hello', node: hello.nodeId, hello });
           this.options.log({ node: hello.nodeId, scope: hello.scope, cores: hello.cores, peer: call.getPeer(), auth: verdict.via }, 'agent connected');
@@ -162,17 +230,33 @@ export class Ingest {
         throw new IngestError('invalid-argument', 'message.unsupported', `unsupported message ${msg.body ?? '(empty)'}`);
       } catch (err) {
         if (!(err instanceof IngestError)) throw err;
-        this.counters.rejected.set(err.rejection, (this.counters.rejected.get(err.rejection) ?? 0) + 1);
-        this.options.log({ node: node?.id ?? null, peer: call.getPeer(), error: err.message }, 'agent message rejected');
-        finish();
-        call.emit('error', { code: STATUS[err.reason], details: err.message });
+        refuse(err);
       }
     });
+    const refuse = (err: IngestError): void => {
+      this.refused(err.rejection, { node: node?.id ?? null, peer, error: err.message });
+      finish();
+      call.emit('error', { code: STATUS[err.reason], details: err.message });
+    };
     call.on('end', () => {
+      // The client half-closed in the middle of a message: its length prefix
+      // promised more than came. grpc-js would end the stream with OK.
+      const partial = unfinishedMessage(call);
+      if (partial !== null && !finished) {
+        refuse(new IngestError('invalid-argument', 'truncated', `truncated: the stream ended inside a message (${partial})`));
+        return;
+      }
       finish();
       call.end();
     });
-    call.on('cancelled', finish);
+    call.on('cancelled', () => {
+      // grpc-js refuses a message over the size limit itself (RESOURCE_EXHAUSTED) and cancels the call.
+      const declared = declaredMessageBytes(call);
+      if (declared !== null && declared > this.options.limits.maxMessageBytes && !finished) {
+        this.refused('oversize', { node: node?.id ?? null, peer, error: `oversize: a message of ${declared} bytes, at most ${this.options.limits.maxMessageBytes}` });
+      }
+      finish();
+    });
     call.on('close', finish);
     call.on('error', finish);
   }
@@ -181,7 +265,24 @@ export class Ingest {
 function checkHello(h: Hello | null | undefined): Hello {
   if (!h) throw new IngestError('invalid-argument', 'hello', 'hello: empty');
   if (!/^[A-Za-z0-9._:-]{1,253}$/.test(h.nodeId)) {
-    throw new IngestError('invalid-argument', 'hello.node_id', `hello.node_id: ${JSON.stringify(h.nodeId)} must be 1..253 characters of A-Z a-z 0-9 . _ : -`);
+    throw new IngestError('invalid-argument', 'hello.node_id', `hello.node_id: ${excerpt(h.nodeId)} must be 1..253 characters of A-Z a-z 0-9 . _ : -`);
+  }
+  const text = (field: string, value: string, max: number): void => {
+    if (value.length > max) throw new IngestError('invalid-argument', `hello.${field}`, `hello.${field}: ${excerpt(value)} is longer than ${max} characters`);
+  };
+  text('hostname', h.hostname, MAX_HOSTNAME_CHARS);
+  text('cpu_model', h.cpuModel, MAX_CPU_MODEL_CHARS);
+  text('agent_version', h.agentVersion, MAX_AGENT_VERSION_CHARS);
+  if (h.addresses.length > MAX_ADDRESSES) throw new IngestError('invalid-argument', 'hello.addresses', `hello.addresses: ${h.addresses.length} addresses, at most ${MAX_ADDRESSES}`);
+  for (const a of h.addresses) {
+    if (isIP(a) === 0) throw new IngestError('invalid-argument', 'hello.addresses', `hello.addresses: ${excerpt(a)} is not an IP address`);
+  }
+  const labels = Object.entries(h.labels);
+  if (labels.length > MAX_LABELS) throw new IngestError('invalid-argument', 'hello.labels', `hello.labels: ${labels.length} labels, at most ${MAX_LABELS}`);
+  for (const [k, v] of labels) {
+    if (k.length === 0 || k.length > MAX_LABEL_NAME_CHARS || v.length > MAX_LABEL_VALUE_CHARS) {
+      throw new IngestError('invalid-argument', 'hello.labels', `hello.labels: ${excerpt(k)}: ${excerpt(v)} must be a name of 1..${MAX_LABEL_NAME_CHARS} characters and a value of at most ${MAX_LABEL_VALUE_CHARS}`);
+    }
   }
   if (!Number.isFinite(h.cores) || h.cores <= 0 || h.cores > MAX_CORES) {
     throw new IngestError('invalid-argument', 'hello.cores', `hello.cores: ${h.cores} must be > 0 and <= ${MAX_CORES}`);
@@ -193,8 +294,11 @@ function checkHello(h: Hello | null | undefined): Hello {
     throw new IngestError('invalid-argument', 'hello.services', `hello.services: ${h.services.length} services, at most ${MAX_SERVICES_PER_AGENT}`);
   }
   for (const s of h.services as ServiceInfo[]) {
+    if (s.name.length === 0 || s.name.length > MAX_SERVICE_NAME_CHARS) {
+      throw new IngestError('invalid-argument', 'hello.services', `hello.services: name ${excerpt(s.name)} must be 1..${MAX_SERVICE_NAME_CHARS} characters`);
+    }
     if (!Number.isInteger(s.port) || s.port < 1 || s.port > 65535) {
-      throw new IngestError('invalid-argument', 'hello.services', `hello.services: port ${s.port} of "${s.name}" must be 1..65535`);
+      throw new IngestError('invalid-argument', 'hello.services', `hello.services: port ${s.port} of ${excerpt(s.name)} must be 1..65535`);
     }
   }
   return h;
@@ -219,9 +323,43 @@ function checkSample(s: Sample | null | undefined, hello: Hello, lastSeq: number
   if (!Number.isInteger(s.windowMs) || s.windowMs <= 0) throw new IngestError('invalid-argument', 'sample.window_ms', `sample.window_ms: ${s.windowMs} must be > 0`);
   const names = new Set(hello.services.map((x) => x.name));
   for (const svc of s.services) {
-    if (!names.has(svc.name)) throw new IngestError('invalid-argument', 'sample.services', `sample.services: "${svc.name}" was not announced in Hello`);
+    if (!names.has(svc.name)) throw new IngestError('invalid-argument', 'sample.services', `sample.services: ${excerpt(svc.name)} was not announced in Hello`);
   }
   return s;
+}
+
+/**
+ * What grpc-js's message decoder of this call holds: it frames messages
+ * (a 5-byte prefix: flag and length) before anything reaches the handler,
+ * and keeps that state to itself. Read only when a stream ends or is
+ * cancelled, never per message; `test/e2e/hostile-clients.test.ts` sends
+ * raw HTTP/2 frames to check these still see what grpc-js does.
+ */
+interface GrpcDecoderState {
+  readonly readState?: number;
+  readonly readMessageSize?: number;
+  readonly readMessageRemaining?: number;
+  readonly readSizeRemaining?: number;
+}
+
+function decoderOf(call: TelemetryReportCall): GrpcDecoderState | null {
+  const decoder = (call as unknown as { call?: { decoder?: GrpcDecoderState } }).call?.decoder;
+  return decoder && typeof decoder.readState === 'number' ? decoder : null;
+}
+
+/** How much of a message the stream ended inside, or null when it ended between messages. */
+function unfinishedMessage(call: TelemetryReportCall): string | null {
+  const d = decoderOf(call);
+  if (!d || d.readState === 0) return null;
+  if (d.readState === 1) return `${5 - (d.readSizeRemaining ?? 0)} of the 5 bytes of a message prefix`;
+  const size = d.readMessageSize ?? 0;
+  return `${size - (d.readMessageRemaining ?? 0)} of the ${size} bytes its prefix announced`;
+}
+
+/** The length the message being read announced, or null between messages. */
+function declaredMessageBytes(call: TelemetryReportCall): number | null {
+  const d = decoderOf(call);
+  return d && d.readState !== 0 && d.readSizeRemaining === 0 ? (d.readMessageSize ?? null) : null;
 }
 
 /** Per-stream sample rate limit: `rate` tokens per second, bursts up to `burstSeconds` × `rate`. */

@@ -18,7 +18,6 @@ import { listenOn } from './listen.js';
  */
 export const SERVER_KEEPALIVE_MS = 10_000;
 export const SERVER_KEEPALIVE_TIMEOUT_MS = 5_000;
-export const MAX_MESSAGE_BYTES = 64 * 1024;
 /** Connections the kernel may queue for the poller to accept (capped by net.core.somaxconn, 4096 on current kernels). */
 export const LISTEN_BACKLOG = 4096;
 
@@ -28,19 +27,21 @@ export interface PollerSecurity {
 }
 
 export class AgentServer {
-  private readonly server = new grpc.Server({
-    'grpc.keepalive_time_ms': SERVER_KEEPALIVE_MS,
-    'grpc.keepalive_timeout_ms': SERVER_KEEPALIVE_TIMEOUT_MS,
-    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-  });
+  private readonly server: grpc.Server;
   /** Accepts agents' connections for `server` (see start). */
   private readonly listener = createServer();
 
   constructor(
-    ingest: Ingest,
+    private readonly ingest: Ingest,
     private readonly credentials: grpc.ServerCredentials,
     private readonly logger: Logger,
   ) {
+    this.server = new grpc.Server({
+      'grpc.keepalive_time_ms': SERVER_KEEPALIVE_MS,
+      'grpc.keepalive_timeout_ms': SERVER_KEEPALIVE_TIMEOUT_MS,
+      // grpc-js refuses a larger message from its length prefix, before holding it.
+      'grpc.max_receive_message_length': ingest.limits.maxMessageBytes,
+    });
     this.server.addService(telemetryService, ingest.service);
   }
 
@@ -52,7 +53,10 @@ export class AgentServer {
     // dropped tens of thousands of SYNs (10,000 agents), each retried only
     // after 1, 3, 7 … s.
     const injector = this.server.createConnectionInjector(this.credentials);
-    this.listener.on('connection', (socket: Socket) => injector.injectConnection(socket));
+    // Connections beyond the bounds before authentication are closed here (Ingest.admit).
+    this.listener.on('connection', (socket: Socket) => {
+      if (this.ingest.admit(socket)) injector.injectConnection(socket);
+    });
     const { port } = await listenOn(this.listener, '--listen', address, { backlog: LISTEN_BACKLOG });
     // accept() failing (EMFILE) must not end the poller; the connections already served go on.
     this.listener.on('error', (err) => this.logger.error({ err }, 'accepting agent connections failed'));
@@ -62,6 +66,7 @@ export class AgentServer {
   /** Stop accepting, let open calls finish, then end the rest. */
   async stop(): Promise<void> {
     this.listener.close();
+    this.ingest.close();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     this.server.forceShutdown();
   }

@@ -1,13 +1,13 @@
 // Compile a policy file into a fully defaulted, checked `CompiledPolicy`.
 // Every problem is reported with file, line, path and value, all at once.
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { formatHostPort, formatL4Address, parseHostPort, parseL4Address, type EngineDescriptor } from '@loadfeed/kernel-bridge';
-import { PolicyError, type PolicyProblem } from '../errors.js';
+import { excerpt, PolicyError, type PolicyProblem } from '../errors.js';
 import { formatDuration } from '../util/duration.js';
 import type { Expression } from './expression.js';
-import { API_VERSION, NAME_ADDRESSED_ENGINES, policySchema, type PolicyInput, type PolicyOutput } from './schema.js';
+import { API_VERSION, MAX_POLICY_BYTES, NAME_ADDRESSED_ENGINES, policySchema, type PolicyInput, type PolicyOutput } from './schema.js';
 
 export type StrategyConfig = PolicyOutput['services'][number]['strategy'];
 export type StrategyName = StrategyConfig['name'];
@@ -70,11 +70,27 @@ export type KnownEngines = ReadonlyMap<string, EngineLimits>;
 /** `quantum: auto` on a coarse scheduler: 20 steps over the weight range. */
 export const COARSE_QUANTUM_STEPS = 20;
 
-/** A policy file's text; the one place policy files are read (a failure is a PolicyError naming the file). */
+/**
+ * A policy file's text; the one place policy files are read (a failure is a
+ * PolicyError naming the file). A file over MAX_POLICY_BYTES is refused
+ * without reading it.
+ */
 export async function readPolicyFile(file: string): Promise<string> {
   try {
-    return await readFile(file, 'utf8');
+    const handle = await open(file, 'r');
+    try {
+      const { size } = await handle.stat();
+      if (size > MAX_POLICY_BYTES) throw tooLarge(file, size);
+      // A file growing between stat and read is cut one byte past the limit, and refused below.
+      const buffer = Buffer.alloc(MAX_POLICY_BYTES + 1);
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+      if (bytesRead > MAX_POLICY_BYTES) throw tooLarge(file, bytesRead);
+      return buffer.toString('utf8', 0, bytesRead);
+    } finally {
+      await handle.close();
+    }
   } catch (err) {
+    if (err instanceof PolicyError) throw err;
     throw new PolicyError([{ file, line: null, path: '', message: `cannot read: ${(err as Error).message}` }], { cause: err });
   }
 }
@@ -83,7 +99,12 @@ export async function loadPolicyFile(file: string, engines: KnownEngines): Promi
   return compilePolicy(await readPolicyFile(file), file, engines);
 }
 
+function tooLarge(file: string, bytes: number): PolicyError {
+  return new PolicyError([{ file, line: null, path: '', message: `${bytes} bytes or more, at most ${MAX_POLICY_BYTES} (a policy of the largest size the poller is measured at is far smaller)` }]);
+}
+
 export function compilePolicy(text: string, file: string, engines: KnownEngines): CompiledPolicy {
+  if (Buffer.byteLength(text) > MAX_POLICY_BYTES) throw tooLarge(file, Buffer.byteLength(text));
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, logLevel: 'error' });
   const problems: PolicyProblem[] = [];
@@ -128,7 +149,8 @@ function finish(p: PolicyOutput, file: string, engines: KnownEngines): CompiledP
         address: NAME_ADDRESSED_ENGINES.includes(s.engine) ? s.address : formatL4Address(parseL4Address(s.address, { allowPortZero: true })),
         scheduler: s.scheduler ?? null,
         servers: s.servers.map((srv): ServerMatch => {
-          if (srv.selector !== undefined) return { by: 'selector', selector: srv.selector, port: srv.port ?? 0 };
+          // No prototype: a label named like an Object method is only ever the label.
+          if (srv.selector !== undefined) return { by: 'selector', selector: Object.freeze(Object.assign(Object.create(null) as Record<string, string>, srv.selector)), port: srv.port ?? 0 };
           const text = srv.address ?? '';
           if (srv.node !== undefined && NAME_ADDRESSED_ENGINES.includes(s.engine)) return { by: 'node', node: srv.node, address: text };
           const a = parseHostPort(text);
@@ -217,21 +239,21 @@ function checkSemantics(p: CompiledPolicy, engines: KnownEngines, report: Report
   const names = new Set<string>();
   const addresses = new Set<string>();
   p.services.forEach((s, i) => {
-    if (names.has(s.name)) report(['services', i, 'name'], `"${s.name}" names another service already`);
+    if (names.has(s.name)) report(['services', i, 'name'], `${excerpt(s.name)} names another service already`);
     names.add(s.name);
     const limits = engines.get(s.engine);
     if (!limits) {
-      report(['services', i, 'engine'], `"${s.engine}" is not an engine (known: ${[...engines.keys()].join(', ')})`);
+      report(['services', i, 'engine'], `${excerpt(s.engine)} is not an engine (known: ${[...engines.keys()].join(', ')})`);
       return;
     }
     const key = `${s.engine} ${s.address}`;
-    if (addresses.has(key)) report(['services', i, 'address'], `"${s.address}" is used by another service of engine ${s.engine}`);
+    if (addresses.has(key)) report(['services', i, 'address'], `${excerpt(s.address)} is used by another service of engine ${s.engine}`);
     addresses.add(key);
     if (s.owned && !limits.canCreateServices) {
       report(['services', i, 'owned'], `true: the ${s.engine} engine cannot create services (they come from its own configuration)`);
     }
     const schedulerProblem = s.scheduler === null ? null : (limits.checkScheduler?.(s.scheduler) ?? null);
-    if (schedulerProblem !== null) report(['services', i, 'scheduler'], `"${s.scheduler}": ${schedulerProblem}`);
+    if (schedulerProblem !== null) report(['services', i, 'scheduler'], `${excerpt(s.scheduler)}: ${schedulerProblem}`);
     if (s.connectionLimit !== null && !limits.connectionLimits) {
       report(['services', i, 'connectionLimit'], `the ${s.engine} engine has no per-server connection limit`);
     }
@@ -244,7 +266,7 @@ function checkSemantics(p: CompiledPolicy, engines: KnownEngines, report: Report
     const dests = new Set<string>();
     s.servers.forEach((srv, j) => {
       const key = srv.by === 'selector' ? `selector ${JSON.stringify(srv.selector)}:${srv.port}` : srv.address;
-      if (dests.has(key)) report(['services', i, 'servers', j, srv.by === 'selector' ? 'selector' : 'address'], `${srv.by === 'selector' ? 'this selector and port are' : `"${key}" is`} listed twice`);
+      if (dests.has(key)) report(['services', i, 'servers', j, srv.by === 'selector' ? 'selector' : 'address'], `${srv.by === 'selector' ? 'this selector and port are' : `${excerpt(key)} is`} listed twice`);
       dests.add(key);
     });
   });
@@ -260,11 +282,11 @@ function problemFromIssue(
   const value = valueAt(doc, path);
   let message = issue.message;
   if (issue.code === 'unrecognized_keys') {
-    message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.slice(0, 5).map(excerpt).join(', ')}${issue.keys.length > 5 ? ` and ${issue.keys.length - 5} more` : ''}`;
     return { file, line: lineOf([...path, issue.keys[0] ?? '']), path: formatPath(path), message };
   }
-  if (value !== undefined && !message.includes(JSON.stringify(value))) {
-    message = `${JSON.stringify(value)}${message.startsWith('must') ? ' ' : ': '}${message}`;
+  if (value !== undefined && !message.startsWith(excerpt(value))) {
+    message = `${excerpt(value)}${message.startsWith('must') ? ' ' : ': '}${message}`;
   }
   if (value === undefined && issue.code === 'invalid_type') {
     message = path.length === 0 ? 'a policy is a mapping with apiVersion and services' : doc.hasIn(path as unknown[]) ? message : 'is required';

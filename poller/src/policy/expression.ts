@@ -15,7 +15,18 @@
 // Values are numbers; comparisons and logic give 1 or 0. A metric the agent
 // could not measure is null, and null propagates: arithmetic on null is null,
 // a comparison with null is false (so a guard never fires on missing data).
+//
+// Size is bounded where the text is parsed: at most MAX_EXPRESSION_CHARS
+// characters and MAX_EXPRESSION_DEPTH levels of nesting (a chain `a + b + c`
+// nests one level per operator), so neither the parser nor an evaluation
+// that walks the tree recursively can run out of stack.
 import { METRICS, type MetricEntry } from '@loadfeed/proto';
+import { excerpt } from '../errors.js';
+
+/** Longest expression text; real guards and scores are a line or two. */
+export const MAX_EXPRESSION_CHARS = 2_000;
+/** Deepest nesting of operators, calls and parentheses. */
+export const MAX_EXPRESSION_DEPTH = 64;
 
 /** Variables that are not sample metrics: the agent's Hello, and the service's own connection count. */
 const NODE_VARIABLES = {
@@ -62,6 +73,7 @@ export interface Expression {
 const TOKEN = /\s*(?:(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|(<=|>=|==|!=|&&|\|\||[-+*/()<>!,]))/y;
 
 export function parseExpression(source: string): Expression {
+  if (source.length > MAX_EXPRESSION_CHARS) throw new ExpressionError(`${source.length} characters, at most ${MAX_EXPRESSION_CHARS}`);
   const tokens: { text: string; kind: 'num' | 'name' | 'op'; at: number }[] = [];
   TOKEN.lastIndex = 0;
   while (TOKEN.lastIndex < source.length) {
@@ -75,11 +87,28 @@ export function parseExpression(source: string): Expression {
     tokens.push({ text, kind: m[1] !== undefined ? 'num' : m[2] !== undefined ? 'name' : 'op', at: m.index + m[0].length - text.length });
   }
   let i = 0;
+  let depth = 0;
   const variables = new Set<VariableName>();
+  /** Every node is built through here: its depth is one more than its deepest child's. */
+  const depths = new WeakMap<Node, number>();
+  const node = (n: Node, ...children: Node[]): Node => {
+    const d = 1 + Math.max(0, ...children.map((c) => depths.get(c) ?? 1));
+    if (d > MAX_EXPRESSION_DEPTH) throw new ExpressionError(`nests more than ${MAX_EXPRESSION_DEPTH} levels deep (operators, calls, parentheses): split it or use min()/max()`);
+    depths.set(n, d);
+    return n;
+  };
+  /** Parser recursion (parentheses, calls, unary operators) is bounded the same way. */
+  const nested = <T>(parse: () => T): T => {
+    depth += 1;
+    if (depth > MAX_EXPRESSION_DEPTH) throw new ExpressionError(`nests more than ${MAX_EXPRESSION_DEPTH} levels deep (operators, calls, parentheses): split it or use min()/max()`);
+    const result = parse();
+    depth -= 1;
+    return result;
+  };
   const peek = (): string | undefined => tokens[i]?.text;
   const fail = (want: string): never => {
     const t = tokens[i];
-    throw new ExpressionError(t ? `expected ${want} at column ${t.at + 1}, found "${t.text}"` : `expected ${want} at the end`);
+    throw new ExpressionError(t ? `expected ${want} at column ${t.at + 1}, found ${excerpt(t.text)}` : `expected ${want} at the end`);
   };
   const expect = (text: string): void => {
     if (peek() !== text) fail(`"${text}"`);
@@ -89,7 +118,8 @@ export function parseExpression(source: string): Expression {
     let a = next();
     while (ops.includes(peek() ?? '')) {
       const op = tokens[i++]?.text ?? '';
-      a = { k: 'bin', op, a, b: next() };
+      const b = next();
+      a = node({ k: 'bin', op, a, b }, a, b);
     }
     return a;
   };
@@ -98,23 +128,23 @@ export function parseExpression(source: string): Expression {
     if (!t) return fail('a number, a name or "("');
     if (t.kind === 'num') {
       i += 1;
-      return { k: 'num', v: Number(t.text) };
+      return node({ k: 'num', v: Number(t.text) });
     }
     if (t.text === '(') {
       i += 1;
-      const e = or();
+      const e = nested(or);
       expect(')');
       return e;
     }
     if (t.kind === 'name') {
       i += 1;
       if (peek() === '(') {
-        if (!Object.hasOwn(FUNCTIONS, t.text)) throw new ExpressionError(`unknown function "${t.text}" (known: ${Object.keys(FUNCTIONS).join(', ')})`);
+        if (!Object.hasOwn(FUNCTIONS, t.text)) throw new ExpressionError(`unknown function ${excerpt(t.text)} (known: ${Object.keys(FUNCTIONS).join(', ')})`);
         i += 1;
-        const args = [or()];
+        const args = [nested(or)];
         while (peek() === ',') {
           i += 1;
-          args.push(or());
+          args.push(nested(or));
         }
         expect(')');
         const fn = t.text as FunctionName;
@@ -122,14 +152,14 @@ export function parseExpression(source: string): Expression {
         if (args.length < lo || args.length > hi) {
           throw new ExpressionError(`${fn}() takes ${lo === hi ? lo : `${lo} or more`} argument${lo === 1 && hi === 1 ? '' : 's'}, got ${args.length}`);
         }
-        return { k: 'call', fn, args };
+        return node({ k: 'call', fn, args }, ...args);
       }
       const known = expressionVariables();
       if (!Object.hasOwn(known, t.text)) {
-        throw new ExpressionError(`unknown name "${t.text}" (known: ${Object.keys(known).join(', ')})`);
+        throw new ExpressionError(`unknown name ${excerpt(t.text)} (known: ${Object.keys(known).join(', ')})`);
       }
       variables.add(t.text as VariableName);
-      return { k: 'var', name: t.text as VariableName };
+      return node({ k: 'var', name: t.text as VariableName });
     }
     return fail('a number, a name or "("');
   };
@@ -137,7 +167,8 @@ export function parseExpression(source: string): Expression {
     const op = peek();
     if (op === '-' || op === '!') {
       i += 1;
-      return { k: 'un', op, a: unary() };
+      const a = nested(unary);
+      return node({ k: 'un', op, a }, a);
     }
     return atom();
   };
@@ -148,7 +179,8 @@ export function parseExpression(source: string): Expression {
     const op = peek();
     if (op === '<' || op === '<=' || op === '>' || op === '>=' || op === '==' || op === '!=') {
       i += 1;
-      return { k: 'bin', op, a, b: sum() };
+      const b = sum();
+      return node({ k: 'bin', op, a, b }, a, b);
     }
     return a;
   };

@@ -4,7 +4,8 @@
 // `CompiledPolicy`, and `docs/policy.schema.json` is generated from here.
 import { z } from 'zod';
 import { parseHostPort, parseL4Address } from '@loadfeed/kernel-bridge';
-import { parseDuration } from '../util/duration.js';
+import { excerpt } from '../errors.js';
+import { formatDuration, MAX_DURATION_MS, parseDuration } from '../util/duration.js';
 import { parseExpression } from './expression.js';
 
 export const API_VERSION = 'loadfeed/v1';
@@ -30,18 +31,49 @@ export const PID_KP = 0.5;
 export const PID_KI = 0.05;
 export const PID_KD = 0;
 export const PID_MAX_STEP = 0.2;
+/** Agents sample at most this often (and at least this rarely): the contract's interval_ms range. */
+export const MIN_AGENT_INTERVAL = '100ms';
+export const MAX_AGENT_INTERVAL = '60s';
+/** Resyncs more often than this would keep the poller busy reading engines. */
+export const MIN_RECONCILE_EVERY = '100ms';
+/**
+ * staleAfter must be at least this many agents.interval: a sample may come
+ * half an interval late (network, a busy agent or poller) without the server
+ * flapping to stale and back into slow start.
+ */
+export const STALE_AFTER_INTERVALS = 1.5;
+// Bounds on the size of a policy, so that every file that compiles is one the
+// poller runs within its measured limits (docs/RELIABILITY.md).
+/** Bytes of a policy file; larger files are refused before they are parsed. */
+export const MAX_POLICY_BYTES = 4 * 1024 * 1024;
+/** Server entries in all services together (a selector counts as one; it expands to at most --max-agents). */
+export const MAX_POLICY_SERVERS = 10_000;
+export const MAX_GUARDS = 32;
 
-const duration = z
-  .union([z.string(), z.number()])
-  .transform((value, ctx) => {
-    const ms = parseDuration(value);
-    if (ms === null) {
-      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is not a duration (e.g. 500ms, 2s, 1m)` });
-      return z.NEVER;
-    }
-    return ms;
-  })
-  .meta({ description: 'a duration: 500ms, 2s, 1.5m, 1h, or a number of milliseconds' });
+/**
+ * A duration between `min` and `max` (default: 0 to MAX_DURATION_MS, well
+ * within what a Node timer holds).
+ */
+function duration(bounds: { readonly min?: string; readonly max?: string } = {}) {
+  const min = parseDuration(bounds.min ?? 0) ?? 0;
+  const max = parseDuration(bounds.max ?? MAX_DURATION_MS) ?? MAX_DURATION_MS;
+  return z
+    .union([z.string(), z.number()])
+    .transform((value, ctx) => {
+      const ms = parseDuration(value);
+      if (ms === null) {
+        ctx.addIssue({ code: 'custom', message: `${excerpt(value)} is not a duration (e.g. 500ms, 2s, 1m)` });
+        return z.NEVER;
+      }
+      if (ms < min || ms > max) {
+        const bound = ms < min ? `at least ${formatDuration(min)}` : `at most ${formatDuration(max)}${max === MAX_DURATION_MS ? ', the longest duration loadfeed takes' : ''}`;
+        ctx.addIssue({ code: 'custom', message: `must be ${bound}` });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .meta({ description: `a duration from ${formatDuration(min)} to ${formatDuration(max)}: 500ms, 2s, 1.5m, 1h, or a number of milliseconds` });
+}
 
 const fraction = z.number().min(0).max(1);
 
@@ -66,6 +98,15 @@ const expression = parsed((text) => parseExpression(text), 'an expression over m
 export const NAME_ADDRESSED_ENGINES: readonly string[] = ['haproxy'];
 const HAPROXY_NAME = /^[A-Za-z0-9._:-]{1,127}$/;
 
+/**
+ * A label name as Kubernetes writes them (an optional DNS prefix and `/`,
+ * then 1..63 of A-Z a-z 0-9 - _ . starting and ending alphanumeric): this
+ * also keeps out `__proto__`, which a plain object would drop, leaving an
+ * empty selector that matches every agent.
+ */
+const LABEL_NAME = /^(?:[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+
 const name = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be 1..63 characters of A-Z a-z 0-9 . _ - (starting with a letter or digit)');
@@ -81,9 +122,9 @@ export const orcaSchema = z.strictObject({
   /** A58 error_utilization_penalty: how much errors per second count as utilisation. */
   errorUtilizationPenalty: z.number().min(0).default(ORCA_ERROR_UTILIZATION_PENALTY),
   /** A58 blackout_period: a server's weight is ignored this long after it starts reporting. */
-  blackoutPeriod: duration.prefault(ORCA_BLACKOUT_PERIOD),
+  blackoutPeriod: duration().prefault(ORCA_BLACKOUT_PERIOD),
   /** A58 weight_expiration_period: a weight not refreshed this long is dropped (blackout starts again). */
-  weightExpirationPeriod: duration.prefault(ORCA_WEIGHT_EXPIRATION_PERIOD),
+  weightExpirationPeriod: duration().prefault(ORCA_WEIGHT_EXPIRATION_PERIOD),
 });
 
 export const pidSchema = z.strictObject({
@@ -118,9 +159,23 @@ export const serverSchema = z
      * without `node`, the agent announcing this IP), or for HAProxy the server
      * name in its backend.
      */
-    address: z.string().min(1).optional(),
+    address: z.string().min(1).max(256).optional(),
     /** Match every agent whose labels include all of these (a pool); the destination is the agent's first address and `port`. */
-    selector: z.record(z.string(), z.string()).optional(),
+    selector: z
+      .preprocess(
+        (raw, ctx) => {
+          // zod drops this key from records silently; the parsed file has it as its own.
+          if (typeof raw === 'object' && raw !== null && Object.hasOwn(raw, '__proto__')) ctx.addIssue({ code: 'custom', message: '"__proto__" is not a label name' });
+          return raw;
+        },
+        z
+          .record(
+            z.string().regex(LABEL_NAME, 'is not a label name: [prefix/]name, name 1..63 characters of A-Z a-z 0-9 - _ . starting and ending with a letter or digit'),
+            z.string().regex(LABEL_VALUE, 'is not a label value: up to 63 characters of A-Z a-z 0-9 - _ . starting and ending with a letter or digit'),
+          )
+          .refine((labels) => Object.keys(labels).length > 0, 'needs at least one label (an empty selector would match every agent)'),
+      )
+      .optional(),
     /** With `selector`: the service port on each matched agent. */
     port: z.number().int().min(1).max(65535).optional(),
   })
@@ -136,7 +191,7 @@ export const serverSchema = z
 
 export const guardSchema = z.strictObject({
   /** Name for logs and reasons; defaults to the condition text. */
-  name: z.string().optional(),
+  name: z.string().max(128).optional(),
   when: expression,
   /** Fixed weight while the condition holds (0 = take no new connections). */
   weight: z.number().int().min(0),
@@ -147,9 +202,9 @@ export const serviceSchema = z.strictObject({
   /** Engine that forwards this service (fastpath, memory, ipvs, nftables, haproxy). */
   engine: z.string().default('fastpath'),
   /** The engine's address of the service: "tcp 192.0.2.10:80" (port 0: the fast path picks one), or for HAProxy the backend name. */
-  address: z.string().min(1),
+  address: z.string().min(1).max(256),
   /** Scheduler in the engine's words (fastpath: swrr-sed, wlc, swrr, sed or swrr-lc; IPVS: wlc, wrr, sed, …; nftables: random), checked against the engine; the engine's default when omitted. */
-  scheduler: z.string().optional(),
+  scheduler: z.string().max(64).optional(),
   /**
    * The poller creates (and removes) this service and its destinations in
    * the engine; otherwise it only sets weights of what the engine already
@@ -165,7 +220,7 @@ export const serviceSchema = z.strictObject({
   connectionLimit: expression.optional(),
   servers: z.array(serverSchema).min(1, 'needs at least one server'),
   strategy: strategySchema.prefault({ name: 'headroom' }),
-  smoothing: z.strictObject({ halfLife: duration.prefault(DEFAULT_HALF_LIFE) }).prefault({}),
+  smoothing: z.strictObject({ halfLife: duration().prefault(DEFAULT_HALF_LIFE) }).prefault({}),
   /** Skip a weight change smaller than this fraction of the current weight. */
   deadband: fraction.default(DEFAULT_DEADBAND),
   /** Largest change of one weight per second, as a fraction of weights.max; null = unlimited. */
@@ -190,15 +245,15 @@ export const serviceSchema = z.strictObject({
   shareCap: z.number().gt(0).max(1).nullable().default(null),
   /** New or returning servers ramp from `from` × their weight (at most × the mean weight of the servers not ramping) to all of it over `duration`. */
   slowStart: z
-    .strictObject({ duration: duration.prefault(DEFAULT_SLOW_START), from: fraction.default(DEFAULT_SLOW_START_FROM) })
+    .strictObject({ duration: duration().prefault(DEFAULT_SLOW_START), from: fraction.default(DEFAULT_SLOW_START_FROM) })
     .nullable()
     .prefault({}),
   /** After (re)connecting, a server's metrics are ignored this long and it gets the service mean. */
-  blackout: duration.prefault('0s'),
-  guards: z.array(guardSchema).prefault([]),
+  blackout: duration().prefault('0s'),
+  guards: z.array(guardSchema).max(MAX_GUARDS).prefault([]),
   /** What a server whose agent went silent or away gets: 0 at once, or its last weight for `holdFor`, then 0. */
   stale: z
-    .strictObject({ action: z.enum(['quiesce', 'hold']).default('quiesce'), holdFor: duration.prefault(DEFAULT_HOLD_FOR) })
+    .strictObject({ action: z.enum(['quiesce', 'hold']).default('quiesce'), holdFor: duration().prefault(DEFAULT_HOLD_FOR) })
     .prefault({}),
   /** If every server would get 0 because metrics vanished: keep the last weights, or give all equal ones. */
   allZero: z.enum(['keep-last', 'equal']).default('keep-last'),
@@ -215,15 +270,15 @@ export const serviceSchema = z.strictObject({
   };
   const named = NAME_ADDRESSED_ENGINES.includes(s.engine);
   if (named) {
-    if (!HAPROXY_NAME.test(s.address)) issue(['address'], `"${s.address}" is not a ${s.engine} backend name`);
+    if (!HAPROXY_NAME.test(s.address)) issue(['address'], `${excerpt(s.address)} is not a ${s.engine} backend name`);
   } else {
     tryParse(['address'], () => parseL4Address(s.address, { allowPortZero: true }));
   }
   s.servers.forEach((srv, j) => {
     if (srv.address === undefined) return;
     if (!named) tryParse(['servers', j, 'address'], () => parseHostPort(srv.address ?? ''));
-    else if (srv.node === undefined) issue(['servers', j, 'node'], `${s.engine} servers are named, not addressed: give the node id of the agent that reports for "${srv.address}"`);
-    else if (!HAPROXY_NAME.test(srv.address)) issue(['servers', j, 'address'], `"${srv.address}" is not a ${s.engine} server name`);
+    else if (srv.node === undefined) issue(['servers', j, 'node'], `${s.engine} servers are named, not addressed: give the node id of the agent that reports for ${excerpt(srv.address)}`);
+    else if (!HAPROXY_NAME.test(srv.address)) issue(['servers', j, 'address'], `${excerpt(srv.address)} is not a ${s.engine} server name`);
   });
   if (named && s.servers.some((srv) => srv.selector !== undefined)) {
     issue(['servers'], `${s.engine} servers are named in its configuration: match them by node, not by selector`);
@@ -239,16 +294,16 @@ export const enginesSchema = z
     fastpath: z
       .strictObject({
         /** Give up connecting to a destination after this long and try the next one. */
-        connectTimeout: duration.prefault('2s'),
+        connectTimeout: duration({ min: '10ms' }).prefault('2s'),
         /** A destination that refused a connection is skipped this long. */
-        downPeriod: duration.prefault('1s'),
+        downPeriod: duration().prefault('1s'),
       })
       .prefault({}),
     haproxy: z
       .strictObject({
         /** The runtime API: a stats socket path or HOST:PORT, with `level admin`. */
         socket: z.string().min(1).nullable().default(null),
-        timeout: duration.prefault('2s'),
+        timeout: duration({ min: '10ms' }).prefault('2s'),
       })
       .prefault({}),
     ipvs: z
@@ -276,26 +331,41 @@ export const policySchema = z.strictObject({
   liveness: z
     .strictObject({
       /** A node with no sample for this long is stale. */
-      staleAfter: duration.prefault(DEFAULT_STALE_AFTER),
+      staleAfter: duration().prefault(DEFAULT_STALE_AFTER),
       /** After a poller start, weights adopted from the engine are held this long while agents reconnect (their backoff). */
-      restartGrace: duration.prefault(DEFAULT_RESTART_GRACE),
+      restartGrace: duration().prefault(DEFAULT_RESTART_GRACE),
     })
     .prefault({}),
   agents: z
     .strictObject({
       /** Sampling interval pushed to every agent on connect. */
-      interval: duration.prefault(DEFAULT_AGENT_INTERVAL),
+      interval: duration({ min: MIN_AGENT_INTERVAL, max: MAX_AGENT_INTERVAL }).prefault(DEFAULT_AGENT_INTERVAL),
     })
     .prefault({}),
   reconcile: z
     .strictObject({
       /** Compare the engine with the policy this often even when nothing changed: finds drift and engines that lost their state. */
-      every: duration.prefault(DEFAULT_RECONCILE_EVERY),
+      every: duration({ min: MIN_RECONCILE_EVERY }).prefault(DEFAULT_RECONCILE_EVERY),
       /** At most this many engine operations per cycle; the rest follow in the next cycles. */
       maxOpsPerCycle: z.number().int().min(1).default(DEFAULT_MAX_OPS_PER_CYCLE),
     })
     .prefault({}),
   services: z.array(serviceSchema).min(1, 'needs at least one service'),
+}).superRefine((p, ctx) => {
+  // Samples arrive every interval (plus network and scheduling jitter): a
+  // deadline closer than that turns live servers stale between samples.
+  const least = STALE_AFTER_INTERVALS * p.agents.interval;
+  if (p.liveness.staleAfter < least) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['liveness', 'staleAfter'],
+      message: `must be at least ${STALE_AFTER_INTERVALS} × agents.interval (${formatDuration(least)}), or live servers turn stale between samples`,
+    });
+  }
+  const servers = p.services.reduce((n, s) => n + s.servers.length, 0);
+  if (servers > MAX_POLICY_SERVERS) {
+    ctx.addIssue({ code: 'custom', path: ['services'], message: `${servers} server entries in all, at most ${MAX_POLICY_SERVERS} (docs/RELIABILITY.md)` });
+  }
 });
 
 export type PolicyInput = z.input<typeof policySchema>;

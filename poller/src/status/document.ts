@@ -66,7 +66,9 @@ export interface StatusDocument {
     readonly reloads: { readonly ok: number; readonly refused: number };
   };
   readonly engineError: string | null;
-  readonly ingest: { readonly accepted: number; readonly rejected: Readonly<Record<string, number>> };
+  readonly cycleError: string | null;
+  readonly cycleFailures: number;
+  readonly ingest: PollerSnapshot['ingest'];
   /** Drift found in engines since start: weights changed outside loadfeed, services an engine lost. */
   readonly driftEvents: number;
   readonly nodes: readonly NodeStatus[];
@@ -82,7 +84,7 @@ export interface StatusExtras {
   readonly changes: readonly WeightChangeEvent[];
 }
 
-export function healthOf(snapshot: Pick<PollerSnapshot, 'policy' | 'engineError'>): HealthStatus {
+export function healthOf(snapshot: Pick<PollerSnapshot, 'policy' | 'engineError' | 'cycleError'>): HealthStatus {
   const reasons: string[] = [];
   const refused = snapshot.policy.refused;
   const first = refused[0];
@@ -91,6 +93,7 @@ export function healthOf(snapshot: Pick<PollerSnapshot, 'policy' | 'engineError'
     reasons.push(`policy ${snapshot.policy.file} refused: ${formatProblem(first)}${more}; the last good policy stays in force`);
   }
   if (snapshot.engineError !== null) reasons.push(`engine failing: ${snapshot.engineError}`);
+  if (snapshot.cycleError !== null) reasons.push(`policy cycle failing: ${snapshot.cycleError}; the engines keep their last weights`);
   return { status: reasons.length > 0 ? 'degraded' : 'ok', reasons };
 }
 
@@ -108,6 +111,8 @@ export function buildStatus(snapshot: PollerSnapshot, extras: StatusExtras): Sta
       reloads: extras.reloads,
     },
     engineError: snapshot.engineError,
+    cycleError: snapshot.cycleError,
+    cycleFailures: snapshot.cycleFailures,
     ingest: snapshot.ingest,
     driftEvents: snapshot.driftEvents,
     nodes: snapshot.nodes,

@@ -30,6 +30,7 @@ export class StatusMetrics implements PollerObserver {
   private readonly accepted;
   private readonly rejected;
   private readonly drift;
+  private readonly cycleFailures;
 
   constructor(private readonly maxNodes = METRICS_MAX_NODES) {
     const registers = [this.registry];
@@ -43,7 +44,8 @@ export class StatusMetrics implements PollerObserver {
       state: gauge('loadfeed_server_state', '1 for the server\'s current policy state', ['service', 'server', 'state']),
       nodes: gauge('loadfeed_nodes', 'nodes in the node table by liveness', ['state']),
       omitted: gauge('loadfeed_metrics_series_omitted', `nodes or servers without their own series (more than ${maxNodes})`, ['kind']),
-      degraded: gauge('loadfeed_degraded', '1 while the poller is degraded (policy refused or engine failing), else 0'),
+      degraded: gauge('loadfeed_degraded', '1 while the poller is degraded (policy refused, engine or policy cycle failing), else 0'),
+      pending: gauge('loadfeed_agent_connections_pending', 'agent connections without an accepted Hello (bounded by --max-pending-connections)'),
       refused: gauge('loadfeed_policy_refused', '1 while the newest policy file is refused (the last good one stays in force)'),
     };
     for (const m of METRICS) {
@@ -54,13 +56,18 @@ export class StatusMetrics implements PollerObserver {
     this.accepted = new Counter({ name: 'loadfeed_samples_accepted_total', help: 'agent samples accepted', registers });
     this.rejected = new Counter({
       name: 'loadfeed_samples_rejected_total',
-      help: 'agent messages refused (the stream is closed with a gRPC status), by reason: the field or check that failed',
+      help: 'agent messages, streams and connections refused, by reason: the field or check that failed (the stream ends with a gRPC status), or the limit hit (oversize, truncated, pending-connections, pending-per-peer, hello-timeout, streams-per-connection)',
       labelNames: ['reason'],
       registers,
     });
     this.drift = new Counter({
       name: 'loadfeed_engine_drift_events_total',
       help: 'drift found in engines: weights changed outside loadfeed, services an engine lost',
+      registers,
+    });
+    this.cycleFailures = new Counter({
+      name: 'loadfeed_cycle_failures_total',
+      help: 'policy cycles that failed (nothing written: the engines keep their last weights; /healthz degraded until one succeeds)',
       registers,
     });
     this.ingestToWeight = new Histogram({
@@ -148,12 +155,15 @@ export class StatusMetrics implements PollerObserver {
     g.omitted.set({ kind: 'server' }, serversOmitted);
     g.degraded.set(doc.health.status === 'degraded' ? 1 : 0);
     g.refused.set(doc.policy.refused.length > 0 ? 1 : 0);
+    g.pending.set(doc.ingest.pendingConnections);
 
     // Ingest counts live in the poller; mirror them (they only grow).
     this.accepted.reset();
     this.accepted.inc(doc.ingest.accepted);
     this.drift.reset();
     this.drift.inc(doc.driftEvents);
+    this.cycleFailures.reset();
+    this.cycleFailures.inc(doc.cycleFailures);
     this.rejected.reset();
     const reasons = Object.entries(doc.ingest.rejected).sort((a, b) => b[1] - a[1]);
     for (const [i, [reason, count]] of reasons.entries()) {

@@ -5,7 +5,7 @@
 //   GET /status/history     charts' data: ?since=MS returns only newer frames
 //   GET /metrics            Prometheus text (status/metrics.ts)
 //   GET /healthz            200 "ok", or 503 "degraded: <why>" while the
-//                           newest policy is refused or an engine fails (for
+//                           newest policy is refused, an engine or a policy cycle fails (for
 //                           keepalived track_script and Kubernetes probes)
 //
 // Nothing here changes the poller. On a loopback address it answers only to

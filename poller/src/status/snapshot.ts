@@ -2,6 +2,7 @@
 import { metricReadings, type MetricReadings } from '@loadfeed/proto';
 import type { NodeTable } from '../cycle/node-table.js';
 import type { CycleRunner } from '../cycle/run.js';
+import type { CycleScheduler } from '../cycle/scheduler.js';
 import type { PolicyProblem } from '../errors.js';
 import type { Ingest } from '../ingest/ingest.js';
 import type { CompiledPolicy } from '../policy/compile.js';
@@ -23,7 +24,7 @@ export interface PolicyStatus {
 }
 
 export interface PollerSnapshot {
-  /** `degraded` while the newest policy file is refused or an engine fails. */
+  /** `degraded` while the newest policy file is refused, an engine fails or a policy cycle throws. */
   readonly health: 'ok' | 'degraded';
   readonly policy: PolicyStatus;
   /** Each node with every catalogued metric of its latest sample (METRICS; null before the first). */
@@ -46,8 +47,12 @@ export interface PollerSnapshot {
   })[];
   readonly services: readonly ServiceSnapshot[];
   readonly engineError: string | null;
-  /** Agent messages accepted, and refused by reason (e.g. `auth`, `sample.seq`). */
-  readonly ingest: { readonly accepted: number; readonly rejected: Readonly<Record<string, number>> };
+  /** Why the last policy cycle failed (the engines keep the last weights written), or null when it succeeded. */
+  readonly cycleError: string | null;
+  /** Policy cycles that failed since start. */
+  readonly cycleFailures: number;
+  /** Agent messages accepted; messages, streams and connections refused by reason (e.g. `auth`, `sample.seq`, `oversize`); connections without a Hello yet. */
+  readonly ingest: { readonly accepted: number; readonly rejected: Readonly<Record<string, number>>; readonly pendingConnections: number };
   /** Drift found in engines since start: weights changed outside loadfeed, services an engine lost. */
   readonly driftEvents: number;
 }
@@ -57,12 +62,13 @@ export interface SnapshotSources {
   readonly policy: CompiledPolicy;
   readonly policyStatus: PolicyStatus;
   readonly cycle: CycleRunner;
+  readonly scheduler: CycleScheduler;
   readonly ingest: Ingest;
 }
 
-export function takeSnapshot({ table, policy, policyStatus, cycle, ingest }: SnapshotSources): PollerSnapshot {
+export function takeSnapshot({ table, policy, policyStatus, cycle, scheduler, ingest }: SnapshotSources): PollerSnapshot {
   return {
-    health: cycle.engineError !== null || policyStatus.refused.length > 0 ? 'degraded' : 'ok',
+    health: cycle.engineError !== null || scheduler.cycleError !== null || policyStatus.refused.length > 0 ? 'degraded' : 'ok',
     policy: policyStatus,
     nodes: [...table.all()].map((n) => ({
       id: n.id,
@@ -90,7 +96,9 @@ export function takeSnapshot({ table, policy, policyStatus, cycle, ingest }: Sna
       decisions: cycle.decisions.get(s.name) ?? [],
     })),
     engineError: cycle.engineError,
-    ingest: { accepted: ingest.counters.accepted, rejected: Object.fromEntries(ingest.counters.rejected) },
+    cycleError: scheduler.cycleError,
+    cycleFailures: scheduler.cycleFailures,
+    ingest: { accepted: ingest.counters.accepted, rejected: Object.fromEntries(ingest.counters.rejected), pendingConnections: ingest.pendingConnections() },
     driftEvents: cycle.driftEvents,
   };
 }

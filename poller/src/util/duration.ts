@@ -1,6 +1,12 @@
 // Durations in policy files and flags: `250ms`, `2s`, `1.5m`, `1h`, or a
 // bare number of milliseconds.
 
+/**
+ * The longest duration anything accepts: far below what a Node timer holds
+ * (2^31 - 1 ms, about 24.8 days; beyond that Node fires it after 1 ms).
+ */
+export const MAX_DURATION_MS = 24 * 3_600_000;
+
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
 
 /** Milliseconds, or null when the text is not a duration. */
