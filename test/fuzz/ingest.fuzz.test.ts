@@ -2,13 +2,30 @@
 // structurally valid but hostile messages. Whatever comes in, the poller
 // must not throw, must answer a refusal with a gRPC status on that stream
 // only, and must never let a non-finite or out-of-range value reach the node
-// table. LOADFEED_FUZZ_RUNS raises the count (`npm run fuzz`).
+// table, nor a Hello field beyond its bound; and on the real wire, a stream
+// that ends inside a message never ends with OK. LOADFEED_FUZZ_RUNS raises
+// the count (`npm run fuzz`).
 import test from 'ava';
 import fc from 'fast-check';
+import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
-import { AgentMessage } from '@loadfeed/proto';
+import { pino } from 'pino';
+import { AgentMessage, TELEMETRY_REPORT_PATH } from '@loadfeed/proto';
 import { fakeIngest } from '../helpers/fake-call.js';
-import { compilePolicy, DEFAULT_LIMITS, defaultEngines, defaultStrategies, WeightEvaluator, type CompiledService, type NodeTable } from '@loadfeed/poller';
+import {
+  compilePolicy,
+  DEFAULT_LIMITS,
+  defaultEngines,
+  defaultStrategies,
+  MAX_ADDRESSES,
+  MAX_HOSTNAME_CHARS,
+  MAX_LABELS,
+  MAX_LABEL_VALUE_CHARS,
+  Poller,
+  WeightEvaluator,
+  type CompiledService,
+  type NodeTable,
+} from '@loadfeed/poller';
 
 const RUNS = Number(process.env['LOADFEED_FUZZ_RUNS'] ?? 10_000);
 
@@ -26,6 +43,10 @@ function assertTableSane(table: NodeTable): boolean {
       if (x !== null && x !== undefined && !(Number.isFinite(x) && x >= 0 && x <= 1)) return false;
     }
     if (!Number.isFinite(n.hello.cores) || n.hello.cores <= 0) return false;
+    const h = n.hello;
+    if (h.hostname.length > MAX_HOSTNAME_CHARS || h.addresses.length > MAX_ADDRESSES) return false;
+    const labels = Object.entries(h.labels);
+    if (labels.length > MAX_LABELS || labels.some(([, v]) => v.length > MAX_LABEL_VALUE_CHARS)) return false;
   }
   return true;
 }
@@ -80,7 +101,14 @@ const hostileHello = fc.record(
     cores: hostileDouble,
     memoryBytes: fc.oneof(fc.nat(), fc.constant(2 ** 60)),
     services: fc.array(fc.record({ name: fc.string({ maxLength: 50 }), port: fc.integer({ min: -1, max: 70_000 }) }), { maxLength: 80 }),
-    labels: fc.dictionary(fc.string({ maxLength: 20 }), fc.string({ maxLength: 20 }), { maxKeys: 5 }),
+    labels: fc.oneof(
+      fc.dictionary(fc.string({ maxLength: 20 }), fc.string({ maxLength: 20 }), { maxKeys: 5 }),
+      fc.integer({ min: 0, max: 1_000 }).map((n) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`l${i}`, 'v']))),
+      fc.integer({ min: 0, max: 2_000 }).map((n) => ({ role: 'v'.repeat(n) })),
+    ),
+    hostname: fc.oneof(fc.string({ maxLength: 30 }), fc.integer({ min: 0, max: 20_000 }).map((n) => 'h'.repeat(n))),
+    cpuModel: fc.integer({ min: 0, max: 10_000 }).map((n) => 'c'.repeat(n)),
+    addresses: fc.oneof(fc.constant(['10.0.0.1']), fc.array(fc.oneof(fc.ipV4(), fc.ipV6(), fc.string({ maxLength: 20 })), { maxLength: 100 })),
   },
   { requiredKeys: [] },
 );
@@ -135,4 +163,75 @@ test('whatever was accepted, the policy computes finite weights within bounds', 
     { numRuns: Math.ceil(RUNS / 5) },
   );
   t.pass();
+});
+
+/** How a byte sequence ends for the gRPC framing (flag, 4-byte length, body): between messages or inside one. */
+function endsInsideMessage(bytes: Uint8Array): boolean {
+  let at = 0;
+  while (at < bytes.length) {
+    if (bytes.length - at < 5) return true;
+    const length = ((bytes[at + 1] ?? 0) * 2 ** 24) + ((bytes[at + 2] ?? 0) << 16) + ((bytes[at + 3] ?? 0) << 8) + (bytes[at + 4] ?? 0);
+    if (bytes.length - at - 5 < length) return true;
+    at += 5 + length;
+  }
+  return false;
+}
+
+const frame = (message: Parameters<typeof AgentMessage.encode>[0]): Uint8Array => {
+  const body = AgentMessage.encode(message).finish();
+  const out = new Uint8Array(5 + body.length);
+  new DataView(out.buffer).setUint32(1, body.length);
+  out.set(body, 5);
+  return out;
+};
+
+test('on the real wire, a stream that ends inside a message (truncated, or announced over the limit) never ends with OK', async (t) => {
+  const engines = defaultEngines();
+  const policy = compilePolicy('apiVersion: loadfeed/v1\nservices:\n  - name: web\n    engine: memory\n    address: tcp 10.0.0.1:80\n    servers: [{ node: fuzz, address: "10.0.0.2:80" }]\n', 'p.yaml', engines.limits());
+  const poller = new Poller({ listen: '127.0.0.1:0', policy, engines, strategies: defaultStrategies(), logger: pino({ level: 'silent' }), limits: { ...DEFAULT_LIMITS, maxSamplesPerSecond: 1e9 } });
+  const port = await poller.start();
+  t.teardown(() => poller.stop());
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on('error', () => undefined);
+  t.teardown(() => session.destroy());
+  const send = (bytes: Uint8Array): Promise<number | null> =>
+    new Promise((resolve) => {
+      const stream = session.request({ ':method': 'POST', ':path': TELEMETRY_REPORT_PATH, 'content-type': 'application/grpc', te: 'trailers' });
+      const take = (h: http2.IncomingHttpHeaders): void => {
+        if (h['grpc-status'] !== undefined) resolve(Number(h['grpc-status']));
+      };
+      stream.on('response', take);
+      stream.on('trailers', take);
+      stream.on('error', () => undefined);
+      stream.on('close', () => resolve(null));
+      stream.resume();
+      stream.end(bytes);
+    });
+  let cut = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      // A Hello or not, then whole frames, arbitrary bytes, or a frame cut short.
+      fc.boolean(),
+      fc.oneof(
+        fc.uint8Array({ maxLength: 64 }),
+        fc.tuple(fc.nat({ max: 2 ** 32 - 1 }), fc.uint8Array({ maxLength: 64 })).map(([length, body]) => {
+          const out = new Uint8Array(5 + body.length);
+          new DataView(out.buffer).setUint32(1, length);
+          out.set(body, 5);
+          return out;
+        }),
+        fc.integer({ min: 1, max: 30 }).map((n) => frame({ sample: { seq: 1, timestampMs: Date.now(), cpuUtilization: 0.5, windowMs: 1000 } }).slice(0, n)),
+      ),
+      async (hello, tail) => {
+        const head = hello ? frame({ hello: { nodeId: 'fuzz', cores: 2, memoryBytes: 1e9 } }) : new Uint8Array(0);
+        const bytes = new Uint8Array([...head, ...tail]);
+        const code = await send(bytes);
+        if (!endsInsideMessage(bytes)) return true;
+        cut += 1;
+        return code !== null && code !== grpc.status.OK;
+      },
+    ),
+    { numRuns: Math.max(50, Math.ceil(RUNS / 50)) },
+  );
+  t.true(cut > 0, 'some streams ended inside a message');
 });
