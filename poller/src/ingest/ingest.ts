@@ -37,8 +37,12 @@ export const MAX_AGENT_VERSION_CHARS = 64;
 export const DEFAULT_MAX_AGENTS = 20_000;
 /** Largest agent message; a Hello with every field at its bound is ~12 KB, a sample ~3 KB. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024;
-/** Connections without an accepted Hello, in all: as many as the listen queue holds (LISTEN_BACKLOG). */
-export const DEFAULT_MAX_PENDING_CONNECTIONS = 4096;
+/**
+ * Connections without an accepted Hello, in all. Each costs ~40 KB (its
+ * HTTP/2 session and an unfinished message; measured in docs/RELIABILITY.md),
+ * so ~50 MB at most; an agent's connection is pending only until its Hello.
+ */
+export const DEFAULT_MAX_PENDING_CONNECTIONS = 1024;
 export const DEFAULT_MAX_PENDING_PER_PEER = 64;
 /** Agents Hello at once; this leaves room for a TLS handshake on a loaded poller. */
 export const DEFAULT_HELLO_TIMEOUT_MS = 20_000;
