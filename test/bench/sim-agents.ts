@@ -14,6 +14,7 @@ import http2 from 'node:http2';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { AgentMessage, Scope, TELEMETRY_REPORT_PATH } from '@loadfeed/proto';
+import { nodeAddress, nodeId } from './lib/scale.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,9 +28,6 @@ const target = values.target ?? '';
 const count = Number(values.count);
 const firstId = Number(values['first-id']);
 const intervalMs = Number(values['interval-ms']);
-
-export const nodeId = (i: number): string => `sim-${String(i).padStart(6, '0')}`;
-export const nodeAddress = (i: number): string => `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
 
 let sent = 0;
 let ready = 0;
