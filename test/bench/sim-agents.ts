@@ -2,8 +2,7 @@
  * Simulated agents for bench:poller-scale: `--count` real gRPC streams, each
  * on its own HTTP/2 connection as separate agents would open them; each sends
  * Hello, then one Sample every `--interval-ms` (start times spread over the
- * first interval), and pings the poller every 10 s like the real agent's
- * keepalive. The wire is gRPC's (length-prefixed protobuf messages on a POST
+ * first interval), and pings the poller as often as the real agent's keepalive. The wire is gRPC's (length-prefixed protobuf messages on a POST
  * to the Report path), written with node:http2 directly: grpc-js's client
  * machinery cost these processes more CPU than the poller they measure, on a
  * machine where both share two cores. Prints "ready N" once every stream has
@@ -13,6 +12,7 @@
 import http2 from 'node:http2';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { KEEPALIVE_TIME_MS } from '@loadfeed/agent';
 import { AgentMessage, Scope, TELEMETRY_REPORT_PATH } from '@loadfeed/proto';
 import { nodeAddress, nodeId } from './lib/scale.js';
 
@@ -42,7 +42,6 @@ const timers: NodeJS.Timeout[] = [];
  * are retried only after 1, 3, 7 … s.
  */
 const OPEN_BATCH = 25;
-const AGENT_KEEPALIVE_MS = 10_000;
 
 /** One gRPC message: uncompressed flag, big-endian length, the encoded AgentMessage. */
 function frame(message: Parameters<typeof AgentMessage.encode>[0]): Buffer {
@@ -121,7 +120,7 @@ function open(k: number): void {
     }, Math.random() * intervalMs),
     setInterval(() => {
       if (!session.destroyed) session.ping(() => undefined);
-    }, AGENT_KEEPALIVE_MS),
+    }, KEEPALIVE_TIME_MS),
   );
 }
 
