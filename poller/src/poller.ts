@@ -59,7 +59,7 @@ export class Poller {
     this.index = new ServiceIndex(options.policy);
     this.policyStatus = { file: options.policy.file, loadedAt: new Date().toISOString(), refused: [] };
     this.evaluator = new WeightEvaluator(options.strategies);
-    this.table = new NodeTable(this.policy.liveness.staleAfterMs, (e) => this.onNodeEvent(e));
+    this.table = new NodeTable(this.policy.liveness.staleAfterMs, (e) => this.onNodeEvent(e), undefined, (node) => this.scheduler.nodeEvent(false, this.index.concerning(node)));
     this.ingest = new Ingest({
       table: this.table,
       auth: options.security?.auth ?? { tokens: new Map(), mutualTls: false, allowPlaintext: false },
@@ -144,7 +144,7 @@ export class Poller {
     if (e.from !== e.to) {
       this.options.logger.info({ node: e.node.id, from: e.from, to: e.to }, 'node state changed');
     }
-    this.scheduler.nodeEvent(e.from === 'live' && e.to !== 'live', (into) => this.index.concerning(e.node, into));
+    this.scheduler.nodeEvent(e.from === 'live' && e.to !== 'live', this.index.concerning(e.node));
   }
 
   /** Observers never break the loop: a throwing one is logged and the cycle goes on. */

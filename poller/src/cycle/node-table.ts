@@ -79,6 +79,12 @@ export class NodeTable {
     private staleAfterMs: number,
     private readonly onChange: (event: NodeEvent) => void,
     private readonly now: () => number = () => performance.now(),
+    /**
+     * A live node's new sample, which changes no state: no event object (at
+     * 10,000 agents this runs 10,000 times a second). By default a live →
+     * live change.
+     */
+    private readonly onSample: (node: NodeRecord) => void = (node) => onChange({ node, from: 'live', to: 'live' }),
   ) {}
 
   start(): void {
@@ -137,7 +143,7 @@ export class NodeTable {
     node.sampleAt = this.now();
     node.samples += 1;
     if (node.state === 'stale') this.transition(node, 'live');
-    else this.onChange({ node, from: 'live', to: 'live' });
+    else this.onSample(node);
   }
 
   /** The agent asked for weight 0 while its connections finish (reason), or cancelled that (null). */

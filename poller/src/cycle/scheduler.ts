@@ -68,16 +68,16 @@ export class CycleScheduler {
   }
 
   /**
-   * A node event (sample, liveness change, drain): `mark` adds the services
-   * it concerns; `urgent` (the node stopped being live) cuts the pacing wait.
+   * A node event (sample, liveness change, drain) concerning `services`;
+   * `urgent` (the node stopped being live) cuts the pacing wait.
    */
-  nodeEvent(urgent: boolean, mark: (into: Set<string>) => void): void {
+  nodeEvent(urgent: boolean, services: readonly string[]): void {
     if (urgent) {
       this.urgent = true;
       this.wake?.();
     }
     this.pendingSince ??= performance.now();
-    mark(this.dirty);
+    for (const name of services) this.dirty.add(name);
     this.kick();
   }
 

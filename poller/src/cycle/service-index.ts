@@ -11,6 +11,12 @@ export class ServiceIndex {
   private readonly byNode = new Map<string, Set<string>>();
   private readonly byHost = new Map<string, Set<string>>();
   private readonly bySelector = new Set<string>();
+  /**
+   * Each node record's services, resolved at its first event (its connect):
+   * a record stands for one stream, whose node id and addresses never
+   * change, and every policy gets a new index.
+   */
+  private readonly resolved = new WeakMap<NodeRecord, readonly string[]>();
 
   constructor(policy: CompiledPolicy) {
     for (const service of policy.services) {
@@ -22,9 +28,15 @@ export class ServiceIndex {
     }
   }
 
-  concerning(node: NodeRecord, into: Set<string>): void {
-    for (const name of this.byNode.get(node.id) ?? []) into.add(name);
-    for (const host of node.hello.addresses) for (const name of this.byHost.get(host) ?? []) into.add(name);
-    for (const name of this.bySelector) into.add(name);
+  concerning(node: NodeRecord): readonly string[] {
+    let names = this.resolved.get(node);
+    if (!names) {
+      const found = new Set<string>(this.byNode.get(node.id));
+      for (const host of node.hello.addresses) for (const name of this.byHost.get(host) ?? []) found.add(name);
+      for (const name of this.bySelector) found.add(name);
+      names = [...found];
+      this.resolved.set(node, names);
+    }
+    return names;
   }
 }

@@ -11,6 +11,7 @@ import type {
   PollerMessage,
   Sample,
   ServiceInfo,
+  ServiceLoad,
   TelemetryReportCall,
   TelemetryServer,
 } from '@loadfeed/proto';
@@ -163,6 +164,8 @@ export class Ingest {
       return;
     }
     let node: NodeRecord | null = null;
+    /** The service names the Hello announced: what a sample may report on. */
+    let announced: ReadonlySet<string> = new Set();
     let lastSeq = 0;
     let ackedAt: number | null = null;
     const bucket = new TokenBucket(this.options.limits.maxSamplesPerSecond, SAMPLE_BURST_SECONDS);
@@ -202,6 +205,7 @@ export class Ingest {
           }
           this.streams.set(hello.nodeId, call);
           this.guard.helloAccepted(peer);
+          announced = new Set((hello.services as ServiceInfo[]).map((s) => s.name));
           node = this.options.table.connect(hello);
           this.options.record?.({ type: 'hello', node: hello.nodeId, hello });
           this.options.log({ node: hello.nodeId, scope: hello.scope, cores: hello.cores, peer: call.getPeer(), auth: verdict.via }, 'agent connected');
@@ -214,7 +218,7 @@ export class Ingest {
           if (!bucket.take(now)) {
             throw new IngestError('resource-exhausted', 'sample.rate', `sample: more than ${this.options.limits.maxSamplesPerSecond} samples per second`);
           }
-          const sample = checkSample(msg.sample as Sample | null, node.hello, lastSeq, this.options.limits.maxClockSkewMs);
+          const sample = checkSample(msg.sample as Sample | null, announced, lastSeq, this.options.limits.maxClockSkewMs);
           lastSeq = sample.seq;
           this.options.table.accept(node, sample);
           this.options.record?.({ type: 'sample', node: node.id, sample });
@@ -309,7 +313,8 @@ function checkHello(h: Hello | null | undefined): Hello {
   return h;
 }
 
-function checkSample(s: Sample | null | undefined, hello: Hello, lastSeq: number, maxSkewMs: number): Sample {
+/** Runs for every sample: it allocates nothing unless it refuses one. */
+function checkSample(s: Sample | null | undefined, announced: ReadonlySet<string>, lastSeq: number, maxSkewMs: number): Sample {
   if (!s) throw new IngestError('invalid-argument', 'sample', 'sample: empty');
   if (!Number.isSafeInteger(s.seq) || s.seq <= lastSeq) {
     throw new IngestError('invalid-argument', 'sample.seq', `sample.seq: ${s.seq} must increase (last ${lastSeq})`);
@@ -326,9 +331,8 @@ function checkSample(s: Sample | null | undefined, hello: Hello, lastSeq: number
     }
   }
   if (!Number.isInteger(s.windowMs) || s.windowMs <= 0) throw new IngestError('invalid-argument', 'sample.window_ms', `sample.window_ms: ${s.windowMs} must be > 0`);
-  const names = new Set(hello.services.map((x) => x.name));
-  for (const svc of s.services) {
-    if (!names.has(svc.name)) throw new IngestError('invalid-argument', 'sample.services', `sample.services: ${excerpt(svc.name)} was not announced in Hello`);
+  for (const svc of s.services as ServiceLoad[]) {
+    if (!announced.has(svc.name)) throw new IngestError('invalid-argument', 'sample.services', `sample.services: ${excerpt(svc.name)} was not announced in Hello`);
   }
   return s;
 }
