@@ -19,6 +19,12 @@ import { listenOn } from './listen.js';
  */
 export const SERVER_KEEPALIVE_MS = 60_000;
 export const SERVER_KEEPALIVE_TIMEOUT_MS = 5_000;
+/**
+ * On stop, calls get this long to end before their connections are closed.
+ * Agents' streams never end by themselves: without a bound, a stop waited
+ * until a keepalive ping happened to close each connection.
+ */
+export const STOP_GRACE_MS = 1_000;
 /** Connections the kernel may queue for the poller to accept (capped by net.core.somaxconn, 4096 on current kernels). */
 export const LISTEN_BACKLOG = 4096;
 
@@ -64,11 +70,18 @@ export class AgentServer {
     return port;
   }
 
-  /** Stop accepting, let open calls finish, then end the rest. */
+  /** Stop accepting, give open calls STOP_GRACE_MS to finish, then end the rest. */
   async stop(): Promise<void> {
     this.listener.close();
     this.ingest.close();
-    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.server.tryShutdown(() => resolve())),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, STOP_GRACE_MS);
+      }),
+    ]);
+    clearTimeout(timer);
     this.server.forceShutdown();
   }
 }
