@@ -31,6 +31,23 @@ test('a node without samples for staleAfter turns stale, and live again on its n
   );
 });
 
+test('a sample of a live node raises no event: it goes to onSample; one that revives a stale node is a change', (t) => {
+  const events: string[] = [];
+  const sampled: string[] = [];
+  let now = 0;
+  const table = new NodeTable(1000, (e) => events.push(`${e.from}->${e.to}`), () => now, (node) => sampled.push(node.id));
+  const node = table.connect(Hello.create({ nodeId: 'n1', cores: 1, memoryBytes: 1 }));
+  table.accept(node, Sample.create({ seq: 1, windowMs: 1 }));
+  table.accept(node, Sample.create({ seq: 2, windowMs: 1 }));
+  t.deepEqual(events, ['null->live']);
+  t.deepEqual(sampled, ['n1', 'n1']);
+  now = 5000;
+  table.sweep();
+  table.accept(node, Sample.create({ seq: 3, windowMs: 1 }));
+  t.deepEqual(events, ['null->live', 'live->stale', 'stale->live']);
+  t.deepEqual(sampled, ['n1', 'n1']);
+});
+
 test('a disconnect of an old stream does not remove the node that reconnected', (t) => {
   const table = new NodeTable(2000, () => undefined);
   const first = table.connect(Hello.create({ nodeId: 'n1', cores: 1, memoryBytes: 1 }));
