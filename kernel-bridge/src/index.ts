@@ -180,3 +180,10 @@ export {
 export type { MapElement as NftMapElement } from './nftables/script.js';
 export { parseRuleset as parseNftRuleset, SERVICES_CHAIN as NFT_SERVICES_CHAIN } from './nftables/ruleset.js';
 export type { EngineDescriptor } from './descriptor.js';
+export { createXdsEngine, XDS_ENGINE_KIND, XDS_WEIGHT_RANGE } from './xds/engine.js';
+export type { XdsEngine, XdsEngineOptions, XdsEngineEvent } from './xds/engine.js';
+export type { XdsClientStatus, XdsTypeStatus, XdsServerCounters } from './xds/server.js';
+export { ADS_STREAM_PATH } from './xds/server.js';
+export { XDS_SCHEDULERS, DEFAULT_XDS_SCHEDULER, RING_SIZE as XDS_RING_SIZE } from './xds/resources.js';
+export { xdsTypes, LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE } from './xds/protos.js';
+export type { XdsTypes, ResourceType as XdsResourceType } from './xds/protos.js';

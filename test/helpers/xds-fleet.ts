@@ -1,0 +1,76 @@
+// A proxyless gRPC client process (xds-client.ts) pointed at an xDS server by
+// a bootstrap file, and the questions a test asks it.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { ExecutionContext } from 'ava';
+
+const CLIENT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'xds-client.js');
+
+export interface XdsClientProcess {
+  /** Resolves once a call through xDS has succeeded. */
+  readonly ready: Promise<void>;
+  /** Answers per backend of the calls started in [fromMs, toMs) (epoch ms). */
+  picks(fromMs: number, toMs: number): Promise<Record<string, number>>;
+}
+
+/** The bootstrap a gRPC client needs, and nothing else: where the xDS server is and who the client is. */
+export function grpcBootstrap(serverUri: string, nodeId: string): Record<string, unknown> {
+  return {
+    xds_servers: [{ server_uri: serverUri, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
+    node: { id: nodeId, locality: {} },
+  };
+}
+
+export function startXdsClient(t: ExecutionContext, serverUri: string, target: string, callsPerSecond: number): XdsClientProcess {
+  const dir = mkdtempSync(path.join(tmpdir(), 'loadfeed-xds-client-'));
+  const bootstrap = path.join(dir, 'bootstrap.json');
+  writeFileSync(bootstrap, JSON.stringify(grpcBootstrap(serverUri, `test-client-${process.pid}`)));
+  const child = spawn(process.execPath, [CLIENT, target, String(callsPerSecond)], {
+    env: { ...process.env, GRPC_XDS_BOOTSTRAP: bootstrap },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => {
+    stderr = (stderr + c.toString()).slice(-4000);
+  });
+  t.teardown(() => {
+    child.stdin.end();
+    child.kill('SIGKILL');
+  });
+  const waiting = new Map<number, (counts: Record<string, number>) => void>();
+  let nextId = 1;
+  let onReady: () => void = () => {};
+  let onExit: (err: Error) => void = () => {};
+  const ready = new Promise<void>((resolve, reject) => {
+    onReady = resolve;
+    onExit = reject;
+  });
+  child.on('exit', (code, signal) => onExit(new Error(`xds client exited (${code ?? signal}): ${stderr}`)));
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    const message = JSON.parse(line) as { ready?: boolean; id?: number; counts?: Record<string, number> };
+    if (message.ready === true) onReady();
+    if (message.id !== undefined) {
+      waiting.get(message.id)?.(message.counts ?? {});
+      waiting.delete(message.id);
+    }
+  });
+  return {
+    ready,
+    picks: (fromMs, toMs) =>
+      new Promise((resolve) => {
+        const id = nextId++;
+        waiting.set(id, resolve);
+        child.stdin.write(`${JSON.stringify({ id, from: fromMs, to: toMs })}\n`);
+      }),
+  };
+}
+
+/** Each backend's share of the successful picks. */
+export function shares(counts: Record<string, number>, backends: readonly string[]): number[] {
+  const total = backends.reduce((sum, b) => sum + (counts[b] ?? 0), 0);
+  return backends.map((b) => (total === 0 ? 0 : (counts[b] ?? 0) / total));
+}
