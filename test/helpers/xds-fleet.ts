@@ -8,13 +8,15 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 
+/** Bounds a question: a loaded machine slows the client's calls, a broken one stops them. */
+const PICKS_TIMEOUT_MS = 90_000;
 const CLIENT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'xds-client.js');
 
 export interface XdsClientProcess {
   /** Resolves once a call through xDS has succeeded. */
   readonly ready: Promise<void>;
-  /** Answers per backend of the calls started in [fromMs, toMs) (epoch ms). */
-  picks(fromMs: number, toMs: number): Promise<Record<string, number>>;
+  /** Answers per backend of the first `count` calls started at or after `fromMs` (epoch ms), once they have finished. */
+  picks(fromMs: number, count: number): Promise<Record<string, number>>;
 }
 
 /** The bootstrap a gRPC client needs, and nothing else: where the xDS server is and who the client is. */
@@ -41,7 +43,7 @@ export function startXdsClient(t: ExecutionContext, serverUri: string, target: s
     child.stdin.end();
     child.kill('SIGKILL');
   });
-  const waiting = new Map<number, (counts: Record<string, number>) => void>();
+  const waiting = new Map<number, { resolve: (counts: Record<string, number>) => void; reject: (err: Error) => void }>();
   let nextId = 1;
   let onReady: () => void = () => {};
   let onExit: (err: Error) => void = () => {};
@@ -49,22 +51,33 @@ export function startXdsClient(t: ExecutionContext, serverUri: string, target: s
     onReady = resolve;
     onExit = reject;
   });
-  child.on('exit', (code, signal) => onExit(new Error(`xds client exited (${code ?? signal}): ${stderr}`)));
+  child.on('exit', (code, signal) => {
+    const err = new Error(`xds client exited (${code ?? signal}): ${stderr}`);
+    onExit(err);
+    for (const w of waiting.values()) w.reject(err);
+  });
   createInterface({ input: child.stdout }).on('line', (line) => {
     const message = JSON.parse(line) as { ready?: boolean; id?: number; counts?: Record<string, number> };
     if (message.ready === true) onReady();
     if (message.id !== undefined) {
-      waiting.get(message.id)?.(message.counts ?? {});
+      waiting.get(message.id)?.resolve(message.counts ?? {});
       waiting.delete(message.id);
     }
   });
   return {
     ready,
-    picks: (fromMs, toMs) =>
-      new Promise((resolve) => {
+    picks: (fromMs, count) =>
+      new Promise((resolve, reject) => {
         const id = nextId++;
-        waiting.set(id, resolve);
-        child.stdin.write(`${JSON.stringify({ id, from: fromMs, to: toMs })}\n`);
+        const timer = setTimeout(() => reject(new Error(`no ${count} calls from the xds client within ${PICKS_TIMEOUT_MS} ms: ${stderr}`)), PICKS_TIMEOUT_MS);
+        waiting.set(id, {
+          resolve: (counts) => {
+            clearTimeout(timer);
+            resolve(counts);
+          },
+          reject,
+        });
+        child.stdin.write(`${JSON.stringify({ id, from: fromMs, count })}\n`);
       }),
   };
 }
