@@ -187,3 +187,5 @@ export { ADS_STREAM_PATH } from './xds/server.js';
 export { XDS_SCHEDULERS, DEFAULT_XDS_SCHEDULER, RING_SIZE as XDS_RING_SIZE } from './xds/resources.js';
 export { xdsTypes, LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE } from './xds/protos.js';
 export type { XdsTypes, ResourceType as XdsResourceType } from './xds/protos.js';
+export { loadAssignment as xdsLoadAssignment } from './xds/resources.js';
+export type { XdsDestination } from './xds/resources.js';

@@ -87,6 +87,16 @@ gate.serial('bench:poller-scale quick: every server of the comparison fed by eve
   }
 });
 
+gate.serial('bench:xds quick: every client got every weight change, from the engine and the floor, with CPU and latency', async (t) => {
+  const out = await runQuick(t, 'xds');
+  t.regex(out, /xds \/ floor: cpu [\d.]+×, decision → last client p50 [\d.]+×/);
+  const r = json('xds-quick.json') as Record<'xds' | 'bare', { cpuPct: number; p50Ms: number; incomplete: number }>;
+  for (const mode of ['xds', 'bare'] as const) {
+    t.is(r[mode].incomplete, 0, `${mode}: a tick some client never received`);
+    t.true(finite(r[mode].cpuPct) && finite(r[mode].p50Ms) && r[mode].p50Ms > 0, JSON.stringify(r[mode]));
+  }
+});
+
 gate.serial('bench:reaction quick: times for the load step and the three ways of losing a server', async (t) => {
   const out = await runQuick(t, 'reaction');
   t.regex(out, /agent SIGKILL → quiesced/);

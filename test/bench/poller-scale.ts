@@ -19,11 +19,10 @@ import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { binPath, launcherOptions } from '../helpers/launcher.js';
-import { Children, firstLine, sleep, withCleanup, type Started } from './lib/children.js';
+import { Children, firstLine, LineReader, sleep, withCleanup, type Started } from './lib/children.js';
 import { benchLog, fmt, loadAverage1, machineLine, median, processCpuUs, processPeakRssBytes, processRssBytes, QUICK, table, waitForQuietMachine } from './lib/measure.js';
 import { plotLines } from './lib/plot.js';
 import { freePorts } from './lib/ports.js';
@@ -89,34 +88,6 @@ interface Summary {
   readonly loopDelayP99Ms: number;
   /** Every repetition sustained. */
   readonly sustained: boolean;
-}
-
-class LineReader {
-  private readonly lines: string[] = [];
-  private waiter: ((l: string) => void) | null = null;
-  private readonly rl: Interface;
-  constructor(s: Started) {
-    if (!s.child.stdout) throw new Error(`${s.name}: no stdout`);
-    this.rl = createInterface({ input: s.child.stdout });
-    this.rl.on('line', (l) => {
-      if (this.waiter) {
-        const w = this.waiter;
-        this.waiter = null;
-        w(l);
-      } else this.lines.push(l);
-    });
-  }
-  next(timeoutMs = 60_000): Promise<string> {
-    const l = this.lines.shift();
-    if (l !== undefined) return Promise.resolve(l);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('no answer')), timeoutMs);
-      this.waiter = (x) => {
-        clearTimeout(t);
-        resolve(x);
-      };
-    });
-  }
 }
 
 const cpuOf = (pids: readonly number[]): number | null => {

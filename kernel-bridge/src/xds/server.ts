@@ -13,7 +13,7 @@
 // - Listener and Cluster responses carry every subscribed resource (their
 //   absence means deletion); RouteConfiguration and ClusterLoadAssignment
 //   responses carry only the ones that changed.
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import type { CachedResource, Publication, XdsModel } from './model.js';
 import { CLUSTER_TYPE, LISTENER_TYPE, RESOURCE_TYPES, type ResourceType, type XdsTypes } from './protos.js';
 

@@ -4,7 +4,7 @@
 // bench process exits for any reason, so a failed bench leaves nothing behind.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
+import { createInterface, type Interface } from 'node:readline';
 
 export const STOP_GRACE_MS = 2_000;
 
@@ -106,4 +106,33 @@ export async function withCleanup<T>(cleanup: () => Promise<void> | void, fn: ()
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The lines a process writes to stdout, one at a time, for question-and-answer protocols over stdin/stdout. */
+export class LineReader {
+  private readonly lines: string[] = [];
+  private waiter: ((l: string) => void) | null = null;
+  private readonly rl: Interface;
+  constructor(s: Started) {
+    if (!s.child.stdout) throw new Error(`${s.name}: no stdout`);
+    this.rl = createInterface({ input: s.child.stdout });
+    this.rl.on('line', (l) => {
+      if (this.waiter) {
+        const w = this.waiter;
+        this.waiter = null;
+        w(l);
+      } else this.lines.push(l);
+    });
+  }
+  next(timeoutMs = 60_000): Promise<string> {
+    const l = this.lines.shift();
+    if (l !== undefined) return Promise.resolve(l);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('no answer')), timeoutMs);
+      this.waiter = (x) => {
+        clearTimeout(t);
+        resolve(x);
+      };
+    });
+  }
 }
