@@ -23,8 +23,11 @@ const FILES = [
   'envoy/config/route/v3/route.proto',
   'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
   'envoy/extensions/filters/http/router/v3/router.proto',
-  // Not served: deploy/examples/envoy's bootstrap is checked against it.
+  // Not served: the Envoy bootstrap example (deploy/examples/envoy) is checked
+  // against these, typed configs included.
   'envoy/config/bootstrap/v3/bootstrap.proto',
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
+  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
 ];
 
 const out = join(here, '..', 'gen', 'xds.json');
