@@ -248,3 +248,18 @@ test('TLS with client certificates: a client with a certificate of the CA is ser
   plaintext.send({ typeUrl: CLUSTER_TYPE });
   await t.throwsAsync(plaintext.next(), { message: /UNAVAILABLE/ });
 });
+
+test('a client the caller does not admit is refused with its reason', async (t) => {
+  const engine = await createXdsEngine({
+    listen: '127.0.0.1:0',
+    credentials: insecure,
+    stateFile: null,
+    admit: (peer) => (peer.startsWith('127.0.0.1:') ? 'plaintext xDS is served to loopback only (test)' : null),
+  });
+  t.teardown(() => engine.close());
+  await engine.apply(service('web', { '127.0.0.1:9001': 1 }));
+  const s = stream(t, engine);
+  s.send({ typeUrl: CLUSTER_TYPE });
+  await t.throwsAsync(s.next(), { message: /UNAUTHENTICATED: plaintext xDS is served to loopback only \(test\)/ });
+  t.deepEqual(engine.clients(), []);
+});

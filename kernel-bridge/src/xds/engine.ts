@@ -25,6 +25,12 @@ export interface XdsEngineOptions {
   readonly listen: string;
   /** TLS (and client certificates) as the caller decided; insecure only where the caller allows plaintext. */
   readonly credentials: grpc.ServerCredentials;
+  /**
+   * Whether a client at `peer` (grpc-js's "IP:PORT") may subscribe: null, or
+   * why not (it is refused with UNAUTHENTICATED and that message). The
+   * caller's rules, e.g. plaintext from loopback only. Everyone by default.
+   */
+  readonly admit?: (peer: string) => string | null;
   /** Where the served state survives restarts (state-file.ts); null keeps it in memory only. */
   readonly stateFile: string | null;
   /** Connections, disconnections, NACKs and state-file failures, for the caller's log and counters. */
@@ -43,7 +49,7 @@ export async function createXdsEngine(options: XdsEngineOptions): Promise<XdsEng
   const onEvent = options.onEvent ?? ((): void => {});
   const types = xdsTypes();
   const model = new XdsModel(types);
-  const ads = new AdsServer(model, types, onEvent);
+  const ads = new AdsServer(model, types, onEvent, options.admit ?? ((): null => null));
   let version = 0;
 
   if (options.stateFile !== null) {

@@ -13,7 +13,7 @@
 // - Listener and Cluster responses carry every subscribed resource (their
 //   absence means deletion); RouteConfiguration and ClusterLoadAssignment
 //   responses carry only the ones that changed.
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import type { CachedResource, Publication, XdsModel } from './model.js';
 import { CLUSTER_TYPE, LISTENER_TYPE, RESOURCE_TYPES, type ResourceType, type XdsTypes } from './protos.js';
 
@@ -108,6 +108,7 @@ export class AdsServer {
     private readonly model: XdsModel,
     private readonly types: XdsTypes,
     private readonly onEvent: (event: XdsEvent) => void,
+    private readonly admit: (peer: string) => string | null,
   ) {}
 
   /** The service definition and handler to add to a grpc.Server. */
@@ -181,6 +182,11 @@ export class AdsServer {
   }
 
   private open(call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>): void {
+    const refusal = this.admit(call.getPeer());
+    if (refusal !== null) {
+      call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: refusal });
+      return;
+    }
     const stream: Stream = {
       id: this.nextStream++,
       node: '',
