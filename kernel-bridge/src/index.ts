@@ -180,7 +180,7 @@ export {
 export type { MapElement as NftMapElement } from './nftables/script.js';
 export { parseRuleset as parseNftRuleset, SERVICES_CHAIN as NFT_SERVICES_CHAIN } from './nftables/ruleset.js';
 export type { EngineDescriptor } from './descriptor.js';
-export { createXdsEngine, XDS_ENGINE_KIND, XDS_WEIGHT_RANGE } from './xds/engine.js';
+export { createXdsEngine, XDS_ENGINE, XDS_ENGINE_KIND, XDS_WEIGHT_RANGE } from './xds/engine.js';
 export type { XdsEngine, XdsEngineOptions, XdsEngineEvent } from './xds/engine.js';
 export type { XdsClientStatus, XdsTypeStatus, XdsServerCounters } from './xds/server.js';
 export { ADS_STREAM_PATH } from './xds/server.js';

@@ -275,6 +275,36 @@
     $('agent-rows').replaceChildren(...(rows.length > 0 ? rows : [el('tr', {}, el('td', { colspan: '10', class: 'muted', text: 'no agent connected' }))]));
   }
 
+  // Per resource type: the version ACKed, marked when the last one sent is not (yet) ACKed.
+  const XDS_TYPES = ['Listener', 'RouteConfiguration', 'Cluster', 'ClusterLoadAssignment'];
+  function drawXds(xds) {
+    $('xds').hidden = xds === null;
+    if (xds === null) return;
+    $('xds-summary').textContent = `on ${xds.listen || '–'} · version ${xds.version} · ${xds.responses} responses · ${xds.nacks} NACKs`;
+    const rows = xds.clients.map((c) => {
+      const byType = new Map(c.types.map((t) => [t.typeUrl.slice(t.typeUrl.lastIndexOf('.') + 1), t]));
+      const version = (name) => {
+        const t = byType.get(name);
+        if (!t) return el('td', { class: 'muted', text: '–' });
+        const behind = t.sentVersion !== t.ackedVersion;
+        return el('td', { class: behind ? 'warn' : '', text: `${t.ackedVersion === null ? 'none' : t.ackedVersion}${behind ? ` (sent ${t.sentVersion})` : ''}` });
+      };
+      const nacks = c.types.reduce((n, t) => n + t.nacks, 0);
+      const last = c.types.map((t) => t.lastNack).filter((m) => m !== null).pop() || '';
+      return el(
+        'tr',
+        { 'data-xds-node': c.node },
+        el('td', { text: c.node || '(no node id)' }),
+        el('td', { class: 'muted', text: c.peer }),
+        el('td', { class: 'muted', text: new Date(c.connectedAtMs).toLocaleTimeString() }),
+        ...XDS_TYPES.map(version),
+        el('td', { class: nacks > 0 ? 'num bad' : 'num', text: String(nacks) }),
+        el('td', { class: 'small', text: last }),
+      );
+    });
+    $('xds-rows').replaceChildren(...(rows.length > 0 ? rows : [el('tr', {}, el('td', { colspan: '9', class: 'muted', text: 'no xDS client connected' }))]));
+  }
+
   function offline(err) {
     const health = $('health');
     health.textContent = 'unreachable';
@@ -294,6 +324,7 @@
         drawService(svc, store, status.changes);
       }
       drawAgents(status.nodes);
+      drawXds(status.xds);
       document.body.setAttribute('data-ready', 'true');
     } catch (err) {
       offline(err);

@@ -26,6 +26,7 @@ export type { Expression, Variables, VariableName } from './policy/expression.js
 export { EngineRegistry } from './cycle/engines.js';
 export { defaultEngines, defaultStrategies } from './registries.js';
 export { PollerError, PolicyError, IngestError, OptionError, ListenError, NotRegisteredError, ExternalError, InstallError, formatProblem, excerpt, EXCERPT_CHARS, MAX_POLICY_PROBLEMS, MAX_PROBLEM_CHARS } from './errors.js';
+export { defaultXdsStateFile, xdsEngineOptions, XDS_STATE_FILE_NAME } from './xds-options.js';
 export type { PolicyProblem } from './errors.js';
 export { parseDuration, formatDuration, MAX_DURATION_MS } from './util/duration.js';
 export { simulate, formatSimulation } from './tools/simulate.js';

@@ -9,7 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
-import { formatHostPort, parseHostPort } from '@loadfeed/kernel-bridge';
+import { formatHostPort, parseHostPort, XDS_ENGINE_KIND } from '@loadfeed/kernel-bridge';
 import { formatProblem, OptionError } from './errors.js';
 import { compilePolicy, readPolicyFile } from './policy/compile.js';
 import { PolicyReloader } from './policy/reloader.js';
@@ -26,6 +26,7 @@ import {
 import { Poller } from './poller.js';
 import { loadSecurity } from './ingest/security.js';
 import { defaultEngines, defaultStrategies } from './registries.js';
+import { defaultXdsStateFile, XDS_STATE_FILE_NAME, xdsEngineOptions } from './xds-options.js';
 import { DEFAULT_RECORD_MAX_BYTES, TraceRecorder } from './ingest/trace.js';
 import { createLogger, parseLogFormat } from './util/log.js';
 import { METRICS_MAX_NODES } from './status/metrics.js';
@@ -52,6 +53,11 @@ Runs the poller: accepts agents, turns their load into weights, applies them.
   --allow-plaintext      accept unauthenticated plaintext agents from other hosts
                          (default: plaintext from loopback only)
   --max-agents N         refuse agents beyond this many (default ${DEFAULT_MAX_AGENTS})
+  --xds-listen HOST:PORT serve the weights of engine-xds services to Envoy and proxyless
+                         gRPC clients (ADS) there, with the TLS, client-certificate and
+                         plaintext rules above (docs/xds.md); off by default
+  --xds-state FILE       what xDS serves, kept across restarts (default
+                         $STATE_DIRECTORY/${XDS_STATE_FILE_NAME} under systemd, else none)
   Bounds before an agent is authenticated (its Hello; see docs/RELIABILITY.md):
   --max-pending-connections N   connections without a Hello, in all (default ${DEFAULT_MAX_PENDING_CONNECTIONS})
   --max-pending-per-peer N      ... from one address (default ${DEFAULT_MAX_PENDING_PER_PEER})
@@ -91,6 +97,8 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
       'hello-timeout': { type: 'string', default: `${DEFAULT_HELLO_TIMEOUT_MS}ms` },
       'max-streams-per-connection': { type: 'string', default: String(DEFAULT_MAX_STREAMS_PER_CONNECTION) },
       'max-message-bytes': { type: 'string', default: String(DEFAULT_MAX_MESSAGE_BYTES) },
+      'xds-listen': { type: 'string' },
+      'xds-state': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -135,10 +143,26 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
     }
   }
   const logger = createLogger(values['log-level'], parseLogFormat(values['log-format']));
-  const engines = defaultEngines();
+  const xdsListen = values['xds-listen'];
+  if (xdsListen !== undefined) {
+    try {
+      parseHostPort(xdsListen, { allowPortZero: true });
+    } catch (err) {
+      throw new OptionError(`--xds-listen: ${(err as Error).message}`, { cause: err });
+    }
+    if (xdsListen === values.listen) throw new OptionError(`--xds-listen ${xdsListen}: the xDS port must not be the agents' port (--listen)`);
+  }
+  const xdsState = values['xds-state'] ?? defaultXdsStateFile(process.env);
+  const engines = defaultEngines(xdsListen === undefined ? null : xdsEngineOptions(xdsListen, xdsState, security, logger));
   const file = values.policy;
   const text = await readPolicyFile(file);
   const policy = compilePolicy(text, file, engines.limits());
+  if (xdsListen === undefined && policy.services.some((s) => s.engine === XDS_ENGINE_KIND)) {
+    throw new OptionError(`${file}: a service on engine xds needs --xds-listen HOST:PORT (the port xDS clients subscribe on)`);
+  }
+  if (xdsListen !== undefined && xdsState === null) {
+    logger.warn('no --xds-state: a restarted poller serves xDS clients nothing until its first cycle, when agents may not be back yet');
+  }
   const recorder = values.record
     ? new TraceRecorder(values.record, maxBytes, () => logger.warn({ file: values.record, maxBytes }, 'trace reached its size limit; recording stopped'))
     : undefined;
@@ -172,6 +196,7 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
       mutualTls: security.auth.mutualTls,
       tokens: security.auth.tokens.size,
       status: statusAt,
+      xds: xdsListen === undefined ? null : { listen: xdsListen, stateFile: xdsState },
     },
     'poller started',
   );

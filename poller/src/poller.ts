@@ -6,7 +6,7 @@
 // to the engines (cycle/run.ts). A sample is thus parked on its NodeRecord
 // until the next cycle picks it up; nothing else carries it.
 import * as grpc from '@grpc/grpc-js';
-import type { Engine } from '@loadfeed/kernel-bridge';
+import { XDS_ENGINE_KIND, type Engine, type XdsEngine } from '@loadfeed/kernel-bridge';
 import type { Logger } from 'pino';
 import { EngineSet } from './cycle/engine-set.js';
 import type { EngineRegistry } from './cycle/engines.js';
@@ -121,7 +121,16 @@ export class Poller {
   }
 
   snapshot(): PollerSnapshot {
-    return takeSnapshot({ table: this.table, policy: this.policy, policyStatus: this.policyStatus, cycle: this.runner, scheduler: this.scheduler, ingest: this.ingest });
+    const xds = this.engines.existing(XDS_ENGINE_KIND);
+    return takeSnapshot({
+      table: this.table,
+      policy: this.policy,
+      policyStatus: this.policyStatus,
+      cycle: this.runner,
+      scheduler: this.scheduler,
+      ingest: this.ingest,
+      xds: xds === undefined ? null : (xds as XdsEngine),
+    });
   }
 
   /** The engine instance serving `kind`, created on first use from the policy's `engines:` settings. */

@@ -33,7 +33,7 @@ interface Host {
 }
 
 async function xdsHost(): Promise<Host> {
-  const engine = await createXdsEngine({ listen: '127.0.0.1:0', credentials: grpc.ServerCredentials.createInsecure(), stateFile: null });
+  const engine = await createXdsEngine({ listen: '127.0.0.1:0', credentials: grpc.ServerCredentials.createInsecure(), stateFile: null }).listening();
   const ops: EngineOp[] = [];
   for (let s = 0; s < services; s++) {
     ops.push({ op: 'add-service', service: { address: serviceName(s) } });

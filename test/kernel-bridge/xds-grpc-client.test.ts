@@ -33,7 +33,7 @@ async function fleet(t: ExecutionContext, stateFile: string | null = null) {
   const backends: EchoBackend[] = [];
   for (const name of BACKENDS) backends.push(await startEchoBackend(name));
   t.teardown(() => backends.forEach((b) => b.close()));
-  const engine = await createXdsEngine({ listen: '127.0.0.1:0', credentials: grpc.ServerCredentials.createInsecure(), stateFile });
+  const engine = await createXdsEngine({ listen: '127.0.0.1:0', credentials: grpc.ServerCredentials.createInsecure(), stateFile }).listening();
   t.teardown(() => engine.close());
   return { backends, engine };
 }
@@ -146,7 +146,7 @@ test.serial('an engine restart from its state file: the client keeps its endpoin
   await client.ready;
   await engine.close();
   assertShares(t, await client.picks(Date.now(), PICKS), [100, 300, 400], 'while the server is down');
-  const restarted = await createXdsEngine({ listen: `127.0.0.1:${port}`, credentials: grpc.ServerCredentials.createInsecure(), stateFile });
+  const restarted = await createXdsEngine({ listen: `127.0.0.1:${port}`, credentials: grpc.ServerCredentials.createInsecure(), stateFile }).listening();
   t.teardown(() => restarted.close());
   t.deepEqual(
     (await restarted.observe()).services[0]?.destinations.map((d) => d.weight),

@@ -37,7 +37,7 @@ gate.serial('Python grpcio takes every resource over ADS, ACKs them, and reaches
   t.timeout(120_000);
   const backends = [await startEchoBackend('b1'), await startEchoBackend('b2')];
   t.teardown(() => backends.forEach((b) => b.close()));
-  const engine = await createXdsEngine({ listen: '127.0.0.1:0', credentials: grpc.ServerCredentials.createInsecure(), stateFile: null });
+  const engine = await createXdsEngine({ listen: '127.0.0.1:0', credentials: grpc.ServerCredentials.createInsecure(), stateFile: null }).listening();
   t.teardown(() => engine.close());
   await engine.apply([
     { op: 'add-service', service: { address: 'web', scheduler: 'round_robin' } },

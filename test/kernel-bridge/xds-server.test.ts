@@ -26,7 +26,7 @@ import { waitFor } from '../helpers/wait.js';
 const insecure = grpc.ServerCredentials.createInsecure();
 
 async function engineWith(t: ExecutionContext, ops: EngineOp[], stateFile: string | null = null, events: XdsEngineEvent[] = []): Promise<XdsEngine> {
-  const engine = await createXdsEngine({ listen: '127.0.0.1:0', credentials: insecure, stateFile, onEvent: (e) => events.push(e) });
+  const engine = await createXdsEngine({ listen: '127.0.0.1:0', credentials: insecure, stateFile, onEvent: (e) => events.push(e) }).listening();
   t.teardown(() => engine.close());
   if (ops.length > 0) await engine.apply(ops);
   return engine;
@@ -186,7 +186,7 @@ test('until the engine has a state, requests are held: a restarted server never 
 test('the state file carries the served state across a restart; a malformed one is reported and nothing loaded', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'loadfeed-xds-state-'));
   const file = path.join(dir, 'xds-state.json');
-  const first = await createXdsEngine({ listen: '127.0.0.1:0', credentials: insecure, stateFile: file });
+  const first = await createXdsEngine({ listen: '127.0.0.1:0', credentials: insecure, stateFile: file }).listening();
   await first.apply(service('web', { '127.0.0.1:9001': 3, '127.0.0.1:9002': 0 }, 'round_robin'));
   await first.close();
   const second = await engineWith(t, [], file);
@@ -230,7 +230,7 @@ test('TLS with client certificates: a client with a certificate of the CA is ser
     listen: '127.0.0.1:0',
     credentials: grpc.ServerCredentials.createSsl(pem('ca.pem'), [{ cert_chain: pem('poller.pem'), private_key: pem('poller.key') }], true),
     stateFile: null,
-  });
+  }).listening();
   t.teardown(() => engine.close());
   await engine.apply(service('web', { '127.0.0.1:9001': 1 }));
   const target = `127.0.0.1:${engine.boundAddress().port}`;
@@ -255,7 +255,7 @@ test('a client the caller does not admit is refused with its reason', async (t) 
     credentials: insecure,
     stateFile: null,
     admit: (peer) => (peer.startsWith('127.0.0.1:') ? 'plaintext xDS is served to loopback only (test)' : null),
-  });
+  }).listening();
   t.teardown(() => engine.close());
   await engine.apply(service('web', { '127.0.0.1:9001': 1 }));
   const s = stream(t, engine);

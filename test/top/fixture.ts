@@ -52,6 +52,7 @@ export function doc(options: { nodes: NodeStatus[]; decisions: Decision[]; refus
     cycleFailures: 0,
     ingest: { accepted: 100, rejected: {}, pendingConnections: 0 },
     driftEvents: 0,
+    xds: null,
   };
   return buildStatus(snapshot, { now: AT, poller: { version: '0.1.0', pid: 1, startedAt: AT - 3_600_000 }, reloads: { ok: 0, refused: 0 }, changes: [] });
 }

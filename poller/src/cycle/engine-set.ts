@@ -45,6 +45,11 @@ export class EngineSet {
     return engine;
   }
 
+  /** The instance serving `kind` if one was made; never makes one (for status). */
+  existing(kind: string): Engine | undefined {
+    return this.engines.get(kind);
+  }
+
   /** A new policy: its engine settings are compared with each instance's, once, here. */
   setPolicy(policy: CompiledPolicy): void {
     this.settings = policy.engines;

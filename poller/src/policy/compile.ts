@@ -7,7 +7,7 @@ import { formatHostPort, formatL4Address, parseHostPort, parseL4Address, type En
 import { excerpt, PolicyError, type PolicyProblem } from '../errors.js';
 import { formatDuration } from '../util/duration.js';
 import type { Expression } from './expression.js';
-import { API_VERSION, MAX_POLICY_BYTES, NAME_ADDRESSED_ENGINES, policySchema, type PolicyInput, type PolicyOutput } from './schema.js';
+import { API_VERSION, MAX_POLICY_BYTES, NAME_ADDRESSED_ENGINES, NAMED_SERVICE_ENGINES, policySchema, type PolicyInput, type PolicyOutput } from './schema.js';
 
 export type StrategyConfig = PolicyOutput['services'][number]['strategy'];
 export type StrategyName = StrategyConfig['name'];
@@ -146,7 +146,10 @@ function finish(p: PolicyOutput, file: string, engines: KnownEngines): CompiledP
         engine: s.engine,
         // Engines report addresses in canonical form (`tcp 192.0.2.1:80`,
         // `[2001:db8::1]:80`): compare like with like. The schema checked they parse.
-        address: NAME_ADDRESSED_ENGINES.includes(s.engine) ? s.address : formatL4Address(parseL4Address(s.address, { allowPortZero: true })),
+        address:
+          NAME_ADDRESSED_ENGINES.includes(s.engine) || NAMED_SERVICE_ENGINES.includes(s.engine)
+            ? s.address
+            : formatL4Address(parseL4Address(s.address, { allowPortZero: true })),
         scheduler: s.scheduler ?? null,
         servers: s.servers.map((srv): ServerMatch => {
           // No prototype: a label named like an Object method is only ever the label.

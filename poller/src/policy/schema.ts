@@ -96,6 +96,9 @@ const expression = parsed((text) => parseExpression(text), 'an expression over m
 
 /** Engines whose services and servers are named in their own configuration rather than addressed. */
 export const NAME_ADDRESSED_ENGINES: readonly string[] = ['haproxy'];
+/** Engines whose services are names (the xDS cluster, `xds:///NAME`) and whose servers are IP:PORT. */
+export const NAMED_SERVICE_ENGINES: readonly string[] = ['xds'];
+const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const HAPROXY_NAME = /^[A-Za-z0-9._:-]{1,127}$/;
 
 /**
@@ -199,16 +202,16 @@ export const guardSchema = z.strictObject({
 
 export const serviceSchema = z.strictObject({
   name,
-  /** Engine that forwards this service (fastpath, memory, ipvs, nftables, haproxy). */
+  /** Engine that forwards this service (fastpath, memory, ipvs, nftables, haproxy), or serves its weights (xds). */
   engine: z.string().default('fastpath'),
-  /** The engine's address of the service: "tcp 192.0.2.10:80" (port 0: the fast path picks one), or for HAProxy the backend name. */
+  /** The engine's address of the service: "tcp 192.0.2.10:80" (port 0: the fast path picks one), for HAProxy the backend name, for xds the service name clients ask for (xds:///NAME). */
   address: z.string().min(1).max(256),
-  /** Scheduler in the engine's words (fastpath: swrr-sed, wlc, swrr, sed or swrr-lc; IPVS: wlc, wrr, sed, …; nftables: random), checked against the engine; the engine's default when omitted. */
+  /** Scheduler in the engine's words (fastpath: swrr-sed, wlc, swrr, sed or swrr-lc; IPVS: wlc, wrr, sed, …; nftables: random; xds: ring_hash, round_robin, least_request), checked against the engine; the engine's default when omitted. */
   scheduler: z.string().max(64).optional(),
   /**
    * The poller creates (and removes) this service and its destinations in
    * the engine; otherwise it only sets weights of what the engine already
-   * has. Default: yes for fastpath, nftables and memory; no for ipvs and haproxy.
+   * has. Default: yes for fastpath, nftables, xds and memory; no for ipvs and haproxy.
    */
   owned: z.boolean().optional(),
   /**
@@ -271,6 +274,10 @@ export const serviceSchema = z.strictObject({
   const named = NAME_ADDRESSED_ENGINES.includes(s.engine);
   if (named) {
     if (!HAPROXY_NAME.test(s.address)) issue(['address'], `${excerpt(s.address)} is not a ${s.engine} backend name`);
+  } else if (NAMED_SERVICE_ENGINES.includes(s.engine)) {
+    if (!SERVICE_NAME.test(s.address)) {
+      issue(['address'], `${excerpt(s.address)} is not an ${s.engine} service name: 1..63 of A-Z a-z 0-9 . _ - (clients reach it as xds:///NAME)`);
+    }
   } else {
     tryParse(['address'], () => parseL4Address(s.address, { allowPortZero: true }));
   }

@@ -5,7 +5,7 @@
 // same shape. `version` changes when a field changes meaning or goes away.
 import { formatProblem } from '../errors.js';
 import type { WeightChangeEvent } from '../cycle/observer.js';
-import type { PollerSnapshot } from './snapshot.js';
+import type { PollerSnapshot, XdsStatus } from './snapshot.js';
 
 export const STATUS_VERSION = 1;
 
@@ -75,6 +75,8 @@ export interface StatusDocument {
   readonly services: readonly ServiceStatus[];
   /** Recent weight changes, oldest first. */
   readonly changes: readonly WeightChangeEvent[];
+  /** The xDS server and its clients; null unless the xds engine runs. */
+  readonly xds: XdsStatus | null;
 }
 
 export interface StatusExtras {
@@ -115,6 +117,7 @@ export function buildStatus(snapshot: PollerSnapshot, extras: StatusExtras): Sta
     cycleFailures: snapshot.cycleFailures,
     ingest: snapshot.ingest,
     driftEvents: snapshot.driftEvents,
+    xds: snapshot.xds,
     nodes: snapshot.nodes,
     services: snapshot.services.map((s) => {
       const total = s.decisions.reduce((a, d) => a + d.weight, 0);

@@ -31,6 +31,8 @@ export class StatusMetrics implements PollerObserver {
   private readonly rejected;
   private readonly drift;
   private readonly cycleFailures;
+  private readonly xdsNacks;
+  private readonly xdsResponses;
 
   constructor(private readonly maxNodes = METRICS_MAX_NODES) {
     const registers = [this.registry];
@@ -47,6 +49,10 @@ export class StatusMetrics implements PollerObserver {
       degraded: gauge('loadfeed_degraded', '1 while the poller is degraded (policy refused, engine or policy cycle failing), else 0'),
       pending: gauge('loadfeed_agent_connections_pending', 'agent connections without an accepted Hello (bounded by --max-pending-connections)'),
       refused: gauge('loadfeed_policy_refused', '1 while the newest policy file is refused (the last good one stays in force)'),
+      xdsClients: gauge('loadfeed_xds_clients', 'xDS clients connected (ADS streams)'),
+      xdsVersion: gauge('loadfeed_xds_version', 'last xDS publication served (one per cycle that changed what is served)'),
+      xdsAcked: gauge('loadfeed_xds_client_acked_version', 'the version each xDS client ACKed last, by node id and resource type', ['node', 'type']),
+      xdsClientNacks: gauge('loadfeed_xds_client_nacks', 'NACKs from each connected xDS client on its current stream, by resource type', ['node', 'type']),
     };
     for (const m of METRICS) {
       if (m.prometheus === null || this.sampleGauges.has(m.prometheus.name)) continue;
@@ -60,6 +66,8 @@ export class StatusMetrics implements PollerObserver {
       labelNames: ['reason'],
       registers,
     });
+    this.xdsNacks = new Counter({ name: 'loadfeed_xds_nacks_total', help: 'xDS responses clients rejected (NACK); they keep their last good config', registers });
+    this.xdsResponses = new Counter({ name: 'loadfeed_xds_responses_total', help: 'xDS responses sent', registers });
     this.drift = new Counter({
       name: 'loadfeed_engine_drift_events_total',
       help: 'drift found in engines: weights changed outside loadfeed, services an engine lost',
@@ -156,6 +164,22 @@ export class StatusMetrics implements PollerObserver {
     g.degraded.set(doc.health.status === 'degraded' ? 1 : 0);
     g.refused.set(doc.policy.refused.length > 0 ? 1 : 0);
     g.pending.set(doc.ingest.pendingConnections);
+
+    if (doc.xds !== null) {
+      g.xdsClients.set(doc.xds.clients.length);
+      g.xdsVersion.set(doc.xds.version);
+      for (const client of doc.xds.clients.slice(0, this.maxNodes)) {
+        for (const t of client.types) {
+          const labels = { node: client.node, type: t.typeUrl.slice(t.typeUrl.lastIndexOf('.') + 1) };
+          if (t.ackedVersion !== null && /^\d+$/.test(t.ackedVersion)) g.xdsAcked.set(labels, Number(t.ackedVersion));
+          g.xdsClientNacks.set(labels, t.nacks);
+        }
+      }
+      this.xdsNacks.reset();
+      this.xdsNacks.inc(doc.xds.nacks);
+      this.xdsResponses.reset();
+      this.xdsResponses.inc(doc.xds.responses);
+    }
 
     // Ingest counts live in the poller; mirror them (they only grow).
     this.accepted.reset();

@@ -1,4 +1,5 @@
 // The poller's state at one moment, for the status server, the demo and tests.
+import { formatHostPort, type XdsClientStatus, type XdsEngine } from '@loadfeed/kernel-bridge';
 import { metricReadings, type MetricReadings } from '@loadfeed/proto';
 import type { NodeTable } from '../cycle/node-table.js';
 import type { CycleRunner } from '../cycle/run.js';
@@ -21,6 +22,19 @@ export interface PolicyStatus {
   readonly loadedAt: string;
   /** Problems of the last refused file; empty when the newest file is in force. */
   readonly refused: readonly PolicyProblem[];
+}
+
+/** The xDS server (engine xds): its clients and what it sent them. */
+export interface XdsStatus {
+  /** Where it listens, HOST:PORT; null until it does. */
+  readonly listen: string | null;
+  /** Last publication (one per poller cycle that changed what is served). */
+  readonly version: number;
+  readonly responses: number;
+  readonly nacks: number;
+  /** Streams opened since start. */
+  readonly streams: number;
+  readonly clients: readonly XdsClientStatus[];
 }
 
 export interface PollerSnapshot {
@@ -55,6 +69,8 @@ export interface PollerSnapshot {
   readonly ingest: { readonly accepted: number; readonly rejected: Readonly<Record<string, number>>; readonly pendingConnections: number };
   /** Drift found in engines since start: weights changed outside loadfeed, services an engine lost. */
   readonly driftEvents: number;
+  /** Null unless the xds engine runs. */
+  readonly xds: XdsStatus | null;
 }
 
 export interface SnapshotSources {
@@ -64,9 +80,10 @@ export interface SnapshotSources {
   readonly cycle: CycleRunner;
   readonly scheduler: CycleScheduler;
   readonly ingest: Ingest;
+  readonly xds: XdsEngine | null;
 }
 
-export function takeSnapshot({ table, policy, policyStatus, cycle, scheduler, ingest }: SnapshotSources): PollerSnapshot {
+export function takeSnapshot({ table, policy, policyStatus, cycle, scheduler, ingest, xds }: SnapshotSources): PollerSnapshot {
   return {
     health: cycle.engineError !== null || scheduler.cycleError !== null || policyStatus.refused.length > 0 ? 'degraded' : 'ok',
     policy: policyStatus,
@@ -100,5 +117,17 @@ export function takeSnapshot({ table, policy, policyStatus, cycle, scheduler, in
     cycleFailures: scheduler.cycleFailures,
     ingest: { accepted: ingest.counters.accepted, rejected: Object.fromEntries(ingest.counters.rejected), pendingConnections: ingest.pendingConnections() },
     driftEvents: cycle.driftEvents,
+    xds: xds === null ? null : xdsStatus(xds),
   };
+}
+
+function xdsStatus(engine: XdsEngine): XdsStatus {
+  let listen: string | null = null;
+  try {
+    listen = formatHostPort(engine.boundAddress());
+  } catch {
+    // not listening yet
+  }
+  const { version, responses, nacks, streams } = engine.counts();
+  return { listen, version, responses, nacks, streams, clients: engine.clients() };
 }
