@@ -145,12 +145,15 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
   const logger = createLogger(values['log-level'], parseLogFormat(values['log-format']));
   const xdsListen = values['xds-listen'];
   if (xdsListen !== undefined) {
+    let at;
     try {
-      parseHostPort(xdsListen, { allowPortZero: true });
+      at = parseHostPort(xdsListen, { allowPortZero: true });
     } catch (err) {
       throw new OptionError(`--xds-listen: ${(err as Error).message}`, { cause: err });
     }
-    if (xdsListen === values.listen) throw new OptionError(`--xds-listen ${xdsListen}: the xDS port must not be the agents' port (--listen)`);
+    if (at.port !== 0 && at.port === parseHostPort(values.listen, { allowPortZero: true }).port) {
+      throw new OptionError(`--xds-listen ${xdsListen}: the xDS port must not be the agents' port (--listen ${values.listen})`);
+    }
   }
   const xdsState = values['xds-state'] ?? defaultXdsStateFile(process.env);
   const engines = defaultEngines(xdsListen === undefined ? null : xdsEngineOptions(xdsListen, xdsState, security, logger));
