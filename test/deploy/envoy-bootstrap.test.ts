@@ -34,8 +34,7 @@ function problems(type: protobuf.Type, value: unknown, at: string): string[] {
       const name = value['@type'].replace(/^type\.googleapis\.com\//, '');
       const inner = type.root.lookup(name);
       if (!(inner instanceof protobuf.Type)) return [`${at}.@type: ${name} is not a known message`];
-      const { '@type': _type, ...rest } = value;
-      return problems(inner, rest, at);
+      return problems(inner, Object.fromEntries(Object.entries(value).filter(([key]) => key !== '@type')), at);
     }
     case '.google.protobuf.Duration':
       return typeof value === 'string' && /^\d+(\.\d+)?s$/.test(value) ? [] : [`${at}: ${JSON.stringify(value)} is not a duration like "1s"`];
