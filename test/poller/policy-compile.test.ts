@@ -108,7 +108,17 @@ const INVALID: { name: string; text: string; expect: { line: number | null; path
   {
     name: 'unknown engine',
     text: VALID.replace('engine: fastpath', 'engine: lvs'),
-    expect: [{ line: 4, path: 'services[0].engine', message: /"lvs" is not an engine \(known: fastpath, memory, ipvs, nftables, haproxy\)/ }],
+    expect: [{ line: 4, path: 'services[0].engine', message: /"lvs" is not an engine \(known: fastpath, memory, ipvs, nftables, haproxy, xds\)/ }],
+  },
+  {
+    name: 'xds service addressed like an L4 service',
+    text: VALID.replace('engine: fastpath', 'engine: xds'),
+    expect: [{ line: 5, path: 'services[0].address', message: /"tcp 127.0.0.1:8080" is not an xds service name: .*xds:\/\/\/NAME/ }],
+  },
+  {
+    name: 'xds scheduler the engine does not have',
+    text: VALID.replace('engine: fastpath', 'engine: xds\n    scheduler: wlc').replace('tcp 127.0.0.1:8080', 'web'),
+    expect: [{ line: 5, path: 'services[0].scheduler', message: /"wlc": not an xDS lb_policy \(ring_hash, round_robin, least_request\)/ }],
   },
   {
     name: 'bad server address',
