@@ -5,7 +5,7 @@
 import type { EngineDescriptor } from './descriptor.js';
 import type { Engine } from './engine.js';
 import { OptionError } from './errors.js';
-import type { EngineOp, Observation, WeightRange } from './model.js';
+import { weightOnly, type EngineOp, type Observation, type WeightRange } from './model.js';
 import { assertNoDestination, assertNoService, checkWeights, destinationOf, serviceOf } from './op-checks.js';
 
 export const MEMORY_ENGINE_KIND = 'memory';
@@ -71,15 +71,7 @@ export function createMemoryEngine(options: MemoryEngineOptions = {}): Engine {
         services: [...services].map(([address, service]) => ({
           address,
           scheduler: service.scheduler,
-          destinations: [...service.weights].map(([destination, weight]) => ({
-            address: destination,
-            weight,
-            activeConnections: null,
-            inactiveConnections: null,
-            totalConnections: null,
-            maxConnections: null,
-            up: true,
-          })),
+          destinations: [...service.weights].map(([destination, weight]) => weightOnly(destination, weight)),
         })),
       };
     },

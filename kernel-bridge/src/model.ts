@@ -80,3 +80,19 @@ export interface WeightRange {
   readonly min: number;
   readonly max: number;
 }
+
+/**
+ * A destination of an engine that knows its weight and nothing else (no
+ * connection counters, no limits, never down): memory, nftables, xds.
+ */
+export function weightOnly(address: DestinationAddress, weight: number): ObservedDestination {
+  return {
+    address,
+    weight,
+    activeConnections: null,
+    inactiveConnections: null,
+    totalConnections: null,
+    maxConnections: null,
+    up: true,
+  };
+}

@@ -12,7 +12,7 @@
 import type { EngineDescriptor } from '../descriptor.js';
 import type { Engine } from '../engine.js';
 import { CommandFailedError, EngineClosedError, EnginePermissionError, EngineUnavailableError, OptionError } from '../errors.js';
-import type { EngineOp, Observation, WeightRange } from '../model.js';
+import { weightOnly, type EngineOp, type Observation, type WeightRange } from '../model.js';
 import { checkWeights } from '../op-checks.js';
 import { createCommandRunner, DEFAULT_COMMAND_TIMEOUT_MS, type CommandResult, type CommandRunner } from '../command.js';
 import {
@@ -98,16 +98,8 @@ export function createNftablesEngine(options: NftablesOptions = {}): NftablesEng
         services: services.map((s) => ({
           address: serviceAddress(s.key),
           scheduler: NFTABLES_SCHEDULER,
-          destinations: s.destinations.map((d) => ({
-            address: destinationAddress(d),
-            weight: d.weight,
-            // Per-destination counts would need conntrack; nftables itself has none.
-            activeConnections: null,
-            inactiveConnections: null,
-            totalConnections: null,
-            maxConnections: null,
-            up: true,
-          })),
+          // Per-destination counts would need conntrack; nftables itself has none.
+          destinations: s.destinations.map((d) => weightOnly(destinationAddress(d), d.weight)),
         })),
       };
     },

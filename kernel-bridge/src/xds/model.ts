@@ -3,7 +3,7 @@
 // protobuf encoding; the server (server.ts) only reads what publish() returns.
 import { formatHostPort, parseHostPort } from '../address.js';
 import { UnsupportedError } from '../errors.js';
-import type { EngineOp, Observation } from '../model.js';
+import { weightOnly, type EngineOp, type Observation } from '../model.js';
 import { assertNoDestination, assertNoService, destinationOf, serviceOf } from '../op-checks.js';
 import {
   CLUSTER_TYPE,
@@ -165,15 +165,7 @@ export class XdsModel {
       services: [...this.services].map(([address, service]) => ({
         address,
         scheduler: service.scheduler,
-        destinations: [...service.destinations].map(([key, d]) => ({
-          address: key,
-          weight: d.weight,
-          activeConnections: null,
-          inactiveConnections: null,
-          totalConnections: null,
-          maxConnections: null,
-          up: true,
-        })),
+        destinations: [...service.destinations].map(([key, d]) => weightOnly(key, d.weight)),
       })),
     };
   }
