@@ -5,7 +5,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/build/**', '**/node_modules/**', 'proto/gen/**', 'test/fixtures/**', 'poller/assets/**'] },
+  { ignores: ['**/build/**', '**/node_modules/**', 'proto/gen/**', 'kernel-bridge/gen/**', 'test/fixtures/**', 'poller/assets/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

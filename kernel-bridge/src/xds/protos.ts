@@ -2,10 +2,8 @@
 // (scripts/generate-xds.mjs: the envoy API as @grpc/grpc-js-xds ships it).
 // Reflection, not static code: the closure of Cluster and Listener is
 // hundreds of envoy messages, of which the engine fills a handful of fields.
-import { readFileSync } from 'node:fs';
 import protobuf from 'protobufjs';
-
-const DESCRIPTORS = new URL('../../../gen/xds.json', import.meta.url);
+import { descriptors } from '../../gen/xds-descriptors.js';
 
 export const TYPE_URL_PREFIX = 'type.googleapis.com/';
 
@@ -31,10 +29,10 @@ export interface XdsTypes {
 
 let loaded: XdsTypes | null = null;
 
-/** Loaded once per process, on first use (about 0.3 s), so other engines never pay for it. */
+/** Resolved once per process, on first use (about 0.3 s), so other engines never pay for it. */
 export function xdsTypes(): XdsTypes {
   if (loaded !== null) return loaded;
-  const root = protobuf.Root.fromJSON(JSON.parse(readFileSync(DESCRIPTORS, 'utf8')) as protobuf.INamespace);
+  const root = protobuf.Root.fromJSON(descriptors);
   const type = (name: string): protobuf.Type => root.lookupType(name);
   loaded = {
     root,
