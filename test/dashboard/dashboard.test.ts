@@ -6,6 +6,12 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Page } from 'playwright-core';
+import * as grpc from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { CLUSTER_TYPE } from '@loadfeed/kernel-bridge';
+import { defaultEngines, xdsEngineOptions } from '@loadfeed/poller';
+import { openAdsStream } from '../helpers/ads-client.js';
+import { waitFor } from '../helpers/wait.js';
 import { startHarness } from '../status/harness.js';
 import { browserGate, openBrowser } from './browser.js';
 import { binPath } from '../helpers/launcher.js';
@@ -160,5 +166,31 @@ browserGate.serial('the dashboard shows a refused policy, a degraded poller and 
   const rows = await page.$$eval('section[data-service="web"] tr[data-server]', (trs) => trs.map((tr) => tr.textContent ?? ''));
   t.true(rows.every((r) => r.includes('no agent connected')), JSON.stringify(rows));
   t.regex((await page.textContent('#agent-rows')) ?? '', /no agent connected/);
+  t.deepEqual(errors, []);
+});
+
+browserGate.serial('the dashboard lists xDS clients with the versions they ACKed and their NACKs', async (t) => {
+  t.timeout(120_000);
+  const xds = xdsEngineOptions('127.0.0.1:0', null, { credentials: grpc.ServerCredentials.createInsecure(), auth: { tokens: new Map(), mutualTls: false, allowPlaintext: false } }, pino({ level: 'silent' }));
+  const h = await startHarness(t, {
+    engines: defaultEngines(xds),
+    policyExtra: '  - name: api\n    engine: xds\n    address: api\n    servers:\n      - { address: "127.0.0.1:9101" }\n',
+  });
+  await waitFor('the xDS port', () => h.poller.snapshot().xds?.listen != null, WAIT_MS);
+  const ads = openAdsStream(h.poller.snapshot().xds?.listen ?? '');
+  t.teardown(() => ads.close());
+  ads.send({ typeUrl: CLUSTER_TYPE, node: { id: 'dash-client' } });
+  const clusters = await ads.next();
+  ads.send({ typeUrl: CLUSTER_TYPE, versionInfo: '', responseNonce: clusters.nonce, errorDetail: { code: 3, message: 'rejected by the test' } });
+  await waitFor('the NACK', () => h.poller.snapshot().xds?.nacks === 1, WAIT_MS);
+  const browser = await openBrowser(t);
+  const page = await browser.newPage();
+  const errors = watchErrors(page);
+  await page.goto(h.base);
+  await page.waitForSelector('#xds:not([hidden]) tr[data-xds-node="dash-client"]', { timeout: WAIT_MS });
+  const row = (await page.textContent('tr[data-xds-node="dash-client"]')) ?? '';
+  t.regex(row, new RegExp(`none \\(sent ${clusters.versionInfo}\\)`), `the cluster version sent but not ACKed: ${row}`);
+  t.regex(row, /rejected by the test/);
+  t.regex((await page.textContent('#xds-summary')) ?? '', /1 NACKs/);
   t.deepEqual(errors, []);
 });
