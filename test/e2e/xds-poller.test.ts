@@ -18,7 +18,7 @@ import { createInterface } from 'node:readline';
 import { binPath } from '../helpers/launcher.js';
 import { waitFor } from '../helpers/wait.js';
 import { startEchoBackend, type EchoBackend } from '../helpers/xds-echo.js';
-import { shares, startXdsClient } from '../helpers/xds-fleet.js';
+import { assertShares as assertSharesOf, PICKS, startXdsClient } from '../helpers/xds-fleet.js';
 import { DEPLOY_DIR } from '../deploy/repo.js';
 
 const POLLER_BIN = binPath('@loadfeed/poller', 'loadfeed-poller');
@@ -26,13 +26,13 @@ const AGENT_BIN = binPath('@loadfeed/agent', 'loadfeed-agent');
 const CAPACITIES = [1, 2, 4];
 const NODES = ['a1', 'a2', 'a3'];
 const BACKENDS = ['b1', 'b2', 'b3'];
-const PICKS = 400;
-/** As in kernel-bridge/xds-grpc-client.test.ts: ring within ~1 %, 400 picks within 2.5 % (one standard deviation). */
-const SHARE_TOLERANCE = 0.09;
 /** docs/RELIABILITY.md: agent killed → quiesced, the tests' bound for loaded machines. */
 const KILL_TO_QUIESCE_MS = 500;
 /** The issue's bound from a weight decision to the clients' picks. */
 const PROPAGATION_MS = 1_000;
+
+const assertShares = (t: ExecutionContext, counts: Record<string, number>, weights: readonly number[], what: string): void =>
+  assertSharesOf(t, counts, BACKENDS, weights, what);
 
 interface Status {
   services: { servers: { address: string; node: string | null; state: string; weight: number }[] }[];
@@ -87,15 +87,6 @@ function weightsOf(status: Status, backends: readonly EchoBackend[]): number[] {
 function endpointsAcked(status: Status): boolean {
   const t = status.xds?.clients[0]?.types.find((x) => x.typeUrl.endsWith('ClusterLoadAssignment'));
   return t !== undefined && t.ackedVersion !== null && t.ackedVersion === t.sentVersion;
-}
-
-function assertShares(t: ExecutionContext, counts: Record<string, number>, weights: readonly number[], what: string): void {
-  const total = weights.reduce((a, b) => a + b, 0);
-  const got = shares(counts, BACKENDS);
-  t.deepEqual(Object.keys(counts).filter((k) => k.startsWith('error')), [], `${what}: no call failed (${JSON.stringify(counts)})`);
-  weights.forEach((w, i) => {
-    t.true(Math.abs((got[i] ?? 0) - w / total) <= SHARE_TOLERANCE, `${what}: ${BACKENDS[i]} share ${got[i]?.toFixed(3)}, weights ${weights.join(':')} (${JSON.stringify(counts)})`);
-  });
 }
 
 test.serial('agents → poller → xDS → grpc-js-xds: shares follow the weights, a restart drops nothing, a killed agent gets no new calls', async (t) => {

@@ -82,8 +82,24 @@ export function startXdsClient(t: ExecutionContext, serverUri: string, target: s
   };
 }
 
-/** Each backend's share of the successful picks. */
-export function shares(counts: Record<string, number>, backends: readonly string[]): number[] {
-  const total = backends.reduce((sum, b) => sum + (counts[b] ?? 0), 0);
-  return backends.map((b) => (total === 0 ? 0 : (counts[b] ?? 0) / total));
+/** Picks per share measurement. */
+export const PICKS = 400;
+/**
+ * Share tolerance, absolute: random hashing on a 4096-entry ring gives each
+ * backend its weight's share within about 1 %, and 400 picks add a sampling
+ * error of at most 2.5 % (one standard deviation), so 0.09 is more than
+ * three and a half of them.
+ */
+export const SHARE_TOLERANCE = 0.09;
+
+/** No call failed, and each backend's share of the picks is its weight's share within SHARE_TOLERANCE. */
+export function assertShares(t: ExecutionContext, counts: Record<string, number>, backends: readonly string[], weights: readonly number[], what: string): void {
+  const total = weights.reduce((a, b) => a + b, 0);
+  const picked = backends.reduce((sum, b) => sum + (counts[b] ?? 0), 0);
+  t.deepEqual(Object.keys(counts).filter((k) => k.startsWith('error')), [], `${what}: no call failed (${JSON.stringify(counts)})`);
+  backends.forEach((b, i) => {
+    const share = picked === 0 ? 0 : (counts[b] ?? 0) / picked;
+    const want = (weights[i] ?? 0) / total;
+    t.true(Math.abs(share - want) <= SHARE_TOLERANCE, `${what}: ${b} share ${share.toFixed(3)}, weight share ${want.toFixed(3)}, weights ${weights.join(':')} (${JSON.stringify(counts)})`);
+  });
 }

@@ -11,23 +11,18 @@ import * as grpc from '@grpc/grpc-js';
 import { createXdsEngine, type XdsEngine } from '@loadfeed/kernel-bridge';
 import { waitFor } from '../helpers/wait.js';
 import { startEchoBackend, type EchoBackend } from '../helpers/xds-echo.js';
-import { shares, startXdsClient } from '../helpers/xds-fleet.js';
+import { assertShares as assertSharesOf, PICKS, startXdsClient } from '../helpers/xds-fleet.js';
 
 const CALLS_PER_SECOND = 200;
-/** Picks per share measurement. */
-const PICKS = 400;
-/**
- * Share tolerance, absolute: random hashing on a 4096-entry ring gives each
- * backend its weight's share within about 1 %, and 400 picks add a sampling
- * error of at most 2.5 % (one standard deviation), so 0.09 is more than
- * three and a half of them.
- */
-const SHARE_TOLERANCE = 0.09;
 /** The issue's bound from a weight change to the client's picks. */
 const PROPAGATION_MS = 1_000;
 const BACKENDS = ['b1', 'b2', 'b3'];
 /** A test waits for a few thousand calls; a loaded machine makes them slow. */
 const TEST_TIMEOUT_MS = 300_000;
+
+const assertShares = (t: ExecutionContext, counts: Record<string, number>, weights: readonly number[], what: string): void =>
+  assertSharesOf(t, counts, BACKENDS, weights, what);
+
 
 async function fleet(t: ExecutionContext, stateFile: string | null = null) {
   const backends: EchoBackend[] = [];
@@ -61,19 +56,6 @@ async function change(t: ExecutionContext, engine: XdsEngine, backends: readonly
   const took = performance.now() - decided;
   t.true(took <= PROPAGATION_MS, `the client took ${took.toFixed(0)} ms to take weights ${weights.join(':')}`);
   return Date.now();
-}
-
-function assertShares(t: ExecutionContext, counts: Record<string, number>, weights: readonly number[], what: string): void {
-  const total = weights.reduce((a, b) => a + b, 0);
-  const got = shares(counts, BACKENDS);
-  t.deepEqual(Object.keys(counts).filter((k) => k.startsWith('error')), [], `${what}: no call failed (${JSON.stringify(counts)})`);
-  weights.forEach((w, i) => {
-    const want = w / total;
-    t.true(
-      Math.abs((got[i] ?? 0) - want) <= SHARE_TOLERANCE,
-      `${what}: ${BACKENDS[i]} share ${got[i]?.toFixed(3)}, weight share ${want.toFixed(3)} (${JSON.stringify(counts)})`,
-    );
-  });
 }
 
 test.serial('shares follow the weights; a weight change reaches the picks within 1 s', async (t) => {
