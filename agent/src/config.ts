@@ -9,11 +9,16 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { AgentError } from './errors.js';
 import { LOG_FORMATS, type LogFormat } from './log-line.js';
+import { APP_METRIC_NAME } from '@loadfeed/proto';
+import { parseSeriesSelector } from './app/prometheus-text.js';
+import type { SeriesSpec } from './app/prometheus-source.js';
 
 export const DEFAULT_INTERVAL_MS = 1_000;
 export const MIN_INTERVAL_MS = 100;
 export const MAX_INTERVAL_MS = 60_000;
 export const DEFAULT_POLLER_PORT = 7415;
+/** Application metrics not refreshed within this long are dropped (sent as absent). */
+export const DEFAULT_APP_TTL_MS = 5_000;
 /** Longest Unix socket path the kernel takes (sun_path is 108 bytes with its NUL). */
 export const MAX_SOCKET_PATH = 107;
 
@@ -43,9 +48,24 @@ export interface AgentConfig {
   /** json, pretty, or auto (pretty when stderr is a terminal). */
   readonly logFormat: LogFormat;
   readonly transport: TransportConfig;
+  readonly app: AppMetricsConfig;
   /** Print one sample and exit instead of streaming. */
   readonly once: boolean;
   readonly json: boolean;
+}
+
+/** Where the application's own metrics come from; every source is optional. */
+export interface AppMetricsConfig {
+  /** `host:port` of the application's ORCA service (plaintext gRPC); null when off. */
+  readonly orca: string | null;
+  /** http(s) URL of the application's Prometheus endpoint; null when off. */
+  readonly prometheus: string | null;
+  /** Series kept from it, each under an application metric name. */
+  readonly series: readonly SeriesSpec[];
+  /** Unix socket the application writes `name value` lines to; null when off. */
+  readonly pushSocket: string | null;
+  /** A value not refreshed within this long is dropped, ms. */
+  readonly ttlMs: number;
 }
 
 export interface TransportConfig {
@@ -82,6 +102,11 @@ interface RawSettings {
   tlsServerName?: string;
   tokenFile?: string;
   allowPlaintext?: string;
+  orca?: string;
+  appMetrics?: string;
+  appMetricSeries?: string[];
+  appSocket?: string;
+  appTtl?: string;
 }
 
 const FLAG_OPTIONS = {
@@ -104,6 +129,11 @@ const FLAG_OPTIONS = {
   'tls-server-name': { type: 'string' },
   'token-file': { type: 'string' },
   'allow-plaintext': { type: 'boolean' },
+  orca: { type: 'string' },
+  'app-metrics': { type: 'string' },
+  'app-metric': { type: 'string', multiple: true },
+  'app-socket': { type: 'string' },
+  'app-ttl': { type: 'string' },
   once: { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -129,6 +159,14 @@ Samples this server's load and streams it to one or more loadfeed pollers.
   --tls-server-name NAME name in the poller's certificate, when dialling an IP (LOADFEED_TLS_SERVER_NAME)
   --token-file FILE      bearer token for this node, read from FILE (LOADFEED_TOKEN_FILE)
   --allow-plaintext      stream without TLS to a poller that is not on loopback (LOADFEED_ALLOW_PLAINTEXT=true)
+  --orca HOST:PORT       read the application's ORCA load reports (OpenRcaService, plaintext) (LOADFEED_ORCA)
+  --app-metrics URL      scrape the application's Prometheus endpoint, e.g. http://127.0.0.1:9100/metrics
+                         (LOADFEED_APP_METRICS)
+  --app-metric NAME=SERIES  keep SERIES (metric{label="v"}) of that endpoint as NAME: rps, eps,
+                         application_utilization or a name of your own; counters become rates per second;
+                         repeatable (LOADFEED_APP_METRIC_SERIES, separated by ;)
+  --app-socket PATH      Unix socket where the application writes "name value" lines (LOADFEED_APP_SOCKET)
+  --app-ttl DURATION     application values not refreshed within this are dropped (LOADFEED_APP_TTL; default 5s)
   --config FILE          YAML or JSON file with the same settings in camelCase (LOADFEED_CONFIG)
   --status-socket PATH   local read-only status for "loadfeed-agent status", or off (LOADFEED_STATUS_SOCKET;
                          default $XDG_RUNTIME_DIR/loadfeed-agent.sock, else /run/loadfeed/agent.sock)
@@ -174,6 +212,11 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     tlsServerName: v['tls-server-name'],
     tokenFile: v['token-file'],
     allowPlaintext: v['allow-plaintext'] ? 'true' : undefined,
+    orca: v.orca,
+    appMetrics: v['app-metrics'],
+    appMetricSeries: v['app-metric'],
+    appSocket: v['app-socket'],
+    appTtl: v['app-ttl'],
   };
   const list = (s: string | undefined): string[] | undefined =>
     s === undefined ? undefined : s.split(',').map((x) => x.trim()).filter((x) => x !== '');
@@ -196,6 +239,11 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     tlsServerName: env['LOADFEED_TLS_SERVER_NAME'],
     tokenFile: env['LOADFEED_TOKEN_FILE'],
     allowPlaintext: env['LOADFEED_ALLOW_PLAINTEXT'],
+    orca: env['LOADFEED_ORCA'],
+    appMetrics: env['LOADFEED_APP_METRICS'],
+    appMetricSeries: env['LOADFEED_APP_METRIC_SERIES']?.split(';').map((x) => x.trim()).filter((x) => x !== ''),
+    appSocket: env['LOADFEED_APP_SOCKET'],
+    appTtl: env['LOADFEED_APP_TTL'],
   };
   const file = v.config ?? env['LOADFEED_CONFIG'];
   const fromFile = file === undefined ? {} : readConfigFile(file);
@@ -220,16 +268,16 @@ function readConfigFile(file: string): RawSettings {
   }
   const known = new Set([
     'nodeId', 'pollers', 'interval', 'scope', 'capacity', 'memory', 'services', 'labels', 'procRoot', 'sysRoot', 'statusSocket', 'logFormat',
-    'tlsCa', 'tlsCert', 'tlsKey', 'tlsServerName', 'tokenFile', 'allowPlaintext',
+    'tlsCa', 'tlsCert', 'tlsKey', 'tlsServerName', 'tokenFile', 'allowPlaintext', 'orca', 'appMetrics', 'appMetricSeries', 'appSocket', 'appTtl',
   ]);
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(doc)) {
     if (!known.has(key)) {
       throw new AgentError('AGENT_CONFIG_INVALID', `${file}: unknown setting "${key}" (known: ${[...known].join(', ')})`);
     }
-    const isList = key === 'pollers' || key === 'services' || key === 'labels';
+    const isList = key === 'pollers' || key === 'services' || key === 'labels' || key === 'appMetricSeries';
     if (isList) {
-      const items = key === 'labels' && !Array.isArray(value) && typeof value === 'object' && value !== null
+      const items = (key === 'labels' || key === 'appMetricSeries') && !Array.isArray(value) && typeof value === 'object' && value !== null
         ? Object.entries(value).map(([k, x]) => `${k}=${String(x)}`)
         : value;
       if (!Array.isArray(items)) throw new AgentError('AGENT_CONFIG_INVALID', `${file}: ${key}: expected a list, got ${JSON.stringify(value)}`);
@@ -304,6 +352,7 @@ function compile(pick: Pick, once: boolean, json: boolean, defaultSocket: string
     statusSocket: compileStatusSocket(pick, defaultSocket, bad),
     logFormat: compileLogFormat(pick, bad),
     transport: compileTransport(pick, pollers, bad),
+    app: compileAppMetrics(pick, bad),
     once,
     json,
   };
@@ -330,6 +379,48 @@ function compileTransport(pick: Pick, pollers: readonly string[], bad: (source: 
     }
   }
   return t;
+}
+
+function compileAppMetrics(pick: Pick, bad: (source: string, field: string, value: unknown, want: string) => never): AppMetricsConfig {
+  const [orca, orcaSrc] = pick('orca');
+  if (orca !== undefined && !/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(orca)) bad(orcaSrc, 'orca', orca, 'must be HOST:PORT of the application\'s gRPC server');
+  const [url, urlSrc] = pick('appMetrics');
+  if (url !== undefined) {
+    let parsed: URL | null = null;
+    try {
+      parsed = new URL(url);
+    } catch {
+      // reported below
+    }
+    if (parsed === null || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) bad(urlSrc, 'appMetrics', url, 'must be an http(s) URL, e.g. http://127.0.0.1:9100/metrics');
+  }
+  const [seriesRaw, seriesSrc] = pick('appMetricSeries');
+  const names = new Set<string>();
+  const series = (seriesRaw ?? []).map((text): SeriesSpec => {
+    const eq = text.indexOf('=');
+    const name = text.slice(0, eq).trim();
+    const selector = text.slice(eq + 1).trim();
+    if (eq < 1 || !APP_METRIC_NAME.test(name)) bad(seriesSrc, 'appMetricSeries', text, 'must be NAME=SERIES with NAME of a-z 0-9 _ (starting with a letter), e.g. in_flight=http_requests_in_flight');
+    if (names.has(name)) bad(seriesSrc, 'appMetricSeries', name, 'is named twice');
+    names.add(name);
+    try {
+      return { name, selector: parseSeriesSelector(selector), text: selector };
+    } catch (err) {
+      return bad(seriesSrc, 'appMetricSeries', text, `is not a series selector: ${(err as Error).message}`);
+    }
+  });
+  if (url === undefined && series.length > 0) bad(seriesSrc, 'appMetricSeries', seriesRaw?.[0], 'needs appMetrics, the URL to scrape');
+  if (url !== undefined && series.length === 0) bad(urlSrc, 'appMetrics', url, 'needs at least one appMetricSeries (--app-metric NAME=SERIES) to keep');
+  const [socket, socketSrc] = pick('appSocket');
+  if (socket !== undefined && (!path.isAbsolute(socket) || Buffer.byteLength(socket) > MAX_SOCKET_PATH)) {
+    bad(socketSrc, 'appSocket', socket, `must be an absolute path of at most ${MAX_SOCKET_PATH} bytes`);
+  }
+  const [ttlRaw, ttlSrc] = pick('appTtl');
+  const ttlMs = ttlRaw === undefined ? DEFAULT_APP_TTL_MS : parseIntervalMs(ttlRaw);
+  if (!Number.isFinite(ttlMs) || ttlMs < MIN_INTERVAL_MS || ttlMs > 10 * MAX_INTERVAL_MS) {
+    bad(ttlSrc, 'appTtl', ttlRaw, `must be ${MIN_INTERVAL_MS}ms..${(10 * MAX_INTERVAL_MS) / 1000}s, e.g. 5s`);
+  }
+  return { orca: orca ?? null, prometheus: url ?? null, series, pushSocket: socket ?? null, ttlMs };
 }
 
 function compileLogFormat(pick: Pick, bad: (source: string, field: string, value: unknown, want: string) => never): LogFormat {

@@ -11,7 +11,9 @@ export type AgentErrorCode =
   /** A /proc or /sys file exists but could not be read (permissions, I/O). */
   | 'AGENT_READ_FAILED'
   /** The netlink SOCK_DIAG socket could not be opened or a dump failed. */
-  | 'AGENT_SOCK_DIAG';
+  | 'AGENT_SOCK_DIAG'
+  /** An application metrics source (ORCA, Prometheus endpoint, push socket) sent something unusable. */
+  | 'AGENT_APP_METRICS';
 
 export class AgentError extends Error {
   override readonly name = 'AgentError';

@@ -1,6 +1,30 @@
 // Public API of @loadfeed/agent: explicit named re-exports only.
 export { AgentError, type AgentErrorCode } from './errors.js';
-export type { Capacity, Reading, ServiceReading } from './reading.js';
+export type { AppReading, Capacity, Reading, ServiceReading } from './reading.js';
+export { AppMetrics, NO_APP_READING, type AppMetricsStatus } from './app/metrics.js';
+export { FIXED_APP_METRICS, type AppSource, type AppSourceKind, type AppSourceState, type AppSourceStatus } from './app/source.js';
+export { MIN_ORCA_INTERVAL_MS, OrcaSource } from './app/orca-source.js';
+export {
+  MAX_SCRAPE_BYTES,
+  MIN_SCRAPE_INTERVAL_MS,
+  PrometheusSource,
+  evaluateScrape,
+  seriesKind,
+  type ScrapeResult,
+  type ScrapeTotals,
+  type SeriesSpec,
+} from './app/prometheus-source.js';
+export {
+  parsePrometheusText,
+  parseSeriesSelector,
+  selects,
+  type LabelMatcher,
+  type PromExposition,
+  type PromSeries,
+  type PromType,
+  type SeriesSelector,
+} from './app/prometheus-text.js';
+export { MAX_LINE_BYTES, MAX_PUSH_CONNECTIONS, MAX_PUSH_NAMES, PUSH_SOCKET_MODE, PushSource, parsePushLine, type PushLine } from './app/push-socket.js';
 export { createSampler, type Sampler, type SamplerOptions, type SamplerScope } from './sampler.js';
 export { collectFacts, hostAddresses, type CpuInfo, type Facts } from './facts.js';
 export { DEFAULT_PROC_ROOT, DEFAULT_SYS_ROOT } from './collectors/read-text.js';
@@ -69,11 +93,12 @@ export {
   MIN_INTERVAL_MS,
   MAX_INTERVAL_MS,
   DEFAULT_POLLER_PORT,
+  DEFAULT_APP_TTL_MS,
   type AgentConfig,
+  type AppMetricsConfig,
   type ScopeConfig,
   type ParsedCommandLine,
 } from './config.js';
-export { Backoff, DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_MAX_MS } from './backoff.js';
 export { PollerStream, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, type StreamState, type ReporterEvents } from './reporter.js';
 export { loadTransport, type Transport } from './transport.js';
 export type { TransportConfig } from './config.js';

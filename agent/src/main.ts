@@ -4,13 +4,16 @@
  * it to every configured poller.
  *
  * It must never: spawn a process on the sampling path, write to disk (its
- * status socket, served from memory, is the one file it creates), hold
+ * status socket and, when asked for, the application's push socket are the
+ * only files it creates), wait on the application it measures (its metrics
+ * sources fetch on their own timers and the sampling tick copies what they
+ * hold), hold
  * more than the newest sample per poller, or take a noticeable share of the
  * server it measures.
  */
 import { readFileSync } from 'node:fs';
 import { Scope, type HelloInit } from '@loadfeed/proto';
-import { AGENT_USAGE, loadAgentConfig, MAX_INTERVAL_MS, MIN_INTERVAL_MS, type AgentConfig } from './config.js';
+import { AGENT_USAGE, loadAgentConfig, MAX_INTERVAL_MS, MIN_INTERVAL_MS, type AgentConfig, type AppMetricsConfig } from './config.js';
 import { PollerStream } from './reporter.js';
 import { loadTransport, type Transport } from './transport.js';
 import { collectFacts } from './facts.js';
@@ -19,6 +22,12 @@ import type { Reading } from './reading.js';
 import { formatLogRecord } from './log-line.js';
 import { agentStatusMain } from './status-cli.js';
 import { AgentStatus, AgentStatusSocket } from './status-socket.js';
+import { AppMetrics } from './app/metrics.js';
+import { OrcaSource } from './app/orca-source.js';
+import { PrometheusSource } from './app/prometheus-source.js';
+import { PushSource } from './app/push-socket.js';
+import type { AppSource } from './app/source.js';
+import { formatAppReading } from './status-cli.js';
 
 // By package name (a self-reference), not a relative path: the same line works
 // in the workspace build and in the packed tarball's bundle.
@@ -33,32 +42,62 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     process.stdout.write(AGENT_USAGE);
     return 0;
   }
-  const sampler = await createSampler({
-    scope: config.scope,
-    procRoot: config.procRoot,
-    sysRoot: config.sysRoot,
-    services: config.services,
-  });
-  if (config.once) return printOnce(config, sampler);
-  if (config.pollers.length === 0) {
+  // The poller may change the interval; the sources read it when they schedule.
+  const interval = { ms: config.intervalMs };
+  const app = createAppMetrics(config.app, () => interval.ms, log(config));
+  let sampler: Sampler;
+  try {
+    sampler = await createSampler({
+      scope: config.scope,
+      procRoot: config.procRoot,
+      sysRoot: config.sysRoot,
+      services: config.services,
+      app,
+    });
+  } catch (err) {
+    app.close();
+    throw err;
+  }
+  app.start();
+  const stopAll = (): void => {
     sampler.close();
+    app.close();
+  };
+  if (config.once) return printOnce(config, sampler, stopAll);
+  if (config.pollers.length === 0) {
+    stopAll();
     throw new Error('no poller to stream to: pass --poller HOST:PORT (or LOADFEED_POLLERS), or --once to print one sample');
   }
   let transport;
   try {
     transport = loadTransport(config.transport);
   } catch (err) {
-    sampler.close();
+    stopAll();
     throw err;
   }
   const facts = await collectFacts();
-  return run(config, sampler, facts, transport);
+  return run(config, sampler, app, stopAll, interval, facts, transport);
 }
 
-async function printOnce(config: AgentConfig, sampler: Sampler): Promise<number> {
+function createAppMetrics(c: AppMetricsConfig, intervalMs: () => number, log: (line: Record<string, unknown>) => void): AppMetrics {
+  const sources: AppSource[] = [];
+  if (c.orca !== null) sources.push(new OrcaSource(c.orca, intervalMs, c.ttlMs));
+  if (c.prometheus !== null) sources.push(new PrometheusSource(c.prometheus, c.series, intervalMs, c.ttlMs));
+  if (c.pushSocket !== null) sources.push(new PushSource(c.pushSocket, c.ttlMs, log));
+  return new AppMetrics(sources);
+}
+
+function log(config: AgentConfig): (line: Record<string, unknown>) => void {
+  const pretty = config.logFormat === 'pretty' || (config.logFormat === 'auto' && process.stderr.isTTY === true);
+  return (line) => {
+    process.stderr.write(formatLogRecord({ time: new Date().toISOString(), node: config.nodeId, ...line }, pretty));
+  };
+}
+
+async function printOnce(config: AgentConfig, sampler: Sampler, stopAll: () => void): Promise<number> {
   await delay(config.intervalMs);
   const reading = await sampler.sample();
-  sampler.close();
+  stopAll();
   const out = { nodeId: config.nodeId, scope: config.scope.kind, capacity: sampler.capacity, timestampMs: Date.now(), ...reading };
   process.stdout.write(config.json ? `${JSON.stringify(out)}\n` : formatReading(out));
   return 0;
@@ -72,12 +111,20 @@ function formatReading(r: Reading & { nodeId: string; scope: string }): string {
     `psi cpu ${pct(r.psiCpuSome)}  memory ${pct(r.psiMemorySome)}  io ${pct(r.psiIoSome)}`,
     `tcp in use ${r.tcpInuse ?? '-'}  established ${r.tcpEstablished ?? '-'}`,
     ...r.services.map((s) => `service ${s.name}: ${s.established ?? '-'} established`),
+    ...formatAppReading(r),
     '',
   ].join('\n');
 }
 
-function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<typeof collectFacts>>, transport: Transport): Promise<number> {
-  let intervalMs = config.intervalMs;
+function run(
+  config: AgentConfig,
+  sampler: Sampler,
+  app: AppMetrics,
+  stopAll: () => void,
+  interval: { ms: number },
+  facts: Awaited<ReturnType<typeof collectFacts>>,
+  transport: Transport,
+): Promise<number> {
   const hello = (): HelloInit => ({
     nodeId: config.nodeId,
     hostname: facts.hostname,
@@ -89,12 +136,9 @@ function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<ty
     agentVersion: VERSION,
     scope: SCOPE_ENUM[config.scope.kind],
     cpuModel: facts.cpuModel,
-    intervalMs,
+    intervalMs: interval.ms,
   });
-  const pretty = config.logFormat === 'pretty' || (config.logFormat === 'auto' && process.stderr.isTTY === true);
-  const log = (line: Record<string, unknown>): void => {
-    process.stderr.write(formatLogRecord({ time: new Date().toISOString(), node: config.nodeId, ...line }, pretty));
-  };
+  const write = log(config);
   const t = config.transport;
   const status = new AgentStatus(
     {
@@ -107,39 +151,40 @@ function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<ty
       transport: { security: t.tlsCa === null ? 'plaintext' : t.tlsCert === null ? 'tls' : 'mutual-tls', token: t.tokenFile !== null },
     },
     config.pollers,
-    () => intervalMs,
+    () => interval.ms,
+    app.configured ? () => app.status(Date.now()) : null,
   );
   const streams = config.pollers.map(
     (target) =>
       new PollerStream(target, hello, {
         onInterval: (ms) => {
           const next = Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, ms));
-          if (next === intervalMs) return;
-          log({ msg: 'sampling interval changed by poller', from: intervalMs, to: next, poller: target });
-          intervalMs = next;
+          if (next === interval.ms) return;
+          write({ msg: 'sampling interval changed by poller', from: interval.ms, to: next, poller: target });
+          interval.ms = next;
           reschedule();
         },
         onState: (poller, state, detail) => {
           status.streamState(poller, state, detail);
-          log({ msg: `stream ${state}`, poller, detail });
+          write({ msg: `stream ${state}`, poller, detail });
         },
       }, transport),
   );
   let reschedule = (): void => undefined;
   for (const s of streams) s.start();
-  const socket = config.statusSocket === null ? null : new AgentStatusSocket(config.statusSocket, () => status.document(), log);
-  socket?.start().catch((err: unknown) => log({ msg: 'status socket off', error: (err as Error).message }));
+  const socket = config.statusSocket === null ? null : new AgentStatusSocket(config.statusSocket, () => status.document(), write);
+  socket?.start().catch((err: unknown) => write({ msg: 'status socket off', error: (err as Error).message }));
 
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | null = null;
-    let due = performance.now() + intervalMs;
+    let due = performance.now() + interval.ms;
     let stopping = false;
     // A shorter interval from the poller takes effect now, not after the
     // long wait already scheduled.
     reschedule = (): void => {
       if (!timer) return;
       clearTimeout(timer);
-      due = Math.min(due, performance.now() + intervalMs);
+      due = Math.min(due, performance.now() + interval.ms);
       timer = setTimeout(() => void tick(), Math.max(0, due - performance.now()));
     };
     const tick = async (): Promise<void> => {
@@ -152,13 +197,13 @@ function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<ty
       } catch (err) {
         // The scope itself is gone (process exited, cgroup removed): nothing
         // left to measure, so stop and let the poller quiesce this node.
-        log({ msg: 'sampling failed; stopping', error: (err as Error).message });
+        write({ msg: 'sampling failed; stopping', error: (err as Error).message });
         stop(1);
         return;
       }
       if (!stopping) {
-        due = performance.now() + intervalMs;
-        timer = setTimeout(() => void tick(), intervalMs);
+        due = performance.now() + interval.ms;
+        timer = setTimeout(() => void tick(), interval.ms);
       }
     };
     const stop = (code: number): void => {
@@ -167,7 +212,7 @@ function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<ty
       if (timer) clearTimeout(timer);
       for (const s of streams) s.close();
       socket?.close();
-      sampler.close();
+      stopAll();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       resolve(code);
@@ -175,7 +220,7 @@ function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<ty
     const onSignal = (): void => stop(0);
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    timer = setTimeout(() => void tick(), intervalMs);
+    timer = setTimeout(() => void tick(), interval.ms);
   });
 }
 

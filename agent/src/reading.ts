@@ -11,14 +11,20 @@ export interface ServiceReading {
 /**
  * Every metric of the catalog (METRICS in @loadfeed/proto: cpuUtilization,
  * memUtilization, load1, runnable, PSI, cpuThrottled, tcpInuse,
- * tcpEstablished, tcpAcceptsPerSecond; units and ranges there), plus what the
- * sample carries besides.
+ * tcpEstablished, tcpAcceptsPerSecond, and what the application reports:
+ * applicationUtilization, rpsFractional, eps; units and ranges there), plus
+ * what the sample carries besides.
  */
 export interface Reading extends MetricValues {
   readonly services: readonly ServiceReading[];
   /** Wall time the reading covers, ms. */
   readonly windowMs: number;
+  /** Named application metrics, within the contract's limits (proto APP_METRIC_NAME, MAX_NAMED_METRICS); empty without sources. */
+  readonly namedMetrics: Readonly<Record<string, number>>;
 }
+
+/** What the application reports about itself: the catalog's application fields (null when no source has a fresh value) and the named ones. */
+export type AppReading = Pick<MetricValues, 'applicationUtilization' | 'rpsFractional' | 'eps'> & Pick<Reading, 'namedMetrics'>;
 
 /** Capacity of the measured scope, sent once in Hello. */
 export interface Capacity {

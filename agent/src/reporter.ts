@@ -4,6 +4,7 @@
 // HTTP/2 window is full) samples for it are dropped, and memory stays bounded
 // however long the poller is away.
 import {
+  Backoff,
   createTelemetryClient,
   grpc,
   metricValues,
@@ -12,7 +13,6 @@ import {
   type PollerMessage,
   type TelemetryClient,
 } from '@loadfeed/proto';
-import { Backoff } from './backoff.js';
 import type { Transport } from './transport.js';
 import type { Reading } from './reading.js';
 
@@ -76,6 +76,7 @@ export class PollerStream {
         ...metricValues(reading),
         services: reading.services.map((s) => ({ name: s.name, established: s.established })),
         windowMs: Math.max(1, Math.round(reading.windowMs)),
+        namedMetrics: reading.namedMetrics,
       },
     });
     return true;

@@ -31,6 +31,7 @@ import {
   type CgroupDirs,
 } from './collectors/cgroup.js';
 import { isGone } from './collectors/read-text.js';
+import { NO_APP_READING, type AppMetrics } from './app/metrics.js';
 import { createProcessTreeReader, processCpuUtilization, processTreeTicks, type ProcessTreeUsage } from './collectors/process.js';
 
 export type SamplerScope =
@@ -52,6 +53,8 @@ export interface SamplerOptions {
    * sock-diag-budget.ts); null dumps on every sample. Default DEFAULT_DUMP_CPU_BUDGET.
    */
   readonly dumpBudget?: number | null;
+  /** The application's own metrics, copied (never awaited) into each reading; none when absent. */
+  readonly app?: AppMetrics;
 }
 
 export interface Sampler {
@@ -138,6 +141,7 @@ export async function createSampler(options: SamplerOptions): Promise<Sampler> {
       tcpAcceptsPerSecond: accepts,
       services: options.services.map((s) => ({ name: s.name, established: counts === null ? null : (counts.get(s.port) ?? 0) })),
       windowMs: Math.max(1, Math.round(windowMs)),
+      ...(options.app?.read(Date.now()) ?? NO_APP_READING),
     };
   };
 

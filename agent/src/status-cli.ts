@@ -1,12 +1,14 @@
 // `loadfeed-agent status`: asks the agent running on this host (through its
 // status socket) what it measures, where it streams, and whether each
-// stream is connected. Read-only; exit 0 when every stream is connected,
-// 1 when one is not, 2 when no agent answered.
+// stream is connected, and the state of each application metrics source.
+// Read-only; exit 0 when every stream is connected and every application
+// source has fresh values, 1 when not, 2 when no agent answered.
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { AgentError } from './errors.js';
 import { defaultStatusSocket } from './config.js';
 import { AGENT_STATUS_VERSION, type AgentStatusDocument } from './status-socket.js';
+import type { AppReading } from './reading.js';
 
 const TIMEOUT_MS = 3_000;
 const MAX_BYTES = 1024 * 1024;
@@ -15,14 +17,16 @@ export function agentStatusUsage(env: NodeJS.ProcessEnv): string {
   return `Usage: loadfeed-agent status [options]
 
 Shows what the agent running on this host measures (scope, services), where it
-streams, and whether each stream is connected. Read-only.
+streams, whether each stream is connected, and what each application metrics
+source (ORCA, Prometheus endpoint, push socket) holds. Read-only.
 
   --status-socket PATH   the running agent's status socket (LOADFEED_STATUS_SOCKET;
                          default ${defaultStatusSocket(env)})
   --json                 print the agent's status document as JSON
   -h, --help             show this help
 
-Exit status: 0 every stream connected, 1 a stream is not, 2 no agent answered.
+Exit status: 0 every stream connected and every application source fresh,
+1 otherwise, 2 no agent answered.
 `;
 }
 
@@ -61,7 +65,8 @@ export async function agentStatusMain(argv: readonly string[], env: NodeJS.Proce
     return 2;
   }
   out.write(values.json ? `${JSON.stringify(doc, null, 2)}\n` : formatAgentStatus(doc));
-  return doc.streams.every((s) => s.state === 'connected') ? 0 : 1;
+  const healthy = doc.streams.every((s) => s.state === 'connected') && (doc.app?.sources ?? []).every((s) => s.state === 'ok');
+  return healthy ? 0 : 1;
 }
 
 export function fetchAgentStatus(socketPath: string): Promise<AgentStatusDocument> {
@@ -120,8 +125,36 @@ export function formatAgentStatus(doc: AgentStatusDocument): string {
       const head = `  ${s.target.padEnd(22)} ${s.state.padEnd(10)} for ${duration(doc.now - s.since).padEnd(7)} ${s.sent} sent, ${s.dropped} dropped`;
       return s.detail === '' ? head : `${head}\n      ${s.detail}`;
     }),
+    ...(doc.app === null ? [] : formatAppStatus(doc)),
   ];
   return `${lines.join('\n')}\n`;
+}
+
+function formatAppStatus(doc: AgentStatusDocument): string[] {
+  if (doc.app === null) return [];
+  const ok = doc.app.sources.filter((s) => s.state === 'ok').length;
+  return [
+    `app       ${doc.app.sources.length} source${doc.app.sources.length === 1 ? '' : 's'}, ${ok} with fresh values`,
+    ...doc.app.sources.map((s) => {
+      const head = `  ${s.kind.padEnd(10)} ${s.target.padEnd(30)} ${s.state.padEnd(10)} for ${duration(doc.now - s.since).padEnd(7)} ${s.updates} taken, ${s.refused} refused`;
+      const names = s.names.length === 0 ? 'no values: sent as absent' : s.names.join(' ');
+      return `${head}\n      ${names}${s.detail === '' ? '' : `\n      ${s.detail}`}`;
+    }),
+    ...(doc.app.droppedNames.length === 0 ? [] : [`  over the limit of named metrics, not sent: ${doc.app.droppedNames.join(' ')}`]),
+    ...(doc.lastSample === null ? [] : formatAppReading(doc.lastSample).map((l) => `  last sample: ${l}`)),
+  ];
+}
+
+/** The application metrics of one reading, one line; none when there are none. */
+export function formatAppReading(app: AppReading): string[] {
+  const fixed = [
+    ['application_utilization', app.applicationUtilization],
+    ['rps', app.rpsFractional],
+    ['eps', app.eps],
+  ] as const;
+  const parts: string[] = [];
+  for (const [n, v] of [...fixed, ...Object.entries(app.namedMetrics)]) if (v !== null) parts.push(`${n} ${round(v)}`);
+  return parts.length === 0 ? [] : [`app ${parts.join('  ')}`];
 }
 
 function duration(ms: number): string {

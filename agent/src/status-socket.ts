@@ -4,13 +4,12 @@
 // agent already holds in memory, so it costs nothing until asked, and the
 // socket file is the only thing the agent ever creates on disk: it never
 // creates directories (systemd's RuntimeDirectory=loadfeed makes /run/loadfeed).
-import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
-import path from 'node:path';
 import type { ScopeConfig } from './config.js';
 import type { Capacity, Reading } from './reading.js';
 import type { StreamState } from './reporter.js';
+import { bindUnixSocket, unlinkSocket } from './unix-socket.js';
+import type { AppMetricsStatus } from './app/metrics.js';
 
 export const AGENT_STATUS_VERSION = 1;
 /** Owner and group may connect (connecting needs write permission on the socket). */
@@ -47,9 +46,11 @@ export interface AgentStatusDocument {
   readonly samples: number;
   readonly lastSample: (Reading & { readonly at: number }) | null;
   readonly streams: readonly StreamStatus[];
+  /** Application metrics sources and their state; null when none is configured. */
+  readonly app: AppMetricsStatus | null;
 }
 
-type Fixed = Omit<AgentStatusDocument, 'version' | 'pid' | 'startedAt' | 'now' | 'intervalMs' | 'samples' | 'lastSample' | 'streams'>;
+type Fixed = Omit<AgentStatusDocument, 'version' | 'pid' | 'startedAt' | 'now' | 'intervalMs' | 'samples' | 'lastSample' | 'streams' | 'app'>;
 
 /** What the agent knows about itself, updated from the sampling loop and the streams' events. */
 export class AgentStatus {
@@ -62,6 +63,7 @@ export class AgentStatus {
     private readonly fixed: Fixed,
     targets: readonly string[],
     private readonly intervalMs: () => number,
+    private readonly app: (() => AppMetricsStatus) | null = null,
   ) {
     for (const t of targets) this.streams.set(t, { state: 'connecting', since: this.startedAt, detail: '', sent: 0, dropped: 0 });
   }
@@ -98,6 +100,7 @@ export class AgentStatus {
       samples: this.samples,
       lastSample: this.last,
       streams: [...this.streams].map(([target, s]) => ({ target, ...s })),
+      app: this.app === null ? null : this.app(),
     };
   }
 }
@@ -119,41 +122,18 @@ export class AgentStatusSocket {
   ) {}
 
   async start(): Promise<boolean> {
-    const dir = path.dirname(this.socketPath);
-    try {
-      if (!statSync(dir).isDirectory()) throw new Error('not a directory');
-    } catch (err) {
-      this.log({
-        msg: 'status socket off: its directory is missing',
-        socket: this.socketPath,
-        detail: `${dir}: ${(err as Error).message}; create it (systemd: RuntimeDirectory=loadfeed) or pass --status-socket PATH (or off)`,
-      });
-      return false;
-    }
     const server = http.createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS }, (req, res) => this.handle(req, res));
     server.maxConnections = MAX_CONNECTIONS;
     this.server = server;
-    let error = await listen(server, this.socketPath);
-    if (error?.code === 'EADDRINUSE') {
-      if (await answers(this.socketPath)) {
-        this.log({ msg: 'status socket off: another agent answers on it', socket: this.socketPath, detail: 'give each agent on this host its own --status-socket PATH' });
-        this.server = null;
-        return false;
-      }
-      if (!isSocket(this.socketPath)) {
-        this.log({ msg: 'status socket off: the path exists and is not a socket', socket: this.socketPath, detail: 'pass --status-socket with a free path' });
-        this.server = null;
-        return false;
-      }
-      try {
-        unlinkSync(this.socketPath); // left behind by an agent that died
-      } catch {
-        // gone meanwhile
-      }
-      error = await listen(server, this.socketPath);
-    }
-    if (error) {
-      this.log({ msg: 'status socket off', socket: this.socketPath, detail: error.message });
+    const failed = await bindUnixSocket(server, this.socketPath, STATUS_SOCKET_MODE);
+    if (failed) {
+      const how = {
+        'no-directory': ['status socket off: its directory is missing', `${failed.detail}; create it (systemd: RuntimeDirectory=loadfeed) or pass --status-socket PATH (or off)`],
+        'in-use': ['status socket off: another agent answers on it', 'give each agent on this host its own --status-socket PATH'],
+        'not-a-socket': ['status socket off: the path exists and is not a socket', 'pass --status-socket with a free path'],
+        error: ['status socket off', failed.detail],
+      }[failed.why];
+      this.log({ msg: how[0], socket: this.socketPath, detail: how[1] });
       this.server = null;
       return false;
     }
@@ -161,11 +141,6 @@ export class AgentStatusSocket {
     if (this.closed) {
       this.close();
       return false;
-    }
-    try {
-      chmodSync(this.socketPath, STATUS_SOCKET_MODE);
-    } catch {
-      // the umask's mode stays
     }
     return true;
   }
@@ -175,11 +150,7 @@ export class AgentStatusSocket {
     this.closed = true;
     if (!this.server || !this.bound) return;
     this.bound = false;
-    try {
-      unlinkSync(this.socketPath);
-    } catch {
-      // already removed
-    }
+    unlinkSocket(this.socketPath);
     this.server.close();
     this.server.closeAllConnections();
     this.server = null;
@@ -198,35 +169,4 @@ export class AgentStatusSocket {
     const body = `${JSON.stringify(this.document())}\n`;
     res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' }).end(body);
   }
-}
-
-function listen(server: http.Server, socketPath: string): Promise<NodeJS.ErrnoException | null> {
-  return new Promise((resolve) => {
-    const onError = (err: NodeJS.ErrnoException): void => resolve(err);
-    server.once('error', onError);
-    server.listen(socketPath, () => {
-      server.off('error', onError);
-      resolve(null);
-    });
-  });
-}
-
-function isSocket(file: string): boolean {
-  try {
-    return lstatSync(file).isSocket();
-  } catch {
-    return false;
-  }
-}
-
-/** Whether something accepts connections on the socket (a live agent) rather than a stale file. */
-function answers(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(socketPath);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }

@@ -11,6 +11,7 @@
   const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#65a30d', '#475569', '#ea580c'];
   const pct = (v) => (v === null || v === undefined ? '–' : `${(v * 100).toFixed(v < 0.1 ? 1 : 0)}%`);
   const num = (v) => (v === null || v === undefined ? '–' : String(Math.round(v)));
+  const sig = (v) => (v === null || v === undefined ? '–' : String(Number(v.toPrecision(3))));
   const METRICS = [
     { key: 'weight', title: 'weight', fmt: num },
     { key: 'cpu', title: 'cpu (of capacity)', fmt: pct },
@@ -109,7 +110,7 @@
     const table = el(
       'table',
       { class: 'servers' },
-      el('thead', {}, el('tr', {}, ...['', 'server', 'state', 'weight', 'share', 'cpu', 'memory', 'psi', 'conns', 'why'].map((h, i) =>
+      el('thead', {}, el('tr', {}, ...['', 'server', 'state', 'weight', 'share', 'cpu', 'memory', 'psi', 'conns', 'app', 'why'].map((h, i) =>
         el('th', { class: i >= 3 && i <= 8 ? 'num' : '', text: h }),
       ))),
       rows,
@@ -203,6 +204,8 @@
           el('td', { class: 'num', text: pct(s.memory) }),
           el('td', { class: 'num small', text: psi }),
           el('td', { class: 'num', text: num(s.connections) }),
+          // The application metrics the service's policy reads, as the server last reported them.
+          el('td', { class: 'small', text: Object.entries(s.app).map(([k, v]) => `${k.replace(/^app\./, '')} ${sig(v)}`).join(' · ') || '–' }),
           el('td', { class: 'reason', text: s.reason || '–' }),
         );
       }),

@@ -17,6 +17,7 @@ import { CycleScheduler } from './cycle/scheduler.js';
 import { ServiceIndex } from './cycle/service-index.js';
 import type { PolicyProblem } from './errors.js';
 import { DEFAULT_LIMITS, Ingest, type IngestLimits } from './ingest/ingest.js';
+import { OrcaBackends } from './ingest/orca-backends.js';
 import { AgentServer, type PollerSecurity } from './ingest/server.js';
 import type { TraceRecord, TraceRecorder } from './ingest/trace.js';
 import type { CompiledPolicy } from './policy/compile.js';
@@ -42,6 +43,8 @@ export class Poller {
   private readonly table: NodeTable;
   private readonly ingest: Ingest;
   private readonly server: AgentServer;
+  /** Agentless backends the policy names by their ORCA endpoint. */
+  private readonly orca: OrcaBackends;
   private readonly evaluator: WeightEvaluator;
   private readonly engines: EngineSet;
   private readonly runner: CycleRunner;
@@ -68,6 +71,13 @@ export class Poller {
       ...(options.recorder ? { record: (e: TraceRecord) => options.recorder?.record(e) } : {}),
       log: (event, msg) => logger.info(event, msg),
     });
+    this.orca = new OrcaBackends({
+      table: this.table,
+      intervalMs: () => this.policy.agents.intervalMs,
+      refused: (err, event) => this.ingest.countRefusal(err, event),
+      ...(options.recorder ? { record: (e: TraceRecord) => options.recorder?.record(e) } : {}),
+      log: (event, msg) => logger.info(event, msg),
+    });
     this.server = new AgentServer(this.ingest, options.security?.credentials ?? grpc.ServerCredentials.createInsecure(), logger);
     this.engines = new EngineSet(options.engines, logger, options.policy);
     const notify = (call: (o: PollerObserver) => void): void => this.notify(call);
@@ -84,6 +94,7 @@ export class Poller {
   async start(): Promise<number> {
     const port = await this.server.start(this.options.listen);
     this.table.start();
+    this.orca.sync(this.policy);
     this.scheduler.start();
     await this.settled();
     return port;
@@ -99,6 +110,7 @@ export class Poller {
     this.table.setStaleAfter(policy.liveness.staleAfterMs);
     this.evaluator.retain(new Set(policy.services.map((s) => s.name)));
     if (intervalChanged) this.ingest.broadcastInterval(policy.agents.intervalMs);
+    if (!this.stopped) this.orca.sync(policy);
     this.notify((o) => o.policyReloaded?.(true));
     this.scheduler.markAll();
   }
@@ -142,6 +154,7 @@ export class Poller {
     if (this.stopped) return;
     this.stopped = true;
     this.scheduler.stop();
+    this.orca.close();
     this.table.stop();
     await this.server.stop();
     await this.settled();

@@ -11,6 +11,7 @@ import { expressionStrategy } from './policy/strategy-expression.js';
 import { headroomStrategy } from './policy/strategy-headroom.js';
 import { orcaStrategy } from './policy/strategy-orca.js';
 import { pidStrategy } from './policy/strategy-pid.js';
+import { queueStrategy } from './policy/strategy-queue.js';
 
 /** `xds`: the xds engine's options (xds-options.ts), null when the poller has no --xds-listen. */
 export function defaultEngines(xds: XdsEngineOptions | null = null): EngineRegistry {
@@ -35,5 +36,6 @@ export function defaultStrategies(): StrategyRegistry {
     .register(orcaStrategy)
     .register(pidStrategy)
     .register(connectionsStrategy)
-    .register(expressionStrategy);
+    .register(expressionStrategy)
+    .register(queueStrategy);
 }

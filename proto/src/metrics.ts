@@ -148,6 +148,38 @@ export const METRICS = [
     description: 'host connections accepted per second',
     prometheus: null,
   },
+  // What the application reports about itself (ORCA, its Prometheus endpoint,
+  // pushed lines): absent while it reports nothing or its source is down.
+  {
+    field: 'applicationUtilization',
+    wire: 'application_utilization',
+    unit: 'fraction',
+    range: { min: 0, max: MAX_UTILIZATION },
+    nullable: true,
+    variable: 'app_util',
+    description: 'utilisation the application reports (ORCA application_utilization), fraction, may exceed 1',
+    prometheus: { name: 'loadfeed_node_application_utilization', help: 'utilisation the application reports about itself (ORCA application_utilization)' },
+  },
+  {
+    field: 'rpsFractional',
+    wire: 'rps_fractional',
+    unit: 'per-second',
+    range: { min: 0, max: 1e9 },
+    nullable: true,
+    variable: 'rps',
+    description: 'requests per second the application reports',
+    prometheus: { name: 'loadfeed_node_application_requests_per_second', help: 'requests per second the application reports serving' },
+  },
+  {
+    field: 'eps',
+    wire: 'eps',
+    unit: 'per-second',
+    range: { min: 0, max: 1e9 },
+    nullable: true,
+    variable: 'eps',
+    description: 'errors per second the application reports',
+    prometheus: { name: 'loadfeed_node_application_errors_per_second', help: 'errors per second the application reports' },
+  },
 ] as const satisfies readonly MetricDefinition[];
 
 export type MetricEntry = (typeof METRICS)[number];
@@ -173,4 +205,24 @@ export function metricReadings(s: MetricSource | null): MetricReadings {
   const out: Record<string, null> = {};
   for (const m of METRICS) out[m.field] = null;
   return out as MetricReadings;
+}
+
+// Named application metrics (Sample.named_metrics): not catalogued one by one,
+// as the application names them; expressions read them as app.NAME. The agent
+// keeps within these limits and ingest refuses a sample that does not.
+
+/** A name: a letter, then letters, digits and underscores; 64 characters at most. */
+export const APP_METRIC_NAME = /^[a-z][a-z0-9_]{0,63}$/;
+export const MAX_APP_METRIC_NAME_LENGTH = 64;
+/** Entries of Sample.named_metrics. */
+export const MAX_NAMED_METRICS = 64;
+
+/**
+ * A foreign name (an ORCA key such as "db.pool-wait") in the contract's
+ * alphabet: lower case, every other character an underscore. Null when it
+ * cannot be one (empty, too long, or not starting with a letter).
+ */
+export function toAppMetricName(raw: string): string | null {
+  const name = raw.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  return APP_METRIC_NAME.test(name) ? name : null;
 }

@@ -82,7 +82,7 @@ for (const [name, argv, env, message] of INVALID) {
 test('config file errors name the file and the setting', (t) => {
   const file = configFile('nodeId: a\ncolour: blue\n');
   const err = t.throws(() => loadAgentConfig(['--config', file], {}), { instanceOf: AgentError });
-  t.regex(err?.message ?? '', new RegExp(`^${file}: unknown setting "colour" \\(known: nodeId, pollers, interval, .*tokenFile, allowPlaintext\\)$`));
+  t.regex(err?.message ?? '', new RegExp(`^${file}: unknown setting "colour" \\(known: nodeId, pollers, interval, .*tokenFile, allowPlaintext, orca, .*appTtl\\)$`));
   const bad = configFile('interval: 5ms\n');
   t.regex(t.throws(() => loadAgentConfig(['--config', bad], {}))?.message ?? '', new RegExp(`^${bad}: interval: "5ms"`));
 });
@@ -98,4 +98,33 @@ test('TLS and token settings', (t) => {
   );
   t.deepEqual(config?.transport, { tlsCa: 'ca.pem', tlsCert: 'n.pem', tlsKey: 'n.key', tlsServerName: 'poller', tokenFile: 't', allowPlaintext: false });
   t.is(loadAgentConfig(['--poller', '127.0.0.1:7415'], {}).config?.transport.tlsCa, null, 'plaintext to loopback needs nothing');
+});
+
+test('application metrics sources: all off by default; flags, environment and file give them', (t) => {
+  t.deepEqual(loadAgentConfig([], {}).config?.app, { orca: null, prometheus: null, series: [], pushSocket: null, ttlMs: 5000 });
+  const { config } = loadAgentConfig(
+    ['--orca', '127.0.0.1:9001', '--app-metrics', 'http://127.0.0.1:9100/metrics', '--app-metric', 'in_flight=http_in_flight', '--app-metric', 'eps=http_requests_total{code=~"5.."}', '--app-socket', '/run/app.sock', '--app-ttl', '3s'],
+    {},
+  );
+  t.like(config?.app, { orca: '127.0.0.1:9001', prometheus: 'http://127.0.0.1:9100/metrics', pushSocket: '/run/app.sock', ttlMs: 3000 });
+  t.deepEqual(config?.app.series.map((s) => [s.name, s.selector.metric, s.selector.matchers.length]), [['in_flight', 'http_in_flight', 0], ['eps', 'http_requests_total', 1]]);
+  const env = { LOADFEED_APP_METRICS: 'http://[::1]:9100/metrics', LOADFEED_APP_METRIC_SERIES: 'rps=a_total{x="1",y="2"}; in_flight=b' };
+  t.deepEqual(loadAgentConfig([], env).config?.app.series.map((s) => s.name), ['rps', 'in_flight'], 'the environment separates series with ;');
+  const file = configFile('appMetrics: http://127.0.0.1:9100/metrics\nappMetricSeries:\n  in_flight: http_in_flight\n  rps: http_requests_total\n');
+  t.deepEqual(loadAgentConfig(['--config', file], {}).config?.app.series.map((s) => s.text), ['http_in_flight', 'http_requests_total']);
+});
+
+test('application metrics settings are checked and named', (t) => {
+  const bad: readonly [string[], RegExp][] = [
+    [['--orca', 'nohostport'], /flag: orca: "nohostport" must be HOST:PORT/],
+    [['--app-metrics', 'ftp://x/metrics', '--app-metric', 'a=b'], /flag: appMetrics: "ftp:\/\/x\/metrics" must be an http\(s\) URL/],
+    [['--app-metrics', 'http://127.0.0.1:1/metrics'], /needs at least one appMetricSeries/],
+    [['--app-metric', 'a=b'], /appMetricSeries: "a=b" needs appMetrics/],
+    [['--app-metrics', 'http://127.0.0.1:1/m', '--app-metric', 'In-Flight=b'], /must be NAME=SERIES/],
+    [['--app-metrics', 'http://127.0.0.1:1/m', '--app-metric', 'a=b{c="d"'], /is not a series selector/],
+    [['--app-metrics', 'http://127.0.0.1:1/m', '--app-metric', 'a=b', '--app-metric', 'a=c'], /"a" is named twice/],
+    [['--app-socket', 'relative.sock'], /appSocket: "relative.sock" must be an absolute path/],
+    [['--app-ttl', 'soon'], /appTtl: "soon" must be/],
+  ];
+  for (const [argv, message] of bad) t.throws(() => loadAgentConfig(argv, {}), { instanceOf: AgentError, message }, argv.join(' '));
 });

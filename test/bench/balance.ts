@@ -13,11 +13,12 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { calibrate } from './lib/calibrate.js';
 import { CpuCgroup, DEFAULT_CFS_PERIOD_US } from './lib/cgroup.js';
 import { Children, firstLine, sleep, withCleanup } from './lib/children.js';
-import { Cluster, type Balancer, type BackendSpec } from './lib/cluster.js';
+import { Cluster, type Balancer, type BackendProgram, type BackendSpec } from './lib/cluster.js';
 import { Histogram } from './lib/histogram.js';
 import { benchLog, fmt, loadAverage1, machineLine, mean, median, quantile, QUICK, table, waitForQuietMachine } from './lib/measure.js';
 import { NetNs } from './lib/netns.js';
@@ -63,6 +64,11 @@ export const POLICIES: Readonly<Record<string, Balancer & { readonly what: strin
       ) + s,
   },
   pid: { what: 'loadfeed pid strategy, defaults (swrr-sed)', kind: 'poller', policy: (s) => policyHead('    strategy: { name: pid }\n') + s },
+  queue: {
+    what: 'loadfeed queue strategy on the application\'s in_flight, latency_seconds and concurrency (swrr-sed)',
+    kind: 'poller',
+    policy: (s) => policyHead('    strategy: { name: queue }\n') + s,
+  },
   loadfeed: { what: "loadfeed's defaults: headroom, swrr-sed, half-life 2s, deadband 5%", kind: 'poller', policy: (s) => policyHead('') + s },
   // Not in the default set: loadfeed's defaults on the other fast-path
   // scheduler, to tell the strategy's part from the scheduler's.
@@ -100,6 +106,10 @@ interface Scenario {
   readonly phases: readonly Phase[];
   /** Things that happen during the run, at seconds from the start of the load. */
   readonly events: (cluster: Cluster, at: (s: number, fn: () => Promise<void> | void) => void, startEpoch: number) => Promise<void>;
+  /** Requests per second the backends serve together, when their CPU quota is not what limits them. */
+  readonly capacityRps?: number;
+  /** A backend program other than the CPU-bound one; `tmp` is the run's directory. */
+  readonly backend?: (tmp: string) => BackendProgram;
 }
 
 const HETERO: BackendSpec[] = [
@@ -112,6 +122,27 @@ const EQUAL: BackendSpec[] = [
   { id: 'b2', cores: 0.2 },
   { id: 'b3', cores: 0.2 },
 ];
+
+// (f): pools of 2, 4 and 8 workers waiting POOL_DELAY_MS on a dependency; CPU is no limit.
+const POOL_SIZES: Readonly<Record<string, number>> = { b1: 2, b2: 4, b3: 8 };
+const POOL_DELAY_MS = 50;
+const POOL: BackendSpec[] = [
+  { id: 'b1', cores: 0.2 },
+  { id: 'b2', cores: 0.2 },
+  { id: 'b3', cores: 0.2 },
+];
+const POOL_BACKEND_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'balance-pool-backend.js');
+/** Where the pool backend serves ORCA inside its own namespace. */
+const POOL_ORCA_PORT = 8081;
+
+function poolProgram(tmp: string): BackendProgram {
+  const socket = (id: string): string => path.join(tmp, `${id}-app.sock`);
+  return {
+    script: POOL_BACKEND_SCRIPT,
+    args: (b) => ['--pool', String(POOL_SIZES[b.id] ?? 1), '--delay-ms', String(POOL_DELAY_MS), '--orca-port', String(POOL_ORCA_PORT), '--push', socket(b.id)],
+    agentArgs: (b) => ['--orca', `127.0.0.1:${POOL_ORCA_PORT}`, '--app-socket', socket(b.id)],
+  };
+}
 
 function scenarios(scale: number, rampStepS: number): Scenario[] {
   const s = (x: number): number => Math.round(x * scale * 10) / 10;
@@ -192,6 +223,35 @@ function scenarios(scale: number, rampStepS: number): Scenario[] {
       phases: ramp.map((r, i) => ({ name: `${r}x`, fromS: warm + i * step, toS: warm + (i + 1) * step })),
       events: async () => undefined,
     },
+    {
+      key: 'f',
+      title: `(f) worker pools 2:4:8 on a ${POOL_DELAY_MS} ms dependency (CPU stays low), 0.5x load; the dependency of one backend after another turns 3x slower`,
+      backends: POOL,
+      capacityRps: Object.values(POOL_SIZES).reduce((a, n) => a + (n * 1000) / POOL_DELAY_MS, 0),
+      backend: poolProgram,
+      durationS: s(60),
+      load: [[0, 0.5]],
+      window: { name: 'slowdowns', fromS: s(15), toS: s(60) },
+      phases: [
+        { name: 'b3 slow', fromS: s(15), toS: s(30) },
+        { name: 'b2 slow', fromS: s(30), toS: s(45) },
+        { name: 'b1 slow', fromS: s(45), toS: s(60) },
+      ],
+      events: async (c, at) => {
+        const [b1, b2, b3] = c.backends;
+        if (!b1 || !b2 || !b3) return;
+        const slow = (b: typeof b1, on: boolean): void => c.command(b, `delay ${on ? 3 * POOL_DELAY_MS : POOL_DELAY_MS}`);
+        at(s(15), () => slow(b3, true));
+        at(s(30), () => {
+          slow(b3, false);
+          slow(b2, true);
+        });
+        at(s(45), () => {
+          slow(b2, false);
+          slow(b1, true);
+        });
+      },
+    },
   ];
 }
 
@@ -225,13 +285,14 @@ async function runOne(ctx: Ctx, scenario: Scenario, policyName: string, rep: num
     backends: scenario.backends,
     workMs: WORK_MS,
     periodUs: ctx.periodUs,
+    ...(scenario.backend ? { backend: scenario.backend(ctx.tmp) } : {}),
   });
   ctx.active = cluster;
   const timers: NodeJS.Timeout[] = [];
   try {
     await cluster.startBackends();
     await cluster.startBalancer(balancer);
-    const capacity = scenario.backends.reduce((a, b) => a + b.cores * ctx.rpsPerCore, 0);
+    const capacity = scenario.capacityRps ?? scenario.backends.reduce((a, b) => a + b.cores * ctx.rpsPerCore, 0);
     const schedule = scenario.load.map(([from, f]) => [from, Math.round(f * capacity * 10) / 10]);
     const out = path.join(ctx.tmp, `${scenario.key}-${policyName}-${rep}.txt`);
     const gen = ctx.children.node('loadgen', LOADGEN_SCRIPT, [
@@ -482,7 +543,7 @@ function report(r: ReportInput): void {
       const phases = Object.fromEntries(sc.phases.map((ph) => [ph.name, medianFigures(runs.map((x) => figures(x, ph.fromS, ph.toS)))]));
       perPolicy[p] = { ...f, phases };
       rows.push([p, String(f.requests), String(f.errors), fmt(f.p50), fmt(f.p99), fmt(f.p999), fmt(f.maxAvgCpu, 2), fmt(f.p95AvgCpu, 2), f.shares.map((x) => fmt(x * 100, 0)).join('/')]);
-      if (sc.key === 'e') {
+      if (sc.key === 'e' || sc.key === 'f') {
         rows.push(...sc.phases.map((ph) => {
           const g = phases[ph.name] as Figures;
           return [`  ${ph.name}`, String(g.requests), String(g.errors), fmt(g.p50), fmt(g.p99), fmt(g.p999), fmt(g.maxAvgCpu, 2), fmt(g.p95AvgCpu, 2), g.shares.map((x) => fmt(x * 100, 0)).join('/')];
@@ -524,6 +585,16 @@ function verdicts(sc: Record<string, { policies: Record<string, Figures & { phas
       if (!o) continue;
       const ratio = o.p99 / lf.p99;
       out.push(`  (b) p99 ${other} / loadfeed = ${fmt(ratio, 2)} (target > ${factor === 2 ? '>= 2' : '1'}): ${ratio >= factor && (factor === 2 || ratio > 1) ? 'MET' : 'MISSED'}`);
+    }
+  }
+  const q = get('f', 'queue');
+  if (q) {
+    for (const other of ['least-connection', 'loadfeed', 'orca']) {
+      const o = get('f', other);
+      if (!o) continue;
+      const ratio = o.p99 / q.p99;
+      const target = other === 'orca' ? null : 2;
+      out.push(`  (f) p99 ${other} / queue = ${fmt(ratio, 2)}${target === null ? ' (for comparison)' : ` (target >= ${target}): ${ratio >= target ? 'MET' : 'MISSED'}`}`);
     }
   }
   const a = get('a', 'loadfeed');

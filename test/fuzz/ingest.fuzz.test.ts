@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { AgentMessage, TELEMETRY_REPORT_PATH } from '@loadfeed/proto';
+import { AgentMessage, APP_METRIC_NAME, MAX_NAMED_METRICS, TELEMETRY_REPORT_PATH } from '@loadfeed/proto';
 import { fakeIngest } from '../helpers/fake-call.js';
 import {
   compilePolicy,
@@ -47,6 +47,11 @@ function assertTableSane(table: NodeTable): boolean {
     if (h.hostname.length > MAX_HOSTNAME_CHARS || h.addresses.length > MAX_ADDRESSES) return false;
     const labels = Object.entries(h.labels);
     if (labels.length > MAX_LABELS || labels.some(([, v]) => v.length > MAX_LABEL_VALUE_CHARS)) return false;
+    for (const x of [s.applicationUtilization, s.rpsFractional, s.eps]) {
+      if (x !== null && x !== undefined && !(Number.isFinite(x) && x >= 0)) return false;
+    }
+    const named = Object.entries(s.namedMetrics);
+    if (named.length > MAX_NAMED_METRICS || !named.every(([k, v]) => APP_METRIC_NAME.test(k) && Number.isFinite(v))) return false;
   }
   return true;
 }
@@ -78,6 +83,16 @@ const hostileDouble = fc.oneof(
   fc.double(),
   fc.constantFrom(Number.NaN, Infinity, -Infinity, -0, Number.MAX_VALUE, -Number.MAX_VALUE, Number.MIN_VALUE, 1e308, 65, 1.0000001),
 );
+/** Mostly valid names (so some samples pass), plus the edge cases: too long, wrong alphabet, too many. */
+const metricName = fc.oneof(
+  fc.stringMatching(/^[a-z][a-z0-9_]{0,10}$/),
+  fc.constantFrom('', 'In_Flight', '9x', 'a.b', '__proto__', 'constructor', 'a'.repeat(64), 'a'.repeat(65), 'x'.repeat(5000)),
+  fc.string({ maxLength: 80 }),
+);
+const hostileNamedMetrics = fc.oneof(
+  fc.dictionary(metricName, hostileDouble, { maxKeys: 6 }),
+  fc.integer({ min: MAX_NAMED_METRICS - 1, max: MAX_NAMED_METRICS + 2 }).map((n) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`m${i}`, i]))),
+);
 const hostileSample = fc.record(
   {
     seq: fc.oneof(fc.integer({ min: -5, max: 5 }), fc.constant(Number.MAX_SAFE_INTEGER), fc.constant(2 ** 60)),
@@ -92,6 +107,10 @@ const hostileSample = fc.record(
     tcpAcceptsPerSecond: fc.option(hostileDouble, { nil: null }),
     windowMs: fc.integer({ min: -1, max: 2 ** 32 - 1 }),
     services: fc.array(fc.record({ name: fc.oneof(fc.constant('http'), fc.string({ maxLength: 300 })), established: fc.option(fc.nat(), { nil: null }) }), { maxLength: 5 }),
+    applicationUtilization: fc.option(hostileDouble, { nil: null }),
+    rpsFractional: fc.option(hostileDouble, { nil: null }),
+    eps: fc.option(hostileDouble, { nil: null }),
+    namedMetrics: hostileNamedMetrics,
   },
   { requiredKeys: [] },
 );
@@ -234,4 +253,22 @@ test('on the real wire, a stream that ends inside a message (truncated, or annou
     { numRuns: Math.max(50, Math.ceil(RUNS / 50)) },
   );
   t.true(cut > 0, 'some streams ended inside a message');
+});
+
+test('application metrics within bounds are kept; a bad name or too many names is refused with the field named, and counted', (t) => {
+  const { table, open, ingest } = setup();
+  const call = open();
+  const wire = (m: object): AgentMessage => AgentMessage.decode(AgentMessage.encode(m).finish());
+  call.emit('data', wire(HELLO));
+  call.emit('data', wire({ sample: { seq: 1, timestampMs: Date.now(), windowMs: 1000, rpsFractional: 5, namedMetrics: { in_flight: 3 } } }));
+  t.deepEqual({ ...table.get('fuzz')?.sample?.namedMetrics }, { in_flight: 3 });
+  call.emit('data', wire({ sample: { seq: 2, timestampMs: Date.now(), windowMs: 1000, namedMetrics: { 'Bad.Name': 1 } } }));
+  t.is(call.status?.code, grpc.status.INVALID_ARGUMENT);
+  t.regex(call.status?.details ?? '', /^sample\.named_metrics: name "Bad\.Name" must be 1\.\.64 characters/);
+  t.is(ingest.counters.rejected.get('sample.named_metrics'), 1);
+  const again = open();
+  again.emit('data', wire(HELLO));
+  again.emit('data', wire({ sample: { seq: 1, timestampMs: Date.now(), windowMs: 1000, namedMetrics: Object.fromEntries(Array.from({ length: MAX_NAMED_METRICS + 1 }, (_, i) => [`m${i}`, i])) } }));
+  t.regex(again.status?.details ?? '', /named_metrics: 65 entries, at most 64/);
+  t.is(ingest.counters.rejected.get('sample.named_metrics'), 2);
 });

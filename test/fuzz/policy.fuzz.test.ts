@@ -8,7 +8,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
-import { compilePolicy, defaultEngines, expressionVariables, PolicyError, type CompiledPolicy, type Expression, type Variables } from '@loadfeed/poller';
+import { compilePolicy, defaultEngines, expressionVariables, PolicyError, type CompiledPolicy, type Expression, type Variables, type VariableName } from '@loadfeed/poller';
 
 const RUNS = Number(process.env['LOADFEED_FUZZ_RUNS'] ?? 10_000);
 const limits = defaultEngines().limits();
@@ -75,7 +75,7 @@ function unlivable(p: CompiledPolicy): string | null {
   for (const [field, ms] of durations) if (!(Number.isFinite(ms) && ms >= 0 && ms <= TIMER_MAX_MS)) return `${field}: ${ms} ms does not fit a timer`;
   if (p.reconcile.everyMs < 1) return `reconcile.every: ${p.reconcile.everyMs} ms resyncs without pause`;
   if (p.liveness.staleAfterMs <= p.agents.intervalMs) return `liveness.staleAfter ${p.liveness.staleAfterMs} ms <= agents.interval ${p.agents.intervalMs} ms: live servers flap to stale`;
-  const vars = Object.fromEntries(Object.keys(expressionVariables()).map((k) => [k, 0.5])) as Variables;
+  const vars: Variables = { ...(Object.fromEntries(Object.keys(expressionVariables()).map((k) => [k, 0.5])) as Record<VariableName, number>), app: {} };
   for (const s of p.services) {
     const expressions: Expression[] = [...s.guards.map((g) => g.when), ...(s.connectionLimit ? [s.connectionLimit] : []), ...(s.strategy.name === 'expression' ? [s.strategy.score] : [])];
     for (const e of expressions) {

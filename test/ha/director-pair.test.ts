@@ -23,7 +23,7 @@
 //
 // Needs root, iproute2, keepalived and curl; gated like the real-engine tests.
 import type { ExecutionContext } from 'ava';
-import { DEFAULT_BACKOFF_MAX_MS } from '@loadfeed/agent';
+import { DEFAULT_BACKOFF_MAX_MS } from '@loadfeed/proto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';

@@ -3,6 +3,7 @@ import { parseExpression, ExpressionError, expressionVariables, type Variables, 
 
 const vars = (over: Partial<Variables> = {}): Variables => ({
   ...(Object.fromEntries(Object.keys(expressionVariables()).map((k) => [k, 0])) as Record<VariableName, number>),
+  app: {},
   ...over,
 });
 
@@ -26,6 +27,11 @@ const CASES: [string, Partial<Variables>, number | null][] = [
   ['psi_cpu > 0.5', { psi_cpu: null }, 0],
   ['max(cpu, psi_cpu)', { psi_cpu: null }, null],
   ['1 / connections', { connections: 0 }, null],
+  // Application metrics: named ones through app.NAME, null while not reported.
+  ['app.in_flight / max(app.concurrency, 1)', { app: { in_flight: 6, concurrency: 4 } }, 1.5],
+  ['app.in_flight * 2', { app: {} }, null],
+  ['app.constructor', { app: {} }, null],
+  ['rps / (app_util + eps / rps)', { rps: 100, app_util: 0.5, eps: 50 }, 100],
 ];
 
 for (const [source, v, want] of CASES) {
@@ -38,7 +44,9 @@ const BAD: [string, RegExp][] = [
   ['', /empty expression/],
   ['cpu +', /expected a number, a name or "\(" at the end/],
   ['cpu cpu', /expected an operator or the end at column 5, found "cpu"/],
-  ['process.exit(1)', /unexpected "\." at column 8/],
+  ['process.exit(1)', /unknown function "process.exit"/],
+  ['process.exit', /unknown name "process.exit"/],
+  ['app.In_Flight', /"app.In_Flight": an application metric name is 1..64 characters/],
   ['foo * 2', /unknown name "foo" \(known: cpu, mem/],
   ['eval(1)', /unknown function "eval"/],
   ['clamp(1, 2)', /clamp\(\) takes 3 arguments, got 2/],
@@ -56,6 +64,9 @@ for (const [source, message] of BAD) {
 
 test('variables read are reported', (t) => {
   t.deepEqual([...parseExpression('cores * (1 - max(cpu, psi_cpu))').variables].sort(), ['cores', 'cpu', 'psi_cpu']);
+  const e = parseExpression('rps * app.in_flight / app.latency_seconds');
+  t.deepEqual([...e.variables], ['rps']);
+  t.deepEqual([...e.appMetrics].sort(), ['in_flight', 'latency_seconds']);
 });
 
 test('names from Object.prototype are not variables or functions', (t) => {

@@ -23,6 +23,7 @@ import {
   expressionVariables,
   type CompiledService,
   type Variables,
+  type VariableName,
 } from '@loadfeed/poller';
 import { harness } from '../helpers/policy-harness.js';
 
@@ -84,7 +85,7 @@ test('expressions of 20,000 terms are refused wherever they appear; deep nesting
 
 test('an expression at the bounds evaluates without running out of stack, even on a nearly full stack', (t) => {
   const chain = parseExpression(Array.from({ length: MAX_EXPRESSION_DEPTH - 1 }, () => 'cpu').join(' + '));
-  const vars = { ...(Object.fromEntries(Object.keys(expressionVariables()).map((k) => [k, null])) as Variables), cpu: 0.5 };
+  const vars: Variables = { ...(Object.fromEntries(Object.keys(expressionVariables()).map((k) => [k, null])) as Record<VariableName, null>), app: {}, cpu: 0.5 };
   t.is(chain.evaluate(vars), (MAX_EXPRESSION_DEPTH - 1) * 0.5);
   // Evaluate from deep inside the stack: a bounded tree needs only a little more.
   const deep = (n: number): number | null => (n === 0 ? chain.evaluate(vars) : deep(n - 1));

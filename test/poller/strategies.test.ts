@@ -110,3 +110,45 @@ test('expression: the operator formula decides; a missing metric gives the mean'
   t.deepEqual(d.map((x) => x.weight), [1000, 500, 750]);
   t.is(d[0]?.reason, 'cores * (1 - max(cpu, psi_cpu)) = 2');
 });
+
+test('orca: application utilisation, rps and eps are used as A58 says when reported, and the reason names them', (t) => {
+  const h = harness(`${NEUTRAL}    strategy: { name: orca, blackoutPeriod: 0s, errorUtilizationPenalty: 2 }\n${servers(3)}`);
+  for (const n of ['n0', 'n1', 'n2']) h.connect(n, 1);
+  // 100 / (0.5 + 10/100 × 2) = 142.9: the application's figures, not CPU or accepts.
+  h.report('n0', { cpuUtilization: 0.1, tcpAcceptsPerSecond: 5, applicationUtilization: 0.5, rpsFractional: 100, eps: 10 });
+  // application_utilization 0 is "not reported" (A58): CPU stands in; no eps reported: 0.
+  h.report('n1', { cpuUtilization: 0.25, tcpAcceptsPerSecond: 5, applicationUtilization: 0, rpsFractional: 50 });
+  // Nothing from the application: the host's figures, as before.
+  h.report('n2', { cpuUtilization: 0.5, tcpAcceptsPerSecond: 50 });
+  const d = h.evaluate();
+  t.deepEqual(d.map((x) => x.weight), [714, 1000, 500]);
+  t.regex(d[0]?.reason ?? '', /^rps 100 \/ \(app_util 0\.5 \+ eps 10\/qps × 2\)/);
+  t.regex(d[1]?.reason ?? '', /^rps 50 \/ \(cpu 0\.25 \+ no eps 0\/qps × 2\)/);
+  t.regex(d[2]?.reason ?? '', /^accepts 50 \/ \(cpu 0\.5 \+ no eps 0\/qps × 2\)/);
+});
+
+test('queue: Little\'s law rate, discounted by the queue beyond the workers; a missing input gives the mean', (t) => {
+  const h = harness(`${NEUTRAL}    strategy: { name: queue }\n${servers(4)}`);
+  for (const n of ['n0', 'n1', 'n2', 'n3']) h.connect(n, 1);
+  // 8 workers × 1/0.05 s = 160/s, 3 in flight: a free worker → full rate.
+  h.report('n0', { cpuUtilization: 0.05, namedMetrics: { in_flight: 3, latency_seconds: 0.05, concurrency: 8 } });
+  // 4 workers, 0.05 s → 80/s, but 15 in flight: × 4/16.
+  h.report('n1', { cpuUtilization: 0.05, namedMetrics: { in_flight: 15, latency_seconds: 0.05, concurrency: 4 } });
+  // 8 workers slowed to 0.2 s by their dependency → 40/s.
+  h.report('n2', { cpuUtilization: 0.05, namedMetrics: { in_flight: 7, latency_seconds: 0.2, concurrency: 8 } });
+  // No latency reported.
+  h.report('n3', { cpuUtilization: 0.05, namedMetrics: { in_flight: 1, concurrency: 8 } });
+  const d = h.evaluate();
+  // Scores 160, 20, 40 and the mean (73.3) for n3.
+  t.deepEqual(d.map((x) => x.weight), [1000, 125, 250, 458]);
+  t.regex(d[1]?.reason ?? '', /^in flight 15 of 4 workers, latency 0\.05 s: 80\/s × 0\.25/);
+  t.regex(d[3]?.reason ?? '', /no app\.latency_seconds/);
+});
+
+test('queue: inputs are expressions; concurrency null counts each server as one worker', (t) => {
+  const h = harness(`${NEUTRAL}    strategy: { name: queue, inFlight: "app.active + app.waiting", latency: "app.p50_ms / 1000", concurrency: null }\n${servers(2)}`);
+  for (const n of ['n0', 'n1']) h.connect(n, 1);
+  h.report('n0', { cpuUtilization: 0.05, namedMetrics: { active: 1, waiting: 0, p50_ms: 10 } }); // 1 / (0.01 × 2) = 50
+  h.report('n1', { cpuUtilization: 0.05, namedMetrics: { active: 2, waiting: 2, p50_ms: 20 } }); // 1 / (0.02 × 5) = 10
+  t.deepEqual(h.weights(), [1000, 200]);
+});

@@ -52,6 +52,10 @@ const expected: Record<string, Fields> = {
     windowMs: [13, 'uint32'],
     tcpEstablished: [14, 'uint32', 'optional'],
     tcpAcceptsPerSecond: [15, 'double', 'optional'],
+    applicationUtilization: [16, 'double', 'optional'],
+    rpsFractional: [17, 'double', 'optional'],
+    eps: [18, 'double', 'optional'],
+    namedMetrics: [19, 'double', 'map'],
   },
   ServiceLoad: { name: [1, 'string'], established: [2, 'uint32', 'optional'] },
   Drain: { reason: [1, 'string'] },
@@ -105,4 +109,50 @@ test('the generated codec writes the field numbers the .proto declares', (t) => 
   const bytes = Sample.encode({ seq: 3, windowMs: 500, tcpAcceptsPerSecond: 2.5 }).finish();
   const reflected = root.lookupType('loadfeed.agent.v1.Sample').decode(bytes).toJSON();
   t.deepEqual(reflected, { seq: '3', windowMs: 500, tcpAcceptsPerSecond: 2.5 });
+});
+
+// The Sample of the contract before application metrics (fields 1..15), as an
+// agent or poller built before them still encodes and decodes it.
+const oldRoot = protobuf.parse(`
+syntax = "proto3";
+package old;
+message Sample {
+  uint64 seq = 1;
+  uint64 timestamp_ms = 2;
+  double cpu_utilization = 3;
+  double mem_utilization = 4;
+  optional double load1 = 5;
+  uint32 window_ms = 13;
+  optional double tcp_accepts_per_second = 15;
+}`).root;
+const OldSample = oldRoot.lookupType('old.Sample');
+
+test('a sample from an agent without application metrics decodes with them absent', (t) => {
+  const bytes = OldSample.encode(OldSample.fromObject({ seq: 4, cpuUtilization: 0.5, load1: 1.5, windowMs: 1000 })).finish();
+  const back = Sample.decode(bytes);
+  t.is(back.cpuUtilization, 0.5);
+  t.is(back.load1, 1.5);
+  t.is(back.applicationUtilization, null);
+  t.is(back.rpsFractional, null);
+  t.is(back.eps, null);
+  t.deepEqual({ ...back.namedMetrics }, {});
+});
+
+test('a poller without application metrics reads a new sample and skips them', (t) => {
+  const bytes = Sample.encode({
+    seq: 5,
+    cpuUtilization: 0.25,
+    windowMs: 1000,
+    tcpAcceptsPerSecond: 3,
+    applicationUtilization: 0.7,
+    rpsFractional: 120.5,
+    eps: 0,
+    namedMetrics: { in_flight: 12, latency_seconds: 0.08 },
+  }).finish();
+  const old = OldSample.toObject(OldSample.decode(bytes), { longs: Number });
+  t.deepEqual(old, { seq: 5, cpuUtilization: 0.25, windowMs: 1000, tcpAcceptsPerSecond: 3 });
+  const back = Sample.decode(bytes);
+  t.is(back.eps, 0, 'a present 0 stays 0');
+  t.is(back.rpsFractional, 120.5);
+  t.deepEqual({ ...back.namedMetrics }, { in_flight: 12, latency_seconds: 0.08 });
 });

@@ -13,6 +13,7 @@ function frame(t: number, services: Record<string, { address: string; weight: nu
       engine: 'memory',
       address: 'tcp 127.0.0.1:80',
       totalWeight: 0,
+      appMetrics: [],
       servers: servers.map(
         (s): Server => ({
           address: s.address,
@@ -28,6 +29,7 @@ function frame(t: number, services: Record<string, { address: string; weight: nu
           memory: 0.25,
           psi: { cpu: null, memory: null, io: null },
           connections: 3,
+          app: {},
           load1: null,
           sampleAgeMs: 0,
         }),

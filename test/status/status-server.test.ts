@@ -309,3 +309,26 @@ test('a status address in use fails with what to do', async (t) => {
   t.regex(err?.message ?? '', new RegExp(`^--status 127\\.0\\.0\\.1:${port}: the address is in use .*pass --status HOST:PORT, or --status off$`));
   await t.throwsAsync(second.listen('localhost:7416'), { message: /is not an address: expected IP:PORT/ });
 });
+
+test('/status and /metrics show the application metrics the policy reads, per server; none where not reported', async (t) => {
+  const h = await startHarness(t);
+  h.poller.setPolicy(compilePolicy(policyText(['a1', 'a2'], '    strategy: { name: queue }\n    guards: [{ when: "eps > 10", weight: 0 }]\n'), 'test.yaml', defaultEngines().limits()));
+  const a1 = agent(t, h, 'a1', 9001);
+  const a2 = agent(t, h, 'a2', 9002);
+  a1.sample({ cpuUtilization: 0.05, eps: 1, namedMetrics: { in_flight: 3, latency_seconds: 0.05, concurrency: 8, unused_by_policy: 7 } });
+  a2.sample({ cpuUtilization: 0.05 });
+  await waitFor('both sampled', () => h.poller.snapshot().nodes.every((n) => n.samples > 0) && h.poller.snapshot().nodes.length === 2);
+  const doc = await statusOf(h);
+  const web = doc.services[0];
+  t.deepEqual(web?.appMetrics, ['app.in_flight', 'app.latency_seconds', 'app.concurrency', 'eps']);
+  t.deepEqual(web?.servers.map((s) => s.app), [
+    { 'app.in_flight': 3, 'app.latency_seconds': 0.05, 'app.concurrency': 8, eps: 1 },
+    { 'app.in_flight': null, 'app.latency_seconds': null, 'app.concurrency': null, eps: null },
+  ]);
+  t.like(doc.nodes.find((n) => n.id === 'a1'), { eps: 1, namedMetrics: { unused_by_policy: 7 } }, 'the node keeps all it reported');
+  const m = (await request(`${h.base}metrics`)).body;
+  t.is(metric(m, 'loadfeed_server_app_metric{service="web",server="127.0.0.1:9001",metric="app.in_flight"}'), 3);
+  t.is(metric(m, 'loadfeed_server_app_metric{service="web",server="127.0.0.1:9001",metric="eps"}'), 1);
+  t.false(m.includes('server="127.0.0.1:9002",metric='), 'not reported: no series, not 0');
+  t.false(m.includes('unused_by_policy'));
+});

@@ -27,6 +27,7 @@ export function node(id: string, cpu: number | null, extra: Partial<NodeStatus> 
     load1: 1.5,
     tcpEstablished: 100,
     services: [{ name: 'http', port: 80, established: 12 }],
+    namedMetrics: {},
     ...extra,
   };
 }
@@ -37,7 +38,7 @@ export function decision(node: string | null, address: string, weight: number, s
   return { node, address, weight, score: weight / 100, state: state as Decision['state'], reason, maxConnections: null };
 }
 
-export function doc(options: { nodes: NodeStatus[]; decisions: Decision[]; refused?: boolean; engineError?: string | null }): StatusDocument {
+export function doc(options: { nodes: NodeStatus[]; decisions: Decision[]; refused?: boolean; engineError?: string | null; appMetrics?: string[] }): StatusDocument {
   const snapshot: PollerSnapshot = {
     health: 'ok',
     policy: {
@@ -46,7 +47,7 @@ export function doc(options: { nodes: NodeStatus[]; decisions: Decision[]; refus
       refused: options.refused ? [{ file: 'web.yaml', line: 7, path: 'services[0].weights.min', message: '120 must be <= weights.max (100)' }] : [],
     },
     nodes: options.nodes,
-    services: [{ name: 'web', engine: 'fastpath', address: 'tcp 10.0.0.100:80', decisions: options.decisions }],
+    services: [{ name: 'web', engine: 'fastpath', address: 'tcp 10.0.0.100:80', appMetrics: options.appMetrics ?? [], decisions: options.decisions }],
     engineError: options.engineError ?? null,
     cycleError: null,
     cycleFailures: 0,

@@ -98,3 +98,20 @@ test('colour is opt-in: plain text unless asked', (t) => {
   t.true(coloured.includes('\x1b[1m'), 'bold headings');
   t.regex(coloured, new RegExp(`${String.fromCharCode(0x1b)}\\[31mweb-3 .*absent`), 'a server without an agent in red');
 });
+
+test('the application metrics a policy reads get a column before the reason', (t) => {
+  const d = doc({
+    nodes: [
+      node('web-1', 0.05, { namedMetrics: { in_flight: 12, latency_seconds: 0.25 } }),
+      node('web-2', 0.05),
+    ],
+    decisions: [decision('web-1', '10.0.0.1:80', 20, 'live', 'in flight 12 of 8 workers'), decision('web-2', '10.0.0.2:80', 100, 'live', 'no app.in_flight')],
+    appMetrics: ['app.in_flight', 'app.latency_seconds'],
+  });
+  const screen = renderTop(d, 140);
+  t.true(widest(screen) <= 140);
+  t.regex(screen, /SHARE APP +WHY/);
+  t.regex(screen, /^web-1 .* in_flight 12 latency_seconds 0\.25 +in flight 12 of 8 workers/m);
+  t.regex(screen, /^web-2 .* in_flight - latency_seconds - +no app\.in_flight/m);
+  t.notRegex(renderTop(cluster(), 140), /APP/, 'no column when the policy reads none');
+});

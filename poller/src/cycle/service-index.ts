@@ -22,7 +22,7 @@ export class ServiceIndex {
     for (const service of policy.services) {
       for (const m of service.servers) {
         if (m.by === 'selector') this.bySelector.add(service.name);
-        else if (m.by === 'node') getOrCreate(this.byNode, m.node, () => new Set<string>()).add(service.name);
+        else if (m.by === 'node' || m.by === 'orca') getOrCreate(this.byNode, m.node, () => new Set<string>()).add(service.name);
         else getOrCreate(this.byHost, m.host, () => new Set<string>()).add(service.name);
       }
     }

@@ -4,7 +4,7 @@
 // never touches a weight. gRPC status mapping happens here and nowhere else.
 import { isIP, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { METRICS } from '@loadfeed/proto';
+import { APP_METRIC_NAME, MAX_APP_METRIC_NAME_LENGTH, MAX_NAMED_METRICS, METRICS } from '@loadfeed/proto';
 import type {
   AgentMessage,
   Hello,
@@ -149,6 +149,11 @@ export class Ingest {
   readonly service: TelemetryServer = {
     report: (call: TelemetryReportCall) => this.onStream(call),
   };
+
+  /** Counts and logs a report refused outside an agent stream (an agentless ORCA backend's), with the agents' refusals. */
+  countRefusal(err: IngestError, event: Record<string, unknown>): void {
+    this.refused(err.rejection, { ...event, error: err.message });
+  }
 
   /** Push a new sampling interval to every connected agent. */
   broadcastInterval(intervalMs: number): void {
@@ -314,7 +319,7 @@ function checkHello(h: Hello | null | undefined): Hello {
 }
 
 /** Runs for every sample: it allocates nothing unless it refuses one. */
-function checkSample(s: Sample | null | undefined, announced: ReadonlySet<string>, lastSeq: number, maxSkewMs: number): Sample {
+export function checkSample(s: Sample | null | undefined, announced: ReadonlySet<string>, lastSeq: number, maxSkewMs: number): Sample {
   if (!s) throw new IngestError('invalid-argument', 'sample', 'sample: empty');
   if (!Number.isSafeInteger(s.seq) || s.seq <= lastSeq) {
     throw new IngestError('invalid-argument', 'sample.seq', `sample.seq: ${s.seq} must increase (last ${lastSeq})`);
@@ -330,6 +335,7 @@ function checkSample(s: Sample | null | undefined, announced: ReadonlySet<string
       throw new IngestError('invalid-argument', `sample.${m.wire}`, `sample.${m.wire}: ${v} must be within ${m.range.min}..${m.range.max}`);
     }
   }
+  checkNamedMetrics(s);
   if (!Number.isInteger(s.windowMs) || s.windowMs <= 0) throw new IngestError('invalid-argument', 'sample.window_ms', `sample.window_ms: ${s.windowMs} must be > 0`);
   for (const svc of s.services as ServiceLoad[]) {
     if (!announced.has(svc.name)) throw new IngestError('invalid-argument', 'sample.services', `sample.services: ${excerpt(svc.name)} was not announced in Hello`);
@@ -369,6 +375,21 @@ function unfinishedMessage(call: TelemetryReportCall): string | null {
 function declaredMessageBytes(call: TelemetryReportCall): number | null {
   const d = decoderOf(call);
   return d && d.readState !== 0 && d.readSizeRemaining === 0 ? (d.readMessageSize ?? null) : null;
+}
+
+/** Named application metrics: bounded count, names in the contract's alphabet, finite values. */
+function checkNamedMetrics(s: Sample): void {
+  const named = Object.entries(s.namedMetrics);
+  const refuse = (message: string): never => {
+    throw new IngestError('invalid-argument', 'sample.named_metrics', `sample.named_metrics: ${message}`);
+  };
+  if (named.length > MAX_NAMED_METRICS) refuse(`${named.length} entries, at most ${MAX_NAMED_METRICS}`);
+  for (const [name, v] of named) {
+    if (!APP_METRIC_NAME.test(name)) {
+      refuse(`name ${JSON.stringify(name.slice(0, MAX_APP_METRIC_NAME_LENGTH + 1))} must be 1..${MAX_APP_METRIC_NAME_LENGTH} characters of a-z 0-9 _ starting with a letter`);
+    }
+    if (!Number.isFinite(v)) refuse(`${name} = ${v} must be finite`);
+  }
 }
 
 /** Per-stream sample rate limit: `rate` tokens per second, bursts up to `burstSeconds` × `rate`. */

@@ -15,6 +15,8 @@ export type StrategyName = StrategyConfig['name'];
 /** How a policy server entry finds its agent(s). */
 export type ServerMatch =
   | { readonly by: 'node'; readonly node: string; readonly address: string }
+  /** An agentless gRPC backend read through ORCA: `node` is `orca:` + `target`. */
+  | { readonly by: 'orca'; readonly target: string; readonly node: string; readonly address: string }
   | { readonly by: 'address'; readonly host: string; readonly address: string }
   | { readonly by: 'selector'; readonly selector: Readonly<Record<string, string>>; readonly port: number };
 
@@ -47,6 +49,11 @@ export interface CompiledService {
   readonly owned: boolean;
   /** Expression for each server's connection limit, or null for none. */
   readonly connectionLimit: Expression | null;
+}
+
+/** The node id an agentless ORCA backend reports as (within Hello's node id alphabet). */
+export function orcaNodeId(target: string): string {
+  return `orca:${target.replace(/[[\]]/g, '')}`;
 }
 
 export type EnginesConfig = PolicyOutput['engines'];
@@ -155,6 +162,11 @@ function finish(p: PolicyOutput, file: string, engines: KnownEngines): CompiledP
           // No prototype: a label named like an Object method is only ever the label.
           if (srv.selector !== undefined) return { by: 'selector', selector: Object.freeze(Object.assign(Object.create(null) as Record<string, string>, srv.selector)), port: srv.port ?? 0 };
           const text = srv.address ?? '';
+          if (srv.orca !== undefined) {
+            const target = formatHostPort(parseHostPort(srv.orca));
+            const address = NAME_ADDRESSED_ENGINES.includes(s.engine) ? text : formatHostPort(parseHostPort(text));
+            return { by: 'orca', target, node: orcaNodeId(target), address };
+          }
           if (srv.node !== undefined && NAME_ADDRESSED_ENGINES.includes(s.engine)) return { by: 'node', node: srv.node, address: text };
           const a = parseHostPort(text);
           const address = formatHostPort(a);
@@ -206,9 +218,11 @@ export function printPolicy(p: CompiledPolicy): PolicyInput {
       engine: s.engine,
       address: s.address,
       ...(s.scheduler === null ? {} : { scheduler: s.scheduler }),
-      servers: s.servers.map((m) =>
-        m.by === 'selector' ? { selector: { ...m.selector }, port: m.port } : m.by === 'node' ? { node: m.node, address: m.address } : { address: m.address },
-      ),
+      servers: s.servers.map((m) => {
+        if (m.by === 'selector') return { selector: { ...m.selector }, port: m.port };
+        if (m.by === 'orca') return { orca: m.target, address: m.address };
+        return m.by === 'node' ? { node: m.node, address: m.address } : { address: m.address };
+      }),
       strategy: printStrategy(s.strategy),
       smoothing: { halfLife: d(s.smoothing.halfLifeMs) },
       deadband: s.deadband,
@@ -233,6 +247,7 @@ function printStrategy(s: StrategyConfig): PolicyInput['services'][number]['stra
     return { ...s, blackoutPeriod: formatDuration(s.blackoutPeriod), weightExpirationPeriod: formatDuration(s.weightExpirationPeriod) };
   }
   if (s.name === 'expression') return { ...s, score: s.score.source };
+  if (s.name === 'queue') return { ...s, inFlight: s.inFlight.source, latency: s.latency.source, concurrency: s.concurrency?.source ?? null };
   return { ...s };
 }
 

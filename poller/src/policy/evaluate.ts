@@ -417,7 +417,7 @@ interface Resolved {
 /** Policy server entries → concrete destinations with their node (selectors expand to every matching agent), in policy order. */
 function resolve(servers: readonly ServerMatch[], nodes: NodeLookup, found: (address: string, node: NodeRecord | null, nodeId: string | null) => void): void {
   for (const m of servers) {
-    if (m.by === 'node') found(m.address, nodes.byId(m.node) ?? null, m.node);
+    if (m.by === 'node' || m.by === 'orca') found(m.address, nodes.byId(m.node) ?? null, m.node);
     else if (m.by === 'address') {
       const node = nodes.byHost(m.host) ?? null;
       found(m.address, node, node?.id ?? null);
@@ -449,11 +449,19 @@ function factsOf(s: ServerMemory, address: string, node: NodeRecord, sample: Sam
   return facts;
 }
 
+const NO_APP_METRICS: Readonly<Record<string, number>> = Object.freeze({});
+
 function metricsOf(node: NodeRecord, service: CompiledService): NodeMetrics {
   const s = node.sample;
   const name = announcedServiceName(node, service);
   const load = s?.services.find((x) => x.name === name);
-  return { ...metricValues(s ?? {}), cores: node.hello.cores, memoryBytes: node.hello.memoryBytes, connections: load?.established ?? null };
+  return {
+    ...metricValues(s ?? {}),
+    cores: node.hello.cores,
+    memoryBytes: node.hello.memoryBytes,
+    connections: load?.established ?? null,
+    app: s?.namedMetrics ?? NO_APP_METRICS,
+  };
 }
 
 /** A connection limit from its expression: a positive integer, or 0 for none (also when a metric is missing). */

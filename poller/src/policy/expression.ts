@@ -11,7 +11,7 @@
 //   sum    := prod (('+' | '-') prod)*
 //   prod   := unary (('*' | '/') unary)*
 //   unary  := ('-' | '!') unary | atom
-//   atom   := NUMBER | NAME | NAME '(' expr (',' expr)* ')' | '(' expr ')'
+//   atom   := NUMBER | NAME | 'app.' APPNAME | NAME '(' expr (',' expr)* ')' | '(' expr ')'
 // Values are numbers; comparisons and logic give 1 or 0. A metric the agent
 // could not measure is null, and null propagates: arithmetic on null is null,
 // a comparison with null is false (so a guard never fires on missing data).
@@ -20,7 +20,9 @@
 // characters and MAX_EXPRESSION_DEPTH levels of nesting (a chain `a + b + c`
 // nests one level per operator), so neither the parser nor an evaluation
 // that walks the tree recursively can run out of stack.
-import { METRICS, type MetricEntry } from '@loadfeed/proto';
+// `app.NAME` is the named application metric NAME (Sample.named_metrics), null
+// while the server does not report it.
+import { APP_METRIC_NAME, METRICS, type MetricEntry } from '@loadfeed/proto';
 import { excerpt } from '../errors.js';
 
 /** Longest expression text; real guards and scores are a line or two. */
@@ -41,11 +43,15 @@ export type VariableName = MetricEntry['variable'] | keyof typeof NODE_VARIABLES
 export function expressionVariables(): Readonly<Record<VariableName, string>> {
   return { ...(Object.fromEntries(METRICS.map((m) => [m.variable, m.description])) as Record<MetricEntry['variable'], string>), ...NODE_VARIABLES };
 }
-export type Variables = Readonly<Record<VariableName, number | null>>;
+export type Variables = Readonly<Record<VariableName, number | null>> & {
+  /** Named application metrics (`app.NAME`). */
+  readonly app: Readonly<Record<string, number>>;
+};
 
 type Node =
   | { readonly k: 'num'; readonly v: number }
   | { readonly k: 'var'; readonly name: VariableName }
+  | { readonly k: 'app'; readonly name: string }
   | { readonly k: 'un'; readonly op: '-' | '!'; readonly a: Node }
   | { readonly k: 'bin'; readonly op: string; readonly a: Node; readonly b: Node }
   | { readonly k: 'call'; readonly fn: FunctionName; readonly args: readonly Node[] };
@@ -67,10 +73,12 @@ export interface Expression {
   readonly source: string;
   /** Names of the variables it reads. */
   readonly variables: ReadonlySet<VariableName>;
+  /** Named application metrics it reads (`app.NAME`), without the prefix. */
+  readonly appMetrics: ReadonlySet<string>;
   evaluate(vars: Variables): number | null;
 }
 
-const TOKEN = /\s*(?:(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|(<=|>=|==|!=|&&|\|\||[-+*/()<>!,]))/y;
+const TOKEN = /\s*(?:(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)?)|(<=|>=|==|!=|&&|\|\||[-+*/()<>!,]))/y;
 
 export function parseExpression(source: string): Expression {
   if (source.length > MAX_EXPRESSION_CHARS) throw new ExpressionError(`${source.length} characters, at most ${MAX_EXPRESSION_CHARS}`);
@@ -105,6 +113,7 @@ export function parseExpression(source: string): Expression {
     depth -= 1;
     return result;
   };
+  const appMetrics = new Set<string>();
   const peek = (): string | undefined => tokens[i]?.text;
   const fail = (want: string): never => {
     const t = tokens[i];
@@ -154,9 +163,15 @@ export function parseExpression(source: string): Expression {
         }
         return node({ k: 'call', fn, args }, ...args);
       }
+      const app = /^app\.(.*)$/.exec(t.text);
+      if (app?.[1] !== undefined) {
+        if (!APP_METRIC_NAME.test(app[1])) throw new ExpressionError(`"${t.text}": an application metric name is 1..64 characters of a-z 0-9 _ starting with a letter`);
+        appMetrics.add(app[1]);
+        return { k: 'app', name: app[1] };
+      }
       const known = expressionVariables();
       if (!Object.hasOwn(known, t.text)) {
-        throw new ExpressionError(`unknown name ${excerpt(t.text)} (known: ${Object.keys(known).join(', ')})`);
+        throw new ExpressionError(`unknown name ${excerpt(t.text)} (known: ${Object.keys(known).join(', ')}, app.NAME)`);
       }
       variables.add(t.text as VariableName);
       return node({ k: 'var', name: t.text as VariableName });
@@ -189,7 +204,7 @@ export function parseExpression(source: string): Expression {
   if (tokens.length === 0) throw new ExpressionError('empty expression');
   const tree = or();
   if (i < tokens.length) fail('an operator or the end');
-  return new ParsedExpression(source, variables, tree);
+  return new ParsedExpression(source, variables, appMetrics, tree);
 }
 
 /** A parsed expression: compared by its tree, printed (toJSON) as its source. */
@@ -197,6 +212,7 @@ class ParsedExpression implements Expression {
   constructor(
     readonly source: string,
     readonly variables: ReadonlySet<VariableName>,
+    readonly appMetrics: ReadonlySet<string>,
     private readonly tree: Node,
   ) {}
 
@@ -215,6 +231,8 @@ function evaluate(n: Node, vars: Variables): number | null {
       return n.v;
     case 'var':
       return vars[n.name];
+    case 'app':
+      return Object.hasOwn(vars.app, n.name) ? (vars.app[n.name] ?? null) : null;
     case 'un': {
       const a = evaluate(n.a, vars);
       if (n.op === '!') return a === null ? 1 : a === 0 ? 1 : 0;

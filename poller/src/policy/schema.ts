@@ -49,6 +49,10 @@ export const MAX_POLICY_BYTES = 4 * 1024 * 1024;
 /** Server entries in all services together (a selector counts as one; it expands to at most --max-agents). */
 export const MAX_POLICY_SERVERS = 10_000;
 export const MAX_GUARDS = 32;
+// queue: the application metric names a service reports its queue under by default.
+export const QUEUE_IN_FLIGHT = 'app.in_flight';
+export const QUEUE_LATENCY = 'app.latency_seconds';
+export const QUEUE_CONCURRENCY = 'app.concurrency';
 
 /**
  * A duration between `min` and `max` (default: 0 to MAX_DURATION_MS, well
@@ -151,7 +155,17 @@ export const expressionStrategySchema = z.strictObject({
   score: expression,
 });
 
-export const strategySchema = z.discriminatedUnion('name', [headroomSchema, orcaSchema, pidSchema, connectionsSchema, expressionStrategySchema]);
+export const queueSchema = z.strictObject({
+  name: z.literal('queue'),
+  /** Requests the server holds now (being served or waiting), >= 0. */
+  inFlight: expression.prefault(QUEUE_IN_FLIGHT),
+  /** Seconds a request holds a worker (or end-to-end latency), > 0. */
+  latency: expression.prefault(QUEUE_LATENCY),
+  /** Workers that serve requests in parallel (pool size, concurrency limit), > 0; null: count each server as one. */
+  concurrency: expression.nullable().prefault(QUEUE_CONCURRENCY),
+});
+
+export const strategySchema = z.discriminatedUnion('name', [headroomSchema, orcaSchema, pidSchema, connectionsSchema, expressionStrategySchema, queueSchema]);
 
 export const serverSchema = z
   .strictObject({
@@ -181,8 +195,22 @@ export const serverSchema = z
       .optional(),
     /** With `selector`: the service port on each matched agent. */
     port: z.number().int().min(1).max(65535).optional(),
+    /**
+     * HOST:PORT of the server's ORCA service (xds.service.orca.v3, plaintext
+     * gRPC): the poller reads its load reports itself, no agent needed. The
+     * node id it reports as is `orca:HOST:PORT`.
+     */
+    orca: z.string().min(1).optional(),
   })
   .superRefine((s, ctx) => {
+    if (s.orca !== undefined) {
+      if (s.node !== undefined || s.selector !== undefined) ctx.addIssue({ code: 'custom', message: 'orca names the server\'s own report source: it cannot be combined with node or selector', path: ['orca'] });
+      try {
+        parseHostPort(s.orca);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `"${s.orca}": ${(err as Error).message}`, path: ['orca'] });
+      }
+    }
     if (s.selector !== undefined) {
       if (s.node !== undefined || s.address !== undefined) ctx.addIssue({ code: 'custom', message: 'selector cannot be combined with node or address' });
       if (s.port === undefined) ctx.addIssue({ code: 'custom', message: 'selector needs port', path: ['port'] });
@@ -284,7 +312,7 @@ export const serviceSchema = z.strictObject({
   s.servers.forEach((srv, j) => {
     if (srv.address === undefined) return;
     if (!named) tryParse(['servers', j, 'address'], () => parseHostPort(srv.address ?? ''));
-    else if (srv.node === undefined) issue(['servers', j, 'node'], `${s.engine} servers are named, not addressed: give the node id of the agent that reports for ${excerpt(srv.address)}`);
+    else if (srv.node === undefined && srv.orca === undefined) issue(['servers', j, 'node'], `${s.engine} servers are named, not addressed: give the node id of the agent that reports for ${excerpt(srv.address)} (or its orca endpoint)`);
     else if (!HAPROXY_NAME.test(srv.address)) issue(['servers', j, 'address'], `${excerpt(srv.address)} is not a ${s.engine} server name`);
   });
   if (named && s.servers.some((srv) => srv.selector !== undefined)) {

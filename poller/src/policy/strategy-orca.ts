@@ -10,20 +10,25 @@
 //   dropped and the blackout starts again when reports resume.
 // - A server without a usable weight gets the mean of those with one; with
 //   fewer than two usable weights every server is treated equally (round robin).
-// Mapping: utilisation = CPU utilisation (A58: application_utilization when
-// set, else cpu_utilization; agents report no application figure yet), qps =
-// the agent's accepted connections per second, eps = 0 (agents report no
-// error rate yet). The 0.01–10 × mean clamp of gRPC's scheduler is the
-// `meanBand` wrapper.
+// Inputs, as A58 takes them from an ORCA report, with what a server without
+// application metrics has instead (each weight's reason names the ones used):
+// - utilisation: application_utilization when > 0, else cpu_utilization (the
+//   agent's CPU, or an agentless server's ORCA CPU);
+// - qps: the application's rps when reported, else the host's accepted
+//   connections per second;
+// - eps: the application's eps when reported, else 0.
+// The 0.01–10 × mean clamp of gRPC's scheduler is the `meanBand` wrapper.
 // For: comparing with what proxyless gRPC clients do.
 import type { z } from 'zod';
 import type { orcaSchema } from './schema.js';
-import { fmt, type Score, type Strategy } from './strategy.js';
+import { fmt, type NodeMetrics, type Score, type Strategy } from './strategy.js';
 
 type OrcaConfig = z.output<typeof orcaSchema>;
 
 interface EndpointWeight {
   weight: number;
+  /** The A58 formula with the inputs of the last usable report. */
+  why: string;
   nonEmptySince: number | null;
   lastUpdated: number | null;
   sampleId: string;
@@ -38,17 +43,16 @@ export const orcaStrategy: Strategy<OrcaConfig, Map<string, EndpointWeight>> = {
       let e = state.get(s.key);
       if (!e || e.connectedAt !== s.connectedAt) {
         // A new connection is a new subchannel in gRPC terms: fresh state.
-        e = { weight: 0, nonEmptySince: null, lastUpdated: null, sampleId: '', connectedAt: s.connectedAt };
+        e = { weight: 0, why: '', nonEmptySince: null, lastUpdated: null, sampleId: '', connectedAt: s.connectedAt };
         state.set(s.key, e);
       }
       if (e.sampleId !== s.sampleId) {
         e.sampleId = s.sampleId;
-        const utilization = s.metrics.cpuUtilization;
-        const qps = s.metrics.tcpAcceptsPerSecond ?? 0;
-        const eps = 0;
-        const weight = qps / (utilization + (eps / qps) * config.errorUtilizationPenalty);
-        if (utilization > 0 && qps > 0 && Number.isFinite(weight)) {
+        const x = orcaInputs(s.metrics);
+        const weight = x.qps / (x.utilization + (x.eps / x.qps) * config.errorUtilizationPenalty);
+        if (x.utilization > 0 && x.qps > 0 && Number.isFinite(weight)) {
           e.weight = weight;
+          e.why = `${x.qpsFrom} ${fmt(x.qps)} / (${x.utilizationFrom} ${fmt(x.utilization)} + ${x.epsFrom} ${fmt(x.eps)}/qps × ${fmt(config.errorUtilizationPenalty)})`;
           e.lastUpdated = s.sampleAt;
           e.nonEmptySince ??= s.sampleAt;
         }
@@ -61,7 +65,7 @@ export const orcaStrategy: Strategy<OrcaConfig, Map<string, EndpointWeight>> = {
       if (config.blackoutPeriod > 0 && (e.nonEmptySince === null || now - e.nonEmptySince < config.blackoutPeriod)) {
         return { w: 0, why: 'blackout period' };
       }
-      return { w: e.weight, why: `qps ${fmt(s.metrics.tcpAcceptsPerSecond ?? 0)} / cpu ${fmt(s.metrics.cpuUtilization)}` };
+      return { w: e.weight, why: e.why };
     });
     for (const key of state.keys()) if (!servers.some((s) => s.key === key)) state.delete(key);
     const usable = weights.filter((x) => x.w > 0).length;
@@ -69,3 +73,16 @@ export const orcaStrategy: Strategy<OrcaConfig, Map<string, EndpointWeight>> = {
     return weights.map((x): Score => (x.w > 0 ? { score: x.w, reason: x.why } : { score: null, reason: `mean weight: ${x.why}` }));
   },
 };
+
+/** A58's inputs from a server's metrics, and which metric gave each (for reasons and `explain`). */
+export function orcaInputs(m: NodeMetrics): { utilization: number; utilizationFrom: string; qps: number; qpsFrom: string; eps: number; epsFrom: string } {
+  const app = m.applicationUtilization !== null && m.applicationUtilization > 0;
+  return {
+    utilization: app ? (m.applicationUtilization ?? 0) : m.cpuUtilization,
+    utilizationFrom: app ? 'app_util' : 'cpu',
+    qps: m.rpsFractional ?? m.tcpAcceptsPerSecond ?? 0,
+    qpsFrom: m.rpsFractional !== null ? 'rps' : 'accepts',
+    eps: m.eps ?? 0,
+    epsFrom: m.eps !== null ? 'eps' : 'no eps',
+  };
+}

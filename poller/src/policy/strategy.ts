@@ -15,6 +15,8 @@ export interface NodeMetrics extends MetricValues {
   readonly memoryBytes: number;
   /** Established connections on this service's port (the agent's count), or null. */
   readonly connections: number | null;
+  /** Named application metrics (Sample.named_metrics); empty while the application reports none. */
+  readonly app: Readonly<Record<string, number>>;
 }
 
 export interface ServerInput {
@@ -74,7 +76,7 @@ export class StrategyRegistry {
 export function variablesOf(m: NodeMetrics): Variables {
   const v: Record<string, number | null> = { cores: m.cores, memory_bytes: m.memoryBytes, connections: m.connections };
   for (const metric of METRICS) v[metric.variable] = m[metric.field];
-  return v as Variables;
+  return { ...(v as Omit<Variables, 'app'>), app: m.app };
 }
 
 export function fmt(x: number): string {

@@ -6,6 +6,7 @@
 import { formatProblem } from '../errors.js';
 import type { WeightChangeEvent } from '../cycle/observer.js';
 import type { PollerSnapshot, XdsStatus } from './snapshot.js';
+import { appMetricValue } from '../policy/app-metrics-used.js';
 
 export const STATUS_VERSION = 1;
 
@@ -36,6 +37,8 @@ export interface ServerStatus {
   readonly connections: number | null;
   readonly load1: number | null;
   readonly sampleAgeMs: number | null;
+  /** The application metrics the service's policy reads (app_util, rps, eps, app.NAME), null while not reported. */
+  readonly app: Readonly<Record<string, number | null>>;
 }
 
 export interface ServiceStatus {
@@ -43,6 +46,8 @@ export interface ServiceStatus {
   readonly engine: string;
   readonly address: string;
   readonly totalWeight: number;
+  /** Names of the application metrics its policy reads, in the order servers' `app` lists them. */
+  readonly appMetrics: readonly string[];
   readonly servers: readonly ServerStatus[];
 }
 
@@ -126,6 +131,7 @@ export function buildStatus(snapshot: PollerSnapshot, extras: StatusExtras): Sta
         engine: s.engine,
         address: s.address,
         totalWeight: total,
+        appMetrics: s.appMetrics,
         servers: s.decisions.map((d): ServerStatus => {
           const n = d.node === null ? undefined : nodes.get(d.node);
           return {
@@ -144,6 +150,7 @@ export function buildStatus(snapshot: PollerSnapshot, extras: StatusExtras): Sta
             connections: n ? serviceConnections(n, s.name, d.address) : null,
             load1: n?.load1 ?? null,
             sampleAgeMs: n?.sampleAgeMs ?? null,
+            app: Object.fromEntries(s.appMetrics.map((name) => [name, n ? appMetricValue(n, name) : null])),
           };
         }),
       };

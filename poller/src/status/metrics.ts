@@ -43,6 +43,11 @@ export class StatusMetrics implements PollerObserver {
       age: gauge('loadfeed_node_sample_age_seconds', 'age of the node\'s latest sample', ['node']),
       weight: gauge('loadfeed_server_weight', 'weight the policy gave the server (written to the engine)', ['service', 'server', 'node']),
       connections: gauge('loadfeed_server_connections', 'established connections the server\'s agent counts on the service port', ['service', 'server']),
+      app: gauge(
+        'loadfeed_server_app_metric',
+        'application metrics the service\'s policy reads (metric: app_util, rps, eps or app.NAME), as the server last reported them; absent while it does not',
+        ['service', 'server', 'metric'],
+      ),
       state: gauge('loadfeed_server_state', '1 for the server\'s current policy state', ['service', 'server', 'state']),
       nodes: gauge('loadfeed_nodes', 'nodes in the node table by liveness', ['state']),
       omitted: gauge('loadfeed_metrics_series_omitted', `nodes or servers without their own series (more than ${maxNodes})`, ['kind']),
@@ -157,6 +162,7 @@ export class StatusMetrics implements PollerObserver {
         g.weight.set({ service: service.name, server: s.address, node: s.node ?? '' }, s.weight);
         g.state.set({ service: service.name, server: s.address, state: s.state }, 1);
         if (s.connections !== null) g.connections.set({ service: service.name, server: s.address }, s.connections);
+        for (const [metric, v] of Object.entries(s.app)) if (v !== null) g.app.set({ service: service.name, server: s.address, metric }, v);
       }
     }
     g.omitted.set({ kind: 'node' }, Math.max(0, nodes.length - this.maxNodes));

@@ -8,11 +8,14 @@ import type { PolicyProblem } from '../errors.js';
 import type { Ingest } from '../ingest/ingest.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import type { WeightDecision } from '../policy/evaluate.js';
+import { appMetricsUsed } from '../policy/app-metrics-used.js';
 
 export interface ServiceSnapshot {
   readonly name: string;
   readonly engine: string;
   readonly address: string;
+  /** Application metrics its policy reads (appMetricsUsed). */
+  readonly appMetrics: readonly string[];
   readonly decisions: readonly WeightDecision[];
 }
 
@@ -58,6 +61,8 @@ export interface PollerSnapshot {
     readonly sampleAgeMs: number | null;
     /** The agent's services with their established connections (null: not counted). */
     readonly services: readonly { readonly name: string; readonly port: number; readonly established: number | null }[];
+    /** Named application metrics of the latest sample (the catalogued ones are above); empty when none. */
+    readonly namedMetrics: Readonly<Record<string, number>>;
   })[];
   readonly services: readonly ServiceSnapshot[];
   readonly engineError: string | null;
@@ -105,11 +110,13 @@ export function takeSnapshot({ table, policy, policyStatus, cycle, scheduler, in
         port: s.port ?? 0,
         established: n.sample?.services.find((x) => x.name === s.name)?.established ?? null,
       })),
+      namedMetrics: { ...n.sample?.namedMetrics },
     })),
     services: policy.services.map((s) => ({
       name: s.name,
       engine: s.engine,
       address: s.address,
+      appMetrics: appMetricsUsed(s),
       decisions: cycle.decisions.get(s.name) ?? [],
     })),
     engineError: cycle.engineError,

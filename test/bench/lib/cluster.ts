@@ -57,6 +57,14 @@ export interface ClusterOptions {
   readonly workMs: number;
   readonly periodUs: number;
   readonly agentInterval?: string;
+  /** Another backend program than BACKEND_SCRIPT, with its arguments, and what its agent is told besides the usual. */
+  readonly backend?: BackendProgram;
+}
+
+export interface BackendProgram {
+  readonly script: string;
+  args(b: Backend): string[];
+  agentArgs(b: Backend): string[];
 }
 
 export class Cluster {
@@ -84,7 +92,10 @@ export class Cluster {
   }
 
   async startBackend(b: Backend): Promise<void> {
-    const args = [BACKEND_SCRIPT, '--id', b.id, '--host', '0.0.0.0', '--port', String(BACKEND_PORT), '--work-ms', String(this.o.workMs)];
+    const program = this.o.backend;
+    const args = program
+      ? [program.script, '--id', b.id, '--host', '0.0.0.0', '--port', String(BACKEND_PORT), ...program.args(b)]
+      : [BACKEND_SCRIPT, '--id', b.id, '--host', '0.0.0.0', '--port', String(BACKEND_PORT), '--work-ms', String(this.o.workMs)];
     b.proc = this.inside(b, b.svc, `backend ${b.id}`, args);
     await firstLine(b.proc);
   }
@@ -138,6 +149,7 @@ export class Cluster {
       // The veth between namespaces is the bench's own: plaintext is fine there.
       '--allow-plaintext',
       ...(this.o.agentInterval ? ['--interval', this.o.agentInterval] : []),
+      ...(this.o.backend?.agentArgs(b) ?? []),
     ];
     b.agent = this.o.children.spawn(`agent ${b.id}`, 'nsenter', [...b.ns.enter(), process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   }
@@ -171,7 +183,12 @@ export class Cluster {
 
   /** Change the CPU cost per request of one backend (a slowdown). */
   setWork(b: Backend, workMs: number): void {
-    b.proc?.child.stdin?.write(`work ${workMs}\n`);
+    this.command(b, `work ${workMs}`);
+  }
+
+  /** A command line to the backend program (see its file comment). */
+  command(b: Backend, line: string): void {
+    b.proc?.child.stdin?.write(`${line}\n`);
   }
 
   /** The backend's host dies: backend and agent killed at once. */

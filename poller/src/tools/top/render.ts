@@ -36,6 +36,8 @@ interface Row {
   readonly conn: number | null;
   readonly weight: number | null;
   readonly share: number | null;
+  /** The application metrics the service's policy reads, e.g. "in_flight 3 latency_seconds 0.05"; empty when none. */
+  readonly app: string;
   readonly reason: string;
 }
 
@@ -76,6 +78,7 @@ export function render(doc: StatusDocument, columns: number, options: RenderOpti
           conn: n.tcpEstablished,
           weight: null,
           share: null,
+          app: '',
           reason: '',
         })),
         sort,
@@ -155,6 +158,7 @@ function serverRow(s: ServerStatus): Row {
     conn: s.connections,
     weight: s.weight,
     share: s.share,
+    app: Object.entries(s.app).map(([name, v]) => `${name.replace(/^app\./, '')} ${v === null ? '-' : round(v)}`).join(' '),
     reason: s.reason,
   };
 }
@@ -200,7 +204,13 @@ function layout(width: number, rows: readonly Row[]): Column[] {
     { head: 'ADDRESS', width: spare >= REASON_MIN + 1 ? addrWant : addrW, right: false, cell: (r) => r.address },
     ...fixed,
   ];
-  if (spare >= REASON_MIN + 1) cols.push({ head: 'WHY', width: spare - 1, right: false, cell: (r) => r.reason });
+  if (spare < REASON_MIN + 1) return cols;
+  // Application metrics the policy reads come before the reason, which gets what is left.
+  const appWant = rows.some((r) => r.app !== '') ? longest((r) => r.app, 'APP') : 0;
+  const appW = Math.min(appWant, spare - 1);
+  if (appW > 0) cols.push({ head: 'APP', width: appW, right: false, cell: (r) => r.app });
+  const left = spare - 1 - (appW > 0 ? appW + 1 : 0);
+  if (left >= REASON_MIN) cols.push({ head: 'WHY', width: left, right: false, cell: (r) => r.reason });
   return cols;
 }
 

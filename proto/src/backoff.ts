@@ -1,6 +1,7 @@
-// Jittered exponential backoff for reconnecting to a poller. The jitter keeps
-// a fleet of agents that lost their director at the same moment from
-// reconnecting in lockstep (each mTLS handshake costs the poller ~1.5 ms of CPU).
+// Jittered exponential backoff for reconnecting a stream: an agent to its
+// pollers, an agent or a poller to an ORCA server. The jitter keeps a fleet
+// that lost its peer at the same moment from reconnecting in lockstep (each
+// mTLS handshake costs the poller ~1.5 ms of CPU).
 
 export const DEFAULT_BACKOFF_BASE_MS = 250;
 export const DEFAULT_BACKOFF_MAX_MS = 30_000;

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { Backoff } from '@loadfeed/agent';
+import { Backoff } from '@loadfeed/proto';
 
 test('delays double up to the cap, jittered within [½, 1] of the ceiling', (t) => {
   const low = new Backoff(100, 1000, () => 0);

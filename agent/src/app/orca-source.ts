@@ -1,0 +1,65 @@
+// `--orca HOST:PORT`: the application's ORCA out-of-band load reports
+// (xds.service.orca.v3.OpenRcaService/StreamCoreMetrics), through grpc-js's
+// own ORCA client. One stream, reopened with backoff when it ends; its values
+// are dropped the moment it ends and expire when reports stop coming.
+import { grpc, orcaReportValues, OrcaSubscription, type OrcaLoadReport } from '@loadfeed/proto';
+import { HeldValues, SourceState, type AppSource, type AppSourceStatus } from './source.js';
+
+/**
+ * Report interval asked of the server when the agent samples faster: gRPC
+ * servers in other languages refuse anything below their minimum (30 s by
+ * default in grpc-go and grpc-java) and send at that minimum instead.
+ */
+export const MIN_ORCA_INTERVAL_MS = 1_000;
+
+export class OrcaSource implements AppSource {
+  readonly kind = 'orca';
+  private readonly st = new SourceState();
+  private readonly held = new HeldValues(this.st);
+  private readonly subscription: OrcaSubscription;
+  private lastAt: number | null = null;
+
+  /** `intervalMs` is read at each (re)connect; values expire `ttlMs` after a report, or after two report gaps if the server reports less often. */
+  constructor(
+    readonly target: string,
+    intervalMs: () => number,
+    private readonly ttlMs: number,
+  ) {
+    this.subscription = new OrcaSubscription(target, () => Math.max(MIN_ORCA_INTERVAL_MS, intervalMs()), {
+      onReport: (report) => this.onReport(report),
+      onEnd: (s, retryMs) => {
+        this.held.drop(); // the stream is the report's liveness: no stream, no values
+        this.lastAt = null;
+        const why = s.code === grpc.status.UNIMPLEMENTED ? 'the server does not serve ORCA (OpenRcaService)' : `${grpc.status[s.code]}: ${s.details}`;
+        this.st.set('failing', `${why}; retrying in ${retryMs} ms`);
+      },
+    });
+  }
+
+  start(): void {
+    this.subscription.start();
+  }
+
+  collect(now: number, into: Map<string, number>): void {
+    this.held.collect(now, into);
+  }
+
+  status(now: number): AppSourceStatus {
+    return this.st.report(this.kind, this.target, this.held.names(now));
+  }
+
+  close(): void {
+    this.subscription.close();
+  }
+
+  private onReport(report: OrcaLoadReport): void {
+    const now = Date.now();
+    const { values, refused } = orcaReportValues(report);
+    const gap = this.lastAt === null ? 0 : now - this.lastAt;
+    this.lastAt = now;
+    this.held.hold(values, now, Math.max(this.ttlMs, 2 * gap));
+    this.st.updates += 1;
+    this.st.refused += refused;
+    if (this.st.state !== 'ok') this.st.set('ok', '');
+  }
+}

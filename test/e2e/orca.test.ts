@@ -1,0 +1,152 @@
+// ORCA end to end: gRPC servers publishing load reports through grpc-js's
+// ServerMetricRecorder, read agentless by a real poller (weights as A58, and
+// an agent's liveness rules: a hung server goes stale, a dead one is quiesced
+// at once), and read by a real agent process that also scrapes a prom-client
+// endpoint and takes pushed lines, streaming them all to the poller.
+import test, { type ExecutionContext } from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { Gauge, Registry } from 'prom-client';
+import { fetchAgentStatus } from '@loadfeed/agent';
+import { compilePolicy, defaultEngines, defaultStrategies, Poller } from '@loadfeed/poller';
+import { waitFor } from '../helpers/wait.js';
+import { binPath } from '../helpers/launcher.js';
+import { binary, realEngineGate } from '../helpers/real-engine.js';
+
+const AGENT_BIN = binPath('@loadfeed/agent', 'loadfeed-agent');
+const ORCA_SERVER = fileURLToPath(new URL('../helpers/orca-server.js', import.meta.url));
+const SERVICE = 'tcp 127.0.0.1:18100';
+// Generous: a loaded CI machine starts processes slowly.
+const WAIT_MS = 30_000;
+
+async function orcaServer(t: ExecutionContext, ...values: string[]): Promise<ChildProcess & { port: number }> {
+  const child = spawn(process.execPath, [ORCA_SERVER, ...values], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+    }
+  });
+  const [line] = (await once(child.stdout, 'data')) as [Buffer];
+  return Object.assign(child, { port: Number(line.toString().trim()) });
+}
+
+async function startPoller(t: ExecutionContext, servers: string, strategy: string) {
+  const engines = defaultEngines();
+  const policy = compilePolicy(
+    `apiVersion: loadfeed/v1
+liveness: { staleAfter: 1s }
+agents: { interval: 200ms }
+services:
+  - name: api
+    engine: memory
+    address: ${SERVICE}
+    smoothing: { halfLife: 0s }
+    slowStart: null
+    deadband: 0
+    strategy: ${strategy}
+    servers:
+${servers}`,
+    'test.yaml',
+    engines.limits(),
+  );
+  const poller = new Poller({ listen: '127.0.0.1:0', policy, engines, strategies: defaultStrategies(), logger: pino({ level: 'silent' }) });
+  const port = await poller.start();
+  t.teardown(() => poller.stop());
+  let latest: number[] = [];
+  const poll = setInterval(() => {
+    void poller.engine('memory').observe().then((obs) => {
+      latest = obs.services.find((s) => s.address === SERVICE)?.destinations.map((d) => d.weight) ?? [];
+    });
+  }, 10);
+  t.teardown(() => clearInterval(poll));
+  const weightsAre = (what: string, ok: (w: number[]) => boolean): Promise<void> =>
+    waitFor(what, () => ok(latest), WAIT_MS).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; weights ${JSON.stringify(latest)}`);
+    });
+  const state = (id: string): string | undefined => poller.snapshot().nodes.find((n) => n.id === id)?.state;
+  return { poller, port, weightsAre, state };
+}
+
+test.serial('agentless: the poller reads ORCA itself; weights follow A58; hung → stale, dead → quiesced at once', async (t) => {
+  const a = await orcaServer(t, '0.5', '100'); // 100 / 0.5 = 200
+  const b = await orcaServer(t, '0.25', '100'); // 400
+  const { weightsAre, state } = await startPoller(
+    t,
+    `      - { orca: "127.0.0.1:${a.port}", address: "127.0.0.1:9000" }\n      - { orca: "127.0.0.1:${b.port}", address: "127.0.0.1:9001" }\n`,
+    '{ name: orca, blackoutPeriod: 0s }',
+  );
+  await weightsAre('weights in the ratio of qps / application utilisation', (w) => w[0] === 50 && w[1] === 100);
+  b.kill('SIGSTOP'); // the stream stays open, the reports stop
+  await waitFor('b to go stale', () => state(`orca:127.0.0.1:${b.port}`) === 'stale', WAIT_MS);
+  await weightsAre('b quiesced, a alone at full weight', (w) => w[1] === 0 && (w[0] ?? 0) > 0);
+  b.kill('SIGCONT');
+  await weightsAre('b back', (w) => w[0] === 50 && w[1] === 100);
+  a.kill('SIGKILL'); // the stream ends
+  await waitFor('a gone', () => state(`orca:127.0.0.1:${a.port}`) === undefined, WAIT_MS);
+  await weightsAre('a quiesced', (w) => w[0] === 0 && (w[1] ?? 0) > 0);
+  t.pass();
+});
+
+const socat = realEngineGate('push socket', [binary('socat', 'socat')]);
+
+socat.serial('an agent reads ORCA, a prom-client endpoint and pushed lines; the poller weighs them with queue', async (t) => {
+  const orca = await orcaServer(t, '0.3', '250', '2');
+  const registry = new Registry();
+  new Gauge({ name: 'app_workers', help: 'pool size', registers: [registry] }).set(8);
+  const metrics = http.createServer((_req, res) => {
+    void registry.metrics().then((body) => res.writeHead(200, { 'Content-Type': registry.contentType }).end(body));
+  });
+  metrics.listen(0, '127.0.0.1');
+  await once(metrics, 'listening');
+  t.teardown(() => metrics.close());
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lf-orca-e2e-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const pushSocket = path.join(dir, 'app.sock');
+  const statusSocket = path.join(dir, 'status.sock');
+
+  const { poller, port, weightsAre } = await startPoller(t, '      - { node: app-1, address: "127.0.0.1:9000" }\n      - { node: app-2, address: "127.0.0.1:9001" }\n', '{ name: queue }');
+  const agent = (node: string, extra: string[]): ChildProcess => {
+    const child = spawn(process.execPath, [AGENT_BIN, '--poller', `127.0.0.1:${port}`, '--node-id', node, '--interval', '200ms', '--status-socket', 'off', ...extra], { stdio: 'ignore' });
+    t.teardown(() => void child.kill('SIGKILL'));
+    return child;
+  };
+  agent('app-1', [
+    '--orca', `127.0.0.1:${orca.port}`,
+    '--app-metrics', `http://127.0.0.1:${(metrics.address() as AddressInfo).port}/metrics`, '--app-metric', 'concurrency=app_workers',
+    '--app-socket', pushSocket,
+  ]);
+  agent('app-2', ['--status-socket', statusSocket]);
+
+  const app = (id: string) => {
+    const n = poller.snapshot().nodes.find((x) => x.id === id);
+    return n && { applicationUtilization: n.applicationUtilization, rps: n.rpsFractional, eps: n.eps, named: n.namedMetrics };
+  };
+  await waitFor('the push socket', () => existsSync(pushSocket), WAIT_MS);
+  const push = async (lines: string): Promise<void> => {
+    const sh = spawn('sh', ['-c', `printf '${lines}' | socat - UNIX-CONNECT:${pushSocket}`], { stdio: 'inherit' });
+    const [code] = (await once(sh, 'exit')) as [number];
+    t.is(code, 0);
+  };
+  await push('in_flight 2\nlatency_seconds 0.05\n');
+  await waitFor('all three sources in app-1\'s samples', () => {
+    const a = app('app-1');
+    return a?.rps === 250 && a.eps === 2 && a.applicationUtilization === 0.3 && a.named['concurrency'] === 8 && a.named['in_flight'] === 2;
+  }, WAIT_MS);
+  t.like(app('app-1')?.named, { concurrency: 8, in_flight: 2, latency_seconds: 0.05, orca_cpu_utilization: 0.05 });
+  t.deepEqual(app('app-2'), { applicationUtilization: null, rps: null, eps: null, named: {} }, 'no source: absent, not 0');
+  await weightsAre('app-1 weighted by its queue', (w) => (w[0] ?? 0) > 0);
+  const status = await fetchAgentStatus(statusSocket);
+  t.is(status.app, null, 'an agent without application sources says so');
+  // The ORCA server dies: its fields go absent in the samples, the others stay.
+  orca.kill('SIGKILL');
+  await waitFor('ORCA fields absent', () => app('app-1')?.rps === null && app('app-1')?.named['concurrency'] === 8, WAIT_MS);
+  t.is(app('app-1')?.applicationUtilization, null);
+});
