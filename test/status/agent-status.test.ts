@@ -6,11 +6,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fetchAgentStatus, type AgentStatusDocument } from '@loadfeed/agent';
 import { startHarness } from './harness.js';
 import { binPath } from '../helpers/launcher.js';
+import { waitFor } from '../helpers/wait.js';
 
 const AGENT_BIN = binPath('@loadfeed/agent', 'loadfeed-agent');
 // Generous: on a loaded CI machine an agent takes seconds to start.
@@ -218,4 +220,45 @@ test('--status-socket is checked, and status --help says where it looks', async 
   const unknown = await run(['status', '--bogus']);
   t.is(unknown.code, 2);
   t.regex(unknown.stderr, /--bogus.*see loadfeed-agent status --help/s);
+});
+
+test('status lists each application metrics source, what it holds and why not; exit 1 while one is not fresh', async (t) => {
+  t.timeout(180_000);
+  const h = await startHarness(t, { nodes: ['app-1'] });
+  const dir = tmpDir(t);
+  const socket = path.join(dir, 'agent.sock');
+  const push = path.join(dir, 'app.sock');
+  startAgent(t, [
+    '--poller', `127.0.0.1:${h.port}`,
+    '--node-id', 'app-1',
+    '--interval', '200ms',
+    '--status-socket', socket,
+    '--orca', '127.0.0.1:1', // nothing serves ORCA there
+    '--app-socket', push,
+    '--app-ttl', '600s', // pushed once: they must still be fresh when status asks on a loaded machine
+  ]);
+  await statusWhen(socket, 'the push socket listening and ORCA failing', (d) => d.app?.sources[0]?.state === 'failing' && d.app.sources[1]?.state === 'silent');
+  // What the application writes on its socket.
+  await new Promise<void>((resolve, reject) => {
+    const c = net.connect(push, () => c.end('in_flight 7\nrps 12.5\n'));
+    c.on('close', () => resolve());
+    c.on('error', reject);
+  });
+  const doc = await statusWhen(socket, 'the pushed values in a sample', (d) => d.lastSample?.namedMetrics['in_flight'] === 7);
+  t.like(doc.app?.sources[1], { kind: 'push', target: push, state: 'ok', updates: 2, refused: 0 });
+  t.deepEqual([...(doc.app?.sources[1]?.names ?? [])].sort(), ['in_flight', 'rps']);
+  t.like(doc.app?.sources[0], { kind: 'orca', target: '127.0.0.1:1', state: 'failing', names: [] });
+  t.regex(doc.app?.sources[0]?.detail ?? '', /UNAVAILABLE.*retrying in \d+ ms/);
+  t.is(doc.lastSample?.rpsFractional, 12.5);
+  t.is(doc.lastSample?.applicationUtilization, null, 'no source gave it: absent, not 0');
+
+  const human = await run(['status', '--status-socket', socket]);
+  t.log(human.stdout);
+  t.is(human.code, 1, 'the ORCA source is failing');
+  t.regex(human.stdout, /\napp {7}2 sources, 1 with fresh values\n/);
+  t.regex(human.stdout, /\n {2}orca +127\.0\.0\.1:1 +failing .*\n {6}no values: sent as absent\n {6}UNAVAILABLE/);
+  t.regex(human.stdout, /\n {2}push +\S+app\.sock +ok .* 2 taken, 0 refused\n {6}(in_flight rps|rps in_flight)\n/);
+  t.regex(human.stdout, /last sample: app rps 12\.5 {2}in_flight 7/);
+  // The poller got them too.
+  await waitFor('the poller to hold them', () => h.poller.snapshot().nodes.find((n) => n.id === 'app-1')?.namedMetrics['in_flight'] === 7, WAIT_MS);
 });
