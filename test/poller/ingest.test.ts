@@ -9,7 +9,7 @@ import { fakeIngest } from '../helpers/fake-call.js';
 
 // As grpc-js hands it over: decoded, every field set.
 const HELLO = AgentMessage.decode(AgentMessage.encode({ hello: { nodeId: 'n1', cores: 2, memoryBytes: 1e9 } }).finish());
-const sample = (seq: number): object => ({ body: 'sample', sample: { seq, timestampMs: Date.now(), cpuUtilization: 0.5, memUtilization: 0.5, services: [], windowMs: 1000 } });
+const sample = (seq: number): object => ({ body: 'sample', sample: { seq, timestampMs: Date.now(), cpuUtilization: 0.5, memUtilization: 0.5, services: [], windowMs: 1000, namedMetrics: {} } });
 const acks = (written: readonly unknown[]): number[] => (written as { ack?: { lastSeq: number } }[]).flatMap((m) => (m.ack ? [m.ack.lastSeq] : []));
 
 test(`the first sample of a stream is acknowledged at once, the next ones at most every ${ACK_INTERVAL_MS} ms`, (t) => {
