@@ -73,6 +73,7 @@ export {
   type ScopeConfig,
   type ParsedCommandLine,
 } from './config.js';
+export { mergeReadings, ReportGate, WATCHES_PER_INTERVAL } from './report-gate.js';
 export { Backoff, DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_MAX_MS } from './backoff.js';
 export { PollerStream, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, type StreamState, type ReporterEvents } from './reporter.js';
 export { loadTransport, type Transport } from './transport.js';

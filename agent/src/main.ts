@@ -15,6 +15,7 @@ import { PollerStream } from './reporter.js';
 import { loadTransport, type Transport } from './transport.js';
 import { collectFacts } from './facts.js';
 import { createSampler, type Sampler } from './sampler.js';
+import { ReportGate } from './report-gate.js';
 import type { Reading } from './reading.js';
 import { formatLogRecord } from './log-line.js';
 import { agentStatusMain } from './status-cli.js';
@@ -130,25 +131,29 @@ function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<ty
   const socket = config.statusSocket === null ? null : new AgentStatusSocket(config.statusSocket, () => status.document(), log);
   socket?.start().catch((err: unknown) => log({ msg: 'status socket off', error: (err as Error).message }));
 
+  const gate = new ReportGate(config.earlyChange);
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | null = null;
-    let due = performance.now() + intervalMs;
+    const watchMs = (): number => gate.watchMs(intervalMs, MIN_INTERVAL_MS);
+    let due = performance.now() + watchMs();
     let stopping = false;
     // A shorter interval from the poller takes effect now, not after the
     // long wait already scheduled.
     reschedule = (): void => {
       if (!timer) return;
       clearTimeout(timer);
-      due = Math.min(due, performance.now() + intervalMs);
+      due = Math.min(due, performance.now() + watchMs());
       timer = setTimeout(() => void tick(), Math.max(0, due - performance.now()));
     };
     const tick = async (): Promise<void> => {
       timer = null;
       try {
-        const reading = await sampler.sample();
-        const now = Date.now();
-        status.sampled(reading, now);
-        for (const s of streams) status.offered(s.target, s.send(reading, now));
+        const reading = gate.offer(await sampler.sample(), intervalMs);
+        if (reading !== null) {
+          const now = Date.now();
+          status.sampled(reading, now);
+          for (const s of streams) status.offered(s.target, s.send(reading, now));
+        }
       } catch (err) {
         // The scope itself is gone (process exited, cgroup removed): nothing
         // left to measure, so stop and let the poller quiesce this node.
@@ -157,8 +162,8 @@ function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<ty
         return;
       }
       if (!stopping) {
-        due = performance.now() + intervalMs;
-        timer = setTimeout(() => void tick(), intervalMs);
+        due = performance.now() + watchMs();
+        timer = setTimeout(() => void tick(), watchMs());
       }
     };
     const stop = (code: number): void => {
@@ -175,7 +180,7 @@ function run(config: AgentConfig, sampler: Sampler, facts: Awaited<ReturnType<ty
     const onSignal = (): void => stop(0);
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    timer = setTimeout(() => void tick(), intervalMs);
+    timer = setTimeout(() => void tick(), watchMs());
   });
 }
 

@@ -109,15 +109,24 @@ gate.serial('bench:reaction quick: times for the load step and the three ways of
 gate.serial('bench:balance quick: latency, errors, CPU spread and shares per policy and scenario', async (t) => {
   const out = await runQuick(t, 'balance');
   t.regex(out, /targets \(loadfeed default\):/);
-  const r = json('balance-quick.json') as { scenarios: Record<string, { policies: Record<string, { requests: number; p50: number; p99: number; p999: number; maxAvgCpu: number; p95AvgCpu: number; shares: number[]; errors: number }> }> };
-  t.deepEqual(Object.keys(r.scenarios).sort(), ['a', 'b']);
+  t.regex(out, /\(f\) p99 loadfeed \/ HAProxy leastconn: all [\d.]+, b1 sick [\d.]+, b2 sick [\d.]+, b3 sick [\d.]+/);
+  type Fig = { requests: number; p50: number; p99: number; p999: number; maxAvgCpu: number; p95AvgCpu: number; shares: number[]; errors: number };
+  const r = json('balance-quick.json') as { scenarios: Record<string, { policies: Record<string, Fig & { phases: Record<string, Fig>; weightTrace: number[][] }> }> };
+  t.deepEqual(Object.keys(r.scenarios).sort(), ['a', 'f']);
   for (const [key, sc] of Object.entries(r.scenarios)) {
-    t.deepEqual(Object.keys(sc.policies).sort(), ['loadfeed', 'round-robin'], key);
+    t.deepEqual(Object.keys(sc.policies).sort(), ['haproxy-leastconn', 'haproxy-loadfeed', 'loadfeed'], key);
     for (const [p, f] of Object.entries(sc.policies)) {
       t.true(f.requests > 50, `${key}/${p} requests`);
       t.true([f.p50, f.p99, f.p999, f.maxAvgCpu, f.p95AvgCpu].every(finite), `${key}/${p}: ${JSON.stringify(f)}`);
       t.is(f.shares.length, 3);
+      // Weights were read from the engine (HAProxy's through its runtime API) all along.
+      t.true(f.weightTrace.length > 10 && f.weightTrace.every((w) => w.length === 4), `${key}/${p} weight trace`);
     }
+  }
+  // The moving scenario's phases: each backend sick in turn, each with requests of its own.
+  for (const [p, f] of Object.entries(r.scenarios['f']?.policies ?? {})) {
+    t.deepEqual(Object.keys(f.phases), ['b1 sick', 'b2 sick', 'b3 sick'], p);
+    for (const [ph, g] of Object.entries(f.phases)) t.true(g.requests > 10 && finite(g.p99), `${p}/${ph}: ${JSON.stringify(g)}`);
   }
 });
 
