@@ -97,7 +97,25 @@ export const POLICIES: Readonly<Record<string, Balancer & { readonly what: strin
       ) + s,
   },
   pid: { what: 'loadfeed pid strategy, defaults (swrr-sed)', kind: 'poller', policy: (s) => policyHead('    strategy: { name: pid }\n') + s },
-  loadfeed: { what: "loadfeed's defaults: headroom, swrr-sed, half-life 2s, deadband 5%", kind: 'poller', policy: (s) => policyHead('') + s },
+  loadfeed: { what: "loadfeed's defaults: capacity, swrr-sed, half-life 2s (falling 250ms), deadband 5%, agents' early reports", kind: 'poller', policy: (s) => policyHead('') + s },
+  // The defaults before the moving-trouble work (issue 18), pinned, to measure against in the same run.
+  'loadfeed-before': {
+    what: "loadfeed's defaults until 2026-12-07: headroom, swrr-sed, half-life 2s both ways, deadband 5%, no early reports",
+    kind: 'poller',
+    policy: (s) => policyHead('    strategy: { name: headroom }\n    smoothing: { halfLife: 2s, halfLifeDown: 2s }\n') + s,
+    agentArgs: ['--early-change', '0'],
+  },
+  'loadfeed-headroom': {
+    what: "loadfeed's defaults with the headroom strategy (what the strategy change bought)",
+    kind: 'poller',
+    policy: (s) => policyHead('    strategy: { name: headroom }\n') + s,
+  },
+  'loadfeed-no-early': {
+    what: "loadfeed's defaults with agents reporting only every interval (what early reports bought)",
+    kind: 'poller',
+    policy: (s) => policyHead('') + s,
+    agentArgs: ['--early-change', '0'],
+  },
   // Not in the default set: loadfeed's defaults on the other fast-path
   // scheduler, to tell the strategy's part from the scheduler's.
   'loadfeed-swrr': { what: "loadfeed's defaults with scheduler swrr", kind: 'poller', policy: (s) => policyHead('    scheduler: swrr\n') + s },
@@ -114,7 +132,7 @@ export const POLICIES: Readonly<Record<string, Balancer & { readonly what: strin
 /** Policies run when --policies is not given. */
 const DEFAULT_POLICIES = [
   'haproxy-leastconn', 'haproxy-leastconn-capacity', 'haproxy-roundrobin-capacity', 'haproxy-loadfeed',
-  'round-robin', 'static-equal', 'static-capacity', 'least-connection', 'orca', 'pid', 'loadfeed',
+  'round-robin', 'static-equal', 'static-capacity', 'least-connection', 'orca', 'pid', 'loadfeed', 'loadfeed-before',
 ];
 
 // ---- scenarios -----------------------------------------------------------------------

@@ -29,10 +29,10 @@ test('a sample re-evaluates only its services, without reading the engine; a ful
     },
     () => ({}),
   );
-  // Which services were evaluated, in order: a uses headroom, b connections.
+  // Which services were evaluated, in order: a uses the default (capacity), b connections.
   const scored: string[] = [];
   const strategies = defaultStrategies();
-  beforeWeighing(strategies, 'headroom', () => scored.push('a'));
+  beforeWeighing(strategies, 'capacity', () => scored.push('a'));
   beforeWeighing(strategies, 'connections', () => scored.push('b'));
   const policy = compilePolicy(
     `apiVersion: loadfeed/v1

@@ -5,9 +5,11 @@ import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { formatHostPort, formatL4Address, parseHostPort, parseL4Address, type EngineDescriptor } from '@loadfeed/kernel-bridge';
 import { excerpt, PolicyError, type PolicyProblem } from '../errors.js';
-import { formatDuration } from '../util/duration.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
 import type { Expression } from './expression.js';
-import { API_VERSION, MAX_POLICY_BYTES, NAME_ADDRESSED_ENGINES, NAMED_SERVICE_ENGINES, policySchema, type PolicyInput, type PolicyOutput } from './schema.js';
+import { API_VERSION, DEFAULT_HALF_LIFE_DOWN, MAX_POLICY_BYTES, NAME_ADDRESSED_ENGINES, NAMED_SERVICE_ENGINES, policySchema, type PolicyInput, type PolicyOutput } from './schema.js';
+
+const HALF_LIFE_DOWN_MS = parseDuration(DEFAULT_HALF_LIFE_DOWN) ?? 0;
 
 export type StrategyConfig = PolicyOutput['services'][number]['strategy'];
 export type StrategyName = StrategyConfig['name'];
@@ -31,7 +33,7 @@ export interface CompiledService {
   readonly scheduler: string | null;
   readonly servers: readonly ServerMatch[];
   readonly strategy: StrategyConfig;
-  readonly smoothing: { readonly halfLifeMs: number };
+  readonly smoothing: { readonly halfLifeMs: number; readonly halfLifeDownMs: number };
   readonly deadband: number;
   readonly maxChangePerSecond: number | null;
   readonly weights: { readonly min: number; readonly max: number; readonly quantum: number };
@@ -161,7 +163,7 @@ function finish(p: PolicyOutput, file: string, engines: KnownEngines): CompiledP
           return srv.node !== undefined ? { by: 'node', node: srv.node, address } : { by: 'address', host: a.host, address };
         }),
         strategy: s.strategy,
-        smoothing: { halfLifeMs: s.smoothing.halfLife },
+        smoothing: { halfLifeMs: s.smoothing.halfLife, halfLifeDownMs: s.smoothing.halfLifeDown ?? Math.min(s.smoothing.halfLife, HALF_LIFE_DOWN_MS) },
         deadband: s.deadband,
         maxChangePerSecond: s.maxChangePerSecond,
         weights: {
@@ -210,7 +212,7 @@ export function printPolicy(p: CompiledPolicy): PolicyInput {
         m.by === 'selector' ? { selector: { ...m.selector }, port: m.port } : m.by === 'node' ? { node: m.node, address: m.address } : { address: m.address },
       ),
       strategy: printStrategy(s.strategy),
-      smoothing: { halfLife: d(s.smoothing.halfLifeMs) },
+      smoothing: { halfLife: d(s.smoothing.halfLifeMs), halfLifeDown: d(s.smoothing.halfLifeDownMs) },
       deadband: s.deadband,
       maxChangePerSecond: s.maxChangePerSecond,
       weights: { ...s.weights },

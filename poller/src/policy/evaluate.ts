@@ -185,7 +185,7 @@ export class WeightEvaluator {
       const usable = score !== null && Number.isFinite(score) && score >= 0;
       c.reason = s?.reason ?? '';
       if (score !== null && !usable) c.reason += `; unusable score ${score}: mean`;
-      c.score = usable ? smooth(c.memory, score, service.smoothing.halfLifeMs, now) : null;
+      c.score = usable ? smooth(c.memory, score, service.smoothing, now) : null;
     });
     const open = candidates.filter((c) => !c.fixed);
     let known = 0;
@@ -392,7 +392,9 @@ function rampFactor(service: CompiledService, slowStart: { readonly durationMs: 
  * (Scores can change without a new sample of their own: orca's round robin
  * ends, pid renormalises.)
  */
-function smooth(s: ServerMemory, score: number, halfLifeMs: number, now: number): number {
+/** EWMA on the poller's clock, with its own half-life for falling scores. */
+function smooth(s: ServerMemory, score: number, halfLives: CompiledService['smoothing'], now: number): number {
+  const halfLifeMs = s.smoothed !== null && score < s.smoothed ? halfLives.halfLifeDownMs : halfLives.halfLifeMs;
   const value = s.smoothed === null || halfLifeMs <= 0 ? score : s.smoothed + (1 - 2 ** (-(now - s.smoothedAt) / halfLifeMs)) * (score - s.smoothed);
   s.smoothed = value;
   s.smoothedAt = now;

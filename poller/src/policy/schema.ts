@@ -14,6 +14,10 @@ export const DEFAULT_STALE_AFTER = '2s';
 export const DEFAULT_RESTART_GRACE = '10s';
 export const DEFAULT_AGENT_INTERVAL = '1s';
 export const DEFAULT_HALF_LIFE = '2s';
+/** Falling scores (a server in trouble) are smoothed with this half-life, or halfLife if shorter; rising ones with halfLife. */
+export const DEFAULT_HALF_LIFE_DOWN = '250ms';
+/** capacity: below this utilisation a server's requests/utilisation is noise. */
+export const CAPACITY_MIN_UTILIZATION = 0.1;
 export const DEFAULT_WEIGHT_MIN = 1;
 export const DEFAULT_WEIGHT_MAX = 100;
 export const DEFAULT_DEADBAND = 0.05;
@@ -120,6 +124,14 @@ export const headroomSchema = z.strictObject({
   usePressure: z.boolean().default(true),
 });
 
+export const capacitySchema = z.strictObject({
+  name: z.literal('capacity'),
+  /** Count CPU pressure (PSI) as load when it is worse than utilisation. */
+  usePressure: z.boolean().default(true),
+  /** Below this utilisation a server is too idle to estimate: it gets the service mean. */
+  minUtilization: z.number().gt(0).max(1).default(CAPACITY_MIN_UTILIZATION),
+});
+
 export const orcaSchema = z.strictObject({
   name: z.literal('orca'),
   /** A58 error_utilization_penalty: how much errors per second count as utilisation. */
@@ -151,7 +163,7 @@ export const expressionStrategySchema = z.strictObject({
   score: expression,
 });
 
-export const strategySchema = z.discriminatedUnion('name', [headroomSchema, orcaSchema, pidSchema, connectionsSchema, expressionStrategySchema]);
+export const strategySchema = z.discriminatedUnion('name', [capacitySchema, headroomSchema, orcaSchema, pidSchema, connectionsSchema, expressionStrategySchema]);
 
 export const serverSchema = z
   .strictObject({
@@ -222,8 +234,13 @@ export const serviceSchema = z.strictObject({
    */
   connectionLimit: expression.optional(),
   servers: z.array(serverSchema).min(1, 'needs at least one server'),
-  strategy: strategySchema.prefault({ name: 'headroom' }),
-  smoothing: z.strictObject({ halfLife: duration().prefault(DEFAULT_HALF_LIFE) }).prefault({}),
+  strategy: strategySchema.prefault({ name: 'capacity' }),
+  /**
+   * EWMA of each server's score: `halfLife` for rising scores, `halfLifeDown`
+   * for falling ones (react fast to trouble, recover carefully); by default
+   * the shorter of 250ms and halfLife, so `halfLife: 0s` turns smoothing off.
+   */
+  smoothing: z.strictObject({ halfLife: duration().prefault(DEFAULT_HALF_LIFE), halfLifeDown: duration().optional() }).prefault({}),
   /** Skip a weight change smaller than this fraction of the current weight. */
   deadband: fraction.default(DEFAULT_DEADBAND),
   /** Largest change of one weight per second, as a fraction of weights.max; null = unlimited. */

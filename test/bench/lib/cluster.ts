@@ -61,7 +61,13 @@ export const HAPROXY_BACKEND = 'bench';
 export type Balancer =
   | { readonly kind: 'engine'; readonly scheduler: 'swrr' | 'wlc'; readonly weight: (b: BackendSpec) => number }
   | { readonly kind: 'haproxy'; readonly balance: HaproxyBalance; readonly weight: (b: BackendSpec) => number }
-  | { readonly kind: 'poller'; readonly policy: (servers: string, haproxySocket: string | null) => string; readonly haproxy?: HaproxyBalance };
+  | {
+      readonly kind: 'poller';
+      readonly policy: (servers: string, haproxySocket: string | null) => string;
+      readonly haproxy?: HaproxyBalance;
+      /** More arguments for every agent, e.g. ['--early-change', '0']. */
+      readonly agentArgs?: readonly string[];
+    };
 
 /** HAProxy's weights before loadfeed writes any (its default, 1, leaves no room below). */
 const HAPROXY_INITIAL_WEIGHT = 100;
@@ -87,6 +93,7 @@ export class Cluster {
   private poller: Poller | null = null;
   private pollerPort = 0;
   private haproxy: { proc: Started; dir: string } | null = null;
+  private agentArgs: readonly string[] = [];
   /** The engine's name of each backend's destination (HAProxy: the server name). */
   private names: string[];
   target: HostPort = { host: '127.0.0.1', port: 0 };
@@ -132,6 +139,7 @@ export class Cluster {
       return;
     }
     const socket = balancer.haproxy ? await this.startHaproxy(balancer.haproxy, () => HAPROXY_INITIAL_WEIGHT) : null;
+    this.agentArgs = balancer.agentArgs ?? [];
     const servers = this.backends.map((b, i) => `      - { node: ${b.id}, address: "${this.names[i]}" }`).join('\n');
     const engines = defaultEngines();
     const policy = compilePolicy(balancer.policy(servers, socket), '<bench policy>', engines.limits());
@@ -173,6 +181,7 @@ export class Cluster {
       // The veth between namespaces is the bench's own: plaintext is fine there.
       '--allow-plaintext',
       ...(this.o.agentInterval ? ['--interval', this.o.agentInterval] : []),
+      ...this.agentArgs,
     ];
     b.agent = this.o.children.spawn(`agent ${b.id}`, 'nsenter', [...b.ns.enter(), process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   }
