@@ -100,7 +100,9 @@ gate.serial('bench:xds quick: every client got every weight change, from the eng
 gate.serial('bench:reaction quick: times for the load step and the three ways of losing a server', async (t) => {
   const out = await runQuick(t, 'reaction');
   t.regex(out, /agent SIGKILL → quiesced/);
-  const r = json('reaction-quick.json') as { kinds: { name: string; times: number[]; misses: number }[] };
+  t.regex(out, /steady state over \d+ s: weight wobble [\d.]+ %/);
+  const r = json('reaction-quick.json') as { steady: { wobble: number; changesPerMinute: number; weights: number[] }; kinds: { name: string; times: number[]; misses: number }[] };
+  t.true(finite(r.steady.wobble) && r.steady.wobble >= 0 && r.steady.weights.length === 3 && r.steady.weights.every((w) => w > 0), JSON.stringify(r.steady));
   t.is(r.kinds.length, 4);
   // Losing a server must be noticed every time, even on a busy machine.
   for (const k of r.kinds.slice(1)) t.true(k.times.length === 2 && k.misses === 0 && k.times.every((x) => x >= 0 && x < 15), JSON.stringify(k));
