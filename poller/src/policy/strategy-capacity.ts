@@ -32,7 +32,7 @@ export const capacityStrategy: Strategy<CapacityConfig, null> = {
       const byPressure = pressure !== null && pressure > m.cpuUtilization;
       const load = byPressure ? (pressure ?? 0) : m.cpuUtilization;
       const what = `${byPressure ? 'cpu pressure' : 'cpu'} ${fmt(load)}`;
-      const rate = m.acceptsPerSecond;
+      const rate = m.tcpAcceptsPerSecond;
       if (rate === null) return { score: null, reason: 'no accepted-connection rate: mean' };
       if (load < config.minUtilization || rate <= 0) return { score: null, reason: `${what}, too idle to estimate: mean` };
       return { score: rate / load, reason: `${fmt(rate)} connections/s at ${what}: capacity ${fmt(rate / load)}/s` };
