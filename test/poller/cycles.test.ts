@@ -194,7 +194,8 @@ services:
 test('a policy cycle that throws makes the poller degraded and counts it; the engine keeps the last weights', async (t) => {
   const strategies = defaultStrategies();
   let failing = false;
-  beforeWeighing(strategies, 'headroom', () => {
+  // The policy below uses the default strategy.
+  beforeWeighing(strategies, 'capacity', () => {
     if (failing) throw new RangeError('Maximum call stack size exceeded');
   });
   const engines = defaultEngines();
