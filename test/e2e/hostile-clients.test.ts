@@ -148,11 +148,11 @@ test.serial('connections without a Hello are bounded per peer, closed after the 
   const p = await startPoller(t, ['--max-pending-per-peer', '3', '--hello-timeout', '1s']);
   const idle = [0, 1, 2, 3, 4].map(() => session(t, p.port));
   // Two of the five are over the bound: closed as accepted.
-  await waitFor('two connections refused', () => p.logs().filter((l) => l['kind'] === 'pending-per-peer').length >= 2, 10_000);
+  await waitFor('two connections refused', () => p.logs().filter((l) => l['kind'] === 'pending-per-peer').length >= 2);
   t.is(await p.refused('pending-per-peer'), 2);
   // The other three said nothing: closed by the Hello timeout.
   await Promise.all(idle.map(closed));
-  await waitFor('hello timeouts counted', () => p.logs().filter((l) => l['kind'] === 'hello-timeout').length >= 3, 10_000);
+  await waitFor('hello timeouts counted', () => p.logs().filter((l) => l['kind'] === 'hello-timeout').length >= 3);
   t.is(await p.refused('hello-timeout'), 3);
   t.regex((await p.get('/metrics')).body, /^loadfeed_agent_connections_pending 0$/m);
 });
@@ -218,7 +218,7 @@ test.serial('policy files the running poller could not live with are refused at 
   const refusedWith = async (text: string): Promise<string> => {
     const before = reloads();
     writeFileSync(p.policyFile, text);
-    await waitFor('the reload', () => reloads() > before, 10_000);
+    await waitFor('the reload', () => reloads() > before);
     const health = await p.get('/healthz');
     t.is(health.status, 503, health.body);
     return health.body;
@@ -247,6 +247,6 @@ test.serial('policy files the running poller could not live with are refused at 
 
   // A good file again: ok.
   writeFileSync(p.policyFile, POLICY.replace('200ms', '300ms'));
-  await waitFor('the good reload', () => p.logs().at(-1)?.['msg'] === 'policy reloaded', 10_000);
+  await waitFor('the good reload', () => p.logs().at(-1)?.['msg'] === 'policy reloaded');
   t.is((await p.get('/healthz')).status, 200);
 });
