@@ -34,7 +34,7 @@ export class NotRegisteredError extends PollerError {
   }
 }
 
-/** Another program or server did not do what was asked (openssl, a poller's status server). */
+/** Another program or server did not do what was asked (a poller's status server). */
 export class ExternalError extends PollerError {
   override readonly name = 'ExternalError';
   constructor(message: string, options?: { cause?: unknown }) {

@@ -11,7 +11,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -202,11 +202,22 @@ test.serial('the installed bins run: help, one sample (SOCK_DIAG through the ins
   t.is(check.code, 0, `${check.stdout}${check.stderr}`);
 });
 
-test.serial('an agent installed with npm install -g streams to a poller installed with npm install -g', async (t) => {
+test.serial('an agent installed with npm install -g streams to a poller installed with npm install -g, over mutual TLS with certificates from the installed loadfeed certs', async (t) => {
   t.timeout(2 * INSTALL_TIMEOUT_MS + 60_000);
   const agentBin = path.join(await globalInstall(t, '@loadfeed/agent'), 'bin');
   const pollerBin = path.join(await globalInstall(t, '@loadfeed/poller'), 'bin');
-  await streamsTogether(t, pollerBin, agentBin);
+  // PATH holds node and nothing else, so no openssl can be found.
+  const onlyNode = await mkdtemp(path.join(dir, 'only-node-'));
+  await symlink(process.execPath, path.join(onlyNode, 'node'));
+  const pki = path.join(dir, 'pki');
+  const certs = await runCommand(path.join(pollerBin, 'loadfeed'), ['certs', '--out', pki, '--node', 'packed-1'], {
+    cwd: dir,
+    env: cleanEnv({ PATH: onlyNode }),
+    timeoutMs: 30_000,
+  });
+  t.is(certs.code, 0, certs.stderr);
+  t.deepEqual((await readdir(pki)).sort(), ['ca.key', 'ca.pem', 'packed-1.key', 'packed-1.pem', 'poller.key', 'poller.pem']);
+  await streamsTogether(t, pollerBin, agentBin, pki);
 });
 
 test.serial('both tarballs installed as one project (npm install --prefix DIR): one @grpc/grpc-js, and the agent streams to the poller', async (t) => {
@@ -226,8 +237,15 @@ async function tarEntry(file: string, entry: string): Promise<string> {
   return r.stdout;
 }
 
-/** The installed poller and agent together on loopback: a sample becomes a weight; the status server serves uPlot from the installed tree. */
-async function streamsTogether(t: ExecutionContext, pollerBin: string, agentBin: string): Promise<void> {
+/**
+ * The installed poller and agent together on loopback: a sample becomes a
+ * weight; the status server serves uPlot from the installed tree. With `pki`
+ * (a `loadfeed certs` directory naming node packed-1), over mutual TLS.
+ */
+async function streamsTogether(t: ExecutionContext, pollerBin: string, agentBin: string, pki?: string): Promise<void> {
+  const pem = (name: string): string => path.join(pki ?? '', name);
+  const pollerTls = pki === undefined ? [] : ['--tls-cert', pem('poller.pem'), '--tls-key', pem('poller.key'), '--tls-client-ca', pem('ca.pem')];
+  const agentTls = pki === undefined ? [] : ['--tls-ca', pem('ca.pem'), '--tls-cert', pem('packed-1.pem'), '--tls-key', pem('packed-1.key')];
   const work = await mkdtemp(path.join(dir, 'run-'));
   const policy = path.join(work, 'policy.yaml');
   await writeFile(
@@ -236,7 +254,7 @@ async function streamsTogether(t: ExecutionContext, pollerBin: string, agentBin:
       '    address: tcp 127.0.0.1:18080\n    servers:\n      - { node: packed-1, address: "127.0.0.1:18081" }\n',
   );
   let log = '';
-  const poller = spawn(path.join(pollerBin, 'loadfeed-poller'), ['--policy', policy, '--listen', '127.0.0.1:0', '--status', '127.0.0.1:0'], {
+  const poller = spawn(path.join(pollerBin, 'loadfeed-poller'), ['--policy', policy, '--listen', '127.0.0.1:0', '--status', '127.0.0.1:0', ...pollerTls], {
     cwd: work,
     env: cleanEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -256,7 +274,7 @@ async function streamsTogether(t: ExecutionContext, pollerBin: string, agentBin:
   t.truthy(startLine.port, 'gRPC port in the start line');
   t.truthy(startLine.status, 'status URL in the start line');
 
-  const agent = spawn(path.join(agentBin, 'loadfeed-agent'), ['--poller', `127.0.0.1:${startLine.port ?? 0}`, '--node-id', 'packed-1', '--interval', '200ms'], {
+  const agent = spawn(path.join(agentBin, 'loadfeed-agent'), ['--poller', `${pki === undefined ? '127.0.0.1' : 'localhost'}:${startLine.port ?? 0}`, '--node-id', 'packed-1', '--interval', '200ms', ...agentTls], {
     cwd: work,
     env: cleanEnv({ LOADFEED_STATUS_SOCKET: 'off' }),
     stdio: ['ignore', 'ignore', 'pipe'],

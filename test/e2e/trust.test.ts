@@ -1,5 +1,5 @@
 // Authenticated agents over real TLS: certificates made by `loadfeed certs`
-// (real openssl), the real agent executable, a real poller. An agent may
+// (in-process, no openssl), the real agent executable, a real poller. An agent may
 // only report for the node id its certificate or token names.
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync, spawn } from 'node:child_process';
@@ -11,15 +11,12 @@ import { pino } from 'pino';
 import { compilePolicy, defaultEngines, defaultStrategies, loadSecurity, Poller, type SecurityFiles } from '@loadfeed/poller';
 import { waitFor } from '../helpers/wait.js';
 import { binPath } from '../helpers/launcher.js';
-import { binary, realEngineGate } from '../helpers/real-engine.js';
 
 const AGENT = binPath('@loadfeed/agent', 'loadfeed-agent');
 const CLI = binPath('@loadfeed/poller', 'loadfeed');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'loadfeed-trust-'));
 const certs = path.join(dir, 'pki');
-// `loadfeed certs` runs the system's openssl: without it the TLS tests skip (or fail under LOADFEED_REQUIRE_ENGINES=1).
-const mtls = realEngineGate('mutual TLS (loadfeed certs)', [binary('openssl', 'openssl')]);
-if (mtls.missing === undefined) execFileSync(process.execPath, [CLI, 'certs', '--out', certs, '--node', 'web-1', '--node', 'web-2']);
+execFileSync(process.execPath, [CLI, 'certs', '--out', certs, '--node', 'web-1', '--node', 'web-2']);
 const pem = (name: string): string => path.join(certs, name);
 
 async function poller(t: ExecutionContext, security: Partial<SecurityFiles>) {
@@ -64,7 +61,7 @@ function agent(t: ExecutionContext, port: number, nodeId: string, args: string[]
 const MTLS = { cert: pem('poller.pem'), key: pem('poller.key'), clientCa: pem('ca.pem') };
 const tlsArgs = (node: string): string[] => ['--tls-ca', pem('ca.pem'), '--tls-cert', pem(`${node}.pem`), '--tls-key', pem(`${node}.key`)];
 
-mtls.test('mutual TLS: an agent reports for the node its certificate names', async (t) => {
+test('mutual TLS: an agent reports for the node its certificate names', async (t) => {
   const { p, port, live } = await poller(t, MTLS);
   agent(t, port, 'web-1', tlsArgs('web-1'));
   await waitFor('web-1 reporting over mTLS', () => live('web-1'));
@@ -73,7 +70,7 @@ mtls.test('mutual TLS: an agent reports for the node its certificate names', asy
   t.is(p.snapshot().ingest.pendingConnections, 0);
 });
 
-mtls.test('mutual TLS: a certificate for another node is refused with PERMISSION_DENIED and counted', async (t) => {
+test('mutual TLS: a certificate for another node is refused with PERMISSION_DENIED and counted', async (t) => {
   const { p, port, live } = await poller(t, MTLS);
   const liar = agent(t, port, 'web-2', tlsArgs('web-1'));
   // The agent logs JSON, so the quotes in the status details come escaped.
@@ -82,7 +79,7 @@ mtls.test('mutual TLS: a certificate for another node is refused with PERMISSION
   t.true((p.snapshot().ingest.rejected['auth'] ?? 0) >= 1);
 });
 
-mtls.test('mutual TLS: an agent without a client certificate cannot connect at all', async (t) => {
+test('mutual TLS: an agent without a client certificate cannot connect at all', async (t) => {
   const { port, live } = await poller(t, MTLS);
   const anon = agent(t, port, 'web-1', ['--tls-ca', pem('ca.pem')]);
   await waitFor('the TLS failure', () => /stream waiting.*UNAVAILABLE/.test(anon.stderr()));

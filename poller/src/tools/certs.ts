@@ -1,18 +1,15 @@
 // `loadfeed certs`: a development CA and certificates for mutual TLS between
-// agents and pollers, made with the system's openssl (EC P-256). For
+// agents and pollers (EC P-256, made in-process: no openssl needed). For
 // production, use your own PKI: the poller only needs a server certificate,
 // the CA of the agents' client certificates, and each agent's certificate to
 // name its node id in CN or a DNS subjectAltName.
-import { execFile } from 'node:child_process';
+import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { parseArgs, promisify } from 'node:util';
-import { ExternalError, OptionError } from '../errors.js';
-
-const run = promisify(execFile);
+import { parseArgs } from 'node:util';
+import { OptionError } from '../errors.js';
 
 export const DEFAULT_CERT_DAYS = 825;
 
@@ -22,6 +19,7 @@ Makes a development CA (DIR/ca.pem, ca.key; reused if present), a poller
 server certificate (DIR/poller.pem, poller.key) for the given names (default:
 localhost, 127.0.0.1, ::1), and one client certificate per --node
 (DIR/ID.pem, ID.key) that lets an agent report for that node id only.
+Keys are EC P-256 (PKCS#8 PEM, mode 0600); nothing but Node is needed.
 
   poller:  loadfeed-poller --tls-cert DIR/poller.pem --tls-key DIR/poller.key --tls-client-ca DIR/ca.pem …
   agent:   loadfeed-agent --tls-ca DIR/ca.pem --tls-cert DIR/ID.pem --tls-key DIR/ID.key --node-id ID …
@@ -61,53 +59,102 @@ export interface CertificateRequest {
   readonly days: number;
 }
 
+const KEY_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+const SIGNING_ALGORITHM = { ...KEY_ALGORITHM, hash: 'SHA-256' } as const;
+const DAY_MS = 86_400_000;
+
 /** Returns the files written. */
 export async function makeCertificates(dir: string, req: CertificateRequest): Promise<string[]> {
+  // Loaded here, not at the top: reflect-metadata (which @peculiar/x509's
+  // dependency injection needs) patches the global Reflect, and only this
+  // command should pay for that.
+  await import('reflect-metadata');
+  const x509 = await import('@peculiar/x509');
+  x509.cryptoProvider.set(webcrypto);
+  const { subtle } = webcrypto;
+
   await mkdir(dir, { recursive: true });
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'loadfeed-certs-'));
   const written: string[] = [];
   const f = (name: string): string => path.join(dir, name);
+  const notBefore = new Date();
+  const notAfter = new Date(notBefore.getTime() + req.days * DAY_MS);
+  const pkcs8Pem = async (key: webcrypto.CryptoKey): Promise<string> =>
+    x509.PemConverter.encode(await subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
+  const save = async (name: string, cert: InstanceType<typeof x509.X509Certificate>, key: webcrypto.CryptoKey): Promise<void> => {
+    await writeFile(f(`${name}.pem`), cert.toString('pem') + '\n');
+    await writeFile(f(`${name}.key`), await pkcs8Pem(key), { mode: 0o600 });
+    written.push(f(`${name}.pem`), f(`${name}.key`));
+  };
+
+  let ca: InstanceType<typeof x509.X509Certificate>;
+  let caKey: webcrypto.CryptoKey;
+  if (existsSync(f('ca.pem')) && existsSync(f('ca.key'))) {
+    ca = new x509.X509Certificate(await readFile(f('ca.pem'), 'utf8'));
+    caKey = await importCaKey(f('ca.key'));
+  } else {
+    const keys = await subtle.generateKey(KEY_ALGORITHM, true, ['sign', 'verify']);
+    ca = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: randomSerial(),
+      name: 'CN=loadfeed development CA',
+      notBefore,
+      notAfter,
+      keys,
+      signingAlgorithm: SIGNING_ALGORITHM,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ],
+    });
+    caKey = keys.privateKey;
+    await save('ca', ca, caKey);
+  }
+  const authorityKey = await x509.AuthorityKeyIdentifierExtension.create(ca);
+
+  const leaf = async (name: string, cn: string, sans: readonly string[], usage: string): Promise<void> => {
+    const keys = await subtle.generateKey(KEY_ALGORITHM, true, ['sign', 'verify']);
+    const cert = await x509.X509CertificateGenerator.create({
+      serialNumber: randomSerial(),
+      subject: new x509.Name([{ CN: [cn] }]).toString(),
+      issuer: ca.subject,
+      notBefore,
+      notAfter,
+      publicKey: keys.publicKey,
+      signingKey: caKey,
+      signingAlgorithm: SIGNING_ALGORITHM,
+      extensions: [
+        new x509.BasicConstraintsExtension(false),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([usage]),
+        new x509.SubjectAlternativeNameExtension(sans.map((n) => ({ type: isIP(n) ? 'ip' : 'dns', value: n }))),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+        authorityKey,
+      ],
+    });
+    await save(name, cert, keys.privateKey);
+  };
+  await leaf('poller', req.pollerNames[0] ?? 'localhost', req.pollerNames, x509.ExtendedKeyUsage.serverAuth);
+  for (const node of req.nodes) await leaf(node, node, [node], x509.ExtendedKeyUsage.clientAuth);
+  return written;
+}
+
+/** The CA key of an earlier run (or openssl's, in PKCS#8 or SEC1 PEM), as a signing key. */
+async function importCaKey(file: string): Promise<webcrypto.CryptoKey> {
   try {
-    if (!existsSync(f('ca.pem')) || !existsSync(f('ca.key'))) {
-      await openssl([
-        'req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-        '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', String(req.days),
-        '-subj', '/CN=loadfeed development CA',
-        '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-      ]);
-      written.push(f('ca.pem'), f('ca.key'));
+    const key = createPrivateKey(await readFile(file));
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+      const curve = key.asymmetricKeyDetails?.namedCurve;
+      throw new Error(`a ${key.asymmetricKeyType ?? 'unknown'}${curve === undefined ? '' : ` ${curve}`} key, not EC P-256`);
     }
-    const leaf = async (name: string, cn: string, sans: readonly string[], usage: string): Promise<void> => {
-      const ext = path.join(tmp, `${name}.ext`);
-      const san = sans.map((n) => (isIP(n) ? `IP:${n}` : `DNS:${n}`)).join(',');
-      await writeFile(ext, `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=${usage}\nsubjectAltName=${san}\n`);
-      const csr = path.join(tmp, `${name}.csr`);
-      await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f(`${name}.key`), '-out', csr, '-subj', `/CN=${cn}`]);
-      await openssl([
-        'x509', '-req', '-in', csr, '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-set_serial', `0x${randomSerial()}`,
-        '-days', String(req.days), '-extfile', ext, '-out', f(`${name}.pem`),
-      ]);
-      written.push(f(`${name}.pem`), f(`${name}.key`));
-    };
-    await leaf('poller', req.pollerNames[0] ?? 'localhost', req.pollerNames, 'serverAuth');
-    for (const node of req.nodes) await leaf(node, node, [node], 'clientAuth');
-    await Promise.all(written.filter((w) => w.endsWith('.key')).map((k) => chmod(k, 0o600)));
-    return written;
-  } finally {
-    await rm(tmp, { recursive: true, force: true });
-  }
-}
-
-async function openssl(args: string[]): Promise<void> {
-  try {
-    await run('openssl', args);
+    return await webcrypto.subtle.importKey('pkcs8', key.export({ format: 'der', type: 'pkcs8' }), KEY_ALGORITHM, false, ['sign']);
   } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') throw new ExternalError('openssl is not installed: install it (Debian: apt-get install openssl) or bring your own certificates', { cause: err });
-    throw new ExternalError(`openssl ${args[0]} failed: ${e.stderr?.trim() ?? e.message}`, { cause: err });
+    throw new OptionError(`--out: ${file}: cannot sign with this CA key (${(err as Error).message}); move ca.pem and ca.key away to make a new CA`, { cause: err });
   }
 }
 
+/** 16 random bytes, first bit clear so the serial is positive and keeps its length. */
 function randomSerial(): string {
-  return Array.from({ length: 16 }, () => Math.floor(Math.random() * 16).toString(16)).join('').replace(/^0/, '1');
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0]! & 0x7f) | 0x01;
+  return bytes.toString('hex');
 }
