@@ -1,7 +1,9 @@
 // loadfeed dashboard: polls the poller's /status and /status/history once a
 // second and draws, per service, the weight, CPU, memory and connections of
 // every server over the last minutes (uPlot), the servers' states and
-// reasons, the last weight changes, and policy or engine problems.
+// reasons, the last weight changes, and policy or engine problems. Which
+// metrics it charts and tabulates, and how, comes from /status's
+// metricCatalog, so a metric added to the catalog shows here by itself.
 // Plain browser JavaScript served as is; every text from the poller is
 // inserted with textContent (node ids and reasons come from agents and files).
 (() => {
@@ -12,16 +14,32 @@
   const pct = (v) => (v === null || v === undefined ? '–' : `${(v * 100).toFixed(v < 0.1 ? 1 : 0)}%`);
   const num = (v) => (v === null || v === undefined ? '–' : String(Math.round(v)));
   const sig = (v) => (v === null || v === undefined ? '–' : String(Number(v.toPrecision(3))));
-  const METRICS = [
-    { key: 'weight', title: 'weight', fmt: num },
-    { key: 'cpu', title: 'cpu (of capacity)', fmt: pct },
-    { key: 'memory', title: 'memory', fmt: pct },
-    { key: 'connections', title: 'connections', fmt: num },
-  ];
+  const FORMATS = { percent: pct, integer: num, decimal: sig };
+  /** The catalog's display groups (label, format, column, chart, fields), from the first /status. */
+  let catalog = [];
+  /** The charts: weight, each charted metric (by field), connections; set with the catalog. */
+  let METRICS = [];
+  function setCatalog(groups) {
+    catalog = groups;
+    METRICS = [
+      { key: 'weight', title: 'weight', fmt: num },
+      ...groups.filter((g) => g.chart).flatMap((g) => g.fields.map((f) => ({ key: f, title: g.fields.length > 1 ? `${g.label} ${f}` : g.label, fmt: FORMATS[g.format] }))),
+      { key: 'connections', title: 'connections', fmt: num },
+    ];
+    const heads = ['node', 'state', 'host', 'cores', ...groups.map((g) => g.label), 'samples', 'last sample'];
+    $('agent-head').replaceChildren(...heads.map((h, i) => el('th', { class: i >= 3 ? 'num' : '', text: h })));
+  }
+  /** A group's values in a table cell: one value, or each of a shared column's (a / b / c). */
+  function groupCell(g, of) {
+    const values = g.fields.map(of);
+    return values.every((v) => v === null || v === undefined) ? '–' : values.map(FORMATS[g.format]).join(' / ');
+  }
+  /** A history series of a server: weight and connections, or a charted metric by field. */
+  const seriesOf = (s, key) => (key === 'weight' || key === 'connections' ? s[key] : s.metrics[key]);
   const GOOD_STATES = new Set(['live']);
   const WARN_STATES = new Set(['blackout', 'slow-start', 'held', 'drained', 'fallback', 'guarded']);
 
-  /** name → { t: number[] (s), servers: Map(address → { node, weight[], cpu[], memory[], connections[] }), view } */
+  /** name → { t: number[] (s), servers: Map(address → { node, [chart key]: values[] }), view } */
   const services = new Map();
   let since = 0;
   let windowS = 300;
@@ -60,12 +78,12 @@
       for (const s of hs.servers) {
         let series = store.servers.get(s.address);
         if (!series) {
-          series = { node: s.node, weight: [], cpu: [], memory: [], connections: [] };
+          series = { node: s.node };
           for (const m of METRICS) series[m.key] = new Array(before).fill(null);
           store.servers.set(s.address, series);
         }
         series.node = s.node;
-        for (const m of METRICS) series[m.key].push(...s[m.key]);
+        for (const m of METRICS) series[m.key].push(...seriesOf(s, m.key));
       }
       // Servers absent from these frames get gaps, so columns stay aligned.
       for (const series of store.servers.values()) {
@@ -107,12 +125,12 @@
       charts.append(box);
     }
     const rows = el('tbody');
+    const columns = catalog.filter((g) => g.column).map((g) => g.label);
+    const heads = ['', 'server', 'state', 'weight', 'share', ...columns, 'conns', 'app', 'why'];
     const table = el(
       'table',
       { class: 'servers' },
-      el('thead', {}, el('tr', {}, ...['', 'server', 'state', 'weight', 'share', 'cpu', 'memory', 'psi', 'conns', 'app', 'why'].map((h, i) =>
-        el('th', { class: i >= 3 && i <= 8 ? 'num' : '', text: h }),
-      ))),
+      el('thead', {}, el('tr', {}, ...heads.map((h, i) => el('th', { class: i >= 3 && i < heads.length - 2 ? 'num' : '', text: h })))),
       rows,
     );
     const changes = el('ol', { class: 'changes' });
@@ -189,7 +207,6 @@
       ...svc.servers.map((s) => {
         const share = el('span', { class: 'bar' }, el('span', { class: 'fill' }));
         share.firstChild.style.width = `${Math.round(s.share * 100)}%`;
-        const psi = [s.psi.cpu, s.psi.memory, s.psi.io].every((v) => v === null) ? '–' : [s.psi.cpu, s.psi.memory, s.psi.io].map(pct).join(' / ');
         const swatch = el('span', { class: 'swatch' });
         swatch.style.background = colorOf(store, s.address);
         return el(
@@ -200,9 +217,7 @@
           el('td', {}, el('span', { class: `state ${stateClass(s.state)}`, text: s.state })),
           el('td', { class: 'num', text: String(s.weight) }),
           el('td', { class: 'num' }, el('span', { text: pct(s.share) }), share),
-          el('td', { class: 'num', text: pct(s.cpu) }),
-          el('td', { class: 'num', text: pct(s.memory) }),
-          el('td', { class: 'num small', text: psi }),
+          ...catalog.filter((g) => g.column).map((g) => el('td', { class: g.fields.length > 1 ? 'num small' : 'num', text: groupCell(g, (f) => s.metrics[f]) })),
           el('td', { class: 'num', text: num(s.connections) }),
           // The application metrics the service's policy reads, as the server last reported them.
           el('td', { class: 'small', text: Object.entries(s.app).map(([k, v]) => `${k.replace(/^app\./, '')} ${sig(v)}`).join(' · ') || '–' }),
@@ -267,15 +282,13 @@
         el('td', {}, el('span', { class: `state ${n.state === 'live' ? (n.drained === null ? 'ok' : 'warn') : 'bad'}`, text: n.drained === null ? n.state : `${n.state}, drained` })),
         el('td', { class: 'muted', text: n.hostname }),
         el('td', { class: 'num', text: String(Math.round(n.cores * 100) / 100) }),
-        el('td', { class: 'num', text: pct(n.cpuUtilization) }),
-        el('td', { class: 'num', text: pct(n.memUtilization) }),
-        el('td', { class: 'num small', text: [n.psiCpuSome, n.psiMemorySome, n.psiIoSome].map(pct).join(' / ') }),
-        el('td', { class: 'num', text: num(n.tcpEstablished) }),
+        ...catalog.map((g) => el('td', { class: g.fields.length > 1 ? 'num small' : 'num', text: groupCell(g, (f) => n[f]) })),
         el('td', { class: 'num', text: String(n.samples) }),
         el('td', { class: 'num', text: n.sampleAgeMs === null ? '–' : `${(n.sampleAgeMs / 1000).toFixed(1)} s ago` }),
       ),
     );
-    $('agent-rows').replaceChildren(...(rows.length > 0 ? rows : [el('tr', {}, el('td', { colspan: '10', class: 'muted', text: 'no agent connected' }))]));
+    const colspan = String(6 + catalog.length);
+    $('agent-rows').replaceChildren(...(rows.length > 0 ? rows : [el('tr', {}, el('td', { colspan, class: 'muted', text: 'no agent connected' }))]));
   }
 
   // Per resource type: the version ACKed, marked when the last one sent is not (yet) ACKed.
@@ -319,6 +332,7 @@
   async function tick() {
     try {
       const [status, history] = await Promise.all([getJson('status'), getJson(`status/history?since=${since}`)]);
+      if (METRICS.length === 0) setCatalog(status.metricCatalog);
       mergeHistory(history);
       drawHeader(status);
       for (const svc of status.services) {

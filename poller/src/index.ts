@@ -56,7 +56,7 @@ export type { StatusDocument, ServiceStatus, ServerStatus, NodeStatus, HealthSta
 export { History, HISTORY_STEP_MS, HISTORY_POINTS, HISTORY_MAX_SERVERS } from './status/history.js';
 export type { HistoryDocument } from './status/history.js';
 export { StatusMetrics, METRICS_MAX_NODES } from './status/metrics.js';
-export { render as renderTop, summary as topSummary, SORT_KEYS, MIN_COLUMNS } from './tools/top/render.js';
+export { render as renderTop, summary as topSummary, sortKeys as topSortKeys, MIN_COLUMNS } from './tools/top/render.js';
 export type { SortKey, RenderOptions as TopRenderOptions } from './tools/top/render.js';
 export { createLogger, formatLogLine, parseLogFormat, LOG_FORMATS } from './util/log.js';
 export type { LogFormat } from './util/log.js';

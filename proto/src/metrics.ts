@@ -1,8 +1,9 @@
 // The metric catalog: every load figure a Sample carries, once, with every
 // name it goes by on its way (wire field, decoded field, policy expression
-// variable, /status key, Prometheus gauge) and the range ingest accepts.
-// Adding a metric is the .proto field plus one entry here; the poller's
-// checks, expression variables, snapshot, /status and /metrics follow it.
+// variable, /status key, Prometheus gauge), the range ingest accepts and how
+// people see it. Adding a metric is the .proto field plus one entry here; the
+// poller's checks, expression variables, snapshot, /status, /metrics,
+// `loadfeed top` and the dashboard follow it.
 import type { Sample } from './messages.js';
 
 /** Utilisation above this is a broken agent, not a busy server (process scope may exceed 1). */
@@ -14,6 +15,22 @@ export interface MetricPrometheus {
   readonly help: string;
   /** Further labels that tell metrics sharing one gauge apart (e.g. PSI's `resource`). */
   readonly labels?: Readonly<Record<string, string>>;
+}
+
+/** How `loadfeed top`, the dashboard and /status show a metric. */
+export interface MetricDisplay {
+  /**
+   * Short name: column heading (top upper-cases it), table heading, chart
+   * title, top's sort key. Metrics sharing a label share one column: the
+   * dashboard shows each value (`a / b / c`), top the largest.
+   */
+  readonly label: string;
+  /** percent: a fraction shown as %; integer: a count; decimal: three significant digits. */
+  readonly format: 'percent' | 'integer' | 'decimal';
+  /** A column of `loadfeed top` and of the dashboard's server tables (every metric is in its agents table). */
+  readonly column: boolean;
+  /** Charted per server over the last minutes on the dashboard (kept in /status/history). */
+  readonly chart: boolean;
 }
 
 export interface MetricDefinition {
@@ -32,6 +49,13 @@ export interface MetricDefinition {
   readonly description: string;
   /** The node gauge in /metrics; null: not exported. */
   readonly prometheus: MetricPrometheus | null;
+  readonly display: MetricDisplay;
+  /**
+   * Its own field of /status `services[].servers[]` (dotted: `psi.cpu`), kept
+   * as it was before every server carried `metrics`; null for the metrics
+   * added since, which are only in `metrics`.
+   */
+  readonly serverStatus: string | null;
 }
 
 const fraction = { min: 0, max: 1 } as const;
@@ -47,6 +71,8 @@ export const METRICS = [
     variable: 'cpu',
     description: 'CPU utilisation of the scope, fraction of its capacity',
     prometheus: { name: 'loadfeed_node_cpu_utilization', help: "CPU busy as a fraction of the scope's capacity (may exceed 1 in process scope)" },
+    display: { label: 'cpu', format: 'percent', column: true, chart: true },
+    serverStatus: 'cpu',
   },
   {
     field: 'memUtilization',
@@ -57,6 +83,8 @@ export const METRICS = [
     variable: 'mem',
     description: 'memory utilisation, fraction',
     prometheus: { name: 'loadfeed_node_memory_utilization', help: "memory in use as a fraction of the scope's memory" },
+    display: { label: 'mem', format: 'percent', column: true, chart: true },
+    serverStatus: 'memory',
   },
   {
     field: 'psiCpuSome',
@@ -67,6 +95,8 @@ export const METRICS = [
     variable: 'psi_cpu',
     description: 'CPU pressure, some avg10, fraction (null without PSI)',
     prometheus: { name: 'loadfeed_node_pressure_some_ratio', help: psiHelp, labels: { resource: 'cpu' } },
+    display: { label: 'psi', format: 'percent', column: true, chart: false },
+    serverStatus: 'psi.cpu',
   },
   {
     field: 'psiMemorySome',
@@ -77,6 +107,8 @@ export const METRICS = [
     variable: 'psi_memory',
     description: 'memory pressure, some avg10, fraction (null without PSI)',
     prometheus: { name: 'loadfeed_node_pressure_some_ratio', help: psiHelp, labels: { resource: 'memory' } },
+    display: { label: 'psi', format: 'percent', column: true, chart: false },
+    serverStatus: 'psi.memory',
   },
   {
     field: 'psiIoSome',
@@ -87,6 +119,8 @@ export const METRICS = [
     variable: 'psi_io',
     description: 'I/O pressure, some avg10, fraction (null without PSI)',
     prometheus: { name: 'loadfeed_node_pressure_some_ratio', help: psiHelp, labels: { resource: 'io' } },
+    display: { label: 'psi', format: 'percent', column: true, chart: false },
+    serverStatus: 'psi.io',
   },
   {
     field: 'load1',
@@ -97,6 +131,8 @@ export const METRICS = [
     variable: 'load1',
     description: 'host 1-minute load average',
     prometheus: null,
+    display: { label: 'load1', format: 'decimal', column: false, chart: false },
+    serverStatus: 'load1',
   },
   {
     field: 'runnable',
@@ -107,6 +143,8 @@ export const METRICS = [
     variable: 'runnable',
     description: 'host runnable tasks',
     prometheus: null,
+    display: { label: 'runnable', format: 'integer', column: false, chart: false },
+    serverStatus: null,
   },
   {
     field: 'cpuThrottled',
@@ -117,6 +155,8 @@ export const METRICS = [
     variable: 'throttled',
     description: 'fraction of CFS periods throttled (cgroup scope)',
     prometheus: null,
+    display: { label: 'throttled', format: 'percent', column: false, chart: false },
+    serverStatus: null,
   },
   {
     field: 'tcpInuse',
@@ -127,6 +167,8 @@ export const METRICS = [
     variable: 'tcp_inuse',
     description: 'TCP sockets in use on the host',
     prometheus: null,
+    display: { label: 'tcp inuse', format: 'integer', column: false, chart: false },
+    serverStatus: null,
   },
   {
     field: 'tcpEstablished',
@@ -137,6 +179,8 @@ export const METRICS = [
     variable: 'tcp_established',
     description: 'established TCP connections on the host',
     prometheus: { name: 'loadfeed_node_tcp_established', help: "established TCP connections on the node's host" },
+    display: { label: 'tcp estab.', format: 'integer', column: false, chart: false },
+    serverStatus: null,
   },
   {
     field: 'tcpAcceptsPerSecond',
@@ -147,6 +191,8 @@ export const METRICS = [
     variable: 'accepts',
     description: 'host connections accepted per second',
     prometheus: null,
+    display: { label: 'accepts/s', format: 'decimal', column: false, chart: false },
+    serverStatus: null,
   },
   // What the application reports about itself (ORCA, its Prometheus endpoint,
   // pushed lines): absent while it reports nothing or its source is down.
@@ -159,6 +205,8 @@ export const METRICS = [
     variable: 'app_util',
     description: 'utilisation the application reports (ORCA application_utilization), fraction, may exceed 1',
     prometheus: { name: 'loadfeed_node_application_utilization', help: 'utilisation the application reports about itself (ORCA application_utilization)' },
+    display: { label: 'app util', format: 'percent', column: false, chart: false },
+    serverStatus: null,
   },
   {
     field: 'rpsFractional',
@@ -169,6 +217,8 @@ export const METRICS = [
     variable: 'rps',
     description: 'requests per second the application reports',
     prometheus: { name: 'loadfeed_node_application_requests_per_second', help: 'requests per second the application reports serving' },
+    display: { label: 'rps', format: 'decimal', column: false, chart: false },
+    serverStatus: null,
   },
   {
     field: 'eps',
@@ -179,6 +229,8 @@ export const METRICS = [
     variable: 'eps',
     description: 'errors per second the application reports',
     prometheus: { name: 'loadfeed_node_application_errors_per_second', help: 'errors per second the application reports' },
+    display: { label: 'eps', format: 'decimal', column: false, chart: false },
+    serverStatus: null,
   },
 ] as const satisfies readonly MetricDefinition[];
 
@@ -205,6 +257,22 @@ export function metricReadings(s: MetricSource | null): MetricReadings {
   const out: Record<string, null> = {};
   for (const m of METRICS) out[m.field] = null;
   return out as MetricReadings;
+}
+
+/** Catalogued metrics sharing a display label: one column of `loadfeed top` and the dashboard. */
+export interface MetricGroup extends MetricDisplay {
+  readonly fields: readonly MetricField[];
+}
+
+/** The catalog's display groups in catalog order; a group takes its first metric's format, column and chart. */
+export function metricGroups(): MetricGroup[] {
+  const groups = new Map<string, { display: MetricDisplay; fields: MetricField[] }>();
+  for (const m of METRICS) {
+    const g = groups.get(m.display.label);
+    if (g === undefined) groups.set(m.display.label, { display: m.display, fields: [m.field] });
+    else g.fields.push(m.field);
+  }
+  return [...groups.values()].map(({ display, fields }) => ({ ...display, fields }));
 }
 
 // Named application metrics (Sample.named_metrics): not catalogued one by one,

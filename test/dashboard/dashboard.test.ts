@@ -116,12 +116,13 @@ browserGate.serial('the dashboard of a running demo draws live charts, server st
   const first = await points(page, 'demo', 'weight');
   await untilPoints(page, chart('demo', 'weight'), first + 3);
   t.true((await points(page, 'demo', 'weight')) >= first + 3, 'the weight chart grows');
-  for (const metric of ['weight', 'cpu', 'memory', 'connections']) {
+  // Charts: weight, the catalog's charted metrics (by field), connections.
+  for (const metric of ['weight', 'cpuUtilization', 'memUtilization', 'connections']) {
     t.is(await page.$eval(chart('demo', metric), (el) => el.getAttribute('data-series')), '3', `${metric}: one series per backend`);
     t.true((await points(page, 'demo', metric)) >= 3, `${metric} has points`);
   }
   t.true((await colouredPixels(page, 'demo', 'weight')) > 200, 'lines are drawn in the weight chart');
-  t.true((await colouredPixels(page, 'demo', 'cpu')) > 200, 'lines are drawn in the CPU chart');
+  t.true((await colouredPixels(page, 'demo', 'cpuUtilization')) > 200, 'lines are drawn in the CPU chart');
 
   // Server rows: every backend has a weight > 0 and a state.
   await untilCount(page, 'section[data-service="demo"] tr[data-server]', 3);

@@ -70,7 +70,7 @@ test('an unknown flag or bad value says what to do', async (t) => {
   t.regex(poller.stderr, /see loadfeed-poller --help\n$/);
   const sort = await run(LOADFEED, ['top', '--sort', 'ram']);
   t.is(sort.code, 2);
-  t.regex(sort.stderr, /--sort: "ram" must be one of cpu, psi, mem, conn, weight, share, name/);
+  t.regex(sort.stderr, /--sort: "ram" must be one of cpu, mem, psi, conn, weight, share, name/);
   const status = await run(LOADFEED, ['top', '--status', 'no-port-here', '--once']);
   t.regex(status.stderr, /--status: "no-port-here" must be HOST:PORT of a poller's status server, e.g\. 127\.0\.0\.1:7416/);
   const format = await run(LOADFEED_POLLER, ['--policy', 'x.yaml', '--log-format', 'xml']);

@@ -2,6 +2,7 @@
 // aligned for charts, servers beyond the cap counted, not kept.
 import test from 'ava';
 import { History, type StatusDocument } from '@loadfeed/poller';
+import { metricReadings } from '@loadfeed/proto';
 
 type Server = StatusDocument['services'][number]['servers'][number];
 
@@ -25,6 +26,7 @@ function frame(t: number, services: Record<string, { address: string; weight: nu
           reason: '',
           nodeState: 'live',
           cores: 1,
+          metrics: { ...metricReadings(null), cpuUtilization: s.cpu === undefined ? 0.5 : s.cpu, memUtilization: 0.25 },
           cpu: s.cpu === undefined ? 0.5 : s.cpu,
           memory: 0.25,
           psi: { cpu: null, memory: null, io: null },
@@ -48,11 +50,12 @@ test('columns align with the frames; a server that comes later or leaves gets nu
   t.is(doc.omitted, 0);
   const web = doc.services[0];
   t.deepEqual(web?.t, [1000, 2000, 3000]);
-  t.deepEqual(web?.servers.map((s) => [s.address, s.node, s.weight, s.cpu]), [
+  t.deepEqual(web?.servers.map((s) => [s.address, s.node, s.weight, s.metrics['cpuUtilization']]), [
     ['a', 'n-a', [10, 20, null], [0.5, 0.5, null]],
     ['b', 'n-b', [null, 5, 6], [null, null, 0.5]],
   ]);
-  t.deepEqual(web?.servers[0]?.memory, [0.25, 0.25, null]);
+  t.deepEqual(web?.servers[0]?.metrics['memUtilization'], [0.25, 0.25, null]);
+  t.deepEqual(Object.keys(web?.servers[0]?.metrics ?? {}), ['cpuUtilization', 'memUtilization'], "the catalog's charted metrics");
   t.deepEqual(web?.servers[0]?.connections, [3, 3, null]);
 });
 

@@ -53,6 +53,10 @@ test('/status joins every server with its agent\'s load, state, reason and share
   t.is(s1.cpu, 0.2);
   t.is(s1.memory, 0.5);
   t.is(s1.psi.cpu, 0.04);
+  // The same values in `metrics`, by the catalog's field names (the fields above are kept for older readers).
+  t.is(s1.metrics.cpuUtilization, 0.2);
+  t.is(s1.metrics.memUtilization, 0.5);
+  t.is(s1.metrics.psiCpuSome, 0.04);
   t.is(s1.connections, 7);
   t.is(s2.connections, 3);
   t.regex(s1.reason, /cpu/);
@@ -231,8 +235,8 @@ test('/status/history: a frame per step; ?since returns only newer frames', asyn
   t.is(web.name, 'web');
   const s1 = web.servers.find((s) => s.address === '127.0.0.1:9001');
   t.is(s1?.node, 'a1');
-  for (const column of [s1?.weight, s1?.cpu, s1?.memory, s1?.connections]) t.is(column?.length, web.t.length, 'columns align with t');
-  t.is(s1?.cpu.at(-1), 0.4);
+  for (const column of [s1?.weight, s1?.metrics['cpuUtilization'], s1?.metrics['memUtilization'], s1?.connections]) t.is(column?.length, web.t.length, 'columns align with t');
+  t.is(s1?.metrics['cpuUtilization']?.at(-1), 0.4);
   t.true(web.t.every((x, i) => i === 0 || x >= (web.t[i - 1] ?? 0)), 'oldest first');
 
   const cut = web.t[web.t.length - 2] ?? 0;

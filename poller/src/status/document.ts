@@ -7,6 +7,7 @@ import { formatProblem } from '../errors.js';
 import type { WeightChangeEvent } from '../cycle/observer.js';
 import type { PollerSnapshot, XdsStatus } from './snapshot.js';
 import { appMetricValue } from '../policy/app-metrics-used.js';
+import { METRICS, metricGroups, type MetricGroup, type MetricReadings } from '@loadfeed/proto';
 
 export const STATUS_VERSION = 1;
 
@@ -28,14 +29,18 @@ export interface ServerStatus {
   /** The agent's liveness (live, stale), or null without an agent. */
   readonly nodeState: string | null;
   readonly cores: number | null;
-  /** CPU busy as a fraction of the scope's capacity (may exceed 1 in process scope). */
+  /** Every catalogued metric of its agent's latest sample, by field name as in `nodes[]`; null where unknown. */
+  readonly metrics: MetricReadings;
+  // The catalog's `serverStatus` fields, as /status had them before `metrics`
+  // (the same values): CPU busy as a fraction of the scope's capacity (may
+  // exceed 1 in process scope), memory, PSI `some avg10` fractions (null
+  // where the scope has none), the host's 1-minute load average.
   readonly cpu: number | null;
   readonly memory: number | null;
-  /** PSI `some avg10` fractions; null where the scope has none. */
   readonly psi: { readonly cpu: number | null; readonly memory: number | null; readonly io: number | null };
+  readonly load1: number | null;
   /** Established connections the agent counts on this service's port. */
   readonly connections: number | null;
-  readonly load1: number | null;
   readonly sampleAgeMs: number | null;
   /** The application metrics the service's policy reads (app_util, rps, eps, app.NAME), null while not reported. */
   readonly app: Readonly<Record<string, number | null>>;
@@ -82,6 +87,8 @@ export interface StatusDocument {
   readonly changes: readonly WeightChangeEvent[];
   /** The xDS server and its clients; null unless the xds engine runs. */
   readonly xds: XdsStatus | null;
+  /** How to show the metrics of `nodes[]` and `servers[].metrics` (the catalog's display groups), so clients need no list of their own. */
+  readonly metricCatalog: readonly MetricGroup[];
 }
 
 export interface StatusExtras {
@@ -123,6 +130,7 @@ export function buildStatus(snapshot: PollerSnapshot, extras: StatusExtras): Sta
     ingest: snapshot.ingest,
     driftEvents: snapshot.driftEvents,
     xds: snapshot.xds,
+    metricCatalog: metricGroups(),
     nodes: snapshot.nodes,
     services: snapshot.services.map((s) => {
       const total = s.decisions.reduce((a, d) => a + d.weight, 0);
@@ -134,6 +142,7 @@ export function buildStatus(snapshot: PollerSnapshot, extras: StatusExtras): Sta
         appMetrics: s.appMetrics,
         servers: s.decisions.map((d): ServerStatus => {
           const n = d.node === null ? undefined : nodes.get(d.node);
+          const metrics = readingsOf(n);
           return {
             address: d.address,
             node: d.node,
@@ -144,11 +153,9 @@ export function buildStatus(snapshot: PollerSnapshot, extras: StatusExtras): Sta
             reason: d.reason,
             nodeState: n?.state ?? null,
             cores: n?.cores ?? null,
-            cpu: n?.cpuUtilization ?? null,
-            memory: n?.memUtilization ?? null,
-            psi: { cpu: n?.psiCpuSome ?? null, memory: n?.psiMemorySome ?? null, io: n?.psiIoSome ?? null },
+            metrics,
+            ...serverStatusFields(metrics),
             connections: n ? serviceConnections(n, s.name, d.address) : null,
-            load1: n?.load1 ?? null,
             sampleAgeMs: n?.sampleAgeMs ?? null,
             app: Object.fromEntries(s.appMetrics.map((name) => [name, n ? appMetricValue(n, name) : null])),
           };
@@ -157,6 +164,26 @@ export function buildStatus(snapshot: PollerSnapshot, extras: StatusExtras): Sta
     }),
     changes: extras.changes,
   };
+}
+
+function readingsOf(node: NodeStatus | undefined): MetricReadings {
+  const out: Record<string, number | null> = {};
+  for (const m of METRICS) out[m.field] = node?.[m.field] ?? null;
+  return out as MetricReadings;
+}
+
+type ServerStatusFields = Pick<ServerStatus, 'cpu' | 'memory' | 'psi' | 'load1'>;
+
+/** The per-server fields older /status readers know, placed where each catalog entry's `serverStatus` says. */
+function serverStatusFields(metrics: MetricReadings): ServerStatusFields {
+  const out: Record<string, unknown> = {};
+  for (const m of METRICS) {
+    if (m.serverStatus === null) continue;
+    const [head, leaf] = m.serverStatus.split('.') as [string, string | undefined];
+    if (leaf === undefined) out[head] = metrics[m.field];
+    else out[head] = { ...(out[head] as object | undefined), [leaf]: metrics[m.field] };
+  }
+  return out as unknown as ServerStatusFields;
 }
 
 /**

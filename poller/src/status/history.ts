@@ -2,6 +2,7 @@
 // charts. A ring of frames per service, one frame per step, so memory is
 // bounded by HISTORY_POINTS × servers; servers beyond HISTORY_MAX_SERVERS
 // (across services) are left out of the charts and counted.
+import { METRICS, type MetricField } from '@loadfeed/proto';
 import type { StatusDocument } from './document.js';
 
 export const HISTORY_STEP_MS = 1_000;
@@ -9,8 +10,12 @@ export const HISTORY_STEP_MS = 1_000;
 export const HISTORY_POINTS = 600;
 export const HISTORY_MAX_SERVERS = 500;
 
-/** weight, cpu, memory, connections of one server at one instant. */
-type Point = readonly [number, number | null, number | null, number | null];
+/** One server at one instant: weight, connections and the charted metrics (the catalog's `display.chart`) by field. */
+interface Point {
+  readonly weight: number;
+  readonly connections: number | null;
+  readonly metrics: ReadonlyMap<MetricField, number | null>;
+}
 
 interface Frame {
   readonly t: number;
@@ -23,9 +28,9 @@ export interface ServerSeries {
   readonly node: string | null;
   /** Aligned with the service's `t`; null where the server was not in a frame. */
   readonly weight: readonly (number | null)[];
-  readonly cpu: readonly (number | null)[];
-  readonly memory: readonly (number | null)[];
   readonly connections: readonly (number | null)[];
+  /** Each charted metric (the catalog's `display.chart`) by field name. */
+  readonly metrics: Readonly<Record<string, readonly (number | null)[]>>;
 }
 
 export interface HistoryDocument {
@@ -40,6 +45,9 @@ export interface HistoryDocument {
   }[];
 }
 
+/** The catalog's charted metrics, read at each call (the catalog is fixed in a running poller; a test adds to it). */
+const chartedFields = (): MetricField[] => METRICS.filter((m) => m.display.chart).map((m) => m.field);
+
 export class History {
   private readonly frames = new Map<string, Frame[]>();
   private omitted = 0;
@@ -51,6 +59,7 @@ export class History {
 
   /** Append one frame per service of `doc`; services gone from the policy are forgotten. */
   record(doc: StatusDocument): void {
+    const charted = chartedFields();
     let budget = this.maxServers;
     let omitted = 0;
     const names = new Set<string>();
@@ -63,7 +72,10 @@ export class History {
           continue;
         }
         budget -= 1;
-        points.set(s.address, { node: s.node, point: [s.weight, s.cpu, s.memory, s.connections] });
+        points.set(s.address, {
+          node: s.node,
+          point: { weight: s.weight, connections: s.connections, metrics: new Map(charted.map((f) => [f, s.metrics[f]])) },
+        });
       }
       let ring = this.frames.get(service.name);
       if (!ring) {
@@ -79,6 +91,7 @@ export class History {
 
   /** Frames newer than `sinceMs` (wall clock), as columns ready for charts. */
   since(sinceMs = 0, stepMs = HISTORY_STEP_MS): HistoryDocument {
+    const charted = chartedFields();
     const services = [...this.frames].map(([name, ring]) => {
       const frames = ring.filter((f) => f.t > sinceMs);
       const addresses: string[] = [];
@@ -89,17 +102,20 @@ export class History {
           nodes.set(address, node);
         }
       }
-      const column = (address: string, i: 0 | 1 | 2 | 3): (number | null)[] => frames.map((f) => f.points.get(address)?.point[i] ?? null);
+      const column = (address: string, of: (p: Point) => number | null | undefined): (number | null)[] =>
+        frames.map((f) => {
+          const p = f.points.get(address)?.point;
+          return p === undefined ? null : (of(p) ?? null);
+        });
       return {
         name,
         t: frames.map((f) => f.t),
         servers: addresses.map((address) => ({
           address,
           node: nodes.get(address) ?? null,
-          weight: column(address, 0),
-          cpu: column(address, 1),
-          memory: column(address, 2),
-          connections: column(address, 3),
+          weight: column(address, (p) => p.weight),
+          connections: column(address, (p) => p.connections),
+          metrics: Object.fromEntries(charted.map((f) => [f, column(address, (p) => p.metrics.get(f))])),
         })),
       };
     });

@@ -10,25 +10,30 @@ import { parseDuration } from '../../util/duration.js';
 import { DEFAULT_STATUS_LISTEN } from '../../status/server.js';
 import type { StatusDocument } from '../../status/document.js';
 import { fetchStatus, statusBaseUrl } from './client.js';
-import { render, SORT_BY_KEY, SORT_KEYS, type SortKey } from './render.js';
+import { render, sortByKey, sortKeys, type SortKey } from './render.js';
 import { ExternalError, OptionError } from '../../errors.js';
 
-export const TOP_USAGE = `Usage: loadfeed top [options]
+export function topUsage(): string {
+  const keys = Object.entries(sortByKey());
+  return `Usage: loadfeed top [options]
 
-Live view of a poller's cluster: per server CPU, PSI, memory, connections,
-weight and share of the service, and cluster totals.
+Live view of a poller's cluster: per server the metric columns of the
+catalog (CPU, PSI, memory), connections, weight and share of the service,
+and cluster totals.
 
   --status HOST:PORT    the poller's status server (default ${DEFAULT_STATUS_LISTEN})
   --interval DURATION   refresh period, e.g. 1s or 500ms (default 1s)
-  --sort KEY            ${SORT_KEYS.join(', ')} (default cpu)
+  --sort KEY            ${sortKeys().join(', ')} (default cpu)
   --once                print one screen and exit (also what a pipe gets, once per interval)
   -h, --help            show this help
 
-Keys: c p m n w s a  sort by cpu, psi, mem, conn, weight, share, name
+Keys: ${keys.map(([k]) => k).join(' ')}  sort by ${keys.map(([, v]) => v).join(', ')}
       r              reverse the order
       q, Ctrl-C      quit
-PSI is the highest of the scope's cpu, memory and io "some avg10" pressure.
+A column of several metrics shows the highest: PSI is the highest of the
+scope's cpu, memory and io "some avg10" pressure.
 `;
+}
 
 const ALT_SCREEN_ON = '\x1b[?1049h\x1b[?25l';
 const ALT_SCREEN_OFF = '\x1b[?25h\x1b[?1049l';
@@ -51,14 +56,14 @@ export async function topMain(argv: readonly string[], io: TopIo = { stdin: proc
     strict: true,
   });
   if (values.help) {
-    io.stdout.write(TOP_USAGE);
+    io.stdout.write(topUsage());
     return 0;
   }
   const base = statusBaseUrl(values.status);
   const intervalMs = parseDuration(values.interval);
   if (intervalMs === null || intervalMs < 100) throw new OptionError(`--interval: "${values.interval}" must be a duration of at least 100ms, e.g. 1s`);
-  if (!(SORT_KEYS as readonly string[]).includes(values.sort)) throw new OptionError(`--sort: "${values.sort}" must be one of ${SORT_KEYS.join(', ')}`);
-  const view = new View(base, values.sort as SortKey);
+  if (!sortKeys().includes(values.sort)) throw new OptionError(`--sort: "${values.sort}" must be one of ${sortKeys().join(', ')}`);
+  const view = new View(base, values.sort);
 
   if (values.once) {
     const doc = await fetchOrExplain(base);
@@ -96,7 +101,7 @@ class View {
   /** A key press: true when it asks to quit. */
   key(k: string): boolean {
     if (k === 'q' || k === 'Q' || k === '\x03' || k === '\x04') return true;
-    const sort = SORT_BY_KEY[k];
+    const sort = sortByKey()[k];
     if (sort !== undefined) {
       if (sort === this.sort) this.reverse = !this.reverse;
       else {

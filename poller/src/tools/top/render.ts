@@ -1,14 +1,37 @@
 // `loadfeed top`'s screen, as a pure function of the status document and
 // the terminal width, so tests compare text. Readable at 80 columns: the
 // name and address columns share what the numbers leave; wider terminals
-// also get each server's reason.
-import type { ServerStatus, StatusDocument } from '../../status/document.js';
+// also get each server's reason. The metric columns are the catalog's
+// (proto's METRICS, `display.column`), so a new metric needs no edit here.
+import { metricGroups, type MetricGroup } from '@loadfeed/proto';
+import type { NodeStatus, ServerStatus, StatusDocument } from '../../status/document.js';
 
-export const SORT_KEYS = ['cpu', 'psi', 'mem', 'conn', 'weight', 'share', 'name'] as const;
-export type SortKey = (typeof SORT_KEYS)[number];
+/** A metric column's label, or one of the columns that are not metrics. */
+export type SortKey = string;
+/** Columns that are not catalogued metrics, with their keys in the live view. */
+const OWN_SORT_KEYS: Readonly<Record<string, SortKey>> = { n: 'conn', w: 'weight', s: 'share', a: 'name' };
+/** Keys the live view keeps for itself. */
+const RESERVED_KEYS = new Set(['r', 'q']);
 
-/** Keys that pick a sort column in the live view. */
-export const SORT_BY_KEY: Readonly<Record<string, SortKey>> = { c: 'cpu', p: 'psi', m: 'mem', n: 'conn', w: 'weight', s: 'share', a: 'name' };
+const metricColumns = (): MetricGroup[] => metricGroups().filter((g) => g.column);
+
+/** Sort keys: the catalog's metric columns by label, then conn, weight, share, name. */
+export function sortKeys(): SortKey[] {
+  return [...metricColumns().map((g) => g.label), ...Object.values(OWN_SORT_KEYS)];
+}
+
+/** Key → sort key in the live view: a metric column takes the first letter of its label that is still free. */
+export function sortByKey(): Record<string, SortKey> {
+  const out: Record<string, SortKey> = {};
+  const taken = new Set([...Object.keys(OWN_SORT_KEYS), ...RESERVED_KEYS]);
+  for (const g of metricColumns()) {
+    const letter = [...g.label.toLowerCase()].find((c) => /[a-z]/.test(c) && !taken.has(c));
+    if (letter === undefined) continue;
+    taken.add(letter);
+    out[letter] = g.label;
+  }
+  return { ...out, ...OWN_SORT_KEYS };
+}
 
 export const MIN_COLUMNS = 60;
 const REASON_MIN = 16;
@@ -30,9 +53,8 @@ interface Row {
   readonly address: string;
   readonly state: string;
   readonly bad: boolean;
-  readonly cpu: number | null;
-  readonly psi: number | null;
-  readonly mem: number | null;
+  /** Each metric column's value by label (a shared column: the largest). */
+  readonly metrics: Readonly<Record<string, number | null>>;
   readonly conn: number | null;
   readonly weight: number | null;
   readonly share: number | null;
@@ -57,9 +79,10 @@ export function render(doc: StatusDocument, columns: number, options: RenderOpti
   const red = (s: string): string => (options.color ? `\x1b[31m${s}\x1b[0m` : s);
   const fit = (s: string): string => truncate(s, width);
 
+  const groups = metricColumns();
   const sections = doc.services.map((svc) => ({
     title: `${svc.name}  ${svc.address}  ${svc.engine}  ${svc.servers.length} server${svc.servers.length === 1 ? '' : 's'}  weight ${svc.totalWeight}`,
-    rows: sortRows(svc.servers.map(serverRow), sort, options.reverse === true),
+    rows: sortRows(svc.servers.map((s) => serverRow(s, groups)), sort, options.reverse === true),
   }));
   const inService = new Set(doc.services.flatMap((s) => s.servers.map((x) => x.node)));
   const others = doc.nodes.filter((n) => !inService.has(n.id));
@@ -72,9 +95,8 @@ export function render(doc: StatusDocument, columns: number, options: RenderOpti
           address: n.hostname,
           state: n.state,
           bad: n.state !== 'live',
-          cpu: n.cpuUtilization,
-          psi: maxOf(n.psiCpuSome, n.psiMemorySome, n.psiIoSome),
-          mem: n.memUtilization,
+          metrics: columnValues(n, groups),
+          // No service to count its connections on: the host's established ones.
           conn: n.tcpEstablished,
           weight: null,
           share: null,
@@ -87,7 +109,7 @@ export function render(doc: StatusDocument, columns: number, options: RenderOpti
     });
   }
 
-  const cols = layout(width, [...sections.flatMap((s) => s.rows)]);
+  const cols = layout(width, [...sections.flatMap((s) => s.rows)], groups);
   const head = cols.map((c) => pad(c.head, c.width, c.right)).join(' ');
   const line = (r: Row): string => {
     const text = cols.map((c) => pad(c.cell(r), c.width, c.right)).join(' ');
@@ -104,7 +126,8 @@ export function render(doc: StatusDocument, columns: number, options: RenderOpti
     for (const r of s.rows) body.push(line(r));
   }
   if (doc.services.length === 0 && others.length === 0) body.push('', 'no services in the policy and no agent connected');
-  const footer = fit('keys: c p m n w s a sort (cpu psi mem conn weight share name)  r reverse  q quit');
+  const keys = Object.entries(sortByKey());
+  const footer = fit(`keys: ${keys.map(([k]) => k).join(' ')} sort (${keys.map(([, v]) => v).join(' ')})  r reverse  q quit`);
   const room = options.rows === undefined ? Infinity : Math.max(1, options.rows - out.length - 1);
   if (body.length > room) {
     const shown = body.slice(0, room - 1);
@@ -146,15 +169,13 @@ export function summary(doc: StatusDocument): string {
   ].join('  ');
 }
 
-function serverRow(s: ServerStatus): Row {
+function serverRow(s: ServerStatus, groups: readonly MetricGroup[]): Row {
   return {
     name: s.node ?? '-',
     address: s.address,
     state: s.state,
     bad: !OK_STATES.has(s.state),
-    cpu: s.cpu,
-    psi: maxOf(s.psi.cpu, s.psi.memory, s.psi.io),
-    mem: s.memory,
+    metrics: columnValues(s.metrics, groups),
     conn: s.connections,
     weight: s.weight,
     share: s.share,
@@ -163,28 +184,42 @@ function serverRow(s: ServerStatus): Row {
   };
 }
 
+/** Each metric column's value: the largest of its metrics that is known. */
+function columnValues(readings: ServerStatus['metrics'] | NodeStatus, groups: readonly MetricGroup[]): Record<string, number | null> {
+  return Object.fromEntries(groups.map((g) => [g.label, maxOf(...g.fields.map((f) => readings[f]))]));
+}
+
+function sortValue(r: Row, key: SortKey): number | null {
+  if (key === 'conn' || key === 'weight' || key === 'share') return r[key];
+  return r.metrics[key] ?? null;
+}
+
 function sortRows(rows: Row[], key: SortKey, reverse: boolean): Row[] {
   const byName = (a: Row, b: Row): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.address < b.address ? -1 : a.address > b.address ? 1 : 0);
   const cmp = (a: Row, b: Row): number => {
     if (key === 'name') return byName(a, b);
-    const x = a[key];
-    const y = b[key];
+    const x = sortValue(a, key);
+    const y = sortValue(b, key);
     // Unknown values sort last whichever the direction.
     if (x === null || y === null) return x === y ? byName(a, b) : x === null ? 1 : -1;
     return y - x || byName(a, b);
   };
   const sorted = [...rows].sort(cmp);
   if (!reverse) return sorted;
-  const known = sorted.filter((r) => key === 'name' || r[key] !== null).reverse();
-  return [...known, ...sorted.filter((r) => key !== 'name' && r[key] === null)];
+  const known = sorted.filter((r) => key === 'name' || sortValue(r, key) !== null).reverse();
+  return [...known, ...sorted.filter((r) => key !== 'name' && sortValue(r, key) === null)];
 }
 
-function layout(width: number, rows: readonly Row[]): Column[] {
+/** Room a value of each format needs (percent: up to "999%" or "12x"). */
+const FORMAT_WIDTH: Readonly<Record<MetricGroup['format'], number>> = { percent: 4, integer: 5, decimal: 5 };
+
+function layout(width: number, rows: readonly Row[], groups: readonly MetricGroup[]): Column[] {
   const fixed: Column[] = [
     { head: 'STATE', width: 10, right: false, cell: (r) => r.state },
-    { head: 'CPU', width: 5, right: true, cell: (r) => percent(r.cpu) },
-    { head: 'PSI', width: 4, right: true, cell: (r) => percent(r.psi) },
-    { head: 'MEM', width: 4, right: true, cell: (r) => percent(r.mem) },
+    ...groups.map((g): Column => {
+      const head = g.label.toUpperCase();
+      return { head, width: Math.max(head.length, FORMAT_WIDTH[g.format]), right: true, cell: (r) => formatted(r.metrics[g.label] ?? null, g.format) };
+    }),
     { head: 'CONN', width: 5, right: true, cell: (r) => (r.conn === null ? '-' : String(r.conn)) },
     { head: 'WEIGHT', width: 6, right: true, cell: (r) => (r.weight === null ? '-' : String(r.weight)) },
     { head: 'SHARE', width: 5, right: true, cell: (r) => percent(r.share) },
@@ -222,6 +257,11 @@ function pad(text: string, width: number, right: boolean): string {
 function truncate(text: string, width: number): string {
   const chars = [...text];
   return chars.length <= width ? text : `${chars.slice(0, Math.max(0, width - 1)).join('')}…`;
+}
+
+function formatted(x: number | null, format: MetricGroup['format']): string {
+  if (x === null || format === 'percent') return percent(x);
+  return format === 'integer' ? String(Math.round(x)) : String(Number(x.toPrecision(3)));
 }
 
 function percent(x: number | null): string {
