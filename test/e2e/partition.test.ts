@@ -6,11 +6,12 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { compilePolicy, defaultEngines, defaultStrategies, Poller } from '@loadfeed/poller';
+import { defaultStrategies, Poller } from '@loadfeed/poller';
 import * as grpc from '@grpc/grpc-js';
 import { NETNS_WITH_NFTABLES, realEngineGate, ROOT, binary, findExecutable } from '../helpers/real-engine.js';
 import { waitFor } from '../helpers/wait.js';
 import { binPath } from '../helpers/launcher.js';
+import { memoryWebPolicy } from '../helpers/policy-harness.js';
 
 const AGENT = binPath('@loadfeed/agent', 'loadfeed-agent');
 const gate = realEngineGate('network-partition', [ROOT, binary('ip', 'iproute2'), NETNS_WITH_NFTABLES]);
@@ -45,22 +46,12 @@ gate.serial('a partitioned agent is quiesced within 2 s and comes back through s
   ip('-n', ns, 'link', 'set', peer, 'up');
   ip('-n', ns, 'link', 'set', 'lo', 'up');
 
-  const engines = defaultEngines();
-  const policy = compilePolicy(
-    `apiVersion: loadfeed/v1
-services:
-  - name: web
-    engine: memory
-    address: tcp 10.0.0.1:80
-    slowStart: { duration: 5s, from: 0.1 }
+  const { engines, policy } = memoryWebPolicy(`    slowStart: { duration: 5s, from: 0.1 }
     deadband: 0
     servers:
       - { node: far, address: "${agentIp}:80" }
       - { node: near, address: "10.0.0.3:80" }
-`,
-    'p.yaml',
-    engines.limits(),
-  );
+`);
   const poller = new Poller({
     listen: `${hostIp}:0`,
     policy,

@@ -8,9 +8,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { compilePolicy, defaultEngines, defaultStrategies, loadSecurity, Poller, type SecurityFiles } from '@loadfeed/poller';
+import { defaultStrategies, loadSecurity, Poller, type SecurityFiles } from '@loadfeed/poller';
 import { waitFor } from '../helpers/wait.js';
 import { binPath } from '../helpers/launcher.js';
+import { memoryWebPolicy } from '../helpers/policy-harness.js';
 
 const AGENT = binPath('@loadfeed/agent', 'loadfeed-agent');
 const CLI = binPath('@loadfeed/poller', 'loadfeed');
@@ -20,18 +21,9 @@ execFileSync(process.execPath, [CLI, 'certs', '--out', certs, '--node', 'web-1',
 const pem = (name: string): string => path.join(certs, name);
 
 async function poller(t: ExecutionContext, security: Partial<SecurityFiles>) {
-  const engines = defaultEngines();
-  const policy = compilePolicy(
-    `apiVersion: loadfeed/v1
-agents: { interval: 200ms }
-services:
-  - name: web
-    engine: memory
-    address: tcp 10.0.0.1:80
-    servers: [{ node: web-1, address: "10.0.0.2:80" }, { node: web-2, address: "10.0.0.3:80" }]
-`,
-    'p.yaml',
-    engines.limits(),
+  const { engines, policy } = memoryWebPolicy(
+    '    servers: [{ node: web-1, address: "10.0.0.2:80" }, { node: web-2, address: "10.0.0.3:80" }]\n',
+    'agents: { interval: 200ms }\n',
   );
   const p = new Poller({
     listen: '127.0.0.1:0',

@@ -5,8 +5,10 @@ import {
   compilePolicy,
   defaultEngines,
   defaultStrategies,
+  type EngineRegistry,
   NodeTable,
   WeightEvaluator,
+  type CompiledPolicy,
   type CompiledService,
   type NodeRecord,
   type WeightDecision,
@@ -23,6 +25,17 @@ export interface Harness {
   report(nodeId: string, sample: Partial<SampleInit>): void;
   /** Weights the engine had when the poller started (WeightEvaluator.adopt). */
   adopt(weights: Record<string, number>, graceMs: number): void;
+}
+
+/**
+ * The default engines and a policy of one service, web on the memory engine
+ * at tcp 10.0.0.1:80, for tests that run a whole Poller. `serviceYaml` is the
+ * rest of the service (indented 4 spaces); `topYaml` goes before `services:`.
+ */
+export function memoryWebPolicy(serviceYaml: string, topYaml = ''): { engines: EngineRegistry; policy: CompiledPolicy } {
+  const engines = defaultEngines();
+  const text = `apiVersion: loadfeed/v1\n${topYaml}services:\n  - name: web\n    engine: memory\n    address: tcp 10.0.0.1:80\n${serviceYaml}`;
+  return { engines, policy: compilePolicy(text, 'p.yaml', engines.limits()) };
 }
 
 /** `serviceYaml` is the body of one service (indented 4 spaces) after its name. */

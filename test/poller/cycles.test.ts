@@ -10,6 +10,7 @@ import { createMemoryEngine, MEMORY_ENGINE } from '@loadfeed/kernel-bridge';
 import { compilePolicy, CyclePacer, cycleGapMs, defaultEngines, defaultStrategies, EngineRegistry, LOOP_BUSY_TARGET, MAX_CYCLE_SHARE, MIN_CYCLE_GAP_MS, MIN_CYCLE_SHARE, Poller, type StrategyRegistry } from '@loadfeed/poller';
 import { waitFor } from '../helpers/wait.js';
 import { FakeAgent } from '../status/fake-agent.js';
+import { memoryWebPolicy } from '../helpers/policy-harness.js';
 
 /** The strategy `name` in `strategies` calls `before` each time it weighs, then weighs as usual. */
 function beforeWeighing(strategies: StrategyRegistry, name: string, before: () => void): void {
@@ -197,21 +198,11 @@ test('a policy cycle that throws makes the poller degraded and counts it; the en
   beforeWeighing(strategies, 'headroom', () => {
     if (failing) throw new RangeError('Maximum call stack size exceeded');
   });
-  const engines = defaultEngines();
-  const policy = compilePolicy(
-    `apiVersion: loadfeed/v1
-services:
-  - name: web
-    engine: memory
-    address: tcp 10.0.0.1:80
-    slowStart: null
+  const { engines, policy } = memoryWebPolicy(`    slowStart: null
     smoothing: { halfLife: 0s }
     deadband: 0
     servers: [{ node: a, address: "10.0.0.2:80" }, { node: b, address: "10.0.0.3:80" }]
-`,
-    'p.yaml',
-    engines.limits(),
-  );
+`);
   const poller = new Poller({ listen: '127.0.0.1:0', policy, engines, strategies, logger: pino({ level: 'silent' }) });
   const port = await poller.start();
   t.teardown(() => poller.stop());
