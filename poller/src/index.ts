@@ -13,7 +13,7 @@ export { compilePolicy, loadPolicyFile, readPolicyFile, formatPath, printPolicy 
 export { MAX_POLICY_BYTES, MAX_POLICY_SERVERS, MAX_GUARDS, STALE_AFTER_INTERVALS } from './policy/schema.js';
 export type { CompiledPolicy, CompiledService, ServerMatch, Guard, KnownEngines, EngineLimits, StrategyConfig } from './policy/compile.js';
 export { WeightEvaluator } from './policy/evaluate.js';
-export type { WeightDecision, ServerState } from './policy/evaluate.js';
+export type { Evaluation, WeightDecision, ServerState } from './policy/evaluate.js';
 export { StrategyRegistry } from './policy/strategy.js';
 export type { Strategy, NodeMetrics, Score, ServerInput } from './policy/strategy.js';
 export { headroomStrategy } from './policy/strategy-headroom.js';
@@ -30,7 +30,7 @@ export { defaultXdsStateFile, xdsEngineOptions, XDS_STATE_FILE_NAME } from './xd
 export type { PolicyProblem } from './errors.js';
 export { parseDuration, formatDuration, MAX_DURATION_MS } from './util/duration.js';
 export { simulate, formatSimulation } from './tools/simulate.js';
-export type { SimulationResult, WeightChange } from './tools/simulate.js';
+export type { SimulationOptions, SimulationResult, WeightChange } from './tools/simulate.js';
 export { readTrace, TraceRecorder, DEFAULT_RECORD_MAX_BYTES } from './ingest/trace.js';
 export type { TraceEvent, TraceRecord } from './ingest/trace.js';
 export { PolicyReloader, RELOAD_DEBOUNCE_MS } from './policy/reloader.js';

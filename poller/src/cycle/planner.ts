@@ -2,7 +2,7 @@
 // engine match the policy, and nothing else. Weights are written only when
 // they differ; services the policy does not name are never touched.
 // Called again on every cycle, so multi-step changes (drain, then remove)
-// complete over successive cycles.
+// complete over successive cycles (those planning whole services).
 import type { EngineOp, Observation, ObservedDestination, ObservedService } from '@loadfeed/kernel-bridge';
 
 export interface DesiredService {
@@ -10,6 +10,12 @@ export interface DesiredService {
   readonly scheduler: string | null;
   /** The poller creates and deletes this service and its destinations (fast path, memory). */
   readonly owned: boolean;
+  /**
+   * `destinations` holds only the servers whose decision changed since the
+   * last plan (an incremental cycle): the others stand, and nothing is
+   * created or removed.
+   */
+  readonly partial?: boolean;
   readonly destinations: readonly {
     readonly address: string;
     readonly weight: number;
@@ -24,7 +30,7 @@ export function plan(desired: readonly DesiredService[], observed: Observation):
   for (const want of desired) {
     const have = byAddress.get(want.address);
     if (!have) {
-      if (!want.owned) continue; // not ours to create; the engine reports it missing
+      if (!want.owned || want.partial === true) continue; // not ours to create (the engine reports it missing), or not all of it known here
       ops.push({ op: 'add-service', service: want.scheduler ? { address: want.address, scheduler: want.scheduler } : { address: want.address } });
       for (const d of want.destinations) ops.push({ op: 'add-destination', service: want.address, destination: d.address, weight: d.weight });
       continue;
@@ -48,7 +54,7 @@ export function plan(desired: readonly DesiredService[], observed: Observation):
         });
       }
     }
-    if (want.owned) {
+    if (want.owned && want.partial !== true) {
       const wanted = new Set(want.destinations.map((d) => d.address));
       // A destination the policy dropped is drained first (weight 0) and
       // removed once it has no connections left.

@@ -1,7 +1,9 @@
 // One cycle, in data-path order: read the engines (adopting their weights on
 // first contact), evaluate the dirty services' policies against the node
 // table, reconcile with what the engines hold (drift), plan the operations
-// and apply them in one batch per engine.
+// and apply them in one batch per engine. A full cycle evaluates every
+// server and plans every destination; the others evaluate only the servers
+// with news and plan only the destinations whose decision changed.
 import type { Engine, Observation } from '@loadfeed/kernel-bridge';
 import type { Logger } from 'pino';
 import type { CompiledPolicy, CompiledService } from '../policy/compile.js';
@@ -29,6 +31,8 @@ export class CycleRunner {
   engineError: string | null = null;
   /** Drift found in engines since start (weights changed outside loadfeed, lost services). */
   driftEvents = 0;
+  /** Services whose last plan was cut short (reconcile.maxOpsPerCycle). */
+  private readonly unfinished = new Set<string>();
 
   constructor(private readonly o: CycleRunnerOptions) {}
 
@@ -67,14 +71,20 @@ export class CycleRunner {
     const evaluatedAt = performance.now();
     const byEngine = new Map<string, DesiredService[]>();
     const decided = new Map<string, readonly WeightDecision[]>();
+    /** Per service, the indexes of the decisions that changed, where only those go to the planner. */
+    const moved = new Map<string, readonly number[]>();
     for (const service of services) {
-      const decisions = this.o.evaluator.evaluate(service, lookup, evaluatedAt);
+      // The full cycle evaluates every server afresh (the resync); the others only what has news.
+      const { decisions, changed } = full ? { decisions: this.o.evaluator.evaluate(service, lookup, evaluatedAt), changed: null } : this.o.evaluator.update(service, lookup, evaluatedAt);
       decided.set(service.name, decisions);
+      const partial = changed !== null && !this.unfinished.has(service.name);
+      if (changed !== null) moved.set(service.name, changed);
       getOrCreate(byEngine, service.engine, () => []).push({
         address: service.address,
         scheduler: service.scheduler,
         owned: service.owned,
-        destinations: decisions,
+        destinations: partial ? changed.map((i) => decisions[i] as WeightDecision) : decisions,
+        partial,
       });
     }
     const drift = new Map(services.map((s) => [s.address, { address: s.address, drift: s.drift }]));
@@ -89,16 +99,22 @@ export class CycleRunner {
         const all = plan(reconciled.desired, seen);
         // Bounded work per cycle: the rest follows in the next cycles.
         const ops = all.slice(0, policy.reconcile.maxOpsPerCycle);
-        if (all.length > ops.length) {
-          logger.warn({ engine: kind, ops: all.length, applied: ops.length }, 'more changes than reconcile.maxOpsPerCycle: the rest follow next cycle');
-          for (const s of services) if (s.engine === kind) again.push(s.name);
+        const cut = all.length > ops.length;
+        if (cut) logger.warn({ engine: kind, ops: all.length, applied: ops.length }, 'more changes than reconcile.maxOpsPerCycle: the rest follow next cycle');
+        for (const s of services) {
+          if (s.engine !== kind) continue;
+          // Until the rest is applied, the next cycles plan every destination of these services, not only the changed ones.
+          if (cut) {
+            again.push(s.name);
+            this.unfinished.add(s.name);
+          } else this.unfinished.delete(s.name);
         }
         if (ops.length > 0) {
           await this.timedApply(kind, engines.get(kind), ops);
           reconciler.applied(ops);
         }
         engines.state.set(kind, afterOps(seen, ops));
-        this.logChanges(services, kind, decided);
+        this.logChanges(services, kind, decided, moved);
       } catch (err) {
         fail(kind, err);
       }
@@ -121,13 +137,16 @@ export class CycleRunner {
     this.o.logger.warn({ engine, service: e.service, destination: e.destination, expected: e.expected, found: e.found, action: e.action }, what);
   }
 
-  private logChanges(services: readonly CompiledService[], kind: string, decided: Map<string, readonly WeightDecision[]>): void {
+  private logChanges(services: readonly CompiledService[], kind: string, decided: Map<string, readonly WeightDecision[]>, moved: ReadonlyMap<string, readonly number[]>): void {
     for (const service of services) {
       if (service.engine !== kind) continue;
       const before = this.decisions.get(service.name) ?? [];
+      const decisions = decided.get(service.name) ?? [];
       // Decisions come in policy order: a server is looked up by address only when the list changed.
       let byAddress: Map<string, number> | null = null;
-      for (const [i, d] of (decided.get(service.name) ?? []).entries()) {
+      for (const i of moved.get(service.name) ?? decisions.keys()) {
+        const d = decisions[i];
+        if (d === undefined) continue;
         const same = before[i];
         const from = same?.address === d.address ? same.weight : ((byAddress ??= new Map(before.map((b) => [b.address, b.weight]))).get(d.address) ?? null);
         if (from !== d.weight) {

@@ -5,8 +5,8 @@
 //      `stale`); a drained server gets 0
 //   2. guards: the first matching condition fixes the weight
 //   3. blackout: a server (re)connected less than `blackout` ago gets the mean
-//   4. strategy scores → EWMA smoothing (half-life, poller clock) → a server
-//      without a score gets the mean score
+//   4. strategy scores → EWMA smoothing (half-life, poller clock, advanced
+//      when a score arrives) → a server without a score gets the mean score
 //   5. scale: the best score of the established servers (not in slow start)
 //      maps to weights.max
 //   6. meanBand clamp, 7. shareCap, 8. slow start ramp, bounded by the
@@ -14,10 +14,15 @@
 //   9. min/max clamp, 10. maximum change per second, 11. quantum, 12. deadband
 //  13. all-zero fallback: if every server ends at 0 because metrics vanished,
 //      keep the last weights (or equal ones) instead of black-holing the service
+//
+// Steps 1–4 are a server's own (its assessment, kept in its memory); 5–13
+// need the whole service. A full pass (`evaluate`) does everything; an
+// incremental one (`update`, between the periodic full cycles) assesses only
+// the servers with news and decides the same weights.
 import { formatHostPort } from '@loadfeed/kernel-bridge';
 import { metricValues, type Sample } from '@loadfeed/proto';
 import { getOrCreate } from '../util/maps.js';
-import type { NodeLookup, NodeRecord } from '../cycle/node-table.js';
+import type { NodeLookup, NodeRecord, NodeState } from '../cycle/node-table.js';
 import type { CompiledService, Guard, ServerMatch } from './compile.js';
 import type { Expression, Variables } from './expression.js';
 import { fmt, variablesOf, type NodeMetrics, type Score, type ServerInput, type StrategyRegistry } from './strategy.js';
@@ -42,6 +47,8 @@ export interface WeightDecision {
 interface ServerMemory {
   smoothed: number | null;
   smoothedAt: number;
+  /** The strategy answer last folded into `smoothed`: a score is smoothed in once, when it is new. */
+  smoothedFrom: Score | null;
   /** Last weight decided (and so applied) for this server, and when. */
   weight: number | null;
   decidedAt: number;
@@ -65,6 +72,14 @@ interface ServerMemory {
   round: number;
   /** What its node's latest sample means for the service, worked out once per sample. */
   facts: SampleFacts | null;
+  /** Its node's sample, state and drain as last assessed: a change in one is news (see WeightEvaluator.update). */
+  seenSample: Sample | null;
+  seenState: NodeState | null;
+  seenDrained: string | null;
+  /** Its weight moves with time alone (blackout, slow start, a hold, the rate limit): assessed on every pass while that lasts. */
+  timed: boolean;
+  /** The last assessment (steps 1–4), which a pass reuses while the server has no news. */
+  assessed: Candidate | null;
 }
 
 /**
@@ -86,12 +101,28 @@ interface SampleFacts {
   score: Score | null;
 }
 
+/** What the last pass over a service left for the next incremental one. */
+interface LastPass {
+  /** The resolved servers it evaluated: the same array while the policy and the node table's membership stay. */
+  readonly servers: readonly Resolved[];
+  /** The score that mapped to weights.max. */
+  readonly best: number;
+  /** Service-wide steps were in play (all-zero fallback, adopted weights waiting): the next pass redoes every server's weight. */
+  readonly global: boolean;
+  /** Its decisions, in the order of `servers`. */
+  readonly decisions: readonly WeightDecision[];
+}
+
 interface ServiceMemory {
   strategyKey: string;
+  /** The compiled service `strategyKey` was taken from. */
+  compiled: CompiledService | null;
   strategyState: unknown;
   servers: Map<string, ServerMemory>;
   /** The servers as last resolved: still right while the compiled service and the node table's membership stay the same. */
   resolved: { readonly service: CompiledService; readonly membership: number; readonly servers: readonly Resolved[] } | null;
+  /** Null until a full pass, and after adoption changed the servers' memory. */
+  last: LastPass | null;
 }
 
 interface Candidate extends Resolved {
@@ -105,6 +136,16 @@ interface Candidate extends Resolved {
   fixed: boolean;
   /** Slow start factor while the server ramps, else null. */
   ramp: number | null;
+  /** The weight was held back by maxChangePerSecond. */
+  limited: boolean;
+}
+
+/** An incremental pass's answer (WeightEvaluator.update). */
+export interface Evaluation {
+  /** Every server's decision, in policy order. */
+  readonly decisions: readonly WeightDecision[];
+  /** Indexes of the decisions whose weight or connection limit differ from the previous pass's at the same index; null: the servers were resolved anew, take them all. */
+  readonly changed: readonly number[] | null;
 }
 
 export class WeightEvaluator {
@@ -121,6 +162,7 @@ export class WeightEvaluator {
    */
   adopt(service: CompiledService, weights: ReadonlyMap<string, number>, now: number, graceMs: number): void {
     const mem = this.memory(service);
+    mem.last = null;
     for (const [address, weight] of weights) {
       const s = this.server(mem, address, now);
       if (s.weight === null) {
@@ -138,21 +180,102 @@ export class WeightEvaluator {
     for (const name of this.services.keys()) if (!serviceNames.has(name)) this.services.delete(name);
   }
 
+  /** A full pass: every server of the service assessed and weighed afresh (the periodic resync, and the reference for `update`). */
   evaluate(service: CompiledService, nodes: NodeLookup, now: number): WeightDecision[] {
     const mem = this.memory(service);
     const round = ++this.round;
-    const candidates: Candidate[] = [];
-    for (const r of this.resolve(service, mem, nodes, now)) {
-      r.memory.round = round;
-      candidates.push(this.liveness(service, r, now));
-    }
+    const servers = this.resolve(service, mem, nodes, now);
+    for (const r of servers) r.memory.round = round;
+    this.assess(service, mem, servers, now);
+    const candidates = servers.map((r) => copy(r.memory.assessed as Candidate));
+    const decisions = this.weigh(service, mem, servers, candidates, now);
+    // Every server has its own entry: more entries means some are no longer resolved.
+    if (mem.servers.size > servers.length) for (const [address, s] of mem.servers) if (s.round !== round) mem.servers.delete(address);
+    return decisions;
+  }
 
-    // 2. guards and 3. blackout on the live ones; the rest go to the strategy.
+  /**
+   * An incremental pass, as exact as a full one: only servers with news (a
+   * new sample, a liveness or drain change) or whose weight moves with time
+   * are assessed again; the others keep their assessment. Their weights are
+   * redone only when the service's scale changed or a service-wide step is
+   * in play (mean band, share cap, slow start, blackout or unscored servers
+   * taking the mean, adopted weights, the all-zero fallback); otherwise only
+   * the servers assessed again are weighed. Full when the servers were
+   * resolved anew, and for strategies that score the whole service together.
+   */
+  update(service: CompiledService, nodes: NodeLookup, now: number): Evaluation {
+    const mem = this.memory(service);
+    const servers = this.resolve(service, mem, nodes, now);
+    const last = mem.last;
+    if (last === null || last.servers !== servers || this.strategies.get(service.strategy.name).perServer !== true) {
+      return { decisions: this.evaluate(service, nodes, now), changed: null };
+    }
+    const indexes: number[] = [];
+    for (let i = 0; i < servers.length; i += 1) {
+      const { node, memory: s } = servers[i] as Resolved;
+      if (s.timed || (node !== null && (node.sample !== s.seenSample || node.state !== s.seenState || node.drained !== s.seenDrained))) indexes.push(i);
+    }
+    const previous = last.decisions;
+    if (indexes.length === 0) return { decisions: previous, changed: [] };
+    const news = indexes.map((i) => servers[i] as Resolved);
+    this.assess(service, mem, news, now);
+    // The service's aggregates, from every server's kept assessment: a scan of numbers, no evaluation.
+    let global = last.global || service.meanBand !== null || service.shareCap !== null;
+    let best = 0;
+    for (let i = 0; i < servers.length && !global; i += 1) {
+      const a = (servers[i] as Resolved).memory.assessed as Candidate;
+      if (a.fixed) global = a.state === 'held' && a.memory.holdUntil !== null;
+      else if (a.score === null || a.ramp !== null) global = true;
+      else if (a.score > best) best = a.score;
+    }
+    if (!global && best === last.best && best > 0) {
+      const { max } = service.weights;
+      const changed = news.map((r) => copy(r.memory.assessed as Candidate));
+      for (const c of changed) {
+        if (c.fixed) continue;
+        c.weight = Math.min(max, (max * (c.score ?? 0)) / best);
+        settle(service, c, now);
+      }
+      // A weight of 0 might leave every server at 0: the all-zero fallback looks at all of them.
+      if (!changed.some((c) => c.weight === 0)) {
+        commit(changed, now);
+        const decisions = previous.slice();
+        const moved: number[] = [];
+        changed.forEach((c, k) => {
+          const i = indexes[k] as number;
+          const d = decide(service, c);
+          const before = previous[i];
+          decisions[i] = d;
+          if (before?.weight !== d.weight || before.maxConnections !== d.maxConnections) moved.push(i);
+        });
+        mem.last = { ...last, decisions };
+        return { decisions, changed: moved };
+      }
+    }
+    const decisions = this.weigh(service, mem, servers, servers.map((r) => copy(r.memory.assessed as Candidate)), now);
+    const moved: number[] = [];
+    decisions.forEach((d, i) => {
+      const before = previous[i];
+      if (before?.weight !== d.weight || before.maxConnections !== d.maxConnections) moved.push(i);
+    });
+    return { decisions, changed: moved };
+  }
+
+  /** Steps 1–4 for these servers: liveness, guards, blackout, the strategy's score and its smoothing, and whether it ramps (kept in their memory). */
+  private assess(service: CompiledService, mem: ServiceMemory, servers: readonly Resolved[], now: number): void {
     const scored: Candidate[] = [];
     const scoredFacts: SampleFacts[] = [];
-    for (const c of candidates) {
+    for (const r of servers) {
+      const c = this.liveness(service, r, now);
+      const s = r.memory;
+      s.seenSample = r.node?.sample ?? null;
+      s.seenState = r.node?.state ?? null;
+      s.seenDrained = r.node?.drained ?? null;
+      s.assessed = c;
+      // 2. guards and 3. blackout on the live ones; the rest go to the strategy.
       if (c.fixed || !c.node?.sample) continue;
-      const facts = factsOf(c.memory, c.address, c.node, c.node.sample, service);
+      const facts = factsOf(s, c.address, c.node, c.node.sample, service);
       if (facts.guard) {
         c.state = 'guarded';
         c.reason = `guard ${facts.guard.name}`;
@@ -169,8 +292,8 @@ export class WeightEvaluator {
       scoredFacts.push(facts);
     }
 
-    // 4. strategy, smoothing, mean for the unscored. A per-server strategy
-    // is asked only about the servers with a sample it has not scored.
+    // 4. strategy and smoothing. A per-server strategy is asked only about
+    // the servers with a sample it has not scored.
     const strategy = this.strategies.get(service.strategy.name);
     const ask = strategy.perServer === true ? scoredFacts.filter((f) => f.score === null) : scoredFacts;
     const answers = strategy.weigh(service.strategy, ask.map((f) => f.input), mem.strategyState, now);
@@ -178,15 +301,30 @@ export class WeightEvaluator {
       f.score = answers[i] ?? null;
     });
     scored.forEach((c, i) => {
-      const s = scoredFacts[i]?.score ?? null;
-      const score = s?.score ?? null;
+      const answer = scoredFacts[i]?.score ?? null;
+      const score = answer?.score ?? null;
       // A score that is not a finite non-negative number is no score (a
       // strategy fed extreme metrics must not poison the service).
       const usable = score !== null && Number.isFinite(score) && score >= 0;
-      c.reason = s?.reason ?? '';
+      c.reason = answer?.reason ?? '';
       if (score !== null && !usable) c.reason += `; unusable score ${score}: mean`;
-      c.score = usable ? smooth(c.memory, score, service.smoothing.halfLifeMs, now) : null;
+      c.score = usable ? smooth(c.memory, answer as Score, score, service.smoothing.halfLifeMs, now) : null;
     });
+
+    // Which servers slow-start (the ramp state is updated here, before
+    // scaling, so a ramping server's score does not set the scale).
+    for (const r of servers) {
+      const c = r.memory.assessed as Candidate;
+      const s = r.memory;
+      if (service.slowStart && !c.fixed) c.ramp = rampFactor(service, service.slowStart, c, now);
+      // A server without a live agent may be held at its last weight, which the service-wide steps can still change.
+      const holding = (s.holdUntil !== null && now < s.holdUntil) || (service.stale.action === 'hold' && s.missingSince !== null && now - s.missingSince < service.stale.holdForMs);
+      s.timed = c.state === 'blackout' || c.ramp !== null || (c.missing || c.state === 'held' ? holding : false);
+    }
+  }
+
+  /** Steps 5–13 over every server of the service, from their assessments (`candidates`, copies in policy order). */
+  private weigh(service: CompiledService, mem: ServiceMemory, servers: readonly Resolved[], candidates: Candidate[], now: number): WeightDecision[] {
     const open = candidates.filter((c) => !c.fixed);
     let known = 0;
     let sum = 0;
@@ -197,16 +335,12 @@ export class WeightEvaluator {
     }
     const meanScore = known > 0 ? sum / known : 1;
     for (const c of open) if (c.score === null) c.score = meanScore;
-
-    // Which servers slow-start (the ramp state is updated here, before
-    // scaling, so a ramping server's score does not set the scale).
-    if (service.slowStart) for (const c of open) c.ramp = rampFactor(service, service.slowStart, c, now);
     const established = open.filter((c) => c.ramp === null);
 
     // 5. scale so the best established server maps to max. A server in slow
     // start does not set the scale: an idle returning server has the best
     // headroom of all, and scaling to it would shrink every other weight.
-    const { min, max, quantum } = service.weights;
+    const { max } = service.weights;
     const bestOfEstablished = bestScore(established);
     const best = bestOfEstablished > 0 ? bestOfEstablished : bestScore(open);
     for (const c of open) c.weight = best > 0 ? Math.min(max, (max * (c.score ?? 0)) / best) : max;
@@ -239,21 +373,7 @@ export class WeightEvaluator {
     }
 
     // 9.–12. per server: clamp, rate limit, quantum, deadband.
-    for (const c of open) {
-      const s = c.memory;
-      c.weight = Math.min(max, Math.max(min, c.weight));
-      if (service.maxChangePerSecond !== null && s.weight !== null && s.weight > 0) {
-        const limit = service.maxChangePerSecond * max * Math.max(0, now - s.decidedAt) / 1000;
-        const limited = Math.min(s.weight + limit, Math.max(s.weight - limit, c.weight));
-        if (limited !== c.weight) c.reason += '; rate limited';
-        c.weight = limited;
-      }
-      c.weight = Math.max(min, Math.min(max, Math.round(c.weight / quantum) * quantum));
-      if (s.weight !== null && s.weight > 0 && c.weight > 0 && c.weight !== s.weight && Math.abs(c.weight - s.weight) / s.weight < service.deadband) {
-        c.weight = s.weight;
-        c.reason += '; within deadband';
-      }
-    }
+    for (const c of open) settle(service, c, now);
 
     // While servers adopted from the engine still wait for their agents, the
     // ones already back keep their adopted weights too: re-scaling them
@@ -270,6 +390,7 @@ export class WeightEvaluator {
     }
 
     // 13. all-zero fallback.
+    let fallback = false;
     if (candidates.length > 0 && candidates.every((c) => c.weight === 0) && candidates.some((c) => c.missing)) {
       for (const c of candidates) {
         if (!c.missing) continue;
@@ -278,27 +399,14 @@ export class WeightEvaluator {
         c.weight = service.allZero === 'keep-last' ? (last ?? 0) : max;
         c.state = 'fallback';
         c.reason = `every server would get 0 (${c.reason}): ${service.allZero === 'keep-last' ? 'keeping the last weight' : 'equal weights'}`;
+        fallback = true;
       }
     }
 
-    for (const c of candidates) {
-      const s = c.memory;
-      if (s.weight !== c.weight) s.decidedAt = now;
-      s.weight = c.weight;
-      // Drained or guarded to 0 on purpose: nothing for the fallback to restore.
-      if (!c.missing && c.state !== 'held' && c.state !== 'fallback') s.lastGood = c.weight > 0 ? c.weight : null;
-    }
-    // Every candidate has its own entry: more entries means some are no longer resolved.
-    if (mem.servers.size > candidates.length) for (const [address, s] of mem.servers) if (s.round !== round) mem.servers.delete(address);
-    return candidates.map((c) => ({
-      address: c.address,
-      node: c.nodeId,
-      weight: c.weight,
-      score: c.score,
-      state: c.state,
-      reason: c.reason,
-      maxConnections: service.connectionLimit && c.node?.sample ? factsOf(c.memory, c.address, c.node, c.node.sample, service).maxConnections : null,
-    }));
+    commit(candidates, now);
+    const decisions = candidates.map((c) => decide(service, c));
+    mem.last = { servers, best, global: waiting || fallback, decisions };
+    return decisions;
   }
 
   /** The service's servers, their nodes and memory: resolved again only when the policy or the set of nodes changed. */
@@ -322,7 +430,9 @@ export class WeightEvaluator {
     if (!node || node.state === 'stale' || !node.sample) {
       const [state, why]: [ServerState, string] = !node ? ['absent', 'no agent connected'] : node.state === 'stale' ? ['stale', 'agent silent: no sample within the stale deadline'] : ['absent', 'agent connected, no sample yet'];
       s.missingSince ??= now;
-      s.smoothed = null; // a returning server starts from its fresh metrics
+      // A returning server starts from its fresh metrics.
+      s.smoothed = null;
+      s.smoothedFrom = null;
       if (s.holdUntil !== null && now < s.holdUntil && s.weight !== null) {
         return candidate(r, 'held', `${why}: keeping the weight adopted from the engine while agents reconnect`, s.weight, false, true);
       }
@@ -340,24 +450,98 @@ export class WeightEvaluator {
   }
 
   private memory(service: CompiledService): ServiceMemory {
-    const key = JSON.stringify(service.strategy);
     let mem = this.services.get(service.name);
+    if (mem?.compiled === service) return mem;
+    const key = JSON.stringify(service.strategy);
     if (!mem || mem.strategyKey !== key) {
       const strategy = this.strategies.get(service.strategy.name);
-      mem = { strategyKey: key, strategyState: strategy.createState(service.strategy), servers: mem?.servers ?? new Map(), resolved: null };
+      mem = { strategyKey: key, compiled: service, strategyState: strategy.createState(service.strategy), servers: mem?.servers ?? new Map(), resolved: null, last: null };
       this.services.set(service.name, mem);
     }
+    mem.compiled = service;
     return mem;
   }
 
   private server(mem: ServiceMemory, address: string, now: number): ServerMemory {
-    return getOrCreate(mem.servers, address, () => ({ smoothed: null, smoothedAt: now, weight: null, decidedAt: now, lastGood: null, missingSince: null, stream: null, returnedAt: null, rampFrom: null, adopted: false, holdUntil: null, adoptedWeight: null, round: 0, facts: null }));
+    return getOrCreate(mem.servers, address, () => ({
+      smoothed: null,
+      smoothedAt: now,
+      smoothedFrom: null,
+      weight: null,
+      decidedAt: now,
+      lastGood: null,
+      missingSince: null,
+      stream: null,
+      returnedAt: null,
+      rampFrom: null,
+      adopted: false,
+      holdUntil: null,
+      adoptedWeight: null,
+      round: 0,
+      facts: null,
+      seenSample: null,
+      seenState: null,
+      seenDrained: null,
+      timed: false,
+      assessed: null,
+    }));
   }
+}
+
+/** 9.–12. one server's clamp, rate limit, quantum and deadband. */
+function settle(service: CompiledService, c: Candidate, now: number): void {
+  const { min, max, quantum } = service.weights;
+  const s = c.memory;
+  c.weight = Math.min(max, Math.max(min, c.weight));
+  if (service.maxChangePerSecond !== null && s.weight !== null && s.weight > 0) {
+    const limit = service.maxChangePerSecond * max * Math.max(0, now - s.decidedAt) / 1000;
+    const limited = Math.min(s.weight + limit, Math.max(s.weight - limit, c.weight));
+    if (limited !== c.weight) {
+      c.reason += '; rate limited';
+      c.limited = true;
+    }
+    c.weight = limited;
+  }
+  c.weight = Math.max(min, Math.min(max, Math.round(c.weight / quantum) * quantum));
+  if (s.weight !== null && s.weight > 0 && c.weight > 0 && c.weight !== s.weight && Math.abs(c.weight - s.weight) / s.weight < service.deadband) {
+    c.weight = s.weight;
+    c.reason += '; within deadband';
+  }
+}
+
+/** The decided weights become the servers' last ones. */
+function commit(candidates: readonly Candidate[], now: number): void {
+  for (const c of candidates) {
+    const s = c.memory;
+    if (s.weight !== c.weight) s.decidedAt = now;
+    s.weight = c.weight;
+    // Drained or guarded to 0 on purpose: nothing for the fallback to restore.
+    if (!c.missing && c.state !== 'held' && c.state !== 'fallback') s.lastGood = c.weight > 0 ? c.weight : null;
+    // A rate-limited weight is still on its way.
+    if (c.limited) s.timed = true;
+  }
+}
+
+function decide(service: CompiledService, c: Candidate): WeightDecision {
+  return {
+    address: c.address,
+    node: c.nodeId,
+    weight: c.weight,
+    score: c.score,
+    state: c.state,
+    reason: c.reason,
+    maxConnections: service.connectionLimit && c.node?.sample ? factsOf(c.memory, c.address, c.node, c.node.sample, service).maxConnections : null,
+  };
 }
 
 /** Every candidate has one shape (this literal): evaluation runs for every server many times a second. */
 function candidate({ address, node, nodeId, memory }: Resolved, state: ServerState, reason: string, weight: number, missing: boolean, fixed: boolean): Candidate {
-  return { address, node, nodeId, memory, state, reason, score: null, weight, missing, fixed, ramp: null };
+  return { address, node, nodeId, memory, state, reason, score: null, weight, missing, fixed, ramp: null, limited: false };
+}
+
+/** A working copy of an assessment, for steps 5–13 to change. */
+function copy(c: Candidate): Candidate {
+  return { address: c.address, node: c.node, nodeId: c.nodeId, memory: c.memory, state: c.state, reason: c.reason, score: c.score, weight: c.weight, missing: c.missing, fixed: c.fixed, ramp: c.ramp, limited: false };
 }
 
 /**
@@ -387,15 +571,21 @@ function rampFactor(service: CompiledService, slowStart: { readonly durationMs: 
 }
 
 /**
- * EWMA in continuous time on the poller's clock: after one half-life a step
- * in the score is half absorbed, however often the service is evaluated.
- * (Scores can change without a new sample of their own: orca's round robin
- * ends, pid renormalises.)
+ * EWMA on the poller's clock, advanced when a new score arrives (for the
+ * per-server strategies, once per sample; for the others, at every
+ * evaluation, as they may change a score without a sample): the new score
+ * weighs 1 - 2^(-elapsed / half-life), elapsed being the time since the
+ * last one, so after one half-life a step is half absorbed however often
+ * samples come. Between scores the smoothed value holds: a server without
+ * news keeps its weight, which is what lets a pass evaluate only the
+ * servers with news and still decide what a full pass would.
  */
-function smooth(s: ServerMemory, score: number, halfLifeMs: number, now: number): number {
-  const value = s.smoothed === null || halfLifeMs <= 0 ? score : s.smoothed + (1 - 2 ** (-(now - s.smoothedAt) / halfLifeMs)) * (score - s.smoothed);
+function smooth(s: ServerMemory, answer: Score, score: number, halfLifeMs: number, now: number): number {
+  if (s.smoothedFrom === answer && s.smoothed !== null) return s.smoothed;
+  const value = s.smoothed === null || halfLifeMs <= 0 ? score : s.smoothed + (1 - 2 ** (-Math.max(0, now - s.smoothedAt) / halfLifeMs)) * (score - s.smoothed);
   s.smoothed = value;
   s.smoothedAt = now;
+  s.smoothedFrom = answer;
   return value;
 }
 

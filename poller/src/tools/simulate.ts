@@ -28,7 +28,16 @@ export interface SimulationResult {
   readonly changes: readonly WeightChange[];
 }
 
-export function simulate(policy: CompiledPolicy, events: readonly TraceEvent[], strategies: StrategyRegistry, stepMs: number): SimulationResult {
+export interface SimulationOptions {
+  /**
+   * `full` (the default) evaluates every server at every step; `incremental`
+   * only the servers with news, as the running poller does between its full
+   * cycles (after the first pass, never a full one): the two decide the same.
+   */
+  readonly passes?: 'full' | 'incremental';
+}
+
+export function simulate(policy: CompiledPolicy, events: readonly TraceEvent[], strategies: StrategyRegistry, stepMs: number, options: SimulationOptions = {}): SimulationResult {
   let now = 0;
   const table = new NodeTable(policy.liveness.staleAfterMs, () => undefined, () => now);
   const evaluator = new WeightEvaluator(strategies);
@@ -41,7 +50,8 @@ export function simulate(policy: CompiledPolicy, events: readonly TraceEvent[], 
   const evaluate = (): void => {
     const lookup = table.lookup();
     for (const service of policy.services) {
-      for (const d of evaluator.evaluate(service, lookup, now)) {
+      const decisions = options.passes === 'incremental' ? evaluator.update(service, lookup, now).decisions : evaluator.evaluate(service, lookup, now);
+      for (const d of decisions) {
         const key = `${service.name}/${d.address}`;
         if (!columns.includes(key)) columns.push(key);
         const from = current.get(key) ?? null;
