@@ -20,12 +20,12 @@
 // incremental one (`update`, between the periodic full cycles) assesses only
 // the servers with news and decides the same weights.
 import { formatHostPort } from '@loadfeed/kernel-bridge';
-import { metricValues, type Sample } from '@loadfeed/proto';
+import type { Sample } from '@loadfeed/proto';
 import { getOrCreate } from '../util/maps.js';
 import type { NodeLookup, NodeRecord, NodeState } from '../cycle/node-table.js';
 import type { CompiledService, Guard, ServerMatch } from './compile.js';
 import type { Expression, Variables } from './expression.js';
-import { fmt, variablesOf, type NodeMetrics, type Score, type ServerInput, type StrategyRegistry } from './strategy.js';
+import { fmt, nodeMetrics, variablesOf, type NodeMetrics, type Score, type ServerInput, type StrategyRegistry } from './strategy.js';
 
 export type ServerState = 'live' | 'blackout' | 'slow-start' | 'guarded' | 'drained' | 'stale' | 'held' | 'absent' | 'fallback';
 
@@ -645,13 +645,7 @@ function metricsOf(node: NodeRecord, service: CompiledService): NodeMetrics {
   const s = node.sample;
   const name = announcedServiceName(node, service);
   const load = s?.services.find((x) => x.name === name);
-  return {
-    ...metricValues(s ?? {}),
-    cores: node.hello.cores,
-    memoryBytes: node.hello.memoryBytes,
-    connections: load?.established ?? null,
-    app: s?.namedMetrics ?? NO_APP_METRICS,
-  };
+  return nodeMetrics(s ?? {}, node.hello.cores, node.hello.memoryBytes, load?.established ?? null, s?.namedMetrics ?? NO_APP_METRICS);
 }
 
 /** A connection limit from its expression: a positive integer, or 0 for none (also when a metric is missing). */

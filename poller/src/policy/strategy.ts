@@ -3,7 +3,7 @@
 // should get. Everything around it (guards, smoothing, scaling, clamps, slow
 // start, deadband) is the evaluator's, so every strategy gets the same
 // wrappers. Strategies may keep state between evaluations (orca, pid).
-import { METRICS, type MetricValues } from '@loadfeed/proto';
+import { compileFromCatalog, compileMetricValues, METRICS, type MetricSource, type MetricValues } from '@loadfeed/proto';
 import type { Variables } from './expression.js';
 import type { StrategyConfig } from './compile.js';
 import { NotRegisteredError } from '../errors.js';
@@ -73,11 +73,20 @@ export class StrategyRegistry {
   }
 }
 
-export function variablesOf(m: NodeMetrics): Variables {
-  const v: Record<string, number | null> = { cores: m.cores, memory_bytes: m.memoryBytes, connections: m.connections };
-  for (const metric of METRICS) v[metric.variable] = m[metric.field];
-  return { ...(v as Omit<Variables, 'app'>), app: m.app };
-}
+/** A server's metrics from its sample and its node (see compileMetricValues). */
+export const nodeMetrics = compileMetricValues<(sample: MetricSource, cores: number, memoryBytes: number, connections: number | null, app: Readonly<Record<string, number>>) => NodeMetrics>(
+  ['s', 'cores', 'memoryBytes', 'connections', 'app'],
+  'cores, memoryBytes, connections, app',
+);
+
+/** Expression variables of a server's metrics: one object literal compiled from the catalog, as compileMetricValues is, and for the same reason. */
+export const variablesOf = compileFromCatalog(
+  () =>
+    new Function(
+      'm',
+      `return { cores: m.cores, memory_bytes: m.memoryBytes, connections: m.connections, ${METRICS.map((x) => `${JSON.stringify(x.variable)}: m[${JSON.stringify(x.field)}]`).join(', ')}, app: m.app };`,
+    ) as (m: NodeMetrics) => Variables,
+);
 
 export function fmt(x: number): string {
   return Number(x.toPrecision(3)).toString();
