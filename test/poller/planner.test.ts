@@ -92,3 +92,19 @@ test('afterOps: services no op touches stay the same objects; planning against e
   t.deepEqual(plan(want, after), []);
   t.deepEqual(plan(want, before), ops, 'the read it started from still has weight 5');
 });
+
+test('a partial plan (an incremental cycle) writes the changed destinations and neither removes nor creates', (t) => {
+  const observed: Observation = {
+    services: [{ address: 'tcp 127.0.0.1:80', scheduler: 'wlc', destinations: [dest('127.0.0.1:1', 5), dest('127.0.0.1:2', 7)] }],
+  };
+  const partial = (s: DesiredService): DesiredService => ({ ...s, partial: true });
+  // Only :2 changed: :1, left out, is not drained as if the policy had dropped it.
+  t.deepEqual(plan([partial(svc('tcp 127.0.0.1:80', true, [['127.0.0.1:2', 9]]))], observed), [{ op: 'set-weight', service: 'tcp 127.0.0.1:80', destination: '127.0.0.1:2', weight: 9 }]);
+  // The whole list, as a full cycle plans it, does drain it.
+  t.deepEqual(plan([svc('tcp 127.0.0.1:80', true, [['127.0.0.1:2', 9]])], observed), [
+    { op: 'set-weight', service: 'tcp 127.0.0.1:80', destination: '127.0.0.1:2', weight: 9 },
+    { op: 'set-weight', service: 'tcp 127.0.0.1:80', destination: '127.0.0.1:1', weight: 0 },
+  ]);
+  // A missing service is created only from a whole list.
+  t.deepEqual(plan([partial(svc('tcp 127.0.0.1:81', true, [['127.0.0.1:3', 4]]))], observed), []);
+});
