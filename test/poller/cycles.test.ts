@@ -137,6 +137,21 @@ test('the pacer follows a lasting load, not one burst', (t) => {
   t.is(pacer.nextStart(true), last + MIN_CYCLE_GAP_MS);
 });
 
+test('a periodic full cycle does not stretch the gap before the next incremental one', (t) => {
+  const pacer = new CyclePacer();
+  const last = run(pacer, 0, 10_000, 2, 0.7);
+  const gap = pacer.nextStart(false) - last;
+  // A resync taking 100 ms: the next cycle is paced by the 2 ms ones, not by it.
+  const resync = pacer.nextStart(false);
+  pacer.begin(resync, 0.8);
+  pacer.end(resync + 100, true);
+  t.true(pacer.nextStart(false) - resync <= gap, `after the resync: ${pacer.nextStart(false) - resync} ms, before: ${gap} ms`);
+  // The same 100 ms as an incremental cycle does call for a long gap.
+  pacer.begin(resync + 200, 0.8);
+  pacer.end(resync + 300);
+  t.true(pacer.nextStart(false) - (resync + 200) >= 100 / MAX_CYCLE_SHARE);
+});
+
 test('a server whose agent falls silent is quiesced without waiting out the gap a slow cycle called for', async (t) => {
   const engines = defaultEngines();
   // Scoring takes a second of the loop: the next cycle may start no sooner than cycleGapMs(1000, 0) later.

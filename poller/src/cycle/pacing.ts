@@ -45,9 +45,15 @@ export class CyclePacer {
     this.startedAt = now;
   }
 
-  /** The cycle begun last ends at `now`. */
-  end(now: number): void {
-    this.lastMs = now - this.startedAt;
+  /**
+   * The cycle begun last ends at `now`. A periodic full cycle (`resync`)
+   * does not set the gap: it costs the whole fleet while the cycles between
+   * cost what changed, and pacing those by it stretched every gap after a
+   * resync tenfold. Its time counts
+   * as the others' load instead.
+   */
+  end(now: number, resync = false): void {
+    this.lastMs = resync ? 0 : now - this.startedAt;
   }
 
   /** When the next cycle may start; `urgent` (a server to quiesce) waits only MIN_CYCLE_GAP_MS. */

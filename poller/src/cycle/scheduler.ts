@@ -131,7 +131,7 @@ export class CycleScheduler {
         this.cycleError = null;
         for (const name of outcome.again) this.dirty.add(name);
         if (outcome.failed) this.retryAfterError();
-        this.pacer.end(performance.now());
+        this.pacer.end(performance.now(), full);
         if (since !== null && !outcome.failed) this.options.applied(performance.now() - since, outcome.evaluatedAt);
       }
     } catch (err) {
