@@ -62,7 +62,7 @@ export class Poller {
     this.index = new ServiceIndex(options.policy);
     this.policyStatus = { file: options.policy.file, loadedAt: new Date().toISOString(), refused: [] };
     this.evaluator = new WeightEvaluator(options.strategies);
-    this.table = new NodeTable(this.policy.liveness.staleAfterMs, (e) => this.onNodeEvent(e), undefined, (node) => this.scheduler.nodeEvent(false, this.index.concerning(node)));
+    this.table = new NodeTable(this.policy.liveness.staleAfterMs, (e) => this.onNodeEvent(e), undefined, (node) => this.scheduler.nodeEvent(false, this.index.concerning(node), node));
     this.ingest = new Ingest({
       table: this.table,
       auth: options.security?.auth ?? { tokens: new Map(), mutualTls: false, allowPlaintext: false },
@@ -83,7 +83,7 @@ export class Poller {
     const notify = (call: (o: PollerObserver) => void): void => this.notify(call);
     this.runner = new CycleRunner({ table: this.table, evaluator: this.evaluator, engines: this.engines, logger, notify });
     this.scheduler = new CycleScheduler({
-      run: (full, services) => this.runner.run(this.policy, full, services),
+      run: (full, services, news) => this.runner.run(this.policy, full, services, news),
       resyncEveryMs: () => this.policy.reconcile.everyMs,
       applied: (ms, evaluatedAt) => notify((o) => o.weightsApplied?.(ms, evaluatedAt)),
       logger,
@@ -166,7 +166,7 @@ export class Poller {
     if (e.from !== e.to) {
       this.options.logger.info({ node: e.node.id, from: e.from, to: e.to }, 'node state changed');
     }
-    this.scheduler.nodeEvent(e.from === 'live' && e.to !== 'live', this.index.concerning(e.node));
+    this.scheduler.nodeEvent(e.from === 'live' && e.to !== 'live', this.index.concerning(e.node), e.node);
   }
 
   /** Observers never break the loop: a throwing one is logged and the cycle goes on. */

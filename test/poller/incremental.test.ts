@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { Hello, Sample } from '@loadfeed/proto';
-import { compilePolicy, defaultEngines, defaultStrategies, NodeTable, readTrace, simulate, WeightEvaluator, type CompiledService, type TraceEvent } from '@loadfeed/poller';
+import { compilePolicy, defaultEngines, defaultStrategies, NodeTable, readTrace, simulate, WeightEvaluator, type CompiledService, type NodeRecord, type TraceEvent } from '@loadfeed/poller';
 
 const NODES = ['a', 'b', 'c', 'd', 'e'];
 
@@ -116,18 +116,24 @@ test('an incremental pass re-evaluates only the servers with news and names the 
   const policy = policyOf(['slowStart: null', 'smoothing: { halfLife: 0s }', 'deadband: 0']);
   const service = policy.services[0] as CompiledService;
   let now = 0;
-  const table = new NodeTable(policy.liveness.staleAfterMs, () => undefined, () => now);
+  const news = new Set<NodeRecord>();
+  const table = new NodeTable(policy.liveness.staleAfterMs, (e) => news.add(e.node), () => now, (node) => news.add(node));
+  const update = () => {
+    const e = evaluator.update(service, table.lookup(), now, news);
+    news.clear();
+    return e;
+  };
   const evaluator = new WeightEvaluator(defaultStrategies());
   const report = (node: string, seq: number, cpu: number): void => table.accept(table.get(node) as NonNullable<ReturnType<NodeTable['get']>>, Sample.create({ seq, windowMs: 1000, cpuUtilization: cpu }));
   for (const n of NODES) table.connect(Hello.create({ nodeId: n, cores: 1, memoryBytes: 1e9 }));
   NODES.forEach((n, i) => report(n, 1, i === 0 ? 0 : 0.5));
-  const first = evaluator.update(service, table.lookup(), now);
+  const first = update();
   t.is(first.changed, null, 'the first pass is a full one');
   t.deepEqual(first.decisions.map((d) => d.weight), [100, 50, 50, 50, 50]);
 
   now += 1000;
   report('c', 2, 0.75);
-  const second = evaluator.update(service, table.lookup(), now);
+  const second = update();
   t.deepEqual(second.changed, [2]);
   t.deepEqual(second.decisions.map((d) => d.weight), [100, 50, 25, 50, 50]);
   second.decisions.forEach((d, i) => {
@@ -135,14 +141,14 @@ test('an incremental pass re-evaluates only the servers with news and names the 
   });
 
   now += 1000;
-  const quiet = evaluator.update(service, table.lookup(), now);
+  const quiet = update();
   t.deepEqual(quiet.changed, [], 'no news, no change');
   t.is(quiet.decisions, second.decisions);
 
   // The best server gets busier: the scale changes, and so does every weight.
   now += 1000;
   report('a', 2, 0.5);
-  const rescaled = evaluator.update(service, table.lookup(), now);
+  const rescaled = update();
   t.deepEqual(rescaled.decisions.map((d) => d.weight), [100, 100, 50, 100, 100]);
   t.deepEqual(rescaled.changed, [1, 2, 3, 4]);
   t.deepEqual(rescaled.decisions, evaluator.evaluate(service, table.lookup(), now), 'a full pass agrees');

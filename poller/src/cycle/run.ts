@@ -10,11 +10,13 @@ import type { CompiledPolicy, CompiledService } from '../policy/compile.js';
 import type { WeightDecision, WeightEvaluator } from '../policy/evaluate.js';
 import { getOrCreate } from '../util/maps.js';
 import type { EngineSet } from './engine-set.js';
-import type { NodeTable } from './node-table.js';
+import type { NodeRecord, NodeTable } from './node-table.js';
 import type { Notify } from './observer.js';
 import { afterOps, plan, type DesiredService } from './planner.js';
 import type { DriftEvent } from './reconcile.js';
 import type { CycleOutcome } from './scheduler.js';
+
+const NO_NEWS: ReadonlySet<NodeRecord> = new Set();
 
 export interface CycleRunnerOptions {
   readonly table: NodeTable;
@@ -36,7 +38,7 @@ export class CycleRunner {
 
   constructor(private readonly o: CycleRunnerOptions) {}
 
-  async run(policy: CompiledPolicy, full: boolean, dirty: ReadonlySet<string>): Promise<CycleOutcome> {
+  async run(policy: CompiledPolicy, full: boolean, dirty: ReadonlySet<string>, news: ReadonlyMap<string, ReadonlySet<NodeRecord>>): Promise<CycleOutcome> {
     const { engines, logger } = this.o;
     await engines.replaceChanged();
     const services = full ? policy.services : policy.services.filter((s) => dirty.has(s.name));
@@ -75,7 +77,7 @@ export class CycleRunner {
     const moved = new Map<string, readonly number[]>();
     for (const service of services) {
       // The full cycle evaluates every server afresh (the resync); the others only what has news.
-      const { decisions, changed } = full ? { decisions: this.o.evaluator.evaluate(service, lookup, evaluatedAt), changed: null } : this.o.evaluator.update(service, lookup, evaluatedAt);
+      const { decisions, changed } = full ? { decisions: this.o.evaluator.evaluate(service, lookup, evaluatedAt), changed: null } : this.o.evaluator.update(service, lookup, evaluatedAt, news.get(service.name) ?? NO_NEWS);
       decided.set(service.name, decisions);
       const partial = changed !== null && !this.unfinished.has(service.name);
       if (changed !== null) moved.set(service.name, changed);

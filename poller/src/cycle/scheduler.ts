@@ -5,6 +5,8 @@
 // drift is found); a failed engine apply or a cycle that throws brings a
 // full cycle sooner.
 import type { Logger } from 'pino';
+import { getOrCreate } from '../util/maps.js';
+import type { NodeRecord } from './node-table.js';
 import { CyclePacer } from './pacing.js';
 
 /** After a failed engine apply or cycle, try again this soon even if nothing changed. */
@@ -22,8 +24,8 @@ export interface CycleOutcome {
 }
 
 export interface CycleSchedulerOptions {
-  /** One cycle: every service when `full` (engines read afresh), else those named. */
-  readonly run: (full: boolean, services: ReadonlySet<string>) => Promise<CycleOutcome>;
+  /** One cycle: every service when `full` (engines read afresh), else those named; `news`: per service, the nodes with news since the last cycle. */
+  readonly run: (full: boolean, services: ReadonlySet<string>, news: ReadonlyMap<string, ReadonlySet<NodeRecord>>) => Promise<CycleOutcome>;
   /** Current `reconcile.every`, ms. */
   readonly resyncEveryMs: () => number;
   /** A cycle put weights in place: ms since the oldest node event it acted on. */
@@ -34,6 +36,8 @@ export interface CycleSchedulerOptions {
 export class CycleScheduler {
   /** Services to evaluate in the next cycle; `full` evaluates all and reads the engines afresh. */
   private readonly dirty = new Set<string>();
+  /** Per dirty service, the nodes whose news made it dirty. */
+  private news = new Map<string, Set<NodeRecord>>();
   private full = false;
   private cycling: Promise<void> | null = null;
   private readonly pacer = new CyclePacer();
@@ -68,16 +72,19 @@ export class CycleScheduler {
   }
 
   /**
-   * A node event (sample, liveness change, drain) concerning `services`;
-   * `urgent` (the node stopped being live) cuts the pacing wait.
+   * A node event (sample, liveness change, drain) of `node`, concerning
+   * `services`; `urgent` (the node stopped being live) cuts the pacing wait.
    */
-  nodeEvent(urgent: boolean, services: readonly string[]): void {
+  nodeEvent(urgent: boolean, services: readonly string[], node: NodeRecord): void {
     if (urgent) {
       this.urgent = true;
       this.wake?.();
     }
     this.pendingSince ??= performance.now();
-    for (const name of services) this.dirty.add(name);
+    for (const name of services) {
+      this.dirty.add(name);
+      getOrCreate(this.news, name, () => new Set<NodeRecord>()).add(node);
+    }
     this.kick();
   }
 
@@ -125,9 +132,11 @@ export class CycleScheduler {
         this.pendingSince = null;
         const full = this.full;
         const services = new Set(this.dirty);
+        const news = this.news;
         this.full = false;
         this.dirty.clear();
-        const outcome = await this.options.run(full, services);
+        this.news = new Map();
+        const outcome = await this.options.run(full, services, news);
         this.cycleError = null;
         for (const name of outcome.again) this.dirty.add(name);
         if (outcome.failed) this.retryAfterError();

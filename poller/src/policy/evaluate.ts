@@ -18,7 +18,8 @@
 // Steps 1–4 are a server's own (its assessment, kept in its memory); 5–13
 // need the whole service. A full pass (`evaluate`) does everything; an
 // incremental one (`update`, between the periodic full cycles) assesses only
-// the servers with news and decides the same weights.
+// the servers with news and decides the same weights, at a cost that
+// follows what changed rather than the number of servers.
 import { formatHostPort } from '@loadfeed/kernel-bridge';
 import type { Sample } from '@loadfeed/proto';
 import { getOrCreate } from '../util/maps.js';
@@ -103,14 +104,30 @@ interface SampleFacts {
 
 /** What the last pass over a service left for the next incremental one. */
 interface LastPass {
-  /** The resolved servers it evaluated: the same array while the policy and the node table's membership stay. */
-  readonly servers: readonly Resolved[];
-  /** The score that mapped to weights.max. */
+  /** The resolved servers it evaluated: the same object while the policy and the node table's membership stay. */
+  readonly resolved: ResolvedServers;
+  /** The best score of the open servers not in slow start: what maps to weights.max. */
   readonly best: number;
+  /**
+   * Servers whose assessment brings every weight of the service into a pass
+   * (open without a score or in slow start, held while adopted weights wait):
+   * how many.
+   */
+  readonly special: number;
   /** Service-wide steps were in play (all-zero fallback, adopted weights waiting): the next pass redoes every server's weight. */
   readonly global: boolean;
-  /** Its decisions, in the order of `servers`. */
+  /** Its decisions, in the order of `resolved.servers`. */
   readonly decisions: readonly WeightDecision[];
+  /** Indexes of the servers whose weight moves with time (ServerMemory.timed). */
+  readonly timed: ReadonlySet<number>;
+}
+
+/** A service's servers in policy order, and where each node's servers are among them. */
+interface ResolvedServers {
+  readonly service: CompiledService;
+  readonly membership: number;
+  readonly servers: readonly Resolved[];
+  readonly byNode: ReadonlyMap<NodeRecord, readonly number[]>;
 }
 
 interface ServiceMemory {
@@ -120,7 +137,7 @@ interface ServiceMemory {
   strategyState: unknown;
   servers: Map<string, ServerMemory>;
   /** The servers as last resolved: still right while the compiled service and the node table's membership stay the same. */
-  resolved: { readonly service: CompiledService; readonly membership: number; readonly servers: readonly Resolved[] } | null;
+  resolved: ResolvedServers | null;
   /** Null until a full pass, and after adoption changed the servers' memory. */
   last: LastPass | null;
 }
@@ -184,54 +201,64 @@ export class WeightEvaluator {
   evaluate(service: CompiledService, nodes: NodeLookup, now: number): WeightDecision[] {
     const mem = this.memory(service);
     const round = ++this.round;
-    const servers = this.resolve(service, mem, nodes, now);
+    const resolved = this.resolve(service, mem, nodes, now);
+    const { servers } = resolved;
     for (const r of servers) r.memory.round = round;
     this.assess(service, mem, servers, now);
     const candidates = servers.map((r) => copy(r.memory.assessed as Candidate));
-    const decisions = this.weigh(service, mem, servers, candidates, now);
+    const decisions = this.weigh(service, mem, resolved, candidates, now);
     // Every server has its own entry: more entries means some are no longer resolved.
     if (mem.servers.size > servers.length) for (const [address, s] of mem.servers) if (s.round !== round) mem.servers.delete(address);
     return decisions;
   }
 
   /**
-   * An incremental pass, as exact as a full one: only servers with news (a
-   * new sample, a liveness or drain change) or whose weight moves with time
-   * are assessed again; the others keep their assessment. Their weights are
-   * redone only when the service's scale changed or a service-wide step is
-   * in play (mean band, share cap, slow start, blackout or unscored servers
-   * taking the mean, adopted weights, the all-zero fallback); otherwise only
-   * the servers assessed again are weighed. Full when the servers were
-   * resolved anew, and for strategies that score the whole service together.
+   * An incremental pass, as exact as a full one: only the servers of the
+   * nodes in `news` (those with a new sample, or a liveness or drain change
+   * since the last pass; nodes of other services are ignored) and those
+   * whose weight moves with time are assessed again; the others keep their
+   * assessment. The service's aggregates (the best score, how many servers
+   * need every weight redone) are kept up to date from the servers assessed
+   * again. Every weight is redone only when the best score changed or a
+   * service-wide step is in play (mean band, share cap, slow start, blackout
+   * or unscored servers taking the mean, adopted weights, the all-zero
+   * fallback); otherwise only the servers assessed again are weighed. Full
+   * when the servers were resolved anew, and for strategies that score the
+   * whole service together.
    */
-  update(service: CompiledService, nodes: NodeLookup, now: number): Evaluation {
+  update(service: CompiledService, nodes: NodeLookup, now: number, news: ReadonlySet<NodeRecord>): Evaluation {
     const mem = this.memory(service);
-    const servers = this.resolve(service, mem, nodes, now);
+    const resolved = this.resolve(service, mem, nodes, now);
     const last = mem.last;
-    if (last === null || last.servers !== servers || this.strategies.get(service.strategy.name).perServer !== true) {
+    if (last === null || last.resolved !== resolved || this.strategies.get(service.strategy.name).perServer !== true) {
       return { decisions: this.evaluate(service, nodes, now), changed: null };
     }
-    const indexes: number[] = [];
-    for (let i = 0; i < servers.length; i += 1) {
-      const { node, memory: s } = servers[i] as Resolved;
-      if (s.timed || (node !== null && (node.sample !== s.seenSample || node.state !== s.seenState || node.drained !== s.seenDrained))) indexes.push(i);
+    const { servers } = resolved;
+    const again = new Set(last.timed);
+    for (const node of news) for (const i of resolved.byNode.get(node) ?? []) again.add(i);
+    if (again.size === 0) return { decisions: last.decisions, changed: [] };
+    const indexes = [...again].sort((a, b) => a - b);
+    const reassessed = indexes.map((i) => servers[i] as Resolved);
+    // The aggregates: out with the old assessments, in with the new.
+    let special = last.special;
+    let lost = false;
+    for (const r of reassessed) {
+      const a = r.memory.assessed as Candidate;
+      if (isSpecial(a)) special -= 1;
+      else if (!a.fixed && a.score === last.best) lost = true; // perhaps the best server: its successor is found below
     }
-    const previous = last.decisions;
-    if (indexes.length === 0) return { decisions: previous, changed: [] };
-    const news = indexes.map((i) => servers[i] as Resolved);
-    this.assess(service, mem, news, now);
-    // The service's aggregates, from every server's kept assessment: a scan of numbers, no evaluation.
-    let global = last.global || service.meanBand !== null || service.shareCap !== null;
-    let best = 0;
-    for (let i = 0; i < servers.length && !global; i += 1) {
-      const a = (servers[i] as Resolved).memory.assessed as Candidate;
-      if (a.fixed) global = a.state === 'held' && a.memory.holdUntil !== null;
-      else if (a.score === null || a.ramp !== null) global = true;
-      else if (a.score > best) best = a.score;
+    this.assess(service, mem, reassessed, now);
+    let top = 0;
+    for (const r of reassessed) {
+      const a = r.memory.assessed as Candidate;
+      if (isSpecial(a)) special += 1;
+      else if (!a.fixed && (a.score ?? 0) > top) top = a.score ?? 0;
     }
+    const global = last.global || special > 0 || service.meanBand !== null || service.shareCap !== null;
+    const best = global ? last.best : lost && top < last.best ? bestAssessed(servers) : Math.max(last.best, top);
     if (!global && best === last.best && best > 0) {
       const { max } = service.weights;
-      const changed = news.map((r) => copy(r.memory.assessed as Candidate));
+      const changed = reassessed.map((r) => copy(r.memory.assessed as Candidate));
       for (const c of changed) {
         if (c.fixed) continue;
         c.weight = Math.min(max, (max * (c.score ?? 0)) / best);
@@ -240,23 +267,26 @@ export class WeightEvaluator {
       // A weight of 0 might leave every server at 0: the all-zero fallback looks at all of them.
       if (!changed.some((c) => c.weight === 0)) {
         commit(changed, now);
-        const decisions = previous.slice();
+        const decisions = last.decisions.slice();
         const moved: number[] = [];
+        const timed = new Set(last.timed);
         changed.forEach((c, k) => {
           const i = indexes[k] as number;
           const d = decide(service, c);
-          const before = previous[i];
+          const before = decisions[i];
           decisions[i] = d;
           if (before?.weight !== d.weight || before.maxConnections !== d.maxConnections) moved.push(i);
+          if (c.memory.timed) timed.add(i);
+          else timed.delete(i);
         });
-        mem.last = { ...last, decisions };
+        mem.last = { ...last, special, decisions, timed };
         return { decisions, changed: moved };
       }
     }
-    const decisions = this.weigh(service, mem, servers, servers.map((r) => copy(r.memory.assessed as Candidate)), now);
+    const decisions = this.weigh(service, mem, resolved, servers.map((r) => copy(r.memory.assessed as Candidate)), now);
     const moved: number[] = [];
     decisions.forEach((d, i) => {
-      const before = previous[i];
+      const before = last.decisions[i];
       if (before?.weight !== d.weight || before.maxConnections !== d.maxConnections) moved.push(i);
     });
     return { decisions, changed: moved };
@@ -324,7 +354,7 @@ export class WeightEvaluator {
   }
 
   /** Steps 5–13 over every server of the service, from their assessments (`candidates`, copies in policy order). */
-  private weigh(service: CompiledService, mem: ServiceMemory, servers: readonly Resolved[], candidates: Candidate[], now: number): WeightDecision[] {
+  private weigh(service: CompiledService, mem: ServiceMemory, resolved: ResolvedServers, candidates: Candidate[], now: number): WeightDecision[] {
     const open = candidates.filter((c) => !c.fixed);
     let known = 0;
     let sum = 0;
@@ -405,23 +435,31 @@ export class WeightEvaluator {
 
     commit(candidates, now);
     const decisions = candidates.map((c) => decide(service, c));
-    mem.last = { servers, best, global: waiting || fallback, decisions };
+    const timed = new Set<number>();
+    let special = 0;
+    resolved.servers.forEach((r, i) => {
+      if (r.memory.timed) timed.add(i);
+      if (isSpecial(r.memory.assessed as Candidate)) special += 1;
+    });
+    mem.last = { resolved, best: bestAssessed(resolved.servers), special, global: waiting || fallback, decisions, timed };
     return decisions;
   }
 
   /** The service's servers, their nodes and memory: resolved again only when the policy or the set of nodes changed. */
-  private resolve(service: CompiledService, mem: ServiceMemory, nodes: NodeLookup, now: number): readonly Resolved[] {
+  private resolve(service: CompiledService, mem: ServiceMemory, nodes: NodeLookup, now: number): ResolvedServers {
     const known = mem.resolved;
-    if (known?.service === service && known.membership === nodes.membership) return known.servers;
+    if (known?.service === service && known.membership === nodes.membership) return known;
     const servers: Resolved[] = [];
+    const byNode = new Map<NodeRecord, number[]>();
     const seen = new Set<string>();
     resolve(service.servers, nodes, (address, node, nodeId) => {
       if (seen.has(address)) return; // named twice: the first entry counts
       seen.add(address);
+      if (node) getOrCreate(byNode, node, () => []).push(servers.length);
       servers.push({ address, node, nodeId, memory: this.server(mem, address, now) });
     });
-    mem.resolved = { service, membership: nodes.membership, servers };
-    return servers;
+    mem.resolved = { service, membership: nodes.membership, servers, byNode };
+    return mem.resolved;
   }
 
   /** 1. liveness, drain and the stale action. */
@@ -507,6 +545,21 @@ function settle(service: CompiledService, c: Candidate, now: number): void {
     c.weight = s.weight;
     c.reason += '; within deadband';
   }
+}
+
+/** An assessment that brings every weight of its service into a pass (see LastPass.special). */
+function isSpecial(a: Candidate): boolean {
+  return a.fixed ? a.state === 'held' && a.memory.holdUntil !== null : a.score === null || a.ramp !== null;
+}
+
+/** The best score (at least 0) of the open servers with a score and not in slow start, from their assessments. */
+function bestAssessed(servers: readonly Resolved[]): number {
+  let best = 0;
+  for (const r of servers) {
+    const a = r.memory.assessed as Candidate;
+    if (!a.fixed && a.ramp === null && a.score !== null && a.score > best) best = a.score;
+  }
+  return best;
 }
 
 /** The decided weights become the servers' last ones. */

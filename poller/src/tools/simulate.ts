@@ -39,7 +39,9 @@ export interface SimulationOptions {
 
 export function simulate(policy: CompiledPolicy, events: readonly TraceEvent[], strategies: StrategyRegistry, stepMs: number, options: SimulationOptions = {}): SimulationResult {
   let now = 0;
-  const table = new NodeTable(policy.liveness.staleAfterMs, () => undefined, () => now);
+  /** Nodes with news since the last evaluation (what the poller's scheduler hands its cycles). */
+  const news = new Set<NodeRecord>();
+  const table = new NodeTable(policy.liveness.staleAfterMs, (e) => news.add(e.node), () => now, (node) => news.add(node));
   const evaluator = new WeightEvaluator(strategies);
   const streams = new Map<string, NodeRecord>();
   const current = new Map<string, number>();
@@ -50,7 +52,7 @@ export function simulate(policy: CompiledPolicy, events: readonly TraceEvent[], 
   const evaluate = (): void => {
     const lookup = table.lookup();
     for (const service of policy.services) {
-      const decisions = options.passes === 'incremental' ? evaluator.update(service, lookup, now).decisions : evaluator.evaluate(service, lookup, now);
+      const decisions = options.passes === 'incremental' ? evaluator.update(service, lookup, now, news).decisions : evaluator.evaluate(service, lookup, now);
       for (const d of decisions) {
         const key = `${service.name}/${d.address}`;
         if (!columns.includes(key)) columns.push(key);
@@ -60,6 +62,7 @@ export function simulate(policy: CompiledPolicy, events: readonly TraceEvent[], 
         changes.push({ t: now, service: service.name, server: d.address, node: d.node, from, to: d.weight, state: d.state, reason: d.reason });
       }
     }
+    news.clear();
   };
   const apply = (e: TraceEvent): void => {
     const node = streams.get(e.node);
