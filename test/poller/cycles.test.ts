@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import * as grpc from '@grpc/grpc-js';
 import { createTelemetryClient } from '@loadfeed/proto';
 import { createMemoryEngine, MEMORY_ENGINE } from '@loadfeed/kernel-bridge';
-import { compilePolicy, CyclePacer, cycleGapMs, defaultEngines, defaultStrategies, EngineRegistry, LOOP_BUSY_TARGET, MAX_CYCLE_SHARE, MIN_CYCLE_GAP_MS, MIN_CYCLE_SHARE, Poller, type StrategyRegistry } from '@loadfeed/poller';
+import { compilePolicy, CyclePacer, cycleGapMs, MAX_INCREMENTAL_GAP_MS, defaultEngines, defaultStrategies, EngineRegistry, LOOP_BUSY_TARGET, MAX_CYCLE_SHARE, MIN_CYCLE_GAP_MS, MIN_CYCLE_SHARE, Poller, type StrategyRegistry } from '@loadfeed/poller';
 import { waitFor } from '../helpers/wait.js';
 import { FakeAgent } from '../status/fake-agent.js';
 import { memoryWebPolicy } from '../helpers/policy-harness.js';
@@ -144,12 +144,16 @@ test('a periodic full cycle does not stretch the gap before the next incremental
   // A resync taking 100 ms: the next cycle is paced by the 2 ms ones, not by it.
   const resync = pacer.nextStart(false);
   pacer.begin(resync, 0.8);
-  pacer.end(resync + 100, true);
+  pacer.end(resync + 100, 'resync');
   t.true(pacer.nextStart(false) - resync <= gap, `after the resync: ${pacer.nextStart(false) - resync} ms, before: ${gap} ms`);
-  // The same 100 ms as an incremental cycle does call for a long gap.
+  // The same 100 ms in a cycle that evaluated services anew calls for a long gap.
   pacer.begin(resync + 200, 0.8);
-  pacer.end(resync + 300);
+  pacer.end(resync + 300, 'whole');
   t.true(pacer.nextStart(false) - (resync + 200) >= 100 / MAX_CYCLE_SHARE);
+  // An incremental one (its work follows the news, which a longer gap does not reduce) waits at most MAX_INCREMENTAL_GAP_MS.
+  pacer.begin(resync + 1000, 0.8);
+  pacer.end(resync + 1020, 'incremental');
+  t.is(pacer.nextStart(false), resync + 1000 + MAX_INCREMENTAL_GAP_MS);
 });
 
 test('a server whose agent falls silent is quiesced without waiting out the gap a slow cycle called for', async (t) => {

@@ -7,6 +7,13 @@
 /** Cycles start at least this far apart. */
 export const MIN_CYCLE_GAP_MS = 10;
 /**
+ * After an incremental cycle the gap is at most this. Its work follows the
+ * news, which arrives whatever the gap: a longer one batches it (sparing
+ * some per-cycle overhead) but gives none of the loop back, and delays
+ * every decision.
+ */
+export const MAX_INCREMENTAL_GAP_MS = 25;
+/**
  * Together with everything else the event loop does, cycles aim to keep it
  * at most this busy, so samples are read as they arrive.
  */
@@ -36,6 +43,8 @@ export class CyclePacer {
   private lastMs = 0;
   /** Smoothed share of the loop busy with work other than cycles. */
   private othersBusy = 0;
+  /** The last cycle was incremental (see end). */
+  private capped = false;
 
   /** A cycle starts at `now`; the loop was busy for the fraction `loopBusy` since the last one started. */
   begin(now: number, loopBusy: number): void {
@@ -46,18 +55,24 @@ export class CyclePacer {
   }
 
   /**
-   * The cycle begun last ends at `now`. A periodic full cycle (`resync`)
-   * does not set the gap: it costs the whole fleet while the cycles between
-   * cost what changed, and pacing those by it stretched every gap after a
-   * resync tenfold. Its time counts
-   * as the others' load instead.
+   * The cycle begun last ends at `now`. `kind`: a periodic full cycle
+   * (`resync`) does not set the gap: it costs the whole fleet while the
+   * cycles between cost what changed, and pacing those by it stretched every
+   * gap after a resync tenfold; its time counts as the others' load instead.
+   * After an `incremental` cycle (every service evaluated incrementally) the
+   * gap is at most MAX_INCREMENTAL_GAP_MS; after one that evaluated services
+   * anew (`whole`: nodes connected or left, the policy changed) it follows
+   * the cycle's duration.
    */
-  end(now: number, resync = false): void {
-    this.lastMs = resync ? 0 : now - this.startedAt;
+  end(now: number, kind: 'resync' | 'incremental' | 'whole' = 'whole'): void {
+    this.lastMs = kind === 'resync' ? 0 : now - this.startedAt;
+    this.capped = kind === 'incremental';
   }
 
   /** When the next cycle may start; `urgent` (a server to quiesce) waits only MIN_CYCLE_GAP_MS. */
   nextStart(urgent: boolean): number {
-    return this.startedAt + (urgent ? MIN_CYCLE_GAP_MS : cycleGapMs(this.lastMs, this.othersBusy));
+    if (urgent) return this.startedAt + MIN_CYCLE_GAP_MS;
+    const gap = cycleGapMs(this.lastMs, this.othersBusy);
+    return this.startedAt + (this.capped ? Math.min(MAX_INCREMENTAL_GAP_MS, gap) : gap);
   }
 }

@@ -73,12 +73,14 @@ export class CycleRunner {
     const evaluatedAt = performance.now();
     const byEngine = new Map<string, DesiredService[]>();
     const decided = new Map<string, readonly WeightDecision[]>();
+    let incremental = !full;
     /** Per service, the indexes of the decisions that changed, where only those go to the planner. */
     const moved = new Map<string, readonly number[]>();
     for (const service of services) {
       // The full cycle evaluates every server afresh (the resync); the others only what has news.
       const { decisions, changed } = full ? { decisions: this.o.evaluator.evaluate(service, lookup, evaluatedAt), changed: null } : this.o.evaluator.update(service, lookup, evaluatedAt, news.get(service.name) ?? NO_NEWS);
       decided.set(service.name, decisions);
+      if (changed === null) incremental = false;
       const partial = changed !== null && !this.unfinished.has(service.name);
       if (changed !== null) moved.set(service.name, changed);
       getOrCreate(byEngine, service.engine, () => []).push({
@@ -123,7 +125,7 @@ export class CycleRunner {
     }
     this.decisions = full ? decided : new Map([...this.decisions, ...decided]);
     this.engineError = errors.length > 0 ? errors.join('; ') : null;
-    return { evaluatedAt, failed: errors.length > 0, again };
+    return { evaluatedAt, failed: errors.length > 0, again, incremental };
   }
 
   private reportDrift(engine: string, e: DriftEvent): void {

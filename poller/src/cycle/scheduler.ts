@@ -21,6 +21,8 @@ export interface CycleOutcome {
   readonly failed: boolean;
   /** Services with changes left over (reconcile.maxOpsPerCycle): the next cycle takes them. */
   readonly again: readonly string[];
+  /** Every service was evaluated incrementally (none resolved anew): its cost followed the news. */
+  readonly incremental: boolean;
 }
 
 export interface CycleSchedulerOptions {
@@ -140,7 +142,7 @@ export class CycleScheduler {
         this.cycleError = null;
         for (const name of outcome.again) this.dirty.add(name);
         if (outcome.failed) this.retryAfterError();
-        this.pacer.end(performance.now(), full);
+        this.pacer.end(performance.now(), full ? 'resync' : outcome.incremental ? 'incremental' : 'whole');
         if (since !== null && !outcome.failed) this.options.applied(performance.now() - since, outcome.evaluatedAt);
       }
     } catch (err) {
