@@ -23,7 +23,7 @@
 import { formatHostPort } from '@loadfeed/kernel-bridge';
 import type { Sample } from '@loadfeed/proto';
 import { getOrCreate } from '../util/maps.js';
-import type { NodeLookup, NodeRecord, NodeState } from '../cycle/node-table.js';
+import type { NodeLookup, NodeRecord } from '../cycle/node-table.js';
 import type { CompiledService, Guard, ServerMatch } from './compile.js';
 import type { Expression, Variables } from './expression.js';
 import { fmt, nodeMetrics, variablesOf, type NodeMetrics, type Score, type ServerInput, type StrategyRegistry } from './strategy.js';
@@ -73,10 +73,6 @@ interface ServerMemory {
   round: number;
   /** What its node's latest sample means for the service, worked out once per sample. */
   facts: SampleFacts | null;
-  /** Its node's sample, state and drain as last assessed: a change in one is news (see WeightEvaluator.update). */
-  seenSample: Sample | null;
-  seenState: NodeState | null;
-  seenDrained: string | null;
   /** Its weight moves with time alone (blackout, slow start, a hold, the rate limit): assessed on every pass while that lasts. */
   timed: boolean;
   /** The last assessment (steps 1–4), which a pass reuses while the server has no news. */
@@ -299,9 +295,6 @@ export class WeightEvaluator {
     for (const r of servers) {
       const c = this.liveness(service, r, now);
       const s = r.memory;
-      s.seenSample = r.node?.sample ?? null;
-      s.seenState = r.node?.state ?? null;
-      s.seenDrained = r.node?.drained ?? null;
       s.assessed = c;
       // 2. guards and 3. blackout on the live ones; the rest go to the strategy.
       if (c.fixed || !c.node?.sample) continue;
@@ -517,9 +510,6 @@ export class WeightEvaluator {
       adoptedWeight: null,
       round: 0,
       facts: null,
-      seenSample: null,
-      seenState: null,
-      seenDrained: null,
       timed: false,
       assessed: null,
     }));
