@@ -3,7 +3,7 @@
 import { open } from 'node:fs/promises';
 import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
-import { formatHostPort, formatL4Address, parseHostPort, parseL4Address, type EngineDescriptor } from '@loadfeed/kernel-bridge';
+import { formatHostPort, formatL4Address, type EngineDescriptor } from '@loadfeed/kernel-bridge';
 import { excerpt, PolicyError, type PolicyProblem } from '../errors.js';
 import { formatDuration } from '../util/duration.js';
 import type { Expression } from './expression.js';
@@ -152,25 +152,21 @@ function finish(p: PolicyOutput, file: string, engines: KnownEngines): CompiledP
         name: s.name,
         engine: s.engine,
         // Engines report addresses in canonical form (`tcp 192.0.2.1:80`,
-        // `[2001:db8::1]:80`): compare like with like. The schema checked they parse.
-        address:
-          NAME_ADDRESSED_ENGINES.includes(s.engine) || NAMED_SERVICE_ENGINES.includes(s.engine)
-            ? s.address
-            : formatL4Address(parseL4Address(s.address, { allowPortZero: true })),
+        // `[2001:db8::1]:80`): compare like with like. The schema parsed them and checked they parse.
+        address: s.address.parsed === null || NAME_ADDRESSED_ENGINES.includes(s.engine) || NAMED_SERVICE_ENGINES.includes(s.engine) ? s.address.text : formatL4Address(s.address.parsed),
         scheduler: s.scheduler ?? null,
         servers: s.servers.map((srv): ServerMatch => {
           // No prototype: a label named like an Object method is only ever the label.
           if (srv.selector !== undefined) return { by: 'selector', selector: Object.freeze(Object.assign(Object.create(null) as Record<string, string>, srv.selector)), port: srv.port ?? 0 };
-          const text = srv.address ?? '';
-          if (srv.orca !== undefined) {
-            const target = formatHostPort(parseHostPort(srv.orca));
-            const address = NAME_ADDRESSED_ENGINES.includes(s.engine) ? text : formatHostPort(parseHostPort(text));
+          const named = NAME_ADDRESSED_ENGINES.includes(s.engine);
+          const at = named ? null : (srv.address?.parsed ?? null);
+          const address = at === null ? (srv.address?.text ?? '') : formatHostPort(at);
+          if (srv.orca?.parsed) {
+            const target = formatHostPort(srv.orca.parsed);
             return { by: 'orca', target, node: orcaNodeId(target), address };
           }
-          if (srv.node !== undefined && NAME_ADDRESSED_ENGINES.includes(s.engine)) return { by: 'node', node: srv.node, address: text };
-          const a = parseHostPort(text);
-          const address = formatHostPort(a);
-          return srv.node !== undefined ? { by: 'node', node: srv.node, address } : { by: 'address', host: a.host, address };
+          if (srv.node !== undefined) return { by: 'node', node: srv.node, address };
+          return { by: 'address', host: at?.host ?? '', address };
         }),
         strategy: s.strategy,
         smoothing: { halfLifeMs: s.smoothing.halfLife },

@@ -81,6 +81,31 @@ function duration(bounds: { readonly min?: string; readonly max?: string } = {})
 
 const fraction = z.number().min(0).max(1);
 
+/** An address as written, with what `parse` made of it or why it could not. */
+export interface AddressText<T> {
+  readonly text: string;
+  readonly parsed: T | null;
+  readonly error: string | null;
+}
+
+/**
+ * Address text, parsed here once: whether it had to parse depends on the
+ * service's engine (HAProxy names its servers), which the service checks.
+ */
+function addressText<T>(parse: (text: string) => T) {
+  return z
+    .string()
+    .min(1)
+    .max(256)
+    .transform((text): AddressText<T> => {
+      try {
+        return { text, parsed: parse(text), error: null };
+      } catch (err) {
+        return { text, parsed: null, error: (err as Error).message };
+      }
+    });
+}
+
 /** A string the given parser accepts, compiled to what it returns; its error message becomes the issue. */
 function parsed<T>(parse: (text: string) => T, description: string) {
   return z
@@ -176,7 +201,7 @@ export const serverSchema = z
      * without `node`, the agent announcing this IP), or for HAProxy the server
      * name in its backend.
      */
-    address: z.string().min(1).max(256).optional(),
+    address: addressText((text) => parseHostPort(text)).optional(),
     /** Match every agent whose labels include all of these (a pool); the destination is the agent's first address and `port`. */
     selector: z
       .preprocess(
@@ -200,16 +225,12 @@ export const serverSchema = z
      * gRPC): the poller reads its load reports itself, no agent needed. The
      * node id it reports as is `orca:HOST:PORT`.
      */
-    orca: z.string().min(1).optional(),
+    orca: addressText((text) => parseHostPort(text)).optional(),
   })
   .superRefine((s, ctx) => {
     if (s.orca !== undefined) {
       if (s.node !== undefined || s.selector !== undefined) ctx.addIssue({ code: 'custom', message: 'orca names the server\'s own report source: it cannot be combined with node or selector', path: ['orca'] });
-      try {
-        parseHostPort(s.orca);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: `"${s.orca}": ${(err as Error).message}`, path: ['orca'] });
-      }
+      if (s.orca.error !== null) ctx.addIssue({ code: 'custom', message: s.orca.error, path: ['orca'] });
     }
     if (s.selector !== undefined) {
       if (s.node !== undefined || s.address !== undefined) ctx.addIssue({ code: 'custom', message: 'selector cannot be combined with node or address' });
@@ -233,7 +254,7 @@ export const serviceSchema = z.strictObject({
   /** Engine that forwards this service (fastpath, memory, ipvs, nftables, haproxy), or serves its weights (xds). */
   engine: z.string().default('fastpath'),
   /** The engine's address of the service: "tcp 192.0.2.10:80" (port 0: the fast path picks one), for HAProxy the backend name, for xds the service name clients ask for (xds:///NAME). */
-  address: z.string().min(1).max(256),
+  address: addressText((text) => parseL4Address(text, { allowPortZero: true })),
   /** Scheduler in the engine's words (fastpath: swrr-sed, wlc, swrr, sed or swrr-lc; IPVS: wlc, wrr, sed, …; nftables: random; xds: ring_hash, round_robin, least_request), checked against the engine; the engine's default when omitted. */
   scheduler: z.string().max(64).optional(),
   /**
@@ -292,28 +313,26 @@ export const serviceSchema = z.strictObject({
   drift: z.enum(['correct', 'respect']).default('correct'),
 }).superRefine((s, ctx) => {
   const issue = (path: PropertyKey[], message: string): void => ctx.addIssue({ code: 'custom', message, path });
-  const tryParse = (path: PropertyKey[], parse: () => unknown): void => {
-    try {
-      parse();
-    } catch (err) {
-      issue(path, (err as Error).message);
-    }
-  };
   const named = NAME_ADDRESSED_ENGINES.includes(s.engine);
+  const address = s.address.text;
   if (named) {
-    if (!HAPROXY_NAME.test(s.address)) issue(['address'], `${excerpt(s.address)} is not a ${s.engine} backend name`);
+    if (!HAPROXY_NAME.test(address)) issue(['address'], `${excerpt(address)} is not a ${s.engine} backend name`);
   } else if (NAMED_SERVICE_ENGINES.includes(s.engine)) {
-    if (!SERVICE_NAME.test(s.address)) {
-      issue(['address'], `${excerpt(s.address)} is not an ${s.engine} service name: 1..63 of A-Z a-z 0-9 . _ - (clients reach it as xds:///NAME)`);
+    if (!SERVICE_NAME.test(address)) {
+      issue(['address'], `${excerpt(address)} is not an ${s.engine} service name: 1..63 of A-Z a-z 0-9 . _ - (clients reach it as xds:///NAME)`);
     }
-  } else {
-    tryParse(['address'], () => parseL4Address(s.address, { allowPortZero: true }));
+  } else if (s.address.error !== null) {
+    issue(['address'], s.address.error);
   }
   s.servers.forEach((srv, j) => {
     if (srv.address === undefined) return;
-    if (!named) tryParse(['servers', j, 'address'], () => parseHostPort(srv.address ?? ''));
-    else if (srv.node === undefined && srv.orca === undefined) issue(['servers', j, 'node'], `${s.engine} servers are named, not addressed: give the node id of the agent that reports for ${excerpt(srv.address)} (or its orca endpoint)`);
-    else if (!HAPROXY_NAME.test(srv.address)) issue(['servers', j, 'address'], `${excerpt(srv.address)} is not a ${s.engine} server name`);
+    if (!named) {
+      if (srv.address.error !== null) issue(['servers', j, 'address'], srv.address.error);
+    } else if (srv.node === undefined && srv.orca === undefined) {
+      issue(['servers', j, 'node'], `${s.engine} servers are named, not addressed: give the node id of the agent that reports for ${excerpt(srv.address.text)} (or its orca endpoint)`);
+    } else if (!HAPROXY_NAME.test(srv.address.text)) {
+      issue(['servers', j, 'address'], `${excerpt(srv.address.text)} is not a ${s.engine} server name`);
+    }
   });
   if (named && s.servers.some((srv) => srv.selector !== undefined)) {
     issue(['servers'], `${s.engine} servers are named in its configuration: match them by node, not by selector`);
