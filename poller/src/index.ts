@@ -9,7 +9,7 @@ export type { NodeRecord, NodeState, NodeEvent, NodeLookup } from './cycle/node-
 export { Ingest } from './ingest/ingest.js';
 export { afterOps, plan } from './cycle/planner.js';
 export type { DesiredService } from './cycle/planner.js';
-export { compilePolicy, loadPolicyFile, readPolicyFile, formatPath, printPolicy } from './policy/compile.js';
+export { compilePolicy, compilePolicyOffThread, loadPolicyFile, readPolicyFile, formatPath, printPolicy } from './policy/compile.js';
 export { MAX_POLICY_BYTES, MAX_POLICY_SERVERS, MAX_GUARDS, STALE_AFTER_INTERVALS } from './policy/schema.js';
 export type { CompiledPolicy, CompiledService, ServerMatch, Guard, KnownEngines, EngineLimits, StrategyConfig } from './policy/compile.js';
 export { WeightEvaluator } from './policy/evaluate.js';

@@ -303,6 +303,12 @@ async function streamsTogether(t: ExecutionContext, pollerBin: string, agentBin:
   t.is((await fetch(new URL('healthz', statusUrl))).status, 200);
   const status = (await (await fetch(new URL('status', statusUrl))).json()) as { poller: { version: string } };
   t.is(status.poller.version, tarballOf('@loadfeed/poller').version, 'the bundle found its own package.json');
+  // A reload parses in a worker thread started from source text: it must find yaml from the installed bundle.
+  await writeFile(policy, `${await readFile(policy, 'utf8')}# reloaded\n`);
+  await waitFor('the installed poller to reload', () => /"msg":"policy reloaded"/.test(log) || /"msg":"policy refused/.test(log)).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}\n${log}`);
+  });
+  t.regex(log, /"msg":"policy reloaded"/, log);
 }
 
 /** Every installed package directory under `dir` (`…/node_modules/name` or `…/node_modules/@scope/name`). */

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { compilePolicy, defaultEngines, PolicyError, type PolicyProblem } from '@loadfeed/poller';
+import { compilePolicy, compilePolicyOffThread, defaultEngines, PolicyError, printPolicy, type PolicyProblem } from '@loadfeed/poller';
 
 const engines = defaultEngines().limits();
 
@@ -213,6 +213,14 @@ for (const c of INVALID) {
     });
   });
 }
+
+test('compiled off the event loop (a reload): the same policy, the same problems with the same lines', async (t) => {
+  t.deepEqual(printPolicy(await compilePolicyOffThread(VALID, 'web.yaml', engines)), printPolicy(compilePolicy(VALID, 'web.yaml', engines)));
+  for (const text of [...INVALID.map((c) => c.text), '*nowhere', '&a [*a]', 'a: [']) {
+    const offThread = await t.throwsAsync(compilePolicyOffThread(text, 'bad.yaml', engines), { instanceOf: PolicyError });
+    t.deepEqual(offThread?.problems, problems(text), text);
+  }
+});
 
 test('the error message names file, line, path and value', (t) => {
   const err = t.throws(() => compilePolicy(`${VALID}    weights: { min: 120, max: 100 }\n`, 'web.yaml', engines), {

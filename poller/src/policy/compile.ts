@@ -1,12 +1,12 @@
 // Compile a policy file into a fully defaulted, checked `CompiledPolicy`.
 // Every problem is reported with file, line, path and value, all at once.
 import { open } from 'node:fs/promises';
-import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { formatHostPort, formatL4Address, type EngineDescriptor } from '@loadfeed/kernel-bridge';
 import { excerpt, PolicyError, type PolicyProblem } from '../errors.js';
 import { formatDuration } from '../util/duration.js';
 import type { Expression } from './expression.js';
+import { parseHere, parseOffThread, type YamlResult } from './yaml-text.js';
 import { API_VERSION, MAX_POLICY_BYTES, NAME_ADDRESSED_ENGINES, NAMED_SERVICE_ENGINES, policySchema, type PolicyInput, type PolicyOutput } from './schema.js';
 
 export type StrategyConfig = PolicyOutput['services'][number]['strategy'];
@@ -111,32 +111,59 @@ function tooLarge(file: string, bytes: number): PolicyError {
 }
 
 export function compilePolicy(text: string, file: string, engines: KnownEngines): CompiledPolicy {
-  if (Buffer.byteLength(text) > MAX_POLICY_BYTES) throw tooLarge(file, Buffer.byteLength(text));
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, logLevel: 'error' });
-  const problems: PolicyProblem[] = [];
-  for (const e of doc.errors) {
-    problems.push({ file, line: e.linePos?.[0].line ?? null, path: '', message: (e.message.split('\n')[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, '') });
-  }
-  if (problems.length > 0) throw new PolicyError(problems);
+  checkSize(text, file);
+  const parsed = parseHere(text);
+  const outcome = compileData(parsed.result, file, engines);
+  if ('policy' in outcome) return outcome.policy;
+  throw new PolicyError(locate(outcome.problems, parsed.lines(outcome.problems.map((p) => p.at))));
+}
 
-  const lineOf = (path: readonly PropertyKey[]): number | null => locate(doc, lineCounter, path);
-  let raw: unknown;
+/**
+ * compilePolicy with the YAML parse in a worker thread (yaml-text.ts): what
+ * is left on the event loop is checking the data, about a tenth of the time.
+ */
+export async function compilePolicyOffThread(text: string, file: string, engines: KnownEngines): Promise<CompiledPolicy> {
+  checkSize(text, file);
+  let parsed: Awaited<ReturnType<typeof parseOffThread>>;
   try {
-    // Bounded alias expansion: a "billion laughs" file is refused, not expanded.
-    raw = doc.toJS({ maxAliasCount: 100 });
+    parsed = await parseOffThread(text);
   } catch (err) {
-    throw new PolicyError([{ file, line: null, path: '', message: (err as Error).message }], { cause: err });
+    throw new PolicyError([{ file, line: null, path: '', message: `cannot parse: ${(err as Error).message}` }], { cause: err });
   }
-  const result = policySchema.safeParse(raw);
-  if (!result.success) {
-    for (const issue of result.error.issues) problems.push(problemFromIssue(file, doc, issue, lineOf));
-    throw new PolicyError(problems);
+  try {
+    const outcome = compileData(parsed.result, file, engines);
+    if ('policy' in outcome) return outcome.policy;
+    throw new PolicyError(locate(outcome.problems, await parsed.lines(outcome.problems.map((p) => p.at))));
+  } finally {
+    await parsed.close();
   }
-  const compiled = finish(result.data, file, engines);
-  checkSemantics(compiled, engines, (path, message) => problems.push({ file, line: lineOf(path), path: formatPath(path), message }));
-  if (problems.length > 0) throw new PolicyError(problems);
-  return compiled;
+}
+
+function checkSize(text: string, file: string): void {
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_POLICY_BYTES) throw tooLarge(file, bytes);
+}
+
+/** A problem whose line is that of the document node at `at`; null: the line is known. */
+interface Unlocated extends PolicyProblem {
+  readonly at: readonly PropertyKey[];
+}
+
+function locate(problems: readonly Unlocated[], lines: readonly (number | null)[]): PolicyProblem[] {
+  return problems.map(({ at: _at, ...p }, i) => ({ ...p, line: p.line ?? lines[i] ?? null }));
+}
+
+function compileData(result: YamlResult, file: string, engines: KnownEngines): { policy: CompiledPolicy } | { problems: Unlocated[] } {
+  if (!result.ok) return { problems: result.problems.map((p) => ({ file, line: p.line, path: '', message: p.message, at: [] })) };
+  const problems: Unlocated[] = [];
+  const schema = policySchema.safeParse(result.data);
+  if (!schema.success) {
+    for (const issue of schema.error.issues) problems.push(problemFromIssue(file, result.data, issue));
+    return { problems };
+  }
+  const compiled = finish(schema.data, file, engines);
+  checkSemantics(compiled, engines, (path, message) => problems.push({ file, line: null, path: formatPath(path), message, at: path }));
+  return problems.length > 0 ? { problems } : { policy: compiled };
 }
 
 function finish(p: PolicyOutput, file: string, engines: KnownEngines): CompiledPolicy {
@@ -286,42 +313,32 @@ function checkSemantics(p: CompiledPolicy, engines: KnownEngines, report: Report
   });
 }
 
-function problemFromIssue(
-  file: string,
-  doc: Document,
-  issue: z.core.$ZodIssue,
-  lineOf: (path: readonly PropertyKey[]) => number | null,
-): PolicyProblem {
+function problemFromIssue(file: string, data: unknown, issue: z.core.$ZodIssue): Unlocated {
   const path = issue.path;
-  const value = valueAt(doc, path);
+  const value = valueAt(data, path);
   let message = issue.message;
   if (issue.code === 'unrecognized_keys') {
     message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.slice(0, 5).map(excerpt).join(', ')}${issue.keys.length > 5 ? ` and ${issue.keys.length - 5} more` : ''}`;
-    return { file, line: lineOf([...path, issue.keys[0] ?? '']), path: formatPath(path), message };
+    return { file, line: null, path: formatPath(path), message, at: [...path, issue.keys[0] ?? ''] };
   }
-  if (value !== undefined && !message.startsWith(excerpt(value))) {
+  const scalar = value === null || (value !== undefined && typeof value !== 'object');
+  if (scalar && !message.startsWith(excerpt(value))) {
     message = `${excerpt(value)}${message.startsWith('must') ? ' ' : ': '}${message}`;
   }
-  if (value === undefined && issue.code === 'invalid_type') {
-    message = path.length === 0 ? 'a policy is a mapping with apiVersion and services' : doc.hasIn(path as unknown[]) ? message : 'is required';
+  if (!scalar && issue.code === 'invalid_type') {
+    message = path.length === 0 ? 'a policy is a mapping with apiVersion and services' : value !== undefined ? message : 'is required';
   }
-  return { file, line: lineOf(path), path: formatPath(path), message };
+  return { file, line: null, path: formatPath(path), message, at: path };
 }
 
-/** The scalar the user wrote at `path`; undefined for collections and missing fields. */
-function valueAt(doc: Document, path: readonly PropertyKey[]): unknown {
-  const value: unknown = doc.getIn(path as unknown[]);
-  return isMap(value) || isSeq(value) ? undefined : value;
-}
-
-/** Line of the deepest node of `path` that exists in the document. */
-function locate(doc: Document, lines: LineCounter, path: readonly PropertyKey[]): number | null {
-  for (let n = path.length; n >= 0; n -= 1) {
-    const node = doc.getIn(path.slice(0, n) as unknown[], true) as { range?: [number, number, number] } | undefined;
-    const offset = n === 0 ? doc.contents?.range?.[0] : node?.range?.[0];
-    if (offset !== undefined) return lines.linePos(offset).line;
+/** What the file holds at `path` (undefined where it has nothing). */
+function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
+  let value = data;
+  for (const key of path) {
+    if (typeof value !== 'object' || value === null || !Object.hasOwn(value, key)) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
   }
-  return null;
+  return value;
 }
 
 export function formatPath(path: readonly PropertyKey[]): string {

@@ -14,7 +14,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readlink, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { PolicyError, type PolicyProblem } from '../errors.js';
-import { compilePolicy, readPolicyFile, type CompiledPolicy, type KnownEngines } from './compile.js';
+import { compilePolicyOffThread, readPolicyFile, type CompiledPolicy, type KnownEngines } from './compile.js';
 
 /** Editors write in bursts; wait this long after the last change event. */
 export const RELOAD_DEBOUNCE_MS = 200;
@@ -110,7 +110,7 @@ export class PolicyReloader {
       text = await readPolicyFile(this.file);
       if (!force && text === this.lastText) return;
       this.lastText = text;
-      this.onOutcome({ ok: true, policy: compilePolicy(text, this.file, this.engines) });
+      this.onOutcome({ ok: true, policy: await compilePolicyOffThread(text, this.file, this.engines) });
     } catch (err) {
       if (!(err instanceof PolicyError)) throw err;
       this.onOutcome({ ok: false, problems: err.problems });
