@@ -41,7 +41,20 @@ export { authorize, loadTokens, isLoopbackPeer } from './ingest/auth.js';
 export type { AuthOptions, AuthVerdict } from './ingest/auth.js';
 export type { PollerSecurity } from './ingest/server.js';
 export { makeCertificates } from './tools/certs.js';
-export { DEFAULT_LIMITS, ACK_INTERVAL_MS, SAMPLE_BURST_SECONDS, MAX_HOSTNAME_CHARS, MAX_LABELS, MAX_LABEL_VALUE_CHARS, MAX_ADDRESSES } from './ingest/ingest.js';
+export {
+  DEFAULT_LIMITS,
+  ACK_INTERVAL_MS,
+  SAMPLE_BURST_SECONDS,
+  MAX_HOSTNAME_CHARS,
+  MAX_LABELS,
+  MAX_LABEL_NAME_CHARS,
+  MAX_LABEL_VALUE_CHARS,
+  MAX_ADDRESSES,
+  MAX_CPU_MODEL_CHARS,
+  MAX_AGENT_VERSION_CHARS,
+  MAX_SERVICES_PER_AGENT,
+  MAX_SERVICE_NAME_CHARS,
+} from './ingest/ingest.js';
 export { ConnectionGuard } from './ingest/connection-guard.js';
 export type { ConnectionLimits, ConnectionRefusal } from './ingest/connection-guard.js';
 export { RateLimitedLog, LOG_BURST, LOG_WINDOW_MS } from './util/log-limit.js';

@@ -97,6 +97,16 @@ gate.serial('bench:xds quick: every client got every weight change, from the eng
   }
 });
 
+gate.serial('bench:ingest-bounds quick: RSS and heap of an attacked poller against a bare one for every attack, refusals counted', async (t) => {
+  const out = await runQuick(t, 'ingest-bounds');
+  t.regex(out, /RSS attacked − bare MB/);
+  const r = json('ingest-bounds-quick.json') as { rows: { scenario: string; bareMb: number; deltaMb: number; heapDeltaMb: number; refused: Record<string, number> }[] };
+  t.deepEqual(r.rows.map((x) => x.scenario), ['idle sessions', 'unfinished messages', 'extra streams', 'oversize', 'largest hellos', 'departed']);
+  for (const x of r.rows) t.true(x.bareMb > 10 && finite(x.deltaMb) && finite(x.heapDeltaMb), JSON.stringify(x));
+  const refused = (scenario: string, reason: string): number => r.rows.find((x) => x.scenario === scenario)?.refused[reason] ?? 0;
+  t.true(refused('extra streams', 'streams-per-connection') > 0 && refused('oversize', 'oversize') > 0, JSON.stringify(r.rows));
+});
+
 gate.serial('bench:reaction quick: times for the load step and the three ways of losing a server', async (t) => {
   const out = await runQuick(t, 'reaction');
   t.regex(out, /agent SIGKILL → quiesced/);

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QUICK } from './lib/measure.js';
 
-export const BENCHES = ['fastpath', 'agent-cost', 'poller-scale', 'reaction', 'balance', 'xds'] as const;
+export const BENCHES = ['fastpath', 'agent-cost', 'poller-scale', 'reaction', 'balance', 'xds', 'ingest-bounds'] as const;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const outDir = process.argv[2] ?? (QUICK ? path.join(tmpdir(), `loadfeed-bench-${process.pid}`) : 'docs/bench');
