@@ -56,6 +56,8 @@ export {
   MAX_SERVICE_NAME_CHARS,
 } from './ingest/ingest.js';
 export { ConnectionGuard } from './ingest/connection-guard.js';
+export { partialMessage } from './ingest/grpc-decoder.js';
+export type { PartialMessage } from './ingest/grpc-decoder.js';
 export type { ConnectionLimits, ConnectionRefusal } from './ingest/connection-guard.js';
 export { RateLimitedLog, LOG_BURST, LOG_WINDOW_MS } from './util/log-limit.js';
 export type { IngestLimits } from './ingest/ingest.js';

@@ -17,6 +17,7 @@ import type {
 } from '@loadfeed/proto';
 import { authorize, type AuthOptions } from './auth.js';
 import { ConnectionGuard, type ConnectionLimits } from './connection-guard.js';
+import { partialMessage } from './grpc-decoder.js';
 import { excerpt, IngestError } from '../errors.js';
 import { RateLimitedLog } from '../util/log-limit.js';
 import type { NodeRecord, NodeTable } from '../cycle/node-table.js';
@@ -255,9 +256,10 @@ export class Ingest {
     call.on('end', () => {
       // The client half-closed in the middle of a message: its length prefix
       // promised more than came. grpc-js would end the stream with OK.
-      const partial = unfinishedMessage(call);
-      if (partial !== null && !finished) {
-        refuse(new IngestError('invalid-argument', 'truncated', `truncated: the stream ended inside a message (${partial})`));
+      const partial = partialMessage(call);
+      if (partial && !finished) {
+        const inside = partial.announced === null ? `${partial.received} of the 5 bytes of a message prefix` : `${partial.received} of the ${partial.announced} bytes its prefix announced`;
+        refuse(new IngestError('invalid-argument', 'truncated', `truncated: the stream ended inside a message (${inside})`));
         return;
       }
       finish();
@@ -265,7 +267,7 @@ export class Ingest {
     });
     call.on('cancelled', () => {
       // grpc-js refuses a message over the size limit itself (RESOURCE_EXHAUSTED) and cancels the call.
-      const declared = declaredMessageBytes(call);
+      const declared = partialMessage(call)?.announced ?? null;
       if (declared !== null && declared > this.options.limits.maxMessageBytes && !finished) {
         this.refused('oversize', { node: node?.id ?? null, peer, error: `oversize: a message of ${declared} bytes, at most ${this.options.limits.maxMessageBytes}` });
       }
@@ -341,40 +343,6 @@ export function checkSample(s: Sample | null | undefined, announced: ReadonlySet
     if (!announced.has(svc.name)) throw new IngestError('invalid-argument', 'sample.services', `sample.services: ${excerpt(svc.name)} was not announced in Hello`);
   }
   return s;
-}
-
-/**
- * What grpc-js's message decoder of this call holds: it frames messages
- * (a 5-byte prefix: flag and length) before anything reaches the handler,
- * and keeps that state to itself. Read only when a stream ends or is
- * cancelled, never per message; `test/e2e/hostile-clients.test.ts` sends
- * raw HTTP/2 frames to check these still see what grpc-js does.
- */
-interface GrpcDecoderState {
-  readonly readState?: number;
-  readonly readMessageSize?: number;
-  readonly readMessageRemaining?: number;
-  readonly readSizeRemaining?: number;
-}
-
-function decoderOf(call: TelemetryReportCall): GrpcDecoderState | null {
-  const decoder = (call as unknown as { call?: { decoder?: GrpcDecoderState } }).call?.decoder;
-  return decoder && typeof decoder.readState === 'number' ? decoder : null;
-}
-
-/** How much of a message the stream ended inside, or null when it ended between messages. */
-function unfinishedMessage(call: TelemetryReportCall): string | null {
-  const d = decoderOf(call);
-  if (!d || d.readState === 0) return null;
-  if (d.readState === 1) return `${5 - (d.readSizeRemaining ?? 0)} of the 5 bytes of a message prefix`;
-  const size = d.readMessageSize ?? 0;
-  return `${size - (d.readMessageRemaining ?? 0)} of the ${size} bytes its prefix announced`;
-}
-
-/** The length the message being read announced, or null between messages. */
-function declaredMessageBytes(call: TelemetryReportCall): number | null {
-  const d = decoderOf(call);
-  return d && d.readState !== 0 && d.readSizeRemaining === 0 ? (d.readMessageSize ?? null) : null;
 }
 
 /** Named application metrics: bounded count, names in the contract's alphabet, finite values. */
