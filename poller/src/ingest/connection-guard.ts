@@ -7,8 +7,9 @@
 //   `maxPendingPerPeer` from one address. Beyond, it is closed as accepted.
 // - A pending connection that brings no Hello within `helloTimeoutMs` is
 //   closed (idle HTTP/2 sessions, streams that never finish a message).
-// - A pending connection has one stream; one with an agent at most
-//   `maxStreamsPerConnection`.
+// - A pending connection has one stream (it is closed when it opens a
+//   second); one with an agent at most `maxStreamsPerConnection` (HTTP/2
+//   refuses more itself, see AgentServer).
 // So before authentication the poller holds at most maxPendingConnections
 // unfinished messages of at most maxMessageBytes (grpc-js refuses larger ones
 // as their length prefix arrives). Everything here runs when a connection or
@@ -70,12 +71,14 @@ export class ConnectionGuard {
   streamOpened(peer: string): string | null {
     const c = this.connections.get(peer);
     if (!c) return null; // not accepted through admit (in-process tests)
-    const most = c.agents === 0 ? 1 : this.limits.maxStreamsPerConnection;
-    if (c.streams >= most) {
-      return c.agents === 0
-        ? 'a connection without a Hello has one stream'
-        : `${c.streams} streams on this connection already, at most ${this.limits.maxStreamsPerConnection}`;
+    if (c.agents === 0 && c.streams >= 1) {
+      // A refused stream keeps what its peer sent (up to its flow-control
+      // window) until the connection closes: close it, so a connection
+      // without a Hello holds one unfinished message at most.
+      c.socket.destroy();
+      return 'a connection without a Hello has one stream: connection closed';
     }
+    if (c.streams >= this.limits.maxStreamsPerConnection) return `${c.streams} streams on this connection already, at most ${this.limits.maxStreamsPerConnection}`;
     c.streams += 1;
     return null;
   }

@@ -48,6 +48,10 @@ export class AgentServer {
       'grpc.keepalive_timeout_ms': SERVER_KEEPALIVE_TIMEOUT_MS,
       // grpc-js refuses a larger message from its length prefix, before holding it.
       'grpc.max_receive_message_length': ingest.limits.maxMessageBytes,
+      // HTTP/2 refuses streams beyond this itself (REFUSED_STREAM), before any
+      // data: a stream the connection guard refuses still holds what its peer
+      // sent (up to its flow-control window) until the connection closes.
+      'grpc.max_concurrent_streams': ingest.limits.maxStreamsPerConnection,
     });
     this.server.addService(telemetryService, ingest.service);
   }
