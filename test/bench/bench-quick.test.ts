@@ -105,6 +105,9 @@ gate.serial('bench:ingest-bounds quick: RSS and heap of an attacked poller again
   for (const x of r.rows) t.true(x.bareMb > 10 && finite(x.deltaMb) && finite(x.heapDeltaMb), JSON.stringify(x));
   const refused = (scenario: string, reason: string): number => r.rows.find((x) => x.scenario === scenario)?.refused[reason] ?? 0;
   t.true(refused('extra streams', 'streams-per-connection') > 0 && refused('oversize', 'oversize') > 0, JSON.stringify(r.rows));
+  t.regex(out, /one decoded largest Hello .* KiB of heap/);
+  const { hello } = json('ingest-bounds-quick.json') as { hello: { wireBytes: number; estimatedBytes: number; heapBytes: number } };
+  t.true(hello.wireBytes > 10_000 && hello.estimatedBytes > 0 && hello.heapBytes > 0, JSON.stringify(hello));
 });
 
 gate.serial('bench:reaction quick: times for the load step and the three ways of losing a server', async (t) => {

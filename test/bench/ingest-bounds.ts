@@ -12,14 +12,16 @@
  *
  * It must never leave a process behind.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { AgentMessage, Hello, TELEMETRY_REPORT_PATH } from '@loadfeed/proto';
-import { DEFAULT_LIMITS, DEPARTED_MAX_BYTES, MAX_ADDRESSES, MAX_AGENT_VERSION_CHARS, MAX_CPU_MODEL_CHARS, MAX_HOSTNAME_CHARS, MAX_LABEL_NAME_CHARS, MAX_LABEL_VALUE_CHARS, MAX_LABELS, MAX_SERVICE_NAME_CHARS, MAX_SERVICES_PER_AGENT } from '@loadfeed/poller';
+import { DEFAULT_LIMITS, DEPARTED_MAX_BYTES, helloBytes, MAX_ADDRESSES, MAX_AGENT_VERSION_CHARS, MAX_CPU_MODEL_CHARS, MAX_HOSTNAME_CHARS, MAX_LABEL_NAME_CHARS, MAX_LABEL_VALUE_CHARS, MAX_LABELS, MAX_SERVICE_NAME_CHARS, MAX_SERVICES_PER_AGENT } from '@loadfeed/poller';
 import { binPath } from '../helpers/launcher.js';
 import { Children, LineReader, sleep, withCleanup, type Started } from './lib/children.js';
 import { benchLog, fmt, loadAverage1, machineLine, median, processRssBytes, QUICK, table, waitForQuietMachine } from './lib/measure.js';
@@ -169,6 +171,40 @@ function scenarios(connections: number, agents: number, departed: number): Scena
   ];
 }
 
+/**
+ * What one decoded largest Hello holds in the heap (what a node record or
+ * the departed state keeps), against its size on the wire and the estimate
+ * the departed state's byte bound counts. Runs in a child with --expose-gc.
+ */
+interface HelloHeap {
+  readonly wireBytes: number;
+  readonly estimatedBytes: number;
+  readonly heapBytes: number;
+}
+
+const HELLO_HEAP_FLAG = '--hello-heap';
+const HELLO_HEAP_COUNT = 1000;
+
+function measureHelloHeapHere(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('needs --expose-gc');
+  const wire = Array.from({ length: HELLO_HEAP_COUNT }, (_, i) => AgentMessage.encode({ hello: largestHello(`bench-${i}`) }).finish());
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const kept = wire.map((b) => AgentMessage.decode(b).hello as Hello);
+  gc();
+  const heapBytes = (process.memoryUsage().heapUsed - before) / kept.length;
+  const first = kept[0];
+  const result: HelloHeap = { wireBytes: wire[0]?.length ?? 0, estimatedBytes: first ? helloBytes(first) : 0, heapBytes };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+function helloHeap(): HelloHeap {
+  const r = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), HELLO_HEAP_FLAG], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`hello heap: ${r.stderr}`);
+  return JSON.parse(r.stdout) as HelloHeap;
+}
+
 interface Run {
   readonly scenario: string;
   readonly bareMb: number;
@@ -227,6 +263,7 @@ async function main(): Promise<void> {
       }
     },
   );
+  const hello = helloHeap();
   const loadAfter = loadAverage1();
   const rows = all.map((s) => {
     const of = runs.filter((r) => r.scenario === s.name);
@@ -250,14 +287,17 @@ async function main(): Promise<void> {
     ),
     '',
     ...rows.map((r) => `${r.scenario}: ${r.what}`),
+    '',
+    `one decoded largest Hello (${HELLO_HEAP_COUNT} kept, after gc): ${fmt(hello.heapBytes / 1024)} KiB of heap; ${fmt(hello.wireBytes / 1024)} KiB on the wire; the departed state's estimate ${fmt(hello.estimatedBytes / 1024)} KiB (heap / estimate ${fmt(hello.heapBytes / hello.estimatedBytes, 2)}×)`,
   ].join('\n');
   process.stdout.write(`${text}\n`);
   const stamp = QUICK ? 'quick' : started.toISOString().slice(0, 10);
-  writeFileSync(path.join(outDir, `ingest-bounds-${stamp}.json`), JSON.stringify({ bench: 'ingest-bounds', date: started.toISOString(), machine: machineLine(), loadAverage: { before: loadBefore, after: loadAfter }, values, runs, rows }, null, 1));
+  writeFileSync(path.join(outDir, `ingest-bounds-${stamp}.json`), JSON.stringify({ bench: 'ingest-bounds', date: started.toISOString(), machine: machineLine(), loadAverage: { before: loadBefore, after: loadAfter }, values, runs, rows, hello }, null, 1));
   writeFileSync(path.join(outDir, `ingest-bounds-${stamp}.txt`), `${text}\n`);
 }
 
-main().catch((err: unknown) => {
+if (process.argv.includes(HELLO_HEAP_FLAG)) measureHelloHeapHere();
+else main().catch((err: unknown) => {
   process.stderr.write(`bench:ingest-bounds failed: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });
