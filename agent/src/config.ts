@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { AgentError } from './errors.js';
 import { LOG_FORMATS, type LogFormat } from './log-line.js';
-import { APP_METRIC_NAME } from '@loadfeed/proto';
+import { APP_METRIC_NAME, isOrcaNodeId, ORCA_NODE_PREFIX } from '@loadfeed/proto';
 import { parseSeriesSelector } from './app/prometheus-text.js';
 import type { SeriesSpec } from './app/prometheus-source.js';
 
@@ -56,8 +56,10 @@ export interface AgentConfig {
 
 /** Where the application's own metrics come from; every source is optional. */
 export interface AppMetricsConfig {
-  /** `host:port` of the application's ORCA service (plaintext gRPC); null when off. */
+  /** `host:port` of the application's ORCA service; null when off. */
   readonly orca: string | null;
+  /** TLS to the ORCA service (files named as configured); null: plaintext. */
+  readonly orcaTls: OrcaTlsConfig | null;
   /** http(s) URL of the application's Prometheus endpoint; null when off. */
   readonly prometheus: string | null;
   /** Series kept from it, each under an application metric name. */
@@ -66,6 +68,16 @@ export interface AppMetricsConfig {
   readonly pushSocket: string | null;
   /** A value not refreshed within this long is dropped, ms. */
   readonly ttlMs: number;
+}
+
+export interface OrcaTlsConfig {
+  /** CA that signs the ORCA server's certificate. */
+  readonly ca: string;
+  /** Client certificate and key, for a server that asks for one (both or neither). */
+  readonly cert: string | null;
+  readonly key: string | null;
+  /** Name to expect in the server's certificate when it differs from the host dialled. */
+  readonly serverName: string | null;
 }
 
 export interface TransportConfig {
@@ -103,6 +115,10 @@ interface RawSettings {
   tokenFile?: string;
   allowPlaintext?: string;
   orca?: string;
+  orcaTlsCa?: string;
+  orcaTlsCert?: string;
+  orcaTlsKey?: string;
+  orcaTlsServerName?: string;
   appMetrics?: string;
   appMetricSeries?: string[];
   appSocket?: string;
@@ -130,6 +146,10 @@ const FLAG_OPTIONS = {
   'token-file': { type: 'string' },
   'allow-plaintext': { type: 'boolean' },
   orca: { type: 'string' },
+  'orca-tls-ca': { type: 'string' },
+  'orca-tls-cert': { type: 'string' },
+  'orca-tls-key': { type: 'string' },
+  'orca-tls-server-name': { type: 'string' },
   'app-metrics': { type: 'string' },
   'app-metric': { type: 'string', multiple: true },
   'app-socket': { type: 'string' },
@@ -159,7 +179,12 @@ Samples this server's load and streams it to one or more loadfeed pollers.
   --tls-server-name NAME name in the poller's certificate, when dialling an IP (LOADFEED_TLS_SERVER_NAME)
   --token-file FILE      bearer token for this node, read from FILE (LOADFEED_TOKEN_FILE)
   --allow-plaintext      stream without TLS to a poller that is not on loopback (LOADFEED_ALLOW_PLAINTEXT=true)
-  --orca HOST:PORT       read the application's ORCA load reports (OpenRcaService, plaintext) (LOADFEED_ORCA)
+  --orca HOST:PORT       read the application's ORCA load reports (OpenRcaService) (LOADFEED_ORCA)
+  --orca-tls-ca FILE     CA of the ORCA server's certificate: read it over TLS (LOADFEED_ORCA_TLS_CA)
+  --orca-tls-cert FILE   client certificate, for an ORCA server that asks for one (LOADFEED_ORCA_TLS_CERT)
+  --orca-tls-key FILE    its private key (LOADFEED_ORCA_TLS_KEY)
+  --orca-tls-server-name NAME  name in the ORCA server's certificate, when dialling an IP
+                         (LOADFEED_ORCA_TLS_SERVER_NAME)
   --app-metrics URL      scrape the application's Prometheus endpoint, e.g. http://127.0.0.1:9100/metrics
                          (LOADFEED_APP_METRICS)
   --app-metric NAME=SERIES  keep SERIES (metric{label="v"}) of that endpoint as NAME: rps, eps,
@@ -213,6 +238,10 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     tokenFile: v['token-file'],
     allowPlaintext: v['allow-plaintext'] ? 'true' : undefined,
     orca: v.orca,
+    orcaTlsCa: v['orca-tls-ca'],
+    orcaTlsCert: v['orca-tls-cert'],
+    orcaTlsKey: v['orca-tls-key'],
+    orcaTlsServerName: v['orca-tls-server-name'],
     appMetrics: v['app-metrics'],
     appMetricSeries: v['app-metric'],
     appSocket: v['app-socket'],
@@ -240,6 +269,10 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     tokenFile: env['LOADFEED_TOKEN_FILE'],
     allowPlaintext: env['LOADFEED_ALLOW_PLAINTEXT'],
     orca: env['LOADFEED_ORCA'],
+    orcaTlsCa: env['LOADFEED_ORCA_TLS_CA'],
+    orcaTlsCert: env['LOADFEED_ORCA_TLS_CERT'],
+    orcaTlsKey: env['LOADFEED_ORCA_TLS_KEY'],
+    orcaTlsServerName: env['LOADFEED_ORCA_TLS_SERVER_NAME'],
     appMetrics: env['LOADFEED_APP_METRICS'],
     appMetricSeries: env['LOADFEED_APP_METRIC_SERIES']?.split(';').map((x) => x.trim()).filter((x) => x !== ''),
     appSocket: env['LOADFEED_APP_SOCKET'],
@@ -268,7 +301,8 @@ function readConfigFile(file: string): RawSettings {
   }
   const known = new Set([
     'nodeId', 'pollers', 'interval', 'scope', 'capacity', 'memory', 'services', 'labels', 'procRoot', 'sysRoot', 'statusSocket', 'logFormat',
-    'tlsCa', 'tlsCert', 'tlsKey', 'tlsServerName', 'tokenFile', 'allowPlaintext', 'orca', 'appMetrics', 'appMetricSeries', 'appSocket', 'appTtl',
+    'tlsCa', 'tlsCert', 'tlsKey', 'tlsServerName', 'tokenFile', 'allowPlaintext', 'orca',
+    'orcaTlsCa', 'orcaTlsCert', 'orcaTlsKey', 'orcaTlsServerName', 'appMetrics', 'appMetricSeries', 'appSocket', 'appTtl',
   ]);
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(doc)) {
@@ -299,6 +333,7 @@ function compile(pick: Pick, once: boolean, json: boolean, defaultSocket: string
   const [nodeIdRaw, nodeIdSrc] = pick('nodeId');
   const nodeId = nodeIdRaw ?? os.hostname();
   if (!/^[A-Za-z0-9._:-]{1,253}$/.test(nodeId)) bad(nodeIdSrc, 'nodeId', nodeId, 'must be 1..253 characters of A-Z a-z 0-9 . _ : -');
+  if (isOrcaNodeId(nodeId)) bad(nodeIdSrc, 'nodeId', nodeId, `must not start with "${ORCA_NODE_PREFIX}": pollers keep those ids for the gRPC backends they read without an agent`);
 
   const [pollersRaw, pollersSrc] = pick('pollers');
   const pollers = (pollersRaw ?? []).map((p) => {
@@ -384,6 +419,7 @@ function compileTransport(pick: Pick, pollers: readonly string[], bad: (source: 
 function compileAppMetrics(pick: Pick, bad: (source: string, field: string, value: unknown, want: string) => never): AppMetricsConfig {
   const [orca, orcaSrc] = pick('orca');
   if (orca !== undefined && !/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(orca)) bad(orcaSrc, 'orca', orca, 'must be HOST:PORT of the application\'s gRPC server');
+  const orcaTls = compileOrcaTls(pick, orca, bad);
   const [url, urlSrc] = pick('appMetrics');
   if (url !== undefined) {
     let parsed: URL | null = null;
@@ -420,7 +456,21 @@ function compileAppMetrics(pick: Pick, bad: (source: string, field: string, valu
   if (!Number.isFinite(ttlMs) || ttlMs < MIN_INTERVAL_MS || ttlMs > 10 * MAX_INTERVAL_MS) {
     bad(ttlSrc, 'appTtl', ttlRaw, `must be ${MIN_INTERVAL_MS}ms..${(10 * MAX_INTERVAL_MS) / 1000}s, e.g. 5s`);
   }
-  return { orca: orca ?? null, prometheus: url ?? null, series, pushSocket: socket ?? null, ttlMs };
+  return { orca: orca ?? null, orcaTls, prometheus: url ?? null, series, pushSocket: socket ?? null, ttlMs };
+}
+
+function compileOrcaTls(pick: Pick, orca: string | undefined, bad: (source: string, field: string, value: unknown, want: string) => never): OrcaTlsConfig | null {
+  const [ca, caSrc] = pick('orcaTlsCa');
+  const [cert, certSrc] = pick('orcaTlsCert');
+  const [key, keySrc] = pick('orcaTlsKey');
+  const [serverName, nameSrc] = pick('orcaTlsServerName');
+  const given: [string, string | undefined, string][] = [['orcaTlsCa', ca, caSrc], ['orcaTlsCert', cert, certSrc], ['orcaTlsKey', key, keySrc], ['orcaTlsServerName', serverName, nameSrc]];
+  const first = given.find(([, value]) => value !== undefined);
+  if (first === undefined) return null;
+  if (orca === undefined) return bad(first[2], first[0], first[1], 'needs orca, the ORCA server to read');
+  if (ca === undefined) return bad(caSrc, 'orcaTlsCa', null, `is needed with ${first[0]}: the CA of the ORCA server's certificate`);
+  if ((cert === undefined) !== (key === undefined)) bad(certSrc, 'orcaTlsCert', cert ?? null, 'and orcaTlsKey go together');
+  return { ca, cert: cert ?? null, key: key ?? null, serverName: serverName ?? null };
 }
 
 function compileLogFormat(pick: Pick, bad: (source: string, field: string, value: unknown, want: string) => never): LogFormat {

@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { Scope, type HelloInit } from '@loadfeed/proto';
 import { AGENT_USAGE, loadAgentConfig, MAX_INTERVAL_MS, MIN_INTERVAL_MS, type AgentConfig, type AppMetricsConfig } from './config.js';
 import { PollerStream } from './reporter.js';
-import { loadTransport, type Transport } from './transport.js';
+import { loadOrcaChannel, loadTransport, type Transport } from './transport.js';
 import { collectFacts } from './facts.js';
 import { createSampler, type Sampler } from './sampler.js';
 import type { Reading } from './reading.js';
@@ -81,7 +81,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
 
 function createAppMetrics(c: AppMetricsConfig, intervalMs: () => number, log: (line: Record<string, unknown>) => void): AppMetrics {
   const sources: AppSource[] = [];
-  if (c.orca !== null) sources.push(new OrcaSource(c.orca, intervalMs, c.ttlMs));
+  if (c.orca !== null) sources.push(new OrcaSource(c.orca, intervalMs, c.ttlMs, loadOrcaChannel(c.orcaTls)));
   if (c.prometheus !== null) sources.push(new PrometheusSource(c.prometheus, c.series, intervalMs, c.ttlMs));
   if (c.pushSocket !== null) sources.push(new PushSource(c.pushSocket, c.ttlMs, log));
   return new AppMetrics(sources);

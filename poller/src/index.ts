@@ -35,8 +35,8 @@ export { readTrace, TraceRecorder, DEFAULT_RECORD_MAX_BYTES } from './ingest/tra
 export type { TraceEvent, TraceRecord } from './ingest/trace.js';
 export { PolicyReloader, RELOAD_DEBOUNCE_MS } from './policy/reloader.js';
 export type { ReloadOutcome } from './policy/reloader.js';
-export { loadSecurity } from './ingest/security.js';
-export type { SecurityFiles } from './ingest/security.js';
+export { loadOrcaChannel, loadSecurity } from './ingest/security.js';
+export type { OrcaTlsFiles, SecurityFiles } from './ingest/security.js';
 export { authorize, loadTokens, isLoopbackPeer } from './ingest/auth.js';
 export type { AuthOptions, AuthVerdict } from './ingest/auth.js';
 export type { PollerSecurity } from './ingest/server.js';

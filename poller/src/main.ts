@@ -24,7 +24,7 @@ import {
   DEFAULT_MAX_STREAMS_PER_CONNECTION,
 } from './ingest/ingest.js';
 import { Poller } from './poller.js';
-import { loadSecurity } from './ingest/security.js';
+import { loadOrcaChannel, loadSecurity } from './ingest/security.js';
 import { defaultEngines, defaultStrategies } from './registries.js';
 import { defaultXdsStateFile, XDS_STATE_FILE_NAME, xdsEngineOptions } from './xds-options.js';
 import { DEFAULT_RECORD_MAX_BYTES, TraceRecorder } from './ingest/trace.js';
@@ -50,6 +50,12 @@ Runs the poller: accepts agents, turns their load into weights, applies them.
   --tls-client-ca FILE   CA of agents' client certificates: mutual TLS; an agent may only
                          report for the node id its certificate names (CN or DNS SAN)
   --tokens FILE          bearer tokens per node (YAML: tokens: [{node, sha256}])
+  --orca-tls-ca FILE     CA of the agentless ORCA backends' certificates (policy servers
+                         { orca: HOST:PORT }): read their reports over TLS (default plaintext)
+  --orca-tls-cert FILE   client certificate, for ORCA backends that ask for one
+  --orca-tls-key FILE    its private key
+  --orca-tls-server-name NAME  name to expect in every backend's certificate, when it differs
+                         from the host dialled
   --allow-plaintext      accept unauthenticated plaintext agents from other hosts
                          (default: plaintext from loopback only)
   --max-agents N         refuse agents beyond this many (default ${DEFAULT_MAX_AGENTS})
@@ -90,6 +96,10 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
       'tls-key': { type: 'string' },
       'tls-client-ca': { type: 'string' },
       tokens: { type: 'string' },
+      'orca-tls-ca': { type: 'string' },
+      'orca-tls-cert': { type: 'string' },
+      'orca-tls-key': { type: 'string' },
+      'orca-tls-server-name': { type: 'string' },
       'allow-plaintext': { type: 'boolean', default: false },
       'max-agents': { type: 'string', default: String(DEFAULT_MAX_AGENTS) },
       'max-pending-connections': { type: 'string', default: String(DEFAULT_MAX_PENDING_CONNECTIONS) },
@@ -132,6 +142,12 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
     clientCa: values['tls-client-ca'],
     tokens: values.tokens,
     allowPlaintext: values['allow-plaintext'],
+  });
+  const orcaChannel = await loadOrcaChannel({
+    ca: values['orca-tls-ca'],
+    cert: values['orca-tls-cert'],
+    key: values['orca-tls-key'],
+    serverName: values['orca-tls-server-name'],
   });
   const maxNodeSeries = Number(values['metrics-max-nodes']);
   if (!Number.isSafeInteger(maxNodeSeries) || maxNodeSeries < 0) throw new OptionError(`--metrics-max-nodes: ${values['metrics-max-nodes']} must be an integer >= 0`);
@@ -176,6 +192,7 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
     strategies: defaultStrategies(),
     logger,
     security,
+    orcaChannel,
     limits,
     ...(recorder ? { recorder } : {}),
   });
@@ -198,6 +215,7 @@ export async function pollerMain(argv: readonly string[]): Promise<number> {
       tls: values['tls-cert'] !== undefined,
       mutualTls: security.auth.mutualTls,
       tokens: security.auth.tokens.size,
+      orcaTls: values['orca-tls-ca'] !== undefined,
       status: statusAt,
       xds: xdsListen === undefined ? null : { listen: xdsListen, stateFile: xdsState },
     },

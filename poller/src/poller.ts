@@ -6,6 +6,7 @@
 // to the engines (cycle/run.ts). A sample is thus parked on its NodeRecord
 // until the next cycle picks it up; nothing else carries it.
 import * as grpc from '@grpc/grpc-js';
+import { PLAINTEXT_CHANNEL, type ClientChannel } from '@loadfeed/proto';
 import { XDS_ENGINE_KIND, type Engine, type XdsEngine } from '@loadfeed/kernel-bridge';
 import type { Logger } from 'pino';
 import { EngineSet } from './cycle/engine-set.js';
@@ -36,6 +37,8 @@ export interface PollerOptions {
   readonly recorder?: TraceRecorder;
   /** Transport credentials and who may report for which node; plaintext, loopback-only by default. */
   readonly security?: PollerSecurity;
+  /** Channel to agentless ORCA backends (`--orca-tls-*`); plaintext by default. */
+  readonly orcaChannel?: ClientChannel;
   readonly limits?: IngestLimits;
 }
 
@@ -75,6 +78,7 @@ export class Poller {
       table: this.table,
       intervalMs: () => this.policy.agents.intervalMs,
       refused: (err, event) => this.ingest.countRefusal(err, event),
+      channel: options.orcaChannel ?? PLAINTEXT_CHANNEL,
       ...(options.recorder ? { record: (e: TraceRecord) => options.recorder?.record(e) } : {}),
       log: (event, msg) => logger.info(event, msg),
     });

@@ -10,8 +10,20 @@ import { createOrcaClient } from '@grpc/grpc-js/build/src/orca.js';
 import type { OrcaLoadReport__Output } from '@grpc/grpc-js/build/src/generated/xds/data/orca/v3/OrcaLoadReport.js';
 import { toAppMetricName } from './metrics.js';
 import { Backoff } from './backoff.js';
+import { PLAINTEXT_CHANNEL, type ClientChannel } from './tls.js';
 
 export const ORCA_STREAM_PATH = '/xds.service.orca.v3.OpenRcaService/StreamCoreMetrics';
+
+/**
+ * Node ids starting with this (in any case) are the poller's agentless ORCA
+ * backends (`orca:HOST:PORT`); no agent may claim one, or it could stand in
+ * for such a backend.
+ */
+export const ORCA_NODE_PREFIX = 'orca:';
+
+export function isOrcaNodeId(nodeId: string): boolean {
+  return nodeId.slice(0, ORCA_NODE_PREFIX.length).toLowerCase() === ORCA_NODE_PREFIX;
+}
 
 /** One report as grpc-js decodes it: unset doubles are 0, unset maps empty, the deprecated `rps` a decimal string. */
 export type OrcaLoadReport = OrcaLoadReport__Output;
@@ -36,9 +48,9 @@ const ORCA_CHANNEL_OPTIONS: grpc.ChannelOptions = {
 };
 
 /**
- * One ORCA report stream to `target` (plaintext gRPC), kept open: reopened
- * with jittered backoff whenever it ends, the backoff reset by the first
- * report of each stream. `intervalMs` is read at each (re)open.
+ * One ORCA report stream to `target` over `channel` (plaintext or TLS), kept
+ * open: reopened with jittered backoff whenever it ends, the backoff reset by
+ * the first report of each stream. `intervalMs` is read at each (re)open.
  */
 export class OrcaSubscription {
   private readonly client: OrcaClient;
@@ -52,8 +64,9 @@ export class OrcaSubscription {
     readonly target: string,
     private readonly intervalMs: () => number,
     private readonly events: OrcaSubscriptionEvents,
+    channel: ClientChannel = PLAINTEXT_CHANNEL,
   ) {
-    this.client = createOrcaStreamClient(target, grpc.credentials.createInsecure(), ORCA_CHANNEL_OPTIONS);
+    this.client = createOrcaStreamClient(target, channel.credentials, { ...ORCA_CHANNEL_OPTIONS, ...channel.options });
   }
 
   start(): void {
@@ -100,6 +113,29 @@ export function createOrcaStreamClient(target: string, credentials: grpc.Channel
       }),
     close: () => client.close(),
   };
+}
+
+/**
+ * Why an ORCA stream ended, for an operator: grpc-js reports a failed TLS
+ * handshake as UNAVAILABLE with the socket's last error buried in its
+ * details; this names the likely fix. `tls` says whether the channel was TLS.
+ */
+export function orcaEndReason(s: grpc.StatusObject, tls: boolean): string {
+  const code = grpc.status[s.code] ?? String(s.code);
+  if (s.code === grpc.status.UNIMPLEMENTED) return `${code}: the server does not serve ORCA (OpenRcaService)`;
+  const last = /Last error: (?:Error(?: \[\w+\])?: )?(.*?)(?:\s*\(\d{4}-\d\d-\d\dT[^)]*\))?\.?\s*Resolution note:/s.exec(s.details)?.[1]?.trim() ?? s.details;
+  const tlsFault = (why: string): string => `${code}: TLS: ${why} (${last.replace(/\s+/g, ' ').slice(0, 200)})`;
+  if (/unable to verify|self[- ]signed|unable to get (local )?issuer|certificate has expired|not yet valid|CERT_UNTRUSTED|UNABLE_TO_VERIFY/i.test(last)) {
+    return tlsFault('the server\'s certificate is not signed by the CA given (--orca-tls-ca) or is not valid now');
+  }
+  if (/ALTNAME_INVALID|does not match certificate/i.test(last)) {
+    return tlsFault('the server\'s certificate does not name the host dialled: give the name it has (--orca-tls-server-name)');
+  }
+  if (/alert (certificate required|bad certificate|unknown ca|certificate unknown|handshake failure)/i.test(last)) {
+    return tlsFault('the server refused the handshake: it wants a client certificate its CA signed (--orca-tls-cert, --orca-tls-key)');
+  }
+  if (tls && /wrong version number|packet length too long|unknown protocol/i.test(last)) return tlsFault('the server does not speak TLS on this port');
+  return `${code}: ${s.details}`;
 }
 
 /**

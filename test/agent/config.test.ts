@@ -68,6 +68,8 @@ const INVALID: [string, string[], Record<string, string>, RegExp][] = [
   ['process scope without capacity', ['--scope', 'process:1'], {}, /capacity: null must be the process scope's CPU capacity/],
   ['unknown scope', ['--scope', 'vm'], {}, /scope: "vm" must be host, cgroup:PATH/],
   ['bad node id', ['--node-id', 'a/b'], {}, /nodeId: "a\/b" must be 1..253 characters/],
+  ['node id in the agentless ORCA namespace', ['--node-id', 'orca:10.0.0.5:50051'], {}, /^flag: nodeId: "orca:10.0.0.5:50051" must not start with "orca:"/],
+  ['node id in the agentless ORCA namespace, other case', [], { LOADFEED_NODE_ID: 'ORCA:web-1' }, /^environment: nodeId: "ORCA:web-1" must not start with "orca:"/],
   ['unknown flag', ['--nope'], {}, /Unknown option '--nope'/],
 ];
 

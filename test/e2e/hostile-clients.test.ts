@@ -7,11 +7,13 @@
 // /metrics, and nothing may end a stream with OK unnoticed.
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { AgentMessage, TELEMETRY_REPORT_PATH } from '@loadfeed/proto';
 import { LOG_BURST, LOG_WINDOW_MS, MAX_POLICY_SERVERS, MAX_PROBLEM_CHARS, MAX_POLICY_PROBLEMS } from '@loadfeed/poller';
@@ -20,6 +22,7 @@ import { waitFor } from '../helpers/wait.js';
 
 const POLLER = binPath('@loadfeed/poller', 'loadfeed-poller');
 const AGENT = binPath('@loadfeed/agent', 'loadfeed-agent');
+const ORCA_SERVER = fileURLToPath(new URL('../helpers/orca-server.js', import.meta.url));
 
 const POLICY = `apiVersion: loadfeed/v1
 agents: { interval: 200ms }
@@ -214,6 +217,27 @@ test.serial('Hello fields beyond their bounds are refused and counted; refusals 
   t.is(await p.refused('hello.cpu_model'), 50);
   const logged = p.logs().filter((l) => l['kind'] === 'hello.cpu_model' && l['suppressed'] === undefined).length;
   t.true(logged >= LOG_BURST && logged <= LOG_BURST * windows, `${logged} lines logged in ${windows} windows of ${LOG_WINDOW_MS} ms`);
+});
+
+test.serial('a Hello claiming an agentless ORCA node id (orca:…) is refused and counted; the ORCA backend keeps its node', async (t) => {
+  const orca = spawn(process.execPath, [ORCA_SERVER, '0.5', '100'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => {
+    orca.kill('SIGKILL');
+  });
+  const [line] = (await once(orca.stdout, 'data')) as [Buffer];
+  const node = `orca:127.0.0.1:${Number(line.toString().trim())}`;
+  const p = await startPoller(t, [], `${POLICY}      - { orca: "${node.slice('orca:'.length)}", address: "127.0.0.1:9001" }\n`);
+  const status = async (): Promise<{ nodes: { id: string; agentVersion: string }[] }> => JSON.parse((await p.get('/status')).body) as never;
+  await waitFor('the ORCA backend to connect', () => p.logs().some((l) => l['msg'] === 'orca backend connected' && l['node'] === node));
+
+  for (const nodeId of [node, 'ORCA:web-1']) {
+    const impostor = await report(session(t, p.port), [frame({ hello: { ...HELLO.hello, nodeId } })], false);
+    t.is(impostor.code, grpc.status.INVALID_ARGUMENT, impostor.message);
+    t.is(impostor.message, `hello.node_id: "${nodeId}" starts with "orca:", the node ids of the poller's own agentless ORCA backends; an agent must use another id`);
+  }
+  t.is(await p.refused('hello.node_id.reserved'), 2);
+  const nodes = (await status()).nodes;
+  t.deepEqual(nodes.filter((n) => n.id.toLowerCase().startsWith('orca:')).map((n) => [n.id, n.agentVersion]), [[node, 'orca']], 'the backend\'s node is still the poller\'s own');
 });
 
 test.serial('policy files the running poller could not live with are refused at reload, with a bounded excerpt in /healthz', async (t) => {

@@ -2,7 +2,7 @@
 // (xds.service.orca.v3.OpenRcaService/StreamCoreMetrics), through grpc-js's
 // own ORCA client. One stream, reopened with backoff when it ends; its values
 // are dropped the moment it ends and expire when reports stop coming.
-import { grpc, orcaReportValues, OrcaSubscription, type OrcaLoadReport } from '@loadfeed/proto';
+import { orcaEndReason, orcaReportValues, OrcaSubscription, PLAINTEXT_CHANNEL, type ClientChannel, type OrcaLoadReport } from '@loadfeed/proto';
 import { HeldValues, SourceState, type AppSource, type AppSourceStatus } from './source.js';
 
 /**
@@ -24,16 +24,16 @@ export class OrcaSource implements AppSource {
     readonly target: string,
     intervalMs: () => number,
     private readonly ttlMs: number,
+    channel: ClientChannel = PLAINTEXT_CHANNEL,
   ) {
     this.subscription = new OrcaSubscription(target, () => Math.max(MIN_ORCA_INTERVAL_MS, intervalMs()), {
       onReport: (report) => this.onReport(report),
       onEnd: (s, retryMs) => {
         this.held.drop(); // the stream is the report's liveness: no stream, no values
         this.lastAt = null;
-        const why = s.code === grpc.status.UNIMPLEMENTED ? 'the server does not serve ORCA (OpenRcaService)' : `${grpc.status[s.code]}: ${s.details}`;
-        this.st.set('failing', `${why}; retrying in ${retryMs} ms`);
+        this.st.set('failing', `${orcaEndReason(s, channel !== PLAINTEXT_CHANNEL)}; retrying in ${retryMs} ms`);
       },
-    });
+    }, channel);
   }
 
   start(): void {

@@ -4,7 +4,7 @@
 // never touches a weight. gRPC status mapping happens here and nowhere else.
 import { isIP, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { APP_METRIC_NAME, MAX_APP_METRIC_NAME_LENGTH, MAX_NAMED_METRICS, METRICS } from '@loadfeed/proto';
+import { APP_METRIC_NAME, isOrcaNodeId, MAX_APP_METRIC_NAME_LENGTH, MAX_NAMED_METRICS, METRICS, ORCA_NODE_PREFIX } from '@loadfeed/proto';
 import type {
   AgentMessage,
   Hello,
@@ -282,6 +282,13 @@ function checkHello(h: Hello | null | undefined): Hello {
   if (!h) throw new IngestError('invalid-argument', 'hello', 'hello: empty');
   if (!/^[A-Za-z0-9._:-]{1,253}$/.test(h.nodeId)) {
     throw new IngestError('invalid-argument', 'hello.node_id', `hello.node_id: ${excerpt(h.nodeId)} must be 1..253 characters of A-Z a-z 0-9 . _ : -`);
+  }
+  if (isOrcaNodeId(h.nodeId)) {
+    throw new IngestError(
+      'invalid-argument',
+      'hello.node_id.reserved',
+      `hello.node_id: ${excerpt(h.nodeId)} starts with "${ORCA_NODE_PREFIX}", the node ids of the poller's own agentless ORCA backends; an agent must use another id`,
+    );
   }
   const text = (field: string, value: string, max: number): void => {
     if (value.length > max) throw new IngestError('invalid-argument', `hello.${field}`, `hello.${field}: ${excerpt(value)} is longer than ${max} characters`);

@@ -1,14 +1,14 @@
 // Agentless gRPC backends: a policy server entry with `orca: HOST:PORT` is
 // read by the poller itself through the backend's ORCA out-of-band stream
-// (xds.service.orca.v3.OpenRcaService/StreamCoreMetrics), as node
-// `orca:HOST:PORT`. The liveness rules are an agent's: the stream's first
+// (xds.service.orca.v3.OpenRcaService/StreamCoreMetrics), over plaintext or
+// the `--orca-tls-*` channel, as node `orca:HOST:PORT`. The liveness rules are an agent's: the stream's first
 // report connects the node, every report is a sample (checked like an
 // agent's), the stream ending disconnects it at once (quiesce), and a stream
 // that stays open but stops reporting goes stale after `liveness.staleAfter`
 // through the node table's own sweep. A gRPC fleet that serves ORCA needs no
 // agent; it reports no capacity, so it counts as one core, and its CPU and
 // memory are the ORCA report's.
-import { grpc, Hello, MAX_NAMED_METRICS, orcaReportValues, OrcaSubscription, Sample, Scope, type OrcaLoadReport } from '@loadfeed/proto';
+import { Hello, MAX_NAMED_METRICS, orcaEndReason, orcaReportValues, OrcaSubscription, PLAINTEXT_CHANNEL, Sample, Scope, type ClientChannel, type OrcaLoadReport } from '@loadfeed/proto';
 import { parseHostPort } from '@loadfeed/kernel-bridge';
 import { IngestError } from '../errors.js';
 import { checkSample } from './ingest.js';
@@ -28,6 +28,8 @@ export interface OrcaBackendsOptions {
   intervalMs(): number;
   /** A report that fails the sample checks, counted (and logged) with the agents' refusals. */
   refused(err: IngestError, event: Record<string, unknown>): void;
+  /** Plaintext, or TLS with the operator's CA (and client certificate). */
+  readonly channel: ClientChannel;
   readonly record?: (event: TraceRecord) => void;
   readonly log: (event: Record<string, unknown>, msg: string) => void;
 }
@@ -79,9 +81,9 @@ class OrcaBackend {
       onReport: (report) => this.onReport(report),
       onEnd: (s, retryMs) => {
         this.end();
-        options.log({ node: nodeId, orca: target, code: grpc.status[s.code], details: s.details, retryMs }, 'orca stream ended');
+        options.log({ node: nodeId, orca: target, reason: orcaEndReason(s, options.channel !== PLAINTEXT_CHANNEL), retryMs }, 'orca stream ended');
       },
-    });
+    }, options.channel);
   }
 
   start(): void {

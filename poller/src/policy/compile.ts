@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { formatHostPort, formatL4Address, type EngineDescriptor } from '@loadfeed/kernel-bridge';
 import { excerpt, PolicyError, type PolicyProblem } from '../errors.js';
 import { formatDuration } from '../util/duration.js';
+import { ORCA_NODE_PREFIX } from '@loadfeed/proto';
 import type { Expression } from './expression.js';
 import { parseHere, parseOffThread, type YamlResult } from './yaml-text.js';
 import { API_VERSION, MAX_POLICY_BYTES, NAME_ADDRESSED_ENGINES, NAMED_SERVICE_ENGINES, policySchema, type PolicyInput, type PolicyOutput } from './schema.js';
@@ -53,7 +54,7 @@ export interface CompiledService {
 
 /** The node id an agentless ORCA backend reports as (within Hello's node id alphabet). */
 export function orcaNodeId(target: string): string {
-  return `orca:${target.replace(/[[\]]/g, '')}`;
+  return `${ORCA_NODE_PREFIX}${target.replace(/[[\]]/g, '')}`;
 }
 
 export type EnginesConfig = PolicyOutput['engines'];
