@@ -469,7 +469,8 @@ function compileOrcaTls(pick: Pick, orca: string | undefined, bad: (source: stri
   if (first === undefined) return null;
   if (orca === undefined) return bad(first[2], first[0], first[1], 'needs orca, the ORCA server to read');
   if (ca === undefined) return bad(caSrc, 'orcaTlsCa', null, `is needed with ${first[0]}: the CA of the ORCA server's certificate`);
-  if ((cert === undefined) !== (key === undefined)) bad(certSrc, 'orcaTlsCert', cert ?? null, 'and orcaTlsKey go together');
+  if (cert === undefined && key !== undefined) bad(keySrc, 'orcaTlsKey', key, 'needs orcaTlsCert: they go together');
+  if (cert !== undefined && key === undefined) bad(certSrc, 'orcaTlsCert', cert, 'needs orcaTlsKey: they go together');
   return { ca, cert: cert ?? null, key: key ?? null, serverName: serverName ?? null };
 }
 

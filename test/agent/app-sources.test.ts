@@ -6,14 +6,15 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { grpc } from '@loadfeed/proto';
+import { grpc, tlsChannel } from '@loadfeed/proto';
 import { AppMetrics, OrcaSource, PrometheusSource, PushSource, parseSeriesSelector, type AppSource } from '@loadfeed/agent';
+import { makeCertificates } from '@loadfeed/poller';
 import { waitFor } from '../helpers/wait.js';
 import { binary, realEngineGate } from '../helpers/real-engine.js';
 
@@ -25,12 +26,12 @@ function fresh(source: AppSource): Map<string, number> {
   return into;
 }
 
-async function orcaServer(): Promise<{ server: grpc.Server; recorder: grpc.ServerMetricRecorder; target: string }> {
+async function orcaServer(credentials = grpc.ServerCredentials.createInsecure()): Promise<{ server: grpc.Server; recorder: grpc.ServerMetricRecorder; target: string }> {
   const server = new grpc.Server();
   const recorder = new grpc.ServerMetricRecorder();
   recorder.addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync('127.0.0.1:0', credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
   return { server, recorder, target: `127.0.0.1:${port}` };
 }
@@ -72,6 +73,69 @@ test('ORCA: a server without OpenRcaService is reported as such, with no values'
   await waitFor('the source to fail', () => source.status(Date.now()).state === 'failing', WAIT_MS);
   t.regex(source.status(Date.now()).detail, /does not serve ORCA/);
   t.deepEqual([...fresh(source)], []);
+});
+
+// A development PKI made by `loadfeed certs` (the system's openssl): the ORCA
+// server takes the "poller" server certificate (localhost, 127.0.0.1), the
+// agent the client certificate of node app-1; a second CA signs nothing the
+// server has.
+const tls = realEngineGate('ORCA over TLS (loadfeed certs)', [binary('openssl', 'openssl')]);
+let pki: Promise<{ pem: (dir: 'a' | 'b', name: string) => Buffer }> | null = null;
+function certificates(): Promise<{ pem: (dir: 'a' | 'b', name: string) => Buffer }> {
+  pki ??= (async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'lf-orca-tls-'));
+    await makeCertificates(path.join(dir, 'a'), { nodes: ['app-1'], pollerNames: ['localhost', '127.0.0.1'], days: 1 });
+    await makeCertificates(path.join(dir, 'b'), { nodes: [], pollerNames: ['localhost'], days: 1 });
+    return { pem: (d: 'a' | 'b', name: string) => readFileSync(path.join(dir, d, name)) };
+  })();
+  return pki;
+}
+
+async function tlsOrcaServer(clientCertificates: boolean) {
+  const { pem } = await certificates();
+  const credentials = grpc.ServerCredentials.createSsl(clientCertificates ? pem('a', 'ca.pem') : null, [{ cert_chain: pem('a', 'poller.pem'), private_key: pem('a', 'poller.key') }], clientCertificates);
+  const s = await orcaServer(credentials);
+  s.recorder.setQpsMetric(42);
+  s.recorder.setApplicationUtilizationMetric(0.25);
+  return { ...s, pem };
+}
+
+tls.test('ORCA over TLS: the server\'s CA gives reports; another CA, or another name, is refused with what to fix and no values', async (t) => {
+  const { server, target, pem } = await tlsOrcaServer(false);
+  t.teardown(() => server.forceShutdown());
+  const good = new OrcaSource(target, () => 100, 5_000, tlsChannel({ ca: pem('a', 'ca.pem'), cert: null, key: null, serverName: null }));
+  t.teardown(() => good.close());
+  good.start();
+  await waitFor('a report over TLS', () => good.status(Date.now()).state === 'ok', WAIT_MS);
+  t.like(Object.fromEntries(fresh(good)), { rps: 42, application_utilization: 0.25 });
+
+  const wrong = new OrcaSource(target, () => 100, 5_000, tlsChannel({ ca: pem('b', 'ca.pem'), cert: null, key: null, serverName: null }));
+  t.teardown(() => wrong.close());
+  wrong.start();
+  await waitFor('the handshake to fail', () => wrong.status(Date.now()).state === 'failing', WAIT_MS);
+  t.regex(wrong.status(Date.now()).detail, /^UNAVAILABLE: TLS: the server's certificate is not signed by the CA given \(--orca-tls-ca\) or is not valid now \((self-signed certificate in certificate chain|unable to verify the first certificate)\); retrying in \d+ ms$/);
+  t.deepEqual([...fresh(wrong)], []);
+
+  const named = new OrcaSource(target, () => 100, 5_000, tlsChannel({ ca: pem('a', 'ca.pem'), cert: null, key: null, serverName: 'orca.example' }));
+  t.teardown(() => named.close());
+  named.start();
+  await waitFor('the name check to fail', () => named.status(Date.now()).state === 'failing', WAIT_MS);
+  t.regex(named.status(Date.now()).detail, /^UNAVAILABLE: TLS: the server's certificate does not name the host dialled: give the name it has \(--orca-tls-server-name\) \(.*orca\.example/);
+});
+
+tls.test('ORCA over mutual TLS: without a client certificate the server refuses the handshake, with one it reports', async (t) => {
+  const { server, target, pem } = await tlsOrcaServer(true);
+  t.teardown(() => server.forceShutdown());
+  const anonymous = new OrcaSource(target, () => 100, 5_000, tlsChannel({ ca: pem('a', 'ca.pem'), cert: null, key: null, serverName: null }));
+  t.teardown(() => anonymous.close());
+  anonymous.start();
+  await waitFor('the server to refuse the handshake', () => anonymous.status(Date.now()).state === 'failing', WAIT_MS);
+  t.regex(anonymous.status(Date.now()).detail, /^UNAVAILABLE: TLS: the server refused the handshake: it wants a client certificate its CA signed \(--orca-tls-cert, --orca-tls-key\)/);
+  const known = new OrcaSource(target, () => 100, 5_000, tlsChannel({ ca: pem('a', 'ca.pem'), cert: pem('a', 'app-1.pem'), key: pem('a', 'app-1.key'), serverName: null }));
+  t.teardown(() => known.close());
+  known.start();
+  await waitFor('a report over mutual TLS', () => known.status(Date.now()).state === 'ok', WAIT_MS);
+  t.is(fresh(known).get('rps'), 42);
 });
 
 test('Prometheus: a prom-client application is scraped, gauges as they are and counters as rates; a dead endpoint gives no values', async (t) => {

@@ -103,7 +103,7 @@ test('TLS and token settings', (t) => {
 });
 
 test('application metrics sources: all off by default; flags, environment and file give them', (t) => {
-  t.deepEqual(loadAgentConfig([], {}).config?.app, { orca: null, prometheus: null, series: [], pushSocket: null, ttlMs: 5000 });
+  t.deepEqual(loadAgentConfig([], {}).config?.app, { orca: null, orcaTls: null, prometheus: null, series: [], pushSocket: null, ttlMs: 5000 });
   const { config } = loadAgentConfig(
     ['--orca', '127.0.0.1:9001', '--app-metrics', 'http://127.0.0.1:9100/metrics', '--app-metric', 'in_flight=http_in_flight', '--app-metric', 'eps=http_requests_total{code=~"5.."}', '--app-socket', '/run/app.sock', '--app-ttl', '3s'],
     {},
@@ -116,9 +116,21 @@ test('application metrics sources: all off by default; flags, environment and fi
   t.deepEqual(loadAgentConfig(['--config', file], {}).config?.app.series.map((s) => s.text), ['http_in_flight', 'http_requests_total']);
 });
 
+test('ORCA over TLS: CA, client certificate and server name from flags, environment or file', (t) => {
+  const { config } = loadAgentConfig(['--orca', '127.0.0.1:50051', '--orca-tls-ca', 'ca.pem', '--orca-tls-cert', 'a.pem', '--orca-tls-key', 'a.key', '--orca-tls-server-name', 'app.internal'], {});
+  t.deepEqual(config?.app.orcaTls, { ca: 'ca.pem', cert: 'a.pem', key: 'a.key', serverName: 'app.internal' });
+  t.deepEqual(loadAgentConfig([], { LOADFEED_ORCA: '127.0.0.1:50051', LOADFEED_ORCA_TLS_CA: 'env-ca.pem' }).config?.app.orcaTls, { ca: 'env-ca.pem', cert: null, key: null, serverName: null });
+  const file = configFile('orca: 127.0.0.1:50051\norcaTlsCa: file-ca.pem\n');
+  t.is(loadAgentConfig(['--config', file], {}).config?.app.orcaTls?.ca, 'file-ca.pem');
+  t.is(loadAgentConfig(['--orca', '127.0.0.1:50051'], {}).config?.app.orcaTls, null, 'plaintext without a CA');
+});
+
 test('application metrics settings are checked and named', (t) => {
   const bad: readonly [string[], RegExp][] = [
     [['--orca', 'nohostport'], /flag: orca: "nohostport" must be HOST:PORT/],
+    [['--orca-tls-ca', 'ca.pem'], /^flag: orcaTlsCa: "ca.pem" needs orca, the ORCA server to read$/],
+    [['--orca', '127.0.0.1:1', '--orca-tls-server-name', 'app'], /orcaTlsCa: null is needed with orcaTlsServerName: the CA of the ORCA server's certificate$/],
+    [['--orca', '127.0.0.1:1', '--orca-tls-ca', 'ca.pem', '--orca-tls-key', 'k.pem'], /^flag: orcaTlsKey: "k.pem" needs orcaTlsCert: they go together$/],
     [['--app-metrics', 'ftp://x/metrics', '--app-metric', 'a=b'], /flag: appMetrics: "ftp:\/\/x\/metrics" must be an http\(s\) URL/],
     [['--app-metrics', 'http://127.0.0.1:1/metrics'], /needs at least one appMetricSeries/],
     [['--app-metric', 'a=b'], /appMetricSeries: "a=b" needs appMetrics/],
