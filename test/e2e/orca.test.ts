@@ -4,7 +4,7 @@
 // at once), and read by a real agent process that also scrapes a prom-client
 // endpoint and takes pushed lines, streaming them all to the poller.
 import test, { type ExecutionContext } from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -15,12 +15,14 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Gauge, Registry } from 'prom-client';
 import { fetchAgentStatus } from '@loadfeed/agent';
-import { compilePolicy, defaultEngines, defaultStrategies, Poller } from '@loadfeed/poller';
+import type { ClientChannel } from '@loadfeed/proto';
+import { compilePolicy, defaultEngines, defaultStrategies, loadOrcaChannel, Poller } from '@loadfeed/poller';
 import { waitFor } from '../helpers/wait.js';
 import { binPath } from '../helpers/launcher.js';
 import { binary, realEngineGate } from '../helpers/real-engine.js';
 
 const AGENT_BIN = binPath('@loadfeed/agent', 'loadfeed-agent');
+const CLI = binPath('@loadfeed/poller', 'loadfeed');
 const ORCA_SERVER = fileURLToPath(new URL('../helpers/orca-server.js', import.meta.url));
 const SERVICE = 'tcp 127.0.0.1:18100';
 // Generous: a loaded CI machine starts processes slowly.
@@ -38,7 +40,7 @@ async function orcaServer(t: ExecutionContext, ...values: string[]): Promise<Chi
   return Object.assign(child, { port: Number(line.toString().trim()) });
 }
 
-async function startPoller(t: ExecutionContext, servers: string, strategy: string) {
+async function startPoller(t: ExecutionContext, servers: string, strategy: string, orcaChannel?: ClientChannel) {
   const engines = defaultEngines();
   const policy = compilePolicy(
     `apiVersion: loadfeed/v1
@@ -57,7 +59,9 @@ ${servers}`,
     'test.yaml',
     engines.limits(),
   );
-  const poller = new Poller({ listen: '127.0.0.1:0', policy, engines, strategies: defaultStrategies(), logger: pino({ level: 'silent' }) });
+  const logs: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
+  const poller = new Poller({ listen: '127.0.0.1:0', policy, engines, strategies: defaultStrategies(), logger, ...(orcaChannel ? { orcaChannel } : {}) });
   const port = await poller.start();
   t.teardown(() => poller.stop());
   let latest: number[] = [];
@@ -72,7 +76,7 @@ ${servers}`,
       throw new Error(`${(err as Error).message}; weights ${JSON.stringify(latest)}`);
     });
   const state = (id: string): string | undefined => poller.snapshot().nodes.find((n) => n.id === id)?.state;
-  return { poller, port, weightsAre, state };
+  return { poller, port, weightsAre, state, logs };
 }
 
 test.serial('agentless: the poller reads ORCA itself; weights follow A58; hung → stale, dead → quiesced at once', async (t) => {
@@ -149,4 +153,69 @@ socat.serial('an agent reads ORCA, a prom-client endpoint and pushed lines; the 
   orca.kill('SIGKILL');
   await waitFor('ORCA fields absent', () => app('app-1')?.rps === null && app('app-1')?.named['concurrency'] === 8, WAIT_MS);
   t.is(app('app-1')?.applicationUtilization, null);
+});
+
+// Two development PKIs made by `loadfeed certs` (real openssl): the ORCA
+// servers take the "poller" server certificate (localhost, 127.0.0.1) of
+// their CA, clients trust CA a.
+const tls = realEngineGate('ORCA over TLS (loadfeed certs)', [binary('openssl', 'openssl')]);
+const pki = mkdtempSync(path.join(os.tmpdir(), 'lf-orca-pki-'));
+if (tls.missing === undefined) {
+  execFileSync(process.execPath, [CLI, 'certs', '--out', path.join(pki, 'a'), '--node', 'app-1']);
+  execFileSync(process.execPath, [CLI, 'certs', '--out', path.join(pki, 'b')]);
+}
+const pem = (ca: 'a' | 'b', name: string): string => path.join(pki, ca, name);
+const serveTls = (ca: 'a' | 'b'): string[] => ['--tls-cert', pem(ca, 'poller.pem'), '--tls-key', pem(ca, 'poller.key')];
+
+tls.serial('agentless over TLS: --orca-tls-ca reads a backend its CA signed; one signed by another CA stays down, logged with the reason', async (t) => {
+  const good = await orcaServer(t, ...serveTls('a'), '0.5', '100');
+  const foreign = await orcaServer(t, ...serveTls('b'), '0.25', '100');
+  const { weightsAre, state, logs } = await startPoller(
+    t,
+    `      - { orca: "127.0.0.1:${good.port}", address: "127.0.0.1:9000" }\n      - { orca: "127.0.0.1:${foreign.port}", address: "127.0.0.1:9001" }\n`,
+    '{ name: orca, blackoutPeriod: 0s }',
+    await loadOrcaChannel({ ca: pem('a', 'ca.pem') }),
+  );
+  await weightsAre('the backend with a trusted certificate weighted, the other at 0', (w) => (w[0] ?? 0) > 0 && w[1] === 0);
+  t.is(state(`orca:127.0.0.1:${good.port}`), 'live');
+  t.is(state(`orca:127.0.0.1:${foreign.port}`), undefined, 'never connected');
+  const ended = () => logs.find((l) => l['msg'] === 'orca stream ended' && l['orca'] === `127.0.0.1:${foreign.port}`);
+  await waitFor('the refusal logged', () => ended() !== undefined, WAIT_MS);
+  t.regex(String(ended()?.['reason']), /^UNAVAILABLE: TLS: the server's certificate is not signed by the CA given \(--orca-tls-ca\)/);
+});
+
+tls.serial('an agent reads its application\'s ORCA over mutual TLS (--orca-tls-*); with another CA its status says why', async (t) => {
+  const orca = await orcaServer(t, ...serveTls('a'), '--tls-client-ca', pem('a', 'ca.pem'), '0.3', '250');
+  const { poller, port } = await startPoller(t, '      - { node: app-1, address: "127.0.0.1:9000" }\n      - { node: app-2, address: "127.0.0.1:9001" }\n', '{ name: orca, blackoutPeriod: 0s }');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lf-orca-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const agent = (node: string, ca: 'a' | 'b'): string => {
+    const statusSocket = path.join(dir, `${node}.sock`);
+    const child = spawn(
+      process.execPath,
+      [AGENT_BIN, '--poller', `127.0.0.1:${port}`, '--node-id', node, '--interval', '200ms', '--status-socket', statusSocket,
+        '--orca', `127.0.0.1:${orca.port}`, '--orca-tls-ca', pem(ca, 'ca.pem'), '--orca-tls-cert', pem('a', 'app-1.pem'), '--orca-tls-key', pem('a', 'app-1.key')],
+      { stdio: 'ignore' },
+    );
+    t.teardown(() => void child.kill('SIGKILL'));
+    return statusSocket;
+  };
+  agent('app-1', 'a');
+  const misconfigured = agent('app-2', 'b');
+  await waitFor('app-1\'s ORCA values in its samples', () => poller.snapshot().nodes.find((n) => n.id === 'app-1')?.rpsFractional === 250, WAIT_MS);
+  t.is(poller.snapshot().nodes.find((n) => n.id === 'app-1')?.applicationUtilization, 0.3);
+  await waitFor('app-2 connected', () => poller.snapshot().nodes.some((n) => n.id === 'app-2' && n.samples > 0), WAIT_MS);
+  let orcaState: { state: string; detail: string } | undefined;
+  let asking = false;
+  await waitFor('app-2\'s ORCA source failing', () => {
+    if (!asking) {
+      asking = true;
+      void fetchAgentStatus(misconfigured)
+        .then((s) => void (orcaState = s.app?.sources.find((x) => x.kind === 'orca')), () => undefined)
+        .finally(() => void (asking = false));
+    }
+    return orcaState?.state === 'failing';
+  }, WAIT_MS);
+  t.regex(orcaState?.detail ?? '', /^UNAVAILABLE: TLS: the server's certificate is not signed by the CA given \(--orca-tls-ca\)/);
+  t.is(poller.snapshot().nodes.find((n) => n.id === 'app-2')?.rpsFractional, null, 'no report: absent, not 0');
 });
