@@ -221,8 +221,9 @@ export const serverSchema = z
     /** With `selector`: the service port on each matched agent. */
     port: z.number().int().min(1).max(65535).optional(),
     /**
-     * HOST:PORT of the server's ORCA service (xds.service.orca.v3, plaintext
-     * gRPC): the poller reads its load reports itself, no agent needed. The
+     * HOST:PORT of the server's ORCA service (xds.service.orca.v3; plaintext
+     * gRPC, or TLS with the poller's --orca-tls-* options): the poller reads
+     * its load reports itself, no agent needed. The
      * node id it reports as is `orca:HOST:PORT`.
      */
     orca: addressText((text) => parseHostPort(text)).optional(),
