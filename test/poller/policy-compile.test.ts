@@ -57,6 +57,15 @@ test('a minimal policy compiles with every default filled in', (t) => {
   });
 });
 
+test('smoothing.halfLife defaults to 2s, and to 500ms with strategy queue (its inputs come averaged); a given one is kept', (t) => {
+  const halfLife = (extra: string): number | undefined => compilePolicy(`${VALID}${extra}`, 'web.yaml', engines).services[0]?.smoothing.halfLifeMs;
+  t.is(halfLife(''), 2000);
+  t.is(halfLife('    strategy: { name: queue }\n'), 500);
+  t.is(halfLife('    strategy: { name: queue }\n    smoothing: { halfLife: 3s }\n'), 3000);
+  t.is(halfLife('    strategy: { name: queue }\n    smoothing: {}\n'), 500);
+  t.is(halfLife('    strategy: { name: pid }\n    smoothing: { halfLife: 0s }\n'), 0);
+});
+
 test('JSON policies compile like YAML ones', (t) => {
   const json = JSON.stringify({
     apiVersion: 'loadfeed/v1',

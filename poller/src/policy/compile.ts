@@ -8,7 +8,7 @@ import { formatDuration } from '../util/duration.js';
 import { ORCA_NODE_PREFIX } from '@loadfeed/proto';
 import type { Expression } from './expression.js';
 import { parseHere, parseOffThread, type YamlResult } from './yaml-text.js';
-import { API_VERSION, MAX_POLICY_BYTES, NAME_ADDRESSED_ENGINES, NAMED_SERVICE_ENGINES, policySchema, type PolicyInput, type PolicyOutput } from './schema.js';
+import { API_VERSION, DEFAULT_HALF_LIFE_MS, MAX_POLICY_BYTES, QUEUE_HALF_LIFE_MS, NAME_ADDRESSED_ENGINES, NAMED_SERVICE_ENGINES, policySchema, type PolicyInput, type PolicyOutput } from './schema.js';
 
 export type StrategyConfig = PolicyOutput['services'][number]['strategy'];
 export type StrategyName = StrategyConfig['name'];
@@ -50,6 +50,11 @@ export interface CompiledService {
   readonly owned: boolean;
   /** Expression for each server's connection limit, or null for none. */
   readonly connectionLimit: Expression | null;
+}
+
+/** A service's smoothing half-life when the policy gives none: queue's is shorter (schema.ts, QUEUE_HALF_LIFE_MS). */
+export function defaultHalfLifeMs(strategy: StrategyName): number {
+  return strategy === 'queue' ? QUEUE_HALF_LIFE_MS : DEFAULT_HALF_LIFE_MS;
 }
 
 /** The node id an agentless ORCA backend reports as (within Hello's node id alphabet). */
@@ -197,7 +202,7 @@ function finish(p: PolicyOutput, file: string, engines: KnownEngines): CompiledP
           return { by: 'address', host: at?.host ?? '', address };
         }),
         strategy: s.strategy,
-        smoothing: { halfLifeMs: s.smoothing.halfLife },
+        smoothing: { halfLifeMs: s.smoothing.halfLife ?? defaultHalfLifeMs(s.strategy.name) },
         deadband: s.deadband,
         maxChangePerSecond: s.maxChangePerSecond,
         weights: {

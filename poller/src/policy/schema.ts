@@ -13,7 +13,14 @@ export const API_VERSION = 'loadfeed/v1';
 export const DEFAULT_STALE_AFTER = '2s';
 export const DEFAULT_RESTART_GRACE = '10s';
 export const DEFAULT_AGENT_INTERVAL = '1s';
-export const DEFAULT_HALF_LIFE = '2s';
+export const DEFAULT_HALF_LIFE_MS = 2_000;
+/**
+ * queue's own default half-life: its inputs are already averaged by the
+ * application (latency over a window) and its in-flight term is what the
+ * scheduler also counts per connection, so 2 s of smoothing on top only
+ * delays a slowdown's weight change past the slowdown (docs/BENCHMARKS.md, (f)).
+ */
+export const QUEUE_HALF_LIFE_MS = 500;
 export const DEFAULT_WEIGHT_MIN = 1;
 export const DEFAULT_WEIGHT_MAX = 100;
 export const DEFAULT_DEADBAND = 0.05;
@@ -273,7 +280,12 @@ export const serviceSchema = z.strictObject({
   connectionLimit: expression.optional(),
   servers: z.array(serverSchema).min(1, 'needs at least one server'),
   strategy: strategySchema.prefault({ name: 'headroom' }),
-  smoothing: z.strictObject({ halfLife: duration().prefault(DEFAULT_HALF_LIFE) }).prefault({}),
+  smoothing: z
+    .strictObject({
+      /** Default DEFAULT_HALF_LIFE_MS, or QUEUE_HALF_LIFE_MS with strategy queue. */
+      halfLife: duration().optional().meta({ description: `a duration from 0ms to 24h (500ms, 2s, …); default ${formatDuration(DEFAULT_HALF_LIFE_MS)}, ${formatDuration(QUEUE_HALF_LIFE_MS)} with strategy queue` }),
+    })
+    .prefault({}),
   /** Skip a weight change smaller than this fraction of the current weight. */
   deadband: fraction.default(DEFAULT_DEADBAND),
   /** Largest change of one weight per second, as a fraction of weights.max; null = unlimited. */
