@@ -3,7 +3,7 @@
 // server exposing a prom-client registry, and a push socket fed by a shell
 // printf through socat. Each is also taken away, to check its values go
 // absent (never 0) and its state says why.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { grpc, tlsChannel } from '@loadfeed/proto';
+import { grpc, tlsChannel, type ClientTls } from '@loadfeed/proto';
 import { AppMetrics, OrcaSource, PrometheusSource, PushSource, parseSeriesSelector, type AppSource } from '@loadfeed/agent';
 import { makeCertificates } from '@loadfeed/poller';
 import { waitFor } from '../helpers/wait.js';
@@ -100,41 +100,35 @@ async function tlsOrcaServer(clientCertificates: boolean) {
   return { ...s, pem };
 }
 
+/** An ORCA source over TLS to `target`, once its state is `until`. */
+async function tlsSource(t: ExecutionContext, target: string, tls: ClientTls, until: 'ok' | 'failing'): Promise<OrcaSource> {
+  const source = new OrcaSource(target, () => 100, 5_000, tlsChannel(tls));
+  t.teardown(() => source.close());
+  source.start();
+  await waitFor(`the ORCA source ${until}`, () => source.status(Date.now()).state === until, WAIT_MS);
+  return source;
+}
+
 tls.test('ORCA over TLS: the server\'s CA gives reports; another CA, or another name, is refused with what to fix and no values', async (t) => {
   const { server, target, pem } = await tlsOrcaServer(false);
   t.teardown(() => server.forceShutdown());
-  const good = new OrcaSource(target, () => 100, 5_000, tlsChannel({ ca: pem('a', 'ca.pem'), cert: null, key: null, serverName: null }));
-  t.teardown(() => good.close());
-  good.start();
-  await waitFor('a report over TLS', () => good.status(Date.now()).state === 'ok', WAIT_MS);
+  const good = await tlsSource(t, target, { ca: pem('a', 'ca.pem'), cert: null, key: null, serverName: null }, 'ok');
   t.like(Object.fromEntries(fresh(good)), { rps: 42, application_utilization: 0.25 });
 
-  const wrong = new OrcaSource(target, () => 100, 5_000, tlsChannel({ ca: pem('b', 'ca.pem'), cert: null, key: null, serverName: null }));
-  t.teardown(() => wrong.close());
-  wrong.start();
-  await waitFor('the handshake to fail', () => wrong.status(Date.now()).state === 'failing', WAIT_MS);
+  const wrong = await tlsSource(t, target, { ca: pem('b', 'ca.pem'), cert: null, key: null, serverName: null }, 'failing');
   t.regex(wrong.status(Date.now()).detail, /^UNAVAILABLE: TLS: the server's certificate is not signed by the CA given \(--orca-tls-ca\) or is not valid now \((self-signed certificate in certificate chain|unable to verify the first certificate)\); retrying in \d+ ms$/);
   t.deepEqual([...fresh(wrong)], []);
 
-  const named = new OrcaSource(target, () => 100, 5_000, tlsChannel({ ca: pem('a', 'ca.pem'), cert: null, key: null, serverName: 'orca.example' }));
-  t.teardown(() => named.close());
-  named.start();
-  await waitFor('the name check to fail', () => named.status(Date.now()).state === 'failing', WAIT_MS);
+  const named = await tlsSource(t, target, { ca: pem('a', 'ca.pem'), cert: null, key: null, serverName: 'orca.example' }, 'failing');
   t.regex(named.status(Date.now()).detail, /^UNAVAILABLE: TLS: the server's certificate does not name the host dialled: give the name it has \(--orca-tls-server-name\) \(.*orca\.example/);
 });
 
 tls.test('ORCA over mutual TLS: without a client certificate the server refuses the handshake, with one it reports', async (t) => {
   const { server, target, pem } = await tlsOrcaServer(true);
   t.teardown(() => server.forceShutdown());
-  const anonymous = new OrcaSource(target, () => 100, 5_000, tlsChannel({ ca: pem('a', 'ca.pem'), cert: null, key: null, serverName: null }));
-  t.teardown(() => anonymous.close());
-  anonymous.start();
-  await waitFor('the server to refuse the handshake', () => anonymous.status(Date.now()).state === 'failing', WAIT_MS);
+  const anonymous = await tlsSource(t, target, { ca: pem('a', 'ca.pem'), cert: null, key: null, serverName: null }, 'failing');
   t.regex(anonymous.status(Date.now()).detail, /^UNAVAILABLE: TLS: the server refused the handshake: it wants a client certificate its CA signed \(--orca-tls-cert, --orca-tls-key\)/);
-  const known = new OrcaSource(target, () => 100, 5_000, tlsChannel({ ca: pem('a', 'ca.pem'), cert: pem('a', 'app-1.pem'), key: pem('a', 'app-1.key'), serverName: null }));
-  t.teardown(() => known.close());
-  known.start();
-  await waitFor('a report over mutual TLS', () => known.status(Date.now()).state === 'ok', WAIT_MS);
+  const known = await tlsSource(t, target, { ca: pem('a', 'ca.pem'), cert: pem('a', 'app-1.pem'), key: pem('a', 'app-1.key'), serverName: null }, 'ok');
   t.is(fresh(known).get('rps'), 42);
 });
 
