@@ -109,7 +109,7 @@ async function tlsSource(t: ExecutionContext, target: string, tls: ClientTls, un
   return source;
 }
 
-tls.test('ORCA over TLS: the server\'s CA gives reports; another CA, or another name, is refused with what to fix and no values', async (t) => {
+tls.test('ORCA over TLS: the server\'s CA gives reports; another CA, another name or a plaintext server is refused with what to fix and no values', async (t) => {
   const { server, target, pem } = await tlsOrcaServer(false);
   t.teardown(() => server.forceShutdown());
   const good = await tlsSource(t, target, { ca: pem('a', 'ca.pem'), cert: null, key: null, serverName: null }, 'ok');
@@ -121,6 +121,11 @@ tls.test('ORCA over TLS: the server\'s CA gives reports; another CA, or another 
 
   const named = await tlsSource(t, target, { ca: pem('a', 'ca.pem'), cert: null, key: null, serverName: 'orca.example' }, 'failing');
   t.regex(named.status(Date.now()).detail, /^UNAVAILABLE: TLS: the server's certificate does not name the host dialled: give the name it has \(--orca-tls-server-name\) \(.*orca\.example/);
+
+  const plaintext = await orcaServer();
+  t.teardown(() => plaintext.server.forceShutdown());
+  const mismatched = await tlsSource(t, plaintext.target, { ca: pem('a', 'ca.pem'), cert: null, key: null, serverName: null }, 'failing');
+  t.regex(mismatched.status(Date.now()).detail, /^UNAVAILABLE: TLS: the server does not speak TLS on this port \(/);
 });
 
 tls.test('ORCA over mutual TLS: without a client certificate the server refuses the handshake, with one it reports', async (t) => {
