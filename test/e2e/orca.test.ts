@@ -6,7 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -23,6 +23,7 @@ import { binary, realEngineGate } from '../helpers/real-engine.js';
 
 const AGENT_BIN = binPath('@loadfeed/agent', 'loadfeed-agent');
 const CLI = binPath('@loadfeed/poller', 'loadfeed');
+const POLLER_BIN = binPath('@loadfeed/poller', 'loadfeed-poller');
 const ORCA_SERVER = fileURLToPath(new URL('../helpers/orca-server.js', import.meta.url));
 const SERVICE = 'tcp 127.0.0.1:18100';
 // Generous: a loaded CI machine starts processes slowly.
@@ -218,4 +219,28 @@ tls.serial('an agent reads its application\'s ORCA over mutual TLS (--orca-tls-*
   }, WAIT_MS);
   t.regex(orcaState?.detail ?? '', /^UNAVAILABLE: TLS: the server's certificate is not signed by the CA given \(--orca-tls-ca\)/);
   t.is(poller.snapshot().nodes.find((n) => n.id === 'app-2')?.rpsFractional, null, 'no report: absent, not 0');
+});
+
+tls.serial('the loadfeed-poller executable: --orca-tls-ca reads a TLS backend; a client key without a CA is refused at start', async (t) => {
+  const backend = await orcaServer(t, ...serveTls('a'), '0.5', '100');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lf-orca-poller-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const policy = path.join(dir, 'policy.yaml');
+  writeFileSync(policy, `apiVersion: loadfeed/v1\nservices:\n  - name: api\n    engine: memory\n    address: ${SERVICE}\n    servers: [{ orca: "127.0.0.1:${backend.port}", address: "127.0.0.1:9000" }]\n`);
+  const run = (flags: string[]) => {
+    const child = spawn(process.execPath, [POLLER_BIN, '--policy', policy, '--listen', '127.0.0.1:0', '--status', 'off', '--log-format', 'json', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.teardown(() => void child.kill('SIGKILL'));
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => void (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => void (out += c.toString()));
+    return { child, out: () => out };
+  };
+  const poller = run(['--orca-tls-ca', pem('a', 'ca.pem')]);
+  await waitFor('the TLS backend connected', () => poller.out().includes(`"node":"orca:127.0.0.1:${backend.port}"`) && poller.out().includes('orca backend connected'), WAIT_MS);
+  t.regex(poller.out(), /"orcaTls":true/);
+
+  const refused = run(['--orca-tls-key', pem('a', 'app-1.key')]);
+  const [code] = (await once(refused.child, 'exit')) as [number];
+  t.is(code, 2);
+  t.regex(refused.out(), /--orca-tls-key needs --orca-tls-ca, the CA of the ORCA backends' certificates/);
 });
