@@ -77,6 +77,9 @@ test('an unknown flag or bad value says what to do', async (t) => {
   t.regex(format.stderr, /--log-format: "xml" must be one of auto, json, pretty/);
   const host = await run(LOADFEED_POLLER, ['--policy', 'x.yaml', '--status', 'localhost:7416']);
   t.regex(host.stderr, /--status: "localhost:7416" is not an address: expected IP:PORT.*, or off/);
+  const reserved = await run(LOADFEED, ['certs', '--out', path.join(os.tmpdir(), 'lf-never-made'), '--node', 'orca:10.0.0.5:50051']);
+  t.is(reserved.code, 2);
+  t.regex(reserved.stderr, /--node: "orca:10\.0\.0\.5:50051" starts with "orca:": pollers keep those ids for the gRPC backends they read without an agent/);
 });
 
 test('loadfeed-poller as a process: status server, /healthz follows a refused policy file, SIGTERM stops it', async (t) => {

@@ -9,6 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { isOrcaNodeId, ORCA_NODE_PREFIX } from '@loadfeed/proto';
 import { OptionError } from '../errors.js';
 
 export const DEFAULT_CERT_DAYS = 825;
@@ -46,6 +47,7 @@ export async function certsMain(argv: readonly string[]): Promise<number> {
   if (!Number.isInteger(days) || days < 1) throw new OptionError(`--days: ${values.days} must be a positive number of days`);
   for (const id of values.node) {
     if (!/^[A-Za-z0-9._:-]{1,64}$/.test(id)) throw new OptionError(`--node: "${id}" must be a node id of A-Z a-z 0-9 . _ : - (at most 64 characters, the CN limit)`);
+    if (isOrcaNodeId(id)) throw new OptionError(`--node: "${id}" starts with "${ORCA_NODE_PREFIX}": pollers keep those ids for the gRPC backends they read without an agent`);
   }
   const names = values['poller-name'].length > 0 ? values['poller-name'] : ['localhost', '127.0.0.1', '::1'];
   const made = await makeCertificates(values.out, { nodes: values.node, pollerNames: names, days });
