@@ -76,15 +76,14 @@ test('ORCA: a server without OpenRcaService is reported as such, with no values'
 });
 
 // A development PKI made by `loadfeed certs` (the system's openssl): the ORCA
-// server takes the "poller" server certificate (localhost, 127.0.0.1), the
-// agent the client certificate of node app-1; a second CA signs nothing the
-// server has.
+// server takes its --orca-server certificate for 127.0.0.1, the agent the
+// client certificate of node app-1; a second CA signs nothing the server has.
 const tls = realEngineGate('ORCA over TLS (loadfeed certs)', [binary('openssl', 'openssl')]);
 let pki: Promise<{ pem: (dir: 'a' | 'b', name: string) => Buffer }> | null = null;
 function certificates(): Promise<{ pem: (dir: 'a' | 'b', name: string) => Buffer }> {
   pki ??= (async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'lf-orca-tls-'));
-    await makeCertificates(path.join(dir, 'a'), { nodes: ['app-1'], pollerNames: ['localhost', '127.0.0.1'], days: 1 });
+    await makeCertificates(path.join(dir, 'a'), { nodes: ['app-1'], pollerNames: ['localhost'], orcaServers: ['127.0.0.1'], days: 1 });
     await makeCertificates(path.join(dir, 'b'), { nodes: [], pollerNames: ['localhost'], days: 1 });
     return { pem: (d: 'a' | 'b', name: string) => readFileSync(path.join(dir, d, name)) };
   })();
@@ -93,7 +92,7 @@ function certificates(): Promise<{ pem: (dir: 'a' | 'b', name: string) => Buffer
 
 async function tlsOrcaServer(clientCertificates: boolean) {
   const { pem } = await certificates();
-  const credentials = grpc.ServerCredentials.createSsl(clientCertificates ? pem('a', 'ca.pem') : null, [{ cert_chain: pem('a', 'poller.pem'), private_key: pem('a', 'poller.key') }], clientCertificates);
+  const credentials = grpc.ServerCredentials.createSsl(clientCertificates ? pem('a', 'ca.pem') : null, [{ cert_chain: pem('a', 'orca-127.0.0.1.pem'), private_key: pem('a', 'orca-127.0.0.1.key') }], clientCertificates);
   const s = await orcaServer(credentials);
   s.recorder.setQpsMetric(42);
   s.recorder.setApplicationUtilizationMetric(0.25);

@@ -157,16 +157,16 @@ socat.serial('an agent reads ORCA, a prom-client endpoint and pushed lines; the 
 });
 
 // Two development PKIs made by `loadfeed certs` (real openssl): the ORCA
-// servers take the "poller" server certificate (localhost, 127.0.0.1) of
-// their CA, clients trust CA a.
+// servers take the --orca-server certificate for 127.0.0.1 of their CA,
+// clients trust CA a.
 const tls = realEngineGate('ORCA over TLS (loadfeed certs)', [binary('openssl', 'openssl')]);
 const pki = mkdtempSync(path.join(os.tmpdir(), 'lf-orca-pki-'));
 if (tls.missing === undefined) {
-  execFileSync(process.execPath, [CLI, 'certs', '--out', path.join(pki, 'a'), '--node', 'app-1']);
-  execFileSync(process.execPath, [CLI, 'certs', '--out', path.join(pki, 'b')]);
+  execFileSync(process.execPath, [CLI, 'certs', '--out', path.join(pki, 'a'), '--node', 'app-1', '--orca-server', '127.0.0.1']);
+  execFileSync(process.execPath, [CLI, 'certs', '--out', path.join(pki, 'b'), '--orca-server', '127.0.0.1']);
 }
 const pem = (ca: 'a' | 'b', name: string): string => path.join(pki, ca, name);
-const serveTls = (ca: 'a' | 'b'): string[] => ['--tls-cert', pem(ca, 'poller.pem'), '--tls-key', pem(ca, 'poller.key')];
+const serveTls = (ca: 'a' | 'b'): string[] => ['--tls-cert', pem(ca, 'orca-127.0.0.1.pem'), '--tls-key', pem(ca, 'orca-127.0.0.1.key')];
 
 tls.serial('agentless over TLS: --orca-tls-ca reads a backend its CA signed; one signed by another CA stays down, logged with the reason', async (t) => {
   const good = await orcaServer(t, ...serveTls('a'), '0.5', '100');

@@ -14,16 +14,21 @@ import { OptionError } from '../errors.js';
 
 export const DEFAULT_CERT_DAYS = 825;
 
-export const CERTS_USAGE = `Usage: loadfeed certs --out DIR [--node ID]... [--poller-name NAME]... [--days N]
+export const CERTS_USAGE = `Usage: loadfeed certs --out DIR [--node ID]... [--poller-name NAME]... [--orca-server NAME]... [--days N]
 
 Makes a development CA (DIR/ca.pem, ca.key; reused if present), a poller
 server certificate (DIR/poller.pem, poller.key) for the given names (default:
-localhost, 127.0.0.1, ::1), and one client certificate per --node
-(DIR/ID.pem, ID.key) that lets an agent report for that node id only.
+localhost, 127.0.0.1, ::1), one client certificate per --node
+(DIR/ID.pem, ID.key) that lets an agent report for that node id only, and
+one server certificate per --orca-server (DIR/orca-NAME.pem, .key) for an
+application's gRPC server that serves ORCA over TLS.
 Keys are EC P-256 (PKCS#8 PEM, mode 0600); nothing but Node is needed.
 
   poller:  loadfeed-poller --tls-cert DIR/poller.pem --tls-key DIR/poller.key --tls-client-ca DIR/ca.pem …
   agent:   loadfeed-agent --tls-ca DIR/ca.pem --tls-cert DIR/ID.pem --tls-key DIR/ID.key --node-id ID …
+  ORCA:    the application serves with DIR/orca-NAME.pem and .key (and DIR/ca.pem as its client CA,
+           to take the agents' certificates); loadfeed-agent --orca NAME:PORT --orca-tls-ca DIR/ca.pem
+           [--orca-tls-cert DIR/ID.pem --orca-tls-key DIR/ID.key], or the poller's --orca-tls-* alike
 `;
 
 export async function certsMain(argv: readonly string[]): Promise<number> {
@@ -33,6 +38,7 @@ export async function certsMain(argv: readonly string[]): Promise<number> {
       out: { type: 'string' },
       node: { type: 'string', multiple: true, default: [] },
       'poller-name': { type: 'string', multiple: true, default: [] },
+      'orca-server': { type: 'string', multiple: true, default: [] },
       days: { type: 'string', default: String(DEFAULT_CERT_DAYS) },
       help: { type: 'boolean', short: 'h' },
     },
@@ -49,8 +55,11 @@ export async function certsMain(argv: readonly string[]): Promise<number> {
     if (!/^[A-Za-z0-9._:-]{1,64}$/.test(id)) throw new OptionError(`--node: "${id}" must be a node id of A-Z a-z 0-9 . _ : - (at most 64 characters, the CN limit)`);
     if (isOrcaNodeId(id)) throw new OptionError(`--node: "${id}" starts with "${ORCA_NODE_PREFIX}": pollers keep those ids for the gRPC backends they read without an agent`);
   }
+  for (const name of values['orca-server']) {
+    if (!/^[A-Za-z0-9.:-]{1,64}$/.test(name)) throw new OptionError(`--orca-server: "${name}" must be a host name or IP address (at most 64 characters)`);
+  }
   const names = values['poller-name'].length > 0 ? values['poller-name'] : ['localhost', '127.0.0.1', '::1'];
-  const made = await makeCertificates(values.out, { nodes: values.node, pollerNames: names, days });
+  const made = await makeCertificates(values.out, { nodes: values.node, pollerNames: names, orcaServers: values['orca-server'], days });
   for (const f of made) process.stdout.write(`${f}\n`);
   return 0;
 }
@@ -58,6 +67,8 @@ export async function certsMain(argv: readonly string[]): Promise<number> {
 export interface CertificateRequest {
   readonly nodes: readonly string[];
   readonly pollerNames: readonly string[];
+  /** Host names or IPs of application gRPC servers serving ORCA: one server certificate each. */
+  readonly orcaServers?: readonly string[];
   readonly days: number;
 }
 
@@ -137,6 +148,7 @@ export async function makeCertificates(dir: string, req: CertificateRequest): Pr
   };
   await leaf('poller', req.pollerNames[0] ?? 'localhost', req.pollerNames, x509.ExtendedKeyUsage.serverAuth);
   for (const node of req.nodes) await leaf(node, node, [node], x509.ExtendedKeyUsage.clientAuth);
+  for (const server of req.orcaServers ?? []) await leaf(`orca-${server.replace(/:/g, '_')}`, server, [server], x509.ExtendedKeyUsage.serverAuth);
   return written;
 }
 
