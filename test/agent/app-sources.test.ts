@@ -75,10 +75,9 @@ test('ORCA: a server without OpenRcaService is reported as such, with no values'
   t.deepEqual([...fresh(source)], []);
 });
 
-// A development PKI made by `loadfeed certs` (the system's openssl): the ORCA
+// A development PKI made by `loadfeed certs` (in-process): the ORCA
 // server takes its --orca-server certificate for 127.0.0.1, the agent the
 // client certificate of node app-1; a second CA signs nothing the server has.
-const tls = realEngineGate('ORCA over TLS (loadfeed certs)', [binary('openssl', 'openssl')]);
 let pki: Promise<{ pem: (dir: 'a' | 'b', name: string) => Buffer }> | null = null;
 function certificates(): Promise<{ pem: (dir: 'a' | 'b', name: string) => Buffer }> {
   pki ??= (async () => {
@@ -108,7 +107,7 @@ async function tlsSource(t: ExecutionContext, target: string, tls: ClientTls, un
   return source;
 }
 
-tls.test('ORCA over TLS: the server\'s CA gives reports; another CA, another name or a plaintext server is refused with what to fix and no values', async (t) => {
+test('ORCA over TLS: the server\'s CA gives reports; another CA, another name or a plaintext server is refused with what to fix and no values', async (t) => {
   const { server, target, pem } = await tlsOrcaServer(false);
   t.teardown(() => server.forceShutdown());
   const good = await tlsSource(t, target, { ca: pem('a', 'ca.pem'), cert: null, key: null, serverName: null }, 'ok');
@@ -127,7 +126,7 @@ tls.test('ORCA over TLS: the server\'s CA gives reports; another CA, another nam
   t.regex(mismatched.status(Date.now()).detail, /^UNAVAILABLE: TLS: the server does not speak TLS on this port \(/);
 });
 
-tls.test('ORCA over mutual TLS: without a client certificate the server refuses the handshake, with one it reports', async (t) => {
+test('ORCA over mutual TLS: without a client certificate the server refuses the handshake, with one it reports', async (t) => {
   const { server, target, pem } = await tlsOrcaServer(true);
   t.teardown(() => server.forceShutdown());
   const anonymous = await tlsSource(t, target, { ca: pem('a', 'ca.pem'), cert: null, key: null, serverName: null }, 'failing');

@@ -156,19 +156,16 @@ socat.serial('an agent reads ORCA, a prom-client endpoint and pushed lines; the 
   t.is(app('app-1')?.applicationUtilization, null);
 });
 
-// Two development PKIs made by `loadfeed certs` (real openssl): the ORCA
+// Two development PKIs made by `loadfeed certs` (in-process): the ORCA
 // servers take the --orca-server certificate for 127.0.0.1 of their CA,
 // clients trust CA a.
-const tls = realEngineGate('ORCA over TLS (loadfeed certs)', [binary('openssl', 'openssl')]);
 const pki = mkdtempSync(path.join(os.tmpdir(), 'lf-orca-pki-'));
-if (tls.missing === undefined) {
-  execFileSync(process.execPath, [CLI, 'certs', '--out', path.join(pki, 'a'), '--node', 'app-1', '--orca-server', '127.0.0.1']);
-  execFileSync(process.execPath, [CLI, 'certs', '--out', path.join(pki, 'b'), '--orca-server', '127.0.0.1']);
-}
+execFileSync(process.execPath, [CLI, 'certs', '--out', path.join(pki, 'a'), '--node', 'app-1', '--orca-server', '127.0.0.1']);
+execFileSync(process.execPath, [CLI, 'certs', '--out', path.join(pki, 'b'), '--orca-server', '127.0.0.1']);
 const pem = (ca: 'a' | 'b', name: string): string => path.join(pki, ca, name);
 const serveTls = (ca: 'a' | 'b'): string[] => ['--tls-cert', pem(ca, 'orca-127.0.0.1.pem'), '--tls-key', pem(ca, 'orca-127.0.0.1.key')];
 
-tls.serial('agentless over TLS: --orca-tls-ca reads a backend its CA signed; one signed by another CA stays down, logged with the reason', async (t) => {
+test.serial('agentless over TLS: --orca-tls-ca reads a backend its CA signed; one signed by another CA stays down, logged with the reason', async (t) => {
   const good = await orcaServer(t, ...serveTls('a'), '0.5', '100');
   const foreign = await orcaServer(t, ...serveTls('b'), '0.25', '100');
   const { weightsAre, state, logs } = await startPoller(
@@ -185,7 +182,7 @@ tls.serial('agentless over TLS: --orca-tls-ca reads a backend its CA signed; one
   t.regex(String(ended()?.['reason']), /^UNAVAILABLE: TLS: the server's certificate is not signed by the CA given \(--orca-tls-ca\)/);
 });
 
-tls.serial('an agent reads its application\'s ORCA over mutual TLS (--orca-tls-*); with another CA its status says why', async (t) => {
+test.serial('an agent reads its application\'s ORCA over mutual TLS (--orca-tls-*); with another CA its status says why', async (t) => {
   const orca = await orcaServer(t, ...serveTls('a'), '--tls-client-ca', pem('a', 'ca.pem'), '0.3', '250');
   const { poller, port } = await startPoller(t, '      - { node: app-1, address: "127.0.0.1:9000" }\n      - { node: app-2, address: "127.0.0.1:9001" }\n', '{ name: orca, blackoutPeriod: 0s }');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lf-orca-tls-'));
@@ -221,7 +218,7 @@ tls.serial('an agent reads its application\'s ORCA over mutual TLS (--orca-tls-*
   t.is(poller.snapshot().nodes.find((n) => n.id === 'app-2')?.rpsFractional, null, 'no report: absent, not 0');
 });
 
-tls.serial('the loadfeed-poller executable: --orca-tls-ca reads a TLS backend; a client key without a CA is refused at start', async (t) => {
+test.serial('the loadfeed-poller executable: --orca-tls-ca reads a TLS backend; a client key without a CA is refused at start', async (t) => {
   const backend = await orcaServer(t, ...serveTls('a'), '0.5', '100');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lf-orca-poller-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
