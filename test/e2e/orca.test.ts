@@ -168,7 +168,7 @@ const serveTls = (ca: 'a' | 'b'): string[] => ['--tls-cert', pem(ca, 'orca-127.0
 test.serial('agentless over TLS: --orca-tls-ca reads a backend its CA signed; one signed by another CA stays down, logged with the reason', async (t) => {
   const good = await orcaServer(t, ...serveTls('a'), '0.5', '100');
   const foreign = await orcaServer(t, ...serveTls('b'), '0.25', '100');
-  const { weightsAre, state, logs } = await startPoller(
+  const { poller, weightsAre, state, logs } = await startPoller(
     t,
     `      - { orca: "127.0.0.1:${good.port}", address: "127.0.0.1:9000" }\n      - { orca: "127.0.0.1:${foreign.port}", address: "127.0.0.1:9001" }\n`,
     '{ name: orca, blackoutPeriod: 0s }',
@@ -180,6 +180,8 @@ test.serial('agentless over TLS: --orca-tls-ca reads a backend its CA signed; on
   const ended = () => logs.find((l) => l['msg'] === 'orca stream ended' && l['orca'] === `127.0.0.1:${foreign.port}`);
   await waitFor('the refusal logged', () => ended() !== undefined, WAIT_MS);
   t.regex(String(ended()?.['reason']), /^UNAVAILABLE: TLS: the server's certificate is not signed by the CA given \(--orca-tls-ca\)/);
+  const decision = poller.snapshot().services[0]?.decisions.find((d) => d.address === '127.0.0.1:9001');
+  t.regex(decision?.reason ?? '', /^no ORCA report: the stream to the server is not up \(the poller logs why: "orca stream ended"\)/);
 });
 
 test.serial('an agent reads its application\'s ORCA over mutual TLS (--orca-tls-*); with another CA its status says why', async (t) => {

@@ -21,7 +21,7 @@
 // the servers with news and decides the same weights, at a cost that
 // follows what changed rather than the number of servers.
 import { formatHostPort } from '@loadfeed/kernel-bridge';
-import type { Sample } from '@loadfeed/proto';
+import { isOrcaNodeId, type Sample } from '@loadfeed/proto';
 import { getOrCreate } from '../util/maps.js';
 import type { NodeLookup, NodeRecord } from '../cycle/node-table.js';
 import type { CompiledService, Guard, ServerMatch } from './compile.js';
@@ -459,7 +459,11 @@ export class WeightEvaluator {
   private liveness(service: CompiledService, r: Resolved, now: number): Candidate {
     const { node, memory: s } = r;
     if (!node || node.state === 'stale' || !node.sample) {
-      const [state, why]: [ServerState, string] = !node ? ['absent', 'no agent connected'] : node.state === 'stale' ? ['stale', 'agent silent: no sample within the stale deadline'] : ['absent', 'agent connected, no sample yet'];
+      const [state, why]: [ServerState, string] = !node
+        ? ['absent', r.nodeId !== null && isOrcaNodeId(r.nodeId) ? 'no ORCA report: the stream to the server is not up (the poller logs why: "orca stream ended")' : 'no agent connected']
+        : node.state === 'stale'
+          ? ['stale', 'agent silent: no sample within the stale deadline']
+          : ['absent', 'agent connected, no sample yet'];
       s.missingSince ??= now;
       // A returning server starts from its fresh metrics.
       s.smoothed = null;
