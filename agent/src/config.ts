@@ -16,6 +16,13 @@ import type { SeriesSpec } from './app/prometheus-source.js';
 export const DEFAULT_INTERVAL_MS = 1_000;
 export const MIN_INTERVAL_MS = 100;
 export const MAX_INTERVAL_MS = 60_000;
+/**
+ * A change of CPU utilisation (fraction of the scope's capacity) at least
+ * this large since the last report is reported at once, between intervals.
+ * An antagonist or a slowdown moves it by 0.3-0.5 within a quarter second;
+ * a quarter second of Poisson traffic at half load moves it by about 0.15.
+ */
+export const DEFAULT_EARLY_CHANGE = 0.25;
 export const DEFAULT_POLLER_PORT = 7415;
 /** Application metrics not refreshed within this long are dropped (sent as absent). */
 export const DEFAULT_APP_TTL_MS = 5_000;
@@ -38,6 +45,8 @@ export interface AgentConfig {
   /** `host:port` of every poller to stream to (a director pair gets every sample). */
   readonly pollers: readonly string[];
   readonly intervalMs: number;
+  /** Report between intervals when CPU utilisation moved this much since the last report (0 = only every interval). */
+  readonly earlyChange: number;
   readonly scope: ScopeConfig;
   readonly services: readonly { readonly name: string; readonly port: number }[];
   readonly labels: Readonly<Record<string, string>>;
@@ -99,6 +108,7 @@ interface RawSettings {
   nodeId?: string;
   pollers?: string[];
   interval?: string;
+  earlyChange?: string;
   scope?: string;
   capacity?: string;
   memory?: string;
@@ -130,6 +140,7 @@ const FLAG_OPTIONS = {
   'node-id': { type: 'string' },
   poller: { type: 'string', multiple: true },
   interval: { type: 'string' },
+  'early-change': { type: 'string' },
   scope: { type: 'string' },
   capacity: { type: 'string' },
   memory: { type: 'string' },
@@ -166,6 +177,8 @@ Samples this server's load and streams it to one or more loadfeed pollers.
   --poller HOST:PORT     poller to stream to; repeat for a director pair (LOADFEED_POLLERS, comma-separated)
   --node-id ID           identity of this server (LOADFEED_NODE_ID; default: host name)
   --interval DURATION    sampling interval, e.g. 1s or 250ms (LOADFEED_INTERVAL; default 1s; the poller may change it)
+  --early-change F       look four times per interval and report at once when CPU utilisation moved by F (0..1) since
+                         the last report; 0 = report only every interval (LOADFEED_EARLY_CHANGE; default ${DEFAULT_EARLY_CHANGE})
   --scope SCOPE          host | cgroup:PATH | cgroup:self | process:PID (LOADFEED_SCOPE; default host)
   --capacity CORES       CPU capacity of a process scope, in cores (LOADFEED_CAPACITY)
   --memory BYTES         memory capacity of a process scope (LOADFEED_MEMORY; default: host memory)
@@ -222,6 +235,7 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     nodeId: v['node-id'],
     pollers: v.poller,
     interval: v.interval,
+    earlyChange: v['early-change'],
     scope: v.scope,
     capacity: v.capacity,
     memory: v.memory,
@@ -253,6 +267,7 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     nodeId: env['LOADFEED_NODE_ID'],
     pollers: list(env['LOADFEED_POLLERS']),
     interval: env['LOADFEED_INTERVAL'],
+    earlyChange: env['LOADFEED_EARLY_CHANGE'],
     scope: env['LOADFEED_SCOPE'],
     capacity: env['LOADFEED_CAPACITY'],
     memory: env['LOADFEED_MEMORY'],
@@ -300,7 +315,7 @@ function readConfigFile(file: string): RawSettings {
     throw new AgentError('AGENT_CONFIG_INVALID', `${file}: expected a mapping of settings, got ${JSON.stringify(doc)}`);
   }
   const known = new Set([
-    'nodeId', 'pollers', 'interval', 'scope', 'capacity', 'memory', 'services', 'labels', 'procRoot', 'sysRoot', 'statusSocket', 'logFormat',
+    'nodeId', 'pollers', 'interval', 'earlyChange', 'scope', 'capacity', 'memory', 'services', 'labels', 'procRoot', 'sysRoot', 'statusSocket', 'logFormat',
     'tlsCa', 'tlsCert', 'tlsKey', 'tlsServerName', 'tokenFile', 'allowPlaintext', 'orca',
     'orcaTlsCa', 'orcaTlsCert', 'orcaTlsKey', 'orcaTlsServerName', 'appMetrics', 'appMetricSeries', 'appSocket', 'appTtl',
   ]);
@@ -351,6 +366,12 @@ function compile(pick: Pick, once: boolean, json: boolean, defaultSocket: string
     bad(intervalSrc, 'interval', intervalRaw, `must be ${MIN_INTERVAL_MS}ms..${MAX_INTERVAL_MS / 1000}s, e.g. 1s or 250ms`);
   }
 
+  const [earlyRaw, earlySrc] = pick('earlyChange');
+  const earlyChange = earlyRaw === undefined ? DEFAULT_EARLY_CHANGE : Number(earlyRaw);
+  if (earlyRaw !== undefined && (earlyRaw.trim() === '' || !(earlyChange >= 0 && earlyChange <= 1))) {
+    bad(earlySrc, 'earlyChange', earlyRaw, 'must be a fraction 0..1 (0 = off), e.g. 0.25');
+  }
+
   const [scopeRaw, scopeSrc] = pick('scope');
   const scope = compileScope(scopeRaw ?? 'host', scopeSrc, pick, bad);
 
@@ -379,6 +400,7 @@ function compile(pick: Pick, once: boolean, json: boolean, defaultSocket: string
     nodeId,
     pollers,
     intervalMs,
+    earlyChange,
     scope,
     services,
     labels,

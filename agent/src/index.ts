@@ -99,6 +99,7 @@ export {
   type ScopeConfig,
   type ParsedCommandLine,
 } from './config.js';
+export { mergeReadings, ReportGate, WATCHES_PER_INTERVAL } from './report-gate.js';
 export { PollerStream, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, type StreamState, type ReporterEvents } from './reporter.js';
 export { loadTransport, type Transport } from './transport.js';
 export type { TransportConfig } from './config.js';

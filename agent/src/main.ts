@@ -18,6 +18,7 @@ import { PollerStream } from './reporter.js';
 import { loadOrcaChannel, loadTransport, type Transport } from './transport.js';
 import { collectFacts } from './facts.js';
 import { createSampler, type Sampler } from './sampler.js';
+import { ReportGate } from './report-gate.js';
 import type { Reading } from './reading.js';
 import { formatLogRecord } from './log-line.js';
 import { agentStatusMain } from './status-cli.js';
@@ -175,25 +176,29 @@ function run(
   const socket = config.statusSocket === null ? null : new AgentStatusSocket(config.statusSocket, () => status.document(), write);
   socket?.start().catch((err: unknown) => write({ msg: 'status socket off', error: (err as Error).message }));
 
+  const gate = new ReportGate(config.earlyChange);
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | null = null;
-    let due = performance.now() + interval.ms;
+    const watchMs = (): number => gate.watchMs(interval.ms, MIN_INTERVAL_MS);
+    let due = performance.now() + watchMs();
     let stopping = false;
     // A shorter interval from the poller takes effect now, not after the
     // long wait already scheduled.
     reschedule = (): void => {
       if (!timer) return;
       clearTimeout(timer);
-      due = Math.min(due, performance.now() + interval.ms);
+      due = Math.min(due, performance.now() + watchMs());
       timer = setTimeout(() => void tick(), Math.max(0, due - performance.now()));
     };
     const tick = async (): Promise<void> => {
       timer = null;
       try {
-        const reading = await sampler.sample();
-        const now = Date.now();
-        status.sampled(reading, now);
-        for (const s of streams) status.offered(s.target, s.send(reading, now));
+        const reading = gate.offer(await sampler.sample(), interval.ms);
+        if (reading !== null) {
+          const now = Date.now();
+          status.sampled(reading, now);
+          for (const s of streams) status.offered(s.target, s.send(reading, now));
+        }
       } catch (err) {
         // The scope itself is gone (process exited, cgroup removed): nothing
         // left to measure, so stop and let the poller quiesce this node.
@@ -202,8 +207,8 @@ function run(
         return;
       }
       if (!stopping) {
-        due = performance.now() + interval.ms;
-        timer = setTimeout(() => void tick(), interval.ms);
+        due = performance.now() + watchMs();
+        timer = setTimeout(() => void tick(), watchMs());
       }
     };
     const stop = (code: number): void => {
@@ -220,7 +225,7 @@ function run(
     const onSignal = (): void => stop(0);
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    timer = setTimeout(() => void tick(), interval.ms);
+    timer = setTimeout(() => void tick(), watchMs());
   });
 }
 

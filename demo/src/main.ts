@@ -136,6 +136,9 @@ class Demo {
         '    engine: fastpath',
         `    address: tcp ${o.vip}`,
         `    scheduler: ${o.scheduler}`,
+        // All demo backends share this host, whose accepted connections the
+        // default (capacity) would take for each backend's own: headroom.
+        '    strategy: { name: headroom }',
         '    smoothing: { halfLife: 2s }',
         '    servers:',
         ...backends.map((b) => `      - { node: ${b.id}, address: "127.0.0.1:${b.port}" }`),

@@ -16,6 +16,7 @@ export { WeightEvaluator } from './policy/evaluate.js';
 export type { Evaluation, WeightDecision, ServerState } from './policy/evaluate.js';
 export { StrategyRegistry } from './policy/strategy.js';
 export type { Strategy, NodeMetrics, Score, ServerInput } from './policy/strategy.js';
+export { capacityStrategy } from './policy/strategy-capacity.js';
 export { headroomStrategy } from './policy/strategy-headroom.js';
 export { orcaStrategy } from './policy/strategy-orca.js';
 export { pidStrategy } from './policy/strategy-pid.js';

@@ -8,6 +8,7 @@ import { EngineRegistry } from './cycle/engines.js';
 import { StrategyRegistry } from './policy/strategy.js';
 import { connectionsStrategy } from './policy/strategy-connections.js';
 import { expressionStrategy } from './policy/strategy-expression.js';
+import { capacityStrategy } from './policy/strategy-capacity.js';
 import { headroomStrategy } from './policy/strategy-headroom.js';
 import { orcaStrategy } from './policy/strategy-orca.js';
 import { pidStrategy } from './policy/strategy-pid.js';
@@ -32,6 +33,7 @@ export function defaultEngines(xds: XdsEngineOptions | null = null): EngineRegis
 
 export function defaultStrategies(): StrategyRegistry {
   return new StrategyRegistry()
+    .register(capacityStrategy)
     .register(headroomStrategy)
     .register(orcaStrategy)
     .register(pidStrategy)

@@ -30,6 +30,16 @@ test('flags win over the environment, which wins over the config file', (t) => {
   t.deepEqual(onlyFile?.pollers, ['file:1']);
 });
 
+test('early reports: 0.25 by default, 0 turns them off, anything outside 0..1 is refused naming the source', (t) => {
+  t.is(loadAgentConfig([], {}).config?.earlyChange, 0.25);
+  t.is(loadAgentConfig(['--early-change', '0'], {}).config?.earlyChange, 0);
+  t.is(loadAgentConfig([], { LOADFEED_EARLY_CHANGE: '0.4' }).config?.earlyChange, 0.4);
+  for (const bad of ['1.5', '-0.1', 'often', '']) {
+    const err = t.throws(() => loadAgentConfig([`--early-change=${bad}`], {}), { instanceOf: AgentError });
+    t.regex(err?.message ?? '', /^flag: earlyChange: .* must be a fraction 0\.\.1/, bad);
+  }
+});
+
 test('repeatable flags: several pollers, services and labels', (t) => {
   const { config } = loadAgentConfig(
     ['--allow-plaintext', '--poller', 'd1:7415', '--poller', '[::1]:7415', '--service', 'http:80', '--service', 'https:443', '--label', 'role=web', '--label', 'zone=a'],

@@ -3,10 +3,12 @@
  *
  * Real backends (HTTP, `--work-ms` of CPU per request, one worker each),
  * each in its own network namespace with a cgroup CPU quota as its capacity
- * and its own agent in cgroup scope; traffic through the fast path; an
- * open-loop Poisson load generator in its own process measuring latency from
- * each request's intended start. Every policy runs every scenario with fresh
- * backends; results are medians over `--reps` repetitions.
+ * and its own agent in cgroup scope; traffic through the fast path or
+ * Debian's HAProxy (`mode tcp`, static weights or weights from loadfeed's
+ * `haproxy` engine); an open-loop Poisson load generator in its own process
+ * measuring latency from each request's intended start. Every contender runs
+ * every scenario with fresh backends, in an order rotated every repetition;
+ * results are medians over `--reps` repetitions, with the spread.
  *
  * It must never leave a process, cgroup or namespace behind (see lib/).
  */
@@ -18,11 +20,11 @@ import { parseArgs } from 'node:util';
 import { calibrate } from './lib/calibrate.js';
 import { CpuCgroup, DEFAULT_CFS_PERIOD_US } from './lib/cgroup.js';
 import { Children, firstLine, sleep, withCleanup } from './lib/children.js';
-import { Cluster, type Balancer, type BackendProgram, type BackendSpec } from './lib/cluster.js';
+import { Cluster, HAPROXY_BACKEND, type Balancer, type BackendProgram, type BackendSpec, type HaproxyBalance } from './lib/cluster.js';
 import { Histogram } from './lib/histogram.js';
 import { benchLog, fmt, loadAverage1, machineLine, mean, median, quantile, QUICK, table, waitForQuietMachine } from './lib/measure.js';
 import { NetNs } from './lib/netns.js';
-import { plotShares } from './lib/plot.js';
+import { plotSeries, plotShares } from './lib/plot.js';
 import { LOADGEN_SCRIPT, parseRecords, type RequestRecord } from './lib/records.js';
 
 const WORK_MS = 2;
@@ -41,7 +43,39 @@ services:
 ${extra}    servers:
 `;
 
+const haproxyPolicyHead = (socket: string | null, extra: string): string => `apiVersion: loadfeed/v1
+engines:
+  haproxy: { socket: "${socket ?? ''}" }
+services:
+  - name: bench
+    engine: haproxy
+    address: ${HAPROXY_BACKEND}
+${extra}    servers:
+`;
+
+/** HAProxy alone: `balance`, weights equal or by capacity (cores), health checks every second. */
+const haproxyStatic = (balance: HaproxyBalance, byCapacity: boolean): Balancer & { readonly what: string } => ({
+  what: `HAProxy ${balance}, static ${byCapacity ? 'weights by capacity' : 'equal weights'}, no agents`,
+  kind: 'haproxy',
+  balance,
+  weight: (b) => (byCapacity ? Math.round(b.cores * 100) : 100),
+});
+
+/** HAProxy with `balance`, its weights written by loadfeed's defaults through the haproxy engine. */
+const haproxyLoadfeed = (balance: HaproxyBalance, extra = ''): Balancer & { readonly what: string } => ({
+  what: `HAProxy ${balance}, weights from loadfeed's defaults (haproxy engine)${extra ? `, ${extra.trim()}` : ''}`,
+  kind: 'poller',
+  haproxy: balance,
+  policy: (s, socket) => haproxyPolicyHead(socket, extra) + s,
+});
+
 export const POLICIES: Readonly<Record<string, Balancer & { readonly what: string }>> = {
+  'haproxy-leastconn': haproxyStatic('leastconn', false),
+  'haproxy-leastconn-capacity': haproxyStatic('leastconn', true),
+  'haproxy-roundrobin': haproxyStatic('roundrobin', false),
+  'haproxy-roundrobin-capacity': haproxyStatic('roundrobin', true),
+  'haproxy-loadfeed': haproxyLoadfeed('leastconn'),
+  'haproxy-roundrobin-loadfeed': haproxyLoadfeed('roundrobin'),
   'round-robin': { what: 'fast path swrr, equal fixed weights, no agents', kind: 'engine', scheduler: 'swrr', weight: () => 100 },
   'static-equal': {
     what: 'loadfeed poller, constant score (equal weights), swrr; quiesces dead agents',
@@ -69,7 +103,25 @@ export const POLICIES: Readonly<Record<string, Balancer & { readonly what: strin
     kind: 'poller',
     policy: (s) => policyHead('    strategy: { name: queue }\n') + s,
   },
-  loadfeed: { what: "loadfeed's defaults: headroom, swrr-sed, half-life 2s, deadband 5%", kind: 'poller', policy: (s) => policyHead('') + s },
+  loadfeed: { what: "loadfeed's defaults: capacity, swrr-sed, half-life 2s (falling 250ms), deadband 5%, agents' early reports", kind: 'poller', policy: (s) => policyHead('') + s },
+  // The defaults before the moving-trouble work (issue 18), pinned, to measure against in the same run.
+  'loadfeed-before': {
+    what: "loadfeed's defaults until 2026-12-07: headroom, swrr-sed, half-life 2s both ways, deadband 5%, no early reports",
+    kind: 'poller',
+    policy: (s) => policyHead('    strategy: { name: headroom }\n    smoothing: { halfLife: 2s, halfLifeDown: 2s }\n') + s,
+    agentArgs: ['--early-change', '0'],
+  },
+  'loadfeed-headroom': {
+    what: "loadfeed's defaults with the headroom strategy (what the strategy change bought)",
+    kind: 'poller',
+    policy: (s) => policyHead('    strategy: { name: headroom }\n') + s,
+  },
+  'loadfeed-no-early': {
+    what: "loadfeed's defaults with agents reporting only every interval (what early reports bought)",
+    kind: 'poller',
+    policy: (s) => policyHead('') + s,
+    agentArgs: ['--early-change', '0'],
+  },
   // Not in the default set: loadfeed's defaults on the other fast-path
   // scheduler, to tell the strategy's part from the scheduler's.
   'loadfeed-swrr': { what: "loadfeed's defaults with scheduler swrr", kind: 'poller', policy: (s) => policyHead('    scheduler: swrr\n') + s },
@@ -84,15 +136,20 @@ export const POLICIES: Readonly<Record<string, Balancer & { readonly what: strin
   },
 };
 /** Policies run when --policies is not given. */
-const DEFAULT_POLICIES = ['round-robin', 'static-equal', 'static-capacity', 'least-connection', 'orca', 'pid', 'loadfeed'];
+const DEFAULT_POLICIES = [
+  'haproxy-leastconn', 'haproxy-leastconn-capacity', 'haproxy-roundrobin-capacity', 'haproxy-loadfeed',
+  'round-robin', 'static-equal', 'static-capacity', 'least-connection', 'orca', 'pid', 'loadfeed', 'loadfeed-before',
+];
 
 // ---- scenarios -----------------------------------------------------------------------
 
+/** A part of the run: one or more spans [from, to) of seconds since the load started. */
 interface Phase {
   readonly name: string;
-  readonly fromS: number;
-  readonly toS: number;
+  readonly spans: readonly (readonly [number, number])[];
 }
+
+const span = (name: string, fromS: number, toS: number): Phase => ({ name, spans: [[fromS, toS]] });
 
 interface Scenario {
   readonly key: string;
@@ -104,6 +161,10 @@ interface Scenario {
   /** Window whose latency, errors and CPU are the scenario's headline figures. */
   readonly window: Phase;
   readonly phases: readonly Phase[];
+  /** Print a row per phase under each contender's. */
+  readonly phaseRows: boolean;
+  /** Plot weights and per-backend latency over this span (a move of the trouble). */
+  readonly zoom: readonly [number, number] | null;
   /** Things that happen during the run, at seconds from the start of the load. */
   readonly events: (cluster: Cluster, at: (s: number, fn: () => Promise<void> | void) => void, startEpoch: number) => Promise<void>;
   /** Requests per second the backends serve together, when their CPU quota is not what limits them. */
@@ -144,6 +205,65 @@ function poolProgram(tmp: string): BackendProgram {
   };
 }
 
+/**
+ * Trouble that moves: an antagonist takes `fraction` of one backend's
+ * allowance for `stintS`, then moves to the next backend, round and round
+ * (`gapS` idle between stints). Phases are named after the sick backend and
+ * gather all its stints.
+ */
+interface Moving {
+  readonly key: string;
+  readonly what: string;
+  readonly backends: readonly BackendSpec[];
+  readonly load: number;
+  readonly fraction: number;
+  readonly stintS: number;
+  readonly gapS: number;
+  /** Seconds of moving trouble, after a warm-up. */
+  readonly lengthS: number;
+}
+
+const MOVING_WARM_S = 10;
+const MOVING: readonly Moving[] = [
+  // The issue's scenario: on the large backend the pool runs at its limit (0.49 of the 0.5 core left).
+  { key: 'g', what: 'moves every 10 s, 1:2:4 at 0.7x, 50 % of the victim', backends: HETERO, load: 0.7, fraction: 0.5, stintS: 10, gapS: 0, lengthS: 30 },
+  { key: 'h', what: 'moves every 3 s, 1:2:4 at 0.7x, 50 % of the victim', backends: HETERO, load: 0.7, fraction: 0.5, stintS: 3, gapS: 0, lengthS: 30 },
+  { key: 'i', what: 'moves every 2 s, equal capacity at 0.6x, 60 % of the victim', backends: EQUAL, load: 0.6, fraction: 0.6, stintS: 2, gapS: 0, lengthS: 30 },
+  // Bursts shorter than any reaction through weights: 0.5 s of 80 % every second, on the next backend each time.
+  { key: 'j', what: 'bursts of 0.5 s every 1 s on the next backend, 1:2:4 at 0.7x, 80 % of the victim', backends: HETERO, load: 0.7, fraction: 0.8, stintS: 0.5, gapS: 0.5, lengthS: 30 },
+];
+
+function moving(m: Moving, s: (x: number) => number): Scenario {
+  const warm = s(MOVING_WARM_S);
+  const stint = s(m.stintS);
+  const step = stint + s(m.gapS);
+  const end = warm + s(m.lengthS);
+  const n = m.backends.length;
+  const spansOf = (k: number): [number, number][] => {
+    const out: [number, number][] = [];
+    for (let from = warm + k * step; from < end; from += n * step) out.push([from, Math.min(end, from + stint)]);
+    return out;
+  };
+  return {
+    key: m.key,
+    title: `(${m.key}) moving neighbour: ${m.what}`,
+    backends: m.backends,
+    durationS: end,
+    load: [[0, m.load]],
+    window: span('moving', warm, end),
+    phases: [
+      ...m.backends.map((b, k) => ({ name: `${b.id} sick`, spans: spansOf(k) })),
+      ...(m.gapS > 0 ? [{ name: 'between', spans: m.backends.flatMap((_, k) => spansOf(k).map(([, to]) => [to, Math.min(end, to + s(m.gapS))] as [number, number])) }] : []),
+    ],
+    phaseRows: true,
+    // From before the antagonist reaches the last backend to after it leaves it.
+    zoom: [warm + (n - 1) * step - Math.min(2, step), Math.min(end, warm + n * step + Math.min(4, step))],
+    events: async (c, _at, start) => {
+      await Promise.all(c.backends.map((b, k) => c.startNoise(b, m.fraction, start + (warm + k * step) * 1000, stint * 1000, (n * step - stint) * 1000)));
+    },
+  };
+}
+
 function scenarios(scale: number, rampStepS: number): Scenario[] {
   const s = (x: number): number => Math.round(x * scale * 10) / 10;
   const noiseOn = s(10);
@@ -160,8 +280,10 @@ function scenarios(scale: number, rampStepS: number): Scenario[] {
       backends: HETERO,
       durationS: s(45),
       load: [[0, 0.7]],
-      window: { name: 'steady', fromS: s(15), toS: s(45) },
+      window: span('steady', s(15), s(45)),
       phases: [],
+      phaseRows: false,
+      zoom: null,
       events: async () => undefined,
     },
     {
@@ -170,11 +292,13 @@ function scenarios(scale: number, rampStepS: number): Scenario[] {
       backends: EQUAL,
       durationS: s(15) + 3 * 2 * noiseOn,
       load: [[0, 0.6]],
-      window: { name: 'noise', fromS: s(15), toS: s(15) + 3 * 2 * noiseOn },
+      window: span('noise', s(15), s(15) + 3 * 2 * noiseOn),
       phases: [0, 1, 2].flatMap((k) => [
-        { name: `on${k + 1}`, fromS: s(15) + 2 * k * noiseOn, toS: s(15) + (2 * k + 1) * noiseOn },
-        { name: `off${k + 1}`, fromS: s(15) + (2 * k + 1) * noiseOn, toS: s(15) + (2 * k + 2) * noiseOn },
+        span(`on${k + 1}`, s(15) + 2 * k * noiseOn, s(15) + (2 * k + 1) * noiseOn),
+        span(`off${k + 1}`, s(15) + (2 * k + 1) * noiseOn, s(15) + (2 * k + 2) * noiseOn),
       ]),
+      phaseRows: false,
+      zoom: null,
       events: async (c, _at, start) => {
         const victim = c.backends[1];
         if (victim) await c.startNoise(victim, 0.6, start + s(15) * 1000, noiseOn * 1000, noiseOn * 1000);
@@ -186,8 +310,10 @@ function scenarios(scale: number, rampStepS: number): Scenario[] {
       backends: EQUAL,
       durationS: s(50),
       load: [[0, 0.6]],
-      window: { name: 'slow', fromS: s(15), toS: s(50) },
+      window: span('slow', s(15), s(50)),
       phases: [],
+      phaseRows: false,
+      zoom: null,
       events: async (c, at) => {
         at(s(15), () => {
           const b = c.backends[2];
@@ -201,11 +327,10 @@ function scenarios(scale: number, rampStepS: number): Scenario[] {
       backends: EQUAL,
       durationS: s(50),
       load: [[0, 0.6]],
-      window: { name: 'dies', fromS: s(15), toS: s(50) },
-      phases: [
-        { name: 'dead', fromS: s(15), toS: s(30) },
-        { name: 'back', fromS: s(30), toS: s(50) },
-      ],
+      window: span('dies', s(15), s(50)),
+      phases: [span('dead', s(15), s(30)), span('back', s(30), s(50))],
+      phaseRows: false,
+      zoom: null,
       events: async (c, at) => {
         const b = c.backends[1];
         if (!b) return;
@@ -219,8 +344,10 @@ function scenarios(scale: number, rampStepS: number): Scenario[] {
       backends: HETERO,
       durationS: warm + ramp.length * step,
       load: [[0, 0.6], ...ramp.map((r, i) => [warm + i * step, r] as const)],
-      window: { name: 'ramp', fromS: warm, toS: warm + ramp.length * step },
-      phases: ramp.map((r, i) => ({ name: `${r}x`, fromS: warm + i * step, toS: warm + (i + 1) * step })),
+      window: span('ramp', warm, warm + ramp.length * step),
+      phases: ramp.map((r, i) => span(`${r}x`, warm + i * step, warm + (i + 1) * step)),
+      phaseRows: true,
+      zoom: null,
       events: async () => undefined,
     },
     {
@@ -231,12 +358,14 @@ function scenarios(scale: number, rampStepS: number): Scenario[] {
       backend: poolProgram,
       durationS: s(60),
       load: [[0, 0.5]],
-      window: { name: 'slowdowns', fromS: s(15), toS: s(60) },
+      window: span('slowdowns', s(15), s(60)),
       phases: [
-        { name: 'b3 slow', fromS: s(15), toS: s(30) },
-        { name: 'b2 slow', fromS: s(30), toS: s(45) },
-        { name: 'b1 slow', fromS: s(45), toS: s(60) },
+        span('b3 slow', s(15), s(30)),
+        span('b2 slow', s(30), s(45)),
+        span('b1 slow', s(45), s(60)),
       ],
+      phaseRows: true,
+      zoom: null,
       events: async (c, at) => {
         const [b1, b2, b3] = c.backends;
         if (!b1 || !b2 || !b3) return;
@@ -252,6 +381,7 @@ function scenarios(scale: number, rampStepS: number): Scenario[] {
         });
       },
     },
+    ...MOVING.map((m) => moving(m, s)),
   ];
 }
 
@@ -265,11 +395,16 @@ interface Second {
   readonly weights: number[];
 }
 
+/** How often the engine's weights are read for the weight traces. */
+const WEIGHT_TRACE_MS = 200;
+
 interface RunResult {
   readonly scenario: string;
   readonly policy: string;
   readonly rep: number;
   readonly seconds: Second[];
+  /** The engine's weights every WEIGHT_TRACE_MS: [seconds since the load started, ...weights]. */
+  readonly weightTrace: number[][];
   readonly records: RequestRecord[];
   readonly ids: string[];
 }
@@ -308,6 +443,11 @@ async function runOne(ctx: Ctx, scenario: Scenario, policyName: string, rep: num
     };
     await scenario.events(cluster, at, startEpoch);
 
+    const weightTrace: number[][] = [];
+    const tracer = setInterval(() => {
+      void cluster.weights().then((w) => weightTrace.push([(Date.now() - startEpoch) / 1000, ...w]), () => undefined);
+    }, WEIGHT_TRACE_MS);
+    timers.push(tracer);
     const seconds: Second[] = [];
     let prevUsage = cluster.backends.map((b) => b.cgroup.usageUs());
     let prevAt = performance.now();
@@ -331,9 +471,9 @@ async function runOne(ctx: Ctx, scenario: Scenario, policyName: string, rep: num
       prevAt = now;
     }
     const records = parseRecords(readFileSync(out, 'utf8'));
-    return { scenario: scenario.key, policy: policyName, rep, seconds, records, ids: scenario.backends.map((b) => b.id) };
+    return { scenario: scenario.key, policy: policyName, rep, seconds, weightTrace, records, ids: scenario.backends.map((b) => b.id) };
   } finally {
-    for (const t of timers) clearTimeout(t);
+    for (const t of timers) clearTimeout(t); // clears intervals too
     await cluster.stop();
     ctx.active = null;
   }
@@ -353,15 +493,19 @@ export interface Figures {
   readonly p95AvgCpu: number;
   /** Share of the responses served by each backend. */
   readonly shares: number[];
+  /** Over repetitions: lowest and highest p99 (a single run's p99 for both). */
+  readonly p99Min: number;
+  readonly p99Max: number;
 }
 
-function figures(run: RunResult, from: number, to: number): Figures {
+function figures(run: RunResult, phase: Phase): Figures {
   const h = new Histogram();
   let errors = 0;
   let n = 0;
   const served = run.ids.map(() => 0);
+  const inPhase = (ms: number): boolean => phase.spans.some(([from, to]) => ms >= from * 1000 && ms < to * 1000);
   for (const r of run.records) {
-    if (r.intendedMs < from * 1000 || r.intendedMs >= to * 1000) continue;
+    if (!inPhase(r.intendedMs)) continue;
     n++;
     if (r.outcome === 'ok') {
       h.record(r.latencyUs);
@@ -372,7 +516,7 @@ function figures(run: RunResult, from: number, to: number): Figures {
       h.record(Math.max(r.latencyUs, TIMEOUT_MS * 1000));
     }
   }
-  const secs = run.seconds.filter((s) => s.t > from && s.t <= to);
+  const secs = run.seconds.filter((s) => phase.spans.some(([from, to]) => s.t > from && s.t <= to));
   const perBackend = run.ids.map((_, i) => mean(secs.map((s) => s.cpu[i] ?? Number.NaN)));
   const all = secs.flatMap((s) => s.cpu);
   const total = served.reduce((a, b) => a + b, 0);
@@ -385,11 +529,13 @@ function figures(run: RunResult, from: number, to: number): Figures {
     maxAvgCpu: Math.max(...perBackend) / mean(perBackend),
     p95AvgCpu: quantile(all, 0.95) / mean(all),
     shares: served.map((x) => (total > 0 ? x / total : 0)),
+    p99Min: h.quantile(0.99) / 1000,
+    p99Max: h.quantile(0.99) / 1000,
   };
 }
 
 function medianFigures(fs: readonly Figures[]): Figures {
-  const m = (k: keyof Omit<Figures, 'shares'>): number => median(fs.map((f) => f[k]));
+  const m = (k: keyof Omit<Figures, 'shares' | 'p99Min' | 'p99Max'>): number => median(fs.map((f) => f[k]));
   return {
     requests: m('requests'),
     errors: m('errors'),
@@ -399,7 +545,49 @@ function medianFigures(fs: readonly Figures[]): Figures {
     maxAvgCpu: m('maxAvgCpu'),
     p95AvgCpu: m('p95AvgCpu'),
     shares: (fs[0]?.shares ?? []).map((_, i) => median(fs.map((f) => f.shares[i] ?? Number.NaN))),
+    p99Min: Math.min(...fs.map((f) => f.p99Min)),
+    p99Max: Math.max(...fs.map((f) => f.p99Max)),
   };
+}
+
+/** p99 of each backend's responses per `stepS`, by intended start: [t, ...p99 ms] (NaN where a backend served none). */
+function backendP99OverTime(run: RunResult, stepS: number): number[][] {
+  const buckets = new Map<number, Histogram[]>();
+  for (const r of run.records) {
+    const i = run.ids.indexOf(r.backend);
+    if (r.outcome !== 'ok' || i < 0) continue;
+    const k = Math.floor(r.intendedMs / 1000 / stepS);
+    const hs = buckets.get(k) ?? run.ids.map(() => new Histogram());
+    hs[i]!.record(r.latencyUs);
+    buckets.set(k, hs);
+  }
+  return [...buckets.entries()].sort((a, b) => a[0] - b[0]).map(([k, hs]) => [(k + 0.5) * stepS, ...hs.map((h) => (h.count > 0 ? h.quantile(0.99) / 1000 : Number.NaN))]);
+}
+
+/**
+ * Steady-state weight wobble over a phase: for each backend, the mean
+ * absolute change between consecutive weight readings per second, as a
+ * fraction of its mean weight; the largest over backends.
+ */
+function wobble(run: RunResult, phase: Phase): number {
+  const pts = run.weightTrace.filter(([t]) => phase.spans.some(([from, to]) => (t ?? 0) >= from && (t ?? 0) < to));
+  if (pts.length < 2) return Number.NaN;
+  const perS = run.ids.map((_, i) => {
+    let moved = 0;
+    for (let k = 1; k < pts.length; k++) moved += Math.abs((pts[k]![i + 1] ?? 0) - (pts[k - 1]![i + 1] ?? 0));
+    const seconds = (pts[pts.length - 1]![0]! - pts[0]![0]!) || 1;
+    return moved / seconds / (mean(pts.map((p) => p[i + 1] ?? 0)) || 1);
+  });
+  return Math.max(...perS);
+}
+
+/** Weight changes per minute seen in the trace over a phase (all backends together). */
+function weightChanges(run: RunResult, phase: Phase): number {
+  const pts = run.weightTrace.filter(([t]) => phase.spans.some(([from, to]) => (t ?? 0) >= from && (t ?? 0) < to));
+  let n = 0;
+  for (let k = 1; k < pts.length; k++) for (let i = 1; i < (pts[k]?.length ?? 0); i++) if (pts[k]![i] !== pts[k - 1]![i]) n++;
+  const seconds = pts.length > 1 ? pts[pts.length - 1]![0]! - pts[0]![0]! : 0;
+  return seconds > 0 ? (n * 60) / seconds : 0;
 }
 
 /** Per second: each backend's share of the responses to requests meant to start in that second. */
@@ -437,8 +625,8 @@ interface Ctx {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      scenarios: { type: 'string', default: QUICK ? 'a,b' : 'a,b,c,d,e' },
-      policies: { type: 'string', default: QUICK ? 'round-robin,loadfeed' : DEFAULT_POLICIES.join(',') },
+      scenarios: { type: 'string', default: QUICK ? 'a,g' : 'a,b,c,d,e,g,h,i,j' },
+      policies: { type: 'string', default: QUICK ? 'haproxy-leastconn,haproxy-loadfeed,loadfeed' : DEFAULT_POLICIES.join(',') },
       reps: { type: 'string', default: '1' },
       scale: { type: 'string', default: QUICK ? '0.25' : '1' },
       /** Length of each step of the load ramp (e), before --scale. */
@@ -539,22 +727,22 @@ function report(r: ReportInput): void {
     for (const p of r.policyNames) {
       const runs = r.results.filter((x) => x.scenario === sc.key && x.policy === p);
       if (runs.length === 0) continue;
-      const f = medianFigures(runs.map((x) => figures(x, sc.window.fromS, sc.window.toS)));
-      const phases = Object.fromEntries(sc.phases.map((ph) => [ph.name, medianFigures(runs.map((x) => figures(x, ph.fromS, ph.toS)))]));
-      perPolicy[p] = { ...f, phases };
-      rows.push([p, String(f.requests), String(f.errors), fmt(f.p50), fmt(f.p99), fmt(f.p999), fmt(f.maxAvgCpu, 2), fmt(f.p95AvgCpu, 2), f.shares.map((x) => fmt(x * 100, 0)).join('/')]);
-      if (sc.key === 'e' || sc.key === 'f') {
-        rows.push(...sc.phases.map((ph) => {
-          const g = phases[ph.name] as Figures;
-          return [`  ${ph.name}`, String(g.requests), String(g.errors), fmt(g.p50), fmt(g.p99), fmt(g.p999), fmt(g.maxAvgCpu, 2), fmt(g.p95AvgCpu, 2), g.shares.map((x) => fmt(x * 100, 0)).join('/')];
-        }));
-      }
+      const f = medianFigures(runs.map((x) => figures(x, sc.window)));
+      const phases = Object.fromEntries(sc.phases.map((ph) => [ph.name, medianFigures(runs.map((x) => figures(x, ph)))]));
+      const changes = median(runs.map((x) => weightChanges(x, sc.window)));
+      const wob = median(runs.map((x) => wobble(x, sc.window)));
+      perPolicy[p] = { ...f, phases, weightChangesPerMinute: changes, wobblePerSecond: wob };
+      const row = (name: string, g: Figures): string[] => [
+        name, String(g.requests), String(g.errors), fmt(g.p50), fmt(g.p99), r.reps > 1 ? `${fmt(g.p99Min)}–${fmt(g.p99Max)}` : '', fmt(g.p999), fmt(g.maxAvgCpu, 2), fmt(g.p95AvgCpu, 2), g.shares.map((x) => fmt(x * 100, 0)).join('/'),
+      ];
+      rows.push([...row(p, f), fmt(changes, 0), fmt(wob * 100, 1)]);
+      if (sc.phaseRows) rows.push(...sc.phases.map((ph) => [...row(`  ${ph.name}`, phases[ph.name] as Figures), '', '']));
       const first = runs[0];
-      if (first) perPolicy[p] = { ...(perPolicy[p] as object), sharesOverTime: sharesOverTime(first), seconds: first.seconds };
+      if (first) perPolicy[p] = { ...(perPolicy[p] as object), sharesOverTime: sharesOverTime(first), seconds: first.seconds, weightTrace: first.weightTrace };
     }
-    (out['scenarios'] as Record<string, unknown>)[sc.key] = { title: sc.title, window: sc.window, backends: sc.backends, policies: perPolicy };
-    lines.push('', `${sc.title}  [window ${sc.window.fromS}-${sc.window.toS} s]`);
-    lines.push(table(['policy', 'requests', 'errors', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max/avg cpu', 'p95/avg cpu', 'share % ' + sc.backends.map((b) => b.id).join('/')], rows));
+    (out['scenarios'] as Record<string, unknown>)[sc.key] = { title: sc.title, window: sc.window, phases: sc.phases, backends: sc.backends, policies: perPolicy };
+    lines.push('', `${sc.title}  [window ${sc.window.spans.map(([a, b]) => `${a}-${b}`).join(', ')} s]`);
+    lines.push(table(['policy', 'requests', 'errors', 'p50 ms', 'p99 ms', 'p99 range', 'p99.9 ms', 'max/avg cpu', 'p95/avg cpu', 'share % ' + sc.backends.map((b) => b.id).join('/'), 'weight changes/min', 'wobble %/s'], rows));
   }
   lines.push('', ...verdicts(out['scenarios'] as Record<string, { policies: Record<string, Figures & { phases: Record<string, Figures> }> }>));
   const text = lines.join('\n');
@@ -571,6 +759,25 @@ function report(r: ReportInput): void {
       runs.map((run) => ({ name: run.policy, series: sharesOverTime(run) })),
     );
     if (png) r.log(`plot: ${png}`);
+    if (sc.zoom === null) continue;
+    const [from, to] = sc.zoom;
+    const within = (pts: number[][]): { t: number; values: number[] }[] => pts.filter(([t]) => (t ?? 0) >= from && (t ?? 0) <= to).map(([t, ...v]) => ({ t: t ?? 0, values: v }));
+    const names = sc.backends.map((b) => `${b.id} (${b.cores} core)`);
+    const suffix = QUICK ? '-quick' : '';
+    for (const [kind, label, series] of [
+      ['weights', 'weight in the engine', (run: RunResult) => within(run.weightTrace)],
+      ['p99', 'p99 latency per backend, ms (1 s buckets, log scale)', (run: RunResult) => within(backendP99OverTime(run, 1))],
+    ] as const) {
+      const plot = plotSeries(
+        path.join(r.outDir, `balance-${sc.key}-${kind}${suffix}.png`),
+        `${sc.title}, ${from}-${to} s`,
+        label,
+        names,
+        runs.map((run) => ({ name: run.policy, series: series(run) })),
+        kind === 'p99',
+      );
+      if (plot) r.log(`plot: ${plot}`);
+    }
   }
 }
 
@@ -596,6 +803,17 @@ function verdicts(sc: Record<string, { policies: Record<string, Figures & { phas
       const target = other === 'orca' ? null : 2;
       out.push(`  (f) p99 ${other} / queue = ${fmt(ratio, 2)}${target === null ? ' (for comparison)' : ` (target >= ${target}): ${ratio >= target ? 'MET' : 'MISSED'}`}`);
     }
+  }
+  for (const m of MOVING) {
+    const lf = get(m.key, 'loadfeed');
+    const lc = get(m.key, 'haproxy-leastconn');
+    if (!lf || !lc) continue;
+    const phases = Object.keys(lf.phases);
+    const ratios = [['all', lf.p99 / lc.p99] as const, ...phases.map((ph) => [ph, (lf.phases[ph]?.p99 ?? Number.NaN) / (lc.phases[ph]?.p99 ?? Number.NaN)] as const)];
+    const worst = Math.max(...ratios.map(([, x]) => x));
+    out.push(`  (${m.key}) p99 loadfeed / HAProxy leastconn: ${ratios.map(([ph, x]) => `${ph} ${fmt(x, 2)}`).join(', ')}: better ${worst < 1 ? 'MET' : 'MISSED'}, at most half ${worst <= 0.5 ? 'MET' : 'MISSED'}`);
+    const hl = get(m.key, 'haproxy-loadfeed');
+    if (hl) out.push(`  (${m.key}) p99 HAProxy leastconn with loadfeed's weights / without: ${fmt(hl.p99 / lc.p99, 2)}: ${hl.p99 <= lc.p99 ? 'MET' : 'MISSED'}`);
   }
   const a = get('a', 'loadfeed');
   if (a) out.push(`  (a) max/avg CPU = ${fmt(a.maxAvgCpu, 3)} (target <= 1.05): ${a.maxAvgCpu <= 1.05 ? 'MET' : 'MISSED'}`);

@@ -113,7 +113,9 @@ gate.serial('bench:ingest-bounds quick: RSS and heap of an attacked poller again
 gate.serial('bench:reaction quick: times for the load step and the three ways of losing a server', async (t) => {
   const out = await runQuick(t, 'reaction');
   t.regex(out, /agent SIGKILL → quiesced/);
-  const r = json('reaction-quick.json') as { kinds: { name: string; times: number[]; misses: number }[] };
+  t.regex(out, /steady state over \d+ s: weight wobble [\d.]+ %/);
+  const r = json('reaction-quick.json') as { steady: { wobble: number; changesPerMinute: number; weights: number[] }; kinds: { name: string; times: number[]; misses: number }[] };
+  t.true(finite(r.steady.wobble) && r.steady.wobble >= 0 && r.steady.weights.length === 3 && r.steady.weights.every((w) => w > 0), JSON.stringify(r.steady));
   t.is(r.kinds.length, 4);
   // Losing a server must be noticed every time, even on a busy machine.
   for (const k of r.kinds.slice(1)) t.true(k.times.length === 2 && k.misses === 0 && k.times.every((x) => x >= 0 && x < 15), JSON.stringify(k));
@@ -122,15 +124,24 @@ gate.serial('bench:reaction quick: times for the load step and the three ways of
 gate.serial('bench:balance quick: latency, errors, CPU spread and shares per policy and scenario', async (t) => {
   const out = await runQuick(t, 'balance');
   t.regex(out, /targets \(loadfeed default\):/);
-  const r = json('balance-quick.json') as { scenarios: Record<string, { policies: Record<string, { requests: number; p50: number; p99: number; p999: number; maxAvgCpu: number; p95AvgCpu: number; shares: number[]; errors: number }> }> };
-  t.deepEqual(Object.keys(r.scenarios).sort(), ['a', 'b']);
+  t.regex(out, /\(g\) p99 loadfeed \/ HAProxy leastconn: all [\d.]+, b1 sick [\d.]+, b2 sick [\d.]+, b3 sick [\d.]+/);
+  type Fig = { requests: number; p50: number; p99: number; p999: number; maxAvgCpu: number; p95AvgCpu: number; shares: number[]; errors: number };
+  const r = json('balance-quick.json') as { scenarios: Record<string, { policies: Record<string, Fig & { phases: Record<string, Fig>; weightTrace: number[][] }> }> };
+  t.deepEqual(Object.keys(r.scenarios).sort(), ['a', 'g']);
   for (const [key, sc] of Object.entries(r.scenarios)) {
-    t.deepEqual(Object.keys(sc.policies).sort(), ['loadfeed', 'round-robin'], key);
+    t.deepEqual(Object.keys(sc.policies).sort(), ['haproxy-leastconn', 'haproxy-loadfeed', 'loadfeed'], key);
     for (const [p, f] of Object.entries(sc.policies)) {
       t.true(f.requests > 50, `${key}/${p} requests`);
       t.true([f.p50, f.p99, f.p999, f.maxAvgCpu, f.p95AvgCpu].every(finite), `${key}/${p}: ${JSON.stringify(f)}`);
       t.is(f.shares.length, 3);
+      // Weights were read from the engine (HAProxy's through its runtime API) all along.
+      t.true(f.weightTrace.length > 10 && f.weightTrace.every((w) => w.length === 4), `${key}/${p} weight trace`);
     }
+  }
+  // The moving scenario's phases: each backend sick in turn, each with requests of its own.
+  for (const [p, f] of Object.entries(r.scenarios['g']?.policies ?? {})) {
+    t.deepEqual(Object.keys(f.phases), ['b1 sick', 'b2 sick', 'b3 sick'], p);
+    for (const [ph, g] of Object.entries(f.phases)) t.true(g.requests > 10 && finite(g.p99), `${p}/${ph}: ${JSON.stringify(g)}`);
   }
 });
 

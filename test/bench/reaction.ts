@@ -7,6 +7,9 @@
  * link down) → time until the engine has weight 0 for it (quiesced).
  * Backends, agents and poller as in bench:balance (namespaces, cgroup quotas,
  * fast path); the engine's weights are read every 20 ms. p50 and p95 of each.
+ * Before the steps, the weights' steady-state wobble: over `--steady-s` of
+ * unchanged load, each backend's weight's standard deviation over its mean
+ * (the largest of the three), and how many weight changes the engine saw.
  *
  * It must never leave a process, cgroup or namespace behind.
  */
@@ -19,7 +22,7 @@ import { calibrate } from './lib/calibrate.js';
 import { CpuCgroup, DEFAULT_CFS_PERIOD_US } from './lib/cgroup.js';
 import { Children, alive, firstLine, sleep, withCleanup } from './lib/children.js';
 import { Cluster, type Backend } from './lib/cluster.js';
-import { benchLog, fmt, loadAverage1, machineLine, median, quantile, QUICK, table, waitForQuietMachine } from './lib/measure.js';
+import { benchLog, fmt, loadAverage1, machineLine, mean, median, quantile, QUICK, table, waitForQuietMachine } from './lib/measure.js';
 import { NetNs } from './lib/netns.js';
 import { LOADGEN_SCRIPT } from './lib/records.js';
 
@@ -44,6 +47,9 @@ async function main(): Promise<void> {
     options: {
       trials: { type: 'string', default: QUICK ? '2' : '20' },
       'phase-s': { type: 'string', default: QUICK ? '5' : '10' },
+      'steady-s': { type: 'string', default: QUICK ? '3' : '20' },
+      /** Only the load steps (and the wobble before them), not the three ways of losing a server. */
+      'only-step': { type: 'boolean', default: false },
       'out-dir': { type: 'string', default: QUICK ? path.join(tmpdir(), `loadfeed-bench-${process.pid}`) : 'docs/bench' },
       'max-load': { type: 'string', default: QUICK ? '100' : '0.7' },
     },
@@ -58,6 +64,8 @@ async function main(): Promise<void> {
   const nets: NetNs[] = [];
   let cluster: Cluster | null = null;
   const kinds: Kind[] = [];
+  // Set inside the run below (a closure), so typed as what it may be.
+  let steady = null as Steady | null;
   const started = new Date();
   let loadBefore = 0;
   let rpsPerCore = 0;
@@ -96,6 +104,8 @@ async function main(): Promise<void> {
       ]);
       await firstLine(gen);
       await sleep(QUICK ? 5_000 : 15_000); // weights settle
+      steady = await wobble(c, Number(values['steady-s']) * 1000);
+      log(`steady state: wobble ${fmt(steady.wobble * 100, 1)} % (std/mean, worst backend), ${fmt(steady.changesPerMinute, 0)} weight changes/min, mean weights ${steady.weights.map((w) => fmt(w, 0)).join('/')}`);
 
       const victim = c.backends[1] as Backend;
       const vi = 1;
@@ -122,6 +132,10 @@ async function main(): Promise<void> {
       }
       if (victim.noise) await children.stop(victim.noise.proc);
       kinds.push({ name: 'load step → 90 % of the weight correction', times: step, misses: stepMisses });
+      if (values['only-step']) {
+        await children.stop(gen);
+        return;
+      }
 
       // (2)-(4) quiesce: the server's weight goes to 0.
       const b = c.backends[2] as Backend;
@@ -156,13 +170,14 @@ async function main(): Promise<void> {
   const loadAfter = loadAverage1();
   const text = [
     `bench:reaction  ${started.toISOString()}  ${machineLine()}`,
-    `load average ${loadBefore} before, ${loadAfter} after; backends at half their calibrated capacity (${rpsPerCore.toFixed(0)} requests/s per core); loadfeed default policy (agent interval 1 s, half-life 2 s, stale after 2 s, server keepalive ${SERVER_KEEPALIVE_MS / 1000} s, for dead connections only); engine weights read every ${POLL_MS} ms`,
+    `load average ${loadBefore} before, ${loadAfter} after; backends at half their calibrated capacity (${rpsPerCore.toFixed(0)} requests/s per core); loadfeed default policy (agent interval 1 s with early reports, stale after 2 s, server keepalive ${SERVER_KEEPALIVE_MS / 1000} s, for dead connections only); engine weights read every ${POLL_MS} ms`,
+    steady === null ? '' : `steady state over ${values['steady-s']} s: weight wobble ${fmt(steady.wobble * 100, 1)} % (std/mean of the worst backend), ${fmt(steady.changesPerMinute, 0)} weight changes/min`,
     '',
     table(['event', 'trials', 'p50 s', 'p95 s', 'max s', 'no reaction'], kinds.map((k) => [k.name, String(k.times.length + k.misses), fmt(quantile(k.times, 0.5), 2), fmt(quantile(k.times, 0.95), 2), fmt(Math.max(...k.times), 2), String(k.misses)])),
   ].join('\n');
   process.stdout.write(`${text}\n`);
   const stamp = QUICK ? 'quick' : started.toISOString().slice(0, 10);
-  writeFileSync(path.join(outDir, `reaction-${stamp}.json`), JSON.stringify({ bench: 'reaction', date: started.toISOString(), machine: machineLine(), loadAverage: { before: loadBefore, after: loadAfter }, kinds }, null, 1));
+  writeFileSync(path.join(outDir, `reaction-${stamp}.json`), JSON.stringify({ bench: 'reaction', date: started.toISOString(), machine: machineLine(), loadAverage: { before: loadBefore, after: loadAfter }, steady, kinds }, null, 1));
   writeFileSync(path.join(outDir, `reaction-${stamp}.txt`), `${text}\n`);
 }
 
@@ -175,6 +190,31 @@ async function record(c: Cluster, i: number, fromEpoch: number, toEpoch: number)
     await sleep(POLL_MS);
   }
   return out;
+}
+
+/** Every backend's weight every POLL_MS for `ms`: the worst std/mean, weight changes per minute, mean weights. */
+interface Steady {
+  readonly wobble: number;
+  readonly changesPerMinute: number;
+  readonly weights: number[];
+}
+
+async function wobble(c: Cluster, ms: number): Promise<Steady> {
+  const series: number[][] = [];
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    series.push(await c.weights());
+    await sleep(POLL_MS);
+  }
+  const n = c.backends.length;
+  let changes = 0;
+  for (let k = 1; k < series.length; k++) for (let i = 0; i < n; i++) if (series[k]?.[i] !== series[k - 1]?.[i]) changes++;
+  const stats = c.backends.map((_, i) => {
+    const xs = series.map((w) => w[i] ?? 0);
+    const m = mean(xs);
+    return { m, cv: m > 0 ? Math.sqrt(mean(xs.map((x) => (x - m) ** 2))) / m : Number.NaN };
+  });
+  return { wobble: Math.max(...stats.map((s) => s.cv)), changesPerMinute: (changes * 60_000) / ms, weights: stats.map((s) => s.m) };
 }
 
 async function waitWeight(c: Cluster, i: number, ok: (w: number) => boolean, timeoutMs: number): Promise<boolean> {

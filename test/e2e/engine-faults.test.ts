@@ -102,6 +102,7 @@ services:
   - name: web
     engine: haproxy
     address: web
+    strategy: { name: headroom }
     slowStart: { duration: 1s, from: 0.1 }
     smoothing: { halfLife: 0s }
     deadband: 0

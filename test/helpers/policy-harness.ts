@@ -38,10 +38,16 @@ export function memoryWebPolicy(serviceYaml: string, topYaml = ''): { engines: E
   return { engines, policy: compilePolicy(text, 'p.yaml', engines.limits()) };
 }
 
-/** `serviceYaml` is the body of one service (indented 4 spaces) after its name. */
+/**
+ * `serviceYaml` is the body of one service (indented 4 spaces) after its
+ * name. Without a strategy of its own the service scores with `headroom`,
+ * whose scores follow from a sample's CPU alone: the wrappers' tests need
+ * no request rates.
+ */
 export function harness(serviceYaml: string): Harness {
+  const strategy = /^ {4}strategy:/m.test(serviceYaml) ? '' : '    strategy: { name: headroom }\n';
   const policy = compilePolicy(
-    `apiVersion: loadfeed/v1\nservices:\n  - name: web\n    address: tcp 127.0.0.1:8080\n${serviceYaml}`,
+    `apiVersion: loadfeed/v1\nservices:\n  - name: web\n    address: tcp 127.0.0.1:8080\n${strategy}${serviceYaml}`,
     'test.yaml',
     defaultEngines().limits(),
   );

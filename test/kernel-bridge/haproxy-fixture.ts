@@ -11,36 +11,15 @@ import { createServer, request, type IncomingMessage, type Server, type ServerRe
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createRuntimeApiClient } from '@loadfeed/kernel-bridge';
 import { binary, findExecutable, realEngineGate } from '../helpers/real-engine.js';
-import { waitFor } from '../helpers/wait.js';
+import { renderConfig, waitForAdmin, type HaproxyConfig } from '../helpers/haproxy.js';
+
+export { renderConfig, type BackendSection, type HaproxyConfig, type ServerLine } from '../helpers/haproxy.js';
 
 export const haproxyGate = realEngineGate('haproxy', [binary('haproxy', 'haproxy')]);
 
 /** Bound on every single wait (HAProxy start and stop, one HTTP request). */
 export const WAIT_MS = 10_000;
-
-export interface ServerLine {
-  readonly name: string;
-  /** `127.0.0.1:PORT` */
-  readonly address: string;
-  readonly weight: number;
-}
-
-export interface BackendSection {
-  readonly name: string;
-  /** `roundrobin` by default. */
-  readonly balance?: string;
-  readonly servers?: readonly ServerLine[];
-}
-
-export interface HaproxyConfig {
-  readonly backends: readonly BackendSection[];
-  /** A frontend on `<dir>/fe.sock` sending to this backend; none when omitted. */
-  readonly frontendBackend?: string;
-  /** A TCP stats socket at level admin on this loopback port, besides the Unix ones. */
-  readonly tcpStatsPort?: number;
-}
 
 export interface HaproxyInstance {
   readonly dir: string;
@@ -51,35 +30,6 @@ export interface HaproxyInstance {
   /** Unix socket of the frontend (HTTP), when the config has one. */
   readonly frontendSocket: string;
   readonly pid: number;
-}
-
-export function renderConfig(dir: string, config: HaproxyConfig): string {
-  const lines = [
-    'global',
-    `    stats socket ${path.join(dir, 'admin.sock')} mode 600 level admin`,
-    `    stats socket ${path.join(dir, 'user.sock')} mode 600 level user`,
-    ...(config.tcpStatsPort === undefined ? [] : [`    stats socket ipv4@127.0.0.1:${config.tcpStatsPort} level admin`]),
-    '    stats timeout 30s',
-    'defaults',
-    '    mode http',
-    // One server connection per request: HAProxy deletes a server only
-    // without idle connections, and every request is balanced on its own.
-    '    option http-server-close',
-    '    http-reuse never',
-    '    timeout connect 2s',
-    '    timeout client 10s',
-    '    timeout server 10s',
-  ];
-  if (config.frontendBackend !== undefined) {
-    lines.push('frontend fe', `    bind unix@${path.join(dir, 'fe.sock')}`, `    default_backend ${config.frontendBackend}`);
-  }
-  for (const backend of config.backends) {
-    lines.push(`backend ${backend.name}`, `    balance ${backend.balance ?? 'roundrobin'}`);
-    for (const server of backend.servers ?? []) {
-      lines.push(`    server ${server.name} ${server.address} weight ${server.weight}`);
-    }
-  }
-  return `${lines.join('\n')}\n`;
 }
 
 /** Start haproxy with `config`; it is stopped (by PID) and its directory removed at teardown. */
@@ -105,25 +55,7 @@ export async function startHaproxy(t: ExecutionContext, config: HaproxyConfig): 
     ]);
   });
   const adminSocket = path.join(dir, 'admin.sock');
-  const client = createRuntimeApiClient({ socket: adminSocket, timeoutMs: 1_000 });
-  let ready = false;
-  let probing = false;
-  await waitFor(
-    `haproxy to answer on ${adminSocket}`,
-    () => {
-      if (exited) throw new Error(`haproxy exited at start: ${stderr.trim()}`);
-      if (!ready && !probing) {
-        probing = true;
-        client
-          .send('show cli level')
-          .then((level) => (ready = level.startsWith('admin')))
-          .catch(() => undefined)
-          .finally(() => (probing = false));
-      }
-      return ready;
-    },
-    WAIT_MS,
-  );
+  await waitForAdmin(adminSocket, () => (exited ? stderr : null), WAIT_MS);
   if (child.pid === undefined) throw new Error('haproxy has no PID');
   return {
     dir,

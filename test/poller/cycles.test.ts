@@ -30,10 +30,10 @@ test('a sample re-evaluates only its services, without reading the engine; a ful
     },
     () => ({}),
   );
-  // Which services were evaluated, in order: a uses headroom, b connections.
+  // Which services were evaluated, in order: a uses the default (capacity), b connections.
   const scored: string[] = [];
   const strategies = defaultStrategies();
-  beforeWeighing(strategies, 'headroom', () => scored.push('a'));
+  beforeWeighing(strategies, 'capacity', () => scored.push('a'));
   beforeWeighing(strategies, 'connections', () => scored.push('b'));
   const policy = compilePolicy(
     `apiVersion: loadfeed/v1
@@ -214,7 +214,8 @@ services:
 test('a policy cycle that throws makes the poller degraded and counts it; the engine keeps the last weights', async (t) => {
   const strategies = defaultStrategies();
   let failing = false;
-  beforeWeighing(strategies, 'headroom', () => {
+  // The policy below uses the default strategy.
+  beforeWeighing(strategies, 'capacity', () => {
     if (failing) throw new RangeError('Maximum call stack size exceeded');
   });
   const { engines, policy } = memoryWebPolicy(`    slowStart: null

@@ -70,7 +70,7 @@ test('simulate: weights over time from a recorded trace, as CSV', async (t) => {
       .map((e) => JSON.stringify(e))
       .join('\n'),
   );
-  const r = await run('policy', 'simulate', file('sim.yaml', GOOD), '--trace', trace, '--format', 'csv');
+  const r = await run('policy', 'simulate', file('sim.yaml', GOOD.replace('    servers:', '    strategy: { name: headroom }\n    servers:')), '--trace', trace, '--format', 'csv');
   t.is(r.code, 0);
   t.deepEqual(r.stdout.trim().split('\n').slice(0, 3), [
     't_ms,service,server,node,from,to,state,reason',

@@ -10,6 +10,7 @@ const POLICY = compilePolicy(
 services:
   - name: web
     address: tcp 10.0.0.1:80
+    strategy: { name: headroom }
     smoothing: { halfLife: 0s }
     slowStart: null
     deadband: 0

@@ -65,21 +65,34 @@ test('usePressure: false ignores PSI', (t) => {
   t.deepEqual(s.evaluate().slice(0, 2).map((x) => x.weight), [100, 100]);
 });
 
-test('EWMA: a step is half absorbed after one half-life', (t) => {
-  const s = setup();
-  s.connect('a', 1);
-  s.connect('b', 1);
-  s.report('a', 0);
-  s.report('b', 0);
-  t.deepEqual(s.evaluate().slice(0, 2).map((x) => x.weight), [100, 100]);
-  s.advance(1000);
-  s.report('a', 1); // raw score 1 → 0; smoothed 0.5 after 1 half-life
-  s.report('b', 0);
-  const d = s.evaluate();
+test('EWMA: a falling step is half absorbed after halfLifeDown, a rising one after halfLife', (t) => {
+  const h = harness(`    smoothing: { halfLife: 1s, halfLifeDown: 250ms }
+    deadband: 0
+    slowStart: null
+${SERVERS}`);
+  h.connect('a', 1);
+  h.connect('b', 1);
+  h.report('a', { cpuUtilization: 0 });
+  h.report('b', { cpuUtilization: 0 });
+  t.deepEqual(h.weights().slice(0, 2), [100, 100]);
+  h.advance(250);
+  h.report('a', { cpuUtilization: 1 }); // raw score 1 → 0; smoothed 0.5 after one halfLifeDown
+  h.report('b', { cpuUtilization: 0 });
+  const d = h.evaluate();
   t.is(d[0]?.score, 0.5);
   t.deepEqual(d.slice(0, 2).map((x) => x.weight), [50, 100]);
   // Evaluating again without a new sample does not smooth twice.
-  t.is(s.evaluate()[0]?.score, 0.5);
+  t.is(h.evaluate()[0]?.score, 0.5);
+  h.advance(1000);
+  h.report('a', { cpuUtilization: 0 }); // raw 0.5 → 1: halfway after one halfLife
+  h.report('b', { cpuUtilization: 0 });
+  t.is(h.evaluate()[0]?.score, 0.75);
+});
+
+test('EWMA: halfLifeDown defaults to the shorter of 250ms and halfLife', (t) => {
+  t.is(harness(`    smoothing: { halfLife: 2s }\n${SERVERS}`).service.smoothing.halfLifeDownMs, 250);
+  t.is(harness(`    smoothing: { halfLife: 100ms }\n${SERVERS}`).service.smoothing.halfLifeDownMs, 100);
+  t.is(harness(`    smoothing: { halfLife: 0s }\n${SERVERS}`).service.smoothing.halfLifeDownMs, 0);
 });
 
 test('every server saturated: equal weights, none quiesced', (t) => {

@@ -20,6 +20,7 @@ services:
   - name: web
     engine: memory
     address: ${SERVICE}
+    strategy: { name: headroom }
     smoothing: { halfLife: 0s }
     slowStart: null
     deadband: 0

@@ -316,7 +316,7 @@ test('a status address in use fails with what to do', async (t) => {
 
 test('/status and /metrics show the application metrics the policy reads, per server; none where not reported', async (t) => {
   const h = await startHarness(t);
-  h.poller.setPolicy(compilePolicy(policyText(['a1', 'a2'], '    strategy: { name: queue }\n    guards: [{ when: "eps > 10", weight: 0 }]\n'), 'test.yaml', defaultEngines().limits()));
+  h.poller.setPolicy(compilePolicy(policyText(['a1', 'a2'], '    guards: [{ when: "eps > 10", weight: 0 }]\n').replace('strategy: { name: headroom }', 'strategy: { name: queue }'), 'test.yaml', defaultEngines().limits()));
   const a1 = agent(t, h, 'a1', 9001);
   const a2 = agent(t, h, 'a2', 9002);
   a1.sample({ cpuUtilization: 0.05, eps: 1, namedMetrics: { in_flight: 3, latency_seconds: 0.05, concurrency: 8, unused_by_policy: 7 } });

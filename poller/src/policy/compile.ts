@@ -8,7 +8,7 @@ import { formatDuration } from '../util/duration.js';
 import { ORCA_NODE_PREFIX } from '@loadfeed/proto';
 import type { Expression } from './expression.js';
 import { parseHere, parseOffThread, type YamlResult } from './yaml-text.js';
-import { API_VERSION, DEFAULT_HALF_LIFE_MS, MAX_POLICY_BYTES, QUEUE_HALF_LIFE_MS, NAME_ADDRESSED_ENGINES, NAMED_SERVICE_ENGINES, policySchema, type PolicyInput, type PolicyOutput } from './schema.js';
+import { API_VERSION, DEFAULT_HALF_LIFE_DOWN_MS, DEFAULT_HALF_LIFE_MS, MAX_POLICY_BYTES, QUEUE_HALF_LIFE_MS, NAME_ADDRESSED_ENGINES, NAMED_SERVICE_ENGINES, policySchema, type PolicyInput, type PolicyOutput } from './schema.js';
 
 export type StrategyConfig = PolicyOutput['services'][number]['strategy'];
 export type StrategyName = StrategyConfig['name'];
@@ -34,7 +34,7 @@ export interface CompiledService {
   readonly scheduler: string | null;
   readonly servers: readonly ServerMatch[];
   readonly strategy: StrategyConfig;
-  readonly smoothing: { readonly halfLifeMs: number };
+  readonly smoothing: { readonly halfLifeMs: number; readonly halfLifeDownMs: number };
   readonly deadband: number;
   readonly maxChangePerSecond: number | null;
   readonly weights: { readonly min: number; readonly max: number; readonly quantum: number };
@@ -55,6 +55,12 @@ export interface CompiledService {
 /** A service's smoothing half-life when the policy gives none: queue's is shorter (schema.ts, QUEUE_HALF_LIFE_MS). */
 export function defaultHalfLifeMs(strategy: StrategyName): number {
   return strategy === 'queue' ? QUEUE_HALF_LIFE_MS : DEFAULT_HALF_LIFE_MS;
+}
+
+/** Half-lives of rising and falling scores: a falling one defaults to the shorter of DEFAULT_HALF_LIFE_DOWN_MS and the rising one. */
+function smoothingOf(s: { halfLife?: number | undefined; halfLifeDown?: number | undefined }, strategy: StrategyName): CompiledService['smoothing'] {
+  const halfLifeMs = s.halfLife ?? defaultHalfLifeMs(strategy);
+  return { halfLifeMs, halfLifeDownMs: s.halfLifeDown ?? Math.min(halfLifeMs, DEFAULT_HALF_LIFE_DOWN_MS) };
 }
 
 /** The node id an agentless ORCA backend reports as (within Hello's node id alphabet). */
@@ -202,7 +208,7 @@ function finish(p: PolicyOutput, file: string, engines: KnownEngines): CompiledP
           return { by: 'address', host: at?.host ?? '', address };
         }),
         strategy: s.strategy,
-        smoothing: { halfLifeMs: s.smoothing.halfLife ?? defaultHalfLifeMs(s.strategy.name) },
+        smoothing: smoothingOf(s.smoothing, s.strategy.name),
         deadband: s.deadband,
         maxChangePerSecond: s.maxChangePerSecond,
         weights: {
@@ -253,7 +259,7 @@ export function printPolicy(p: CompiledPolicy): PolicyInput {
         return m.by === 'node' ? { node: m.node, address: m.address } : { address: m.address };
       }),
       strategy: printStrategy(s.strategy),
-      smoothing: { halfLife: d(s.smoothing.halfLifeMs) },
+      smoothing: { halfLife: d(s.smoothing.halfLifeMs), halfLifeDown: d(s.smoothing.halfLifeDownMs) },
       deadband: s.deadband,
       maxChangePerSecond: s.maxChangePerSecond,
       weights: { ...s.weights },

@@ -331,7 +331,7 @@ export class WeightEvaluator {
       const usable = score !== null && Number.isFinite(score) && score >= 0;
       c.reason = answer?.reason ?? '';
       if (score !== null && !usable) c.reason += `; unusable score ${score}: mean`;
-      c.score = usable ? smooth(c.memory, answer as Score, score, service.smoothing.halfLifeMs, now) : null;
+      c.score = usable ? smooth(c.memory, answer as Score, score, service.smoothing, now) : null;
     });
 
     // Which servers slow-start (the ramp state is updated here, before
@@ -627,8 +627,10 @@ function rampFactor(service: CompiledService, slowStart: { readonly durationMs: 
  * news keeps its weight, which is what lets a pass evaluate only the
  * servers with news and still decide what a full pass would.
  */
-function smooth(s: ServerMemory, answer: Score, score: number, halfLifeMs: number, now: number): number {
+function smooth(s: ServerMemory, answer: Score, score: number, halfLives: CompiledService['smoothing'], now: number): number {
   if (s.smoothedFrom === answer && s.smoothed !== null) return s.smoothed;
+  // Falling scores (trouble) have their own, shorter half-life.
+  const halfLifeMs = s.smoothed !== null && score < s.smoothed ? halfLives.halfLifeDownMs : halfLives.halfLifeMs;
   const value = s.smoothed === null || halfLifeMs <= 0 ? score : s.smoothed + (1 - 2 ** (-Math.max(0, now - s.smoothedAt) / halfLifeMs)) * (score - s.smoothed);
   s.smoothed = value;
   s.smoothedAt = now;

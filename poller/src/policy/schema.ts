@@ -21,6 +21,10 @@ export const DEFAULT_HALF_LIFE_MS = 2_000;
  * delays a slowdown's weight change past the slowdown (docs/BENCHMARKS.md, (f)).
  */
 export const QUEUE_HALF_LIFE_MS = 500;
+/** Falling scores (a server in trouble) are smoothed with this half-life, or halfLife if shorter; rising ones with halfLife. */
+export const DEFAULT_HALF_LIFE_DOWN_MS = 250;
+/** capacity: below this utilisation a server's requests/utilisation is noise. */
+export const CAPACITY_MIN_UTILIZATION = 0.1;
 export const DEFAULT_WEIGHT_MIN = 1;
 export const DEFAULT_WEIGHT_MAX = 100;
 export const DEFAULT_DEADBAND = 0.05;
@@ -156,6 +160,14 @@ export const headroomSchema = z.strictObject({
   usePressure: z.boolean().default(true),
 });
 
+export const capacitySchema = z.strictObject({
+  name: z.literal('capacity'),
+  /** Count CPU pressure (PSI) as load when it is worse than utilisation. */
+  usePressure: z.boolean().default(true),
+  /** Below this utilisation a server is too idle to estimate: it gets the service mean. */
+  minUtilization: z.number().gt(0).max(1).default(CAPACITY_MIN_UTILIZATION),
+});
+
 export const orcaSchema = z.strictObject({
   name: z.literal('orca'),
   /** A58 error_utilization_penalty: how much errors per second count as utilisation. */
@@ -197,7 +209,7 @@ export const queueSchema = z.strictObject({
   concurrency: expression.nullable().prefault(QUEUE_CONCURRENCY),
 });
 
-export const strategySchema = z.discriminatedUnion('name', [headroomSchema, orcaSchema, pidSchema, connectionsSchema, expressionStrategySchema, queueSchema]);
+export const strategySchema = z.discriminatedUnion('name', [capacitySchema, headroomSchema, orcaSchema, pidSchema, connectionsSchema, expressionStrategySchema, queueSchema]);
 
 export const serverSchema = z
   .strictObject({
@@ -279,11 +291,13 @@ export const serviceSchema = z.strictObject({
    */
   connectionLimit: expression.optional(),
   servers: z.array(serverSchema).min(1, 'needs at least one server'),
-  strategy: strategySchema.prefault({ name: 'headroom' }),
+  strategy: strategySchema.prefault({ name: 'capacity' }),
   smoothing: z
     .strictObject({
       /** Default DEFAULT_HALF_LIFE_MS, or QUEUE_HALF_LIFE_MS with strategy queue. */
       halfLife: duration().optional().meta({ description: `a duration from 0ms to 24h (500ms, 2s, …); default ${formatDuration(DEFAULT_HALF_LIFE_MS)}, ${formatDuration(QUEUE_HALF_LIFE_MS)} with strategy queue` }),
+      /** Falling scores (react fast to trouble, recover carefully); default the shorter of 250ms and halfLife, so `halfLife: 0s` turns smoothing off. */
+      halfLifeDown: duration().optional().meta({ description: `a duration from 0ms to 24h; default the shorter of ${formatDuration(DEFAULT_HALF_LIFE_DOWN_MS)} and halfLife` }),
     })
     .prefault({}),
   /** Skip a weight change smaller than this fraction of the current weight. */

@@ -1,21 +1,27 @@
 // A bench cluster: real backends, each a "host" of its own (a network
 // namespace) whose CPU allowance is a cgroup quota the kernel enforces, each
 // with its own loadfeed agent in cgroup scope; and, in front of them, either
-// the poller with its fast path (loadfeed policies) or a bare fast-path
-// engine with fixed weights (the baselines).
+// the poller with its fast path or HAProxy (loadfeed policies), or a bare
+// fast-path engine or HAProxy with fixed weights (the baselines). HAProxy is
+// Debian's, in `mode tcp` with one thread as the fast path has, its
+// frontend on a loopback port chosen at run time.
 //
 //   /<root>/<run>/<backend>          quota = the backend's allowance; the agent's scope
 //   /<root>/<run>/<backend>/svc      the HTTP backend process
 //   /<root>/<run>/<backend>/noise    an antagonist, when a scenario starts one
 import * as grpc from '@grpc/grpc-js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { createFastpathEngine, type Engine, type FastpathEngine, type HostPort } from '@loadfeed/kernel-bridge';
+import { createFastpathEngine, createHaproxyEngine, type Engine, type FastpathEngine, type HostPort } from '@loadfeed/kernel-bridge';
 import { compilePolicy, defaultEngines, defaultStrategies, Poller } from '@loadfeed/poller';
 import type { CpuCgroup } from './cgroup.js';
 import { alive, firstLine, sleep, type Children, type Started } from './children.js';
 import type { NetNs } from './netns.js';
+import { renderConfig, waitForAdmin } from '../../helpers/haproxy.js';
 import { binPath } from '../../helpers/launcher.js';
 
 export const AGENT_BIN = binPath('@loadfeed/agent', 'loadfeed-agent');
@@ -42,10 +48,31 @@ export interface Backend extends BackendSpec {
   noise: { cgroup: CpuCgroup; proc: Started } | null;
 }
 
-/** How traffic is balanced: loadfeed's poller with a policy, or a bare engine with fixed weights. */
+export type HaproxyBalance = 'leastconn' | 'roundrobin';
+/** HAProxy's backend in the bench's haproxy.cfg (the policy's service address). */
+export const HAPROXY_BACKEND = 'bench';
+
+/**
+ * How traffic is balanced: a bare engine (fast path or HAProxy) with fixed
+ * weights, or loadfeed's poller with a policy. A poller policy gets its
+ * servers' lines and, when `haproxy` is set, the runtime API socket of the
+ * HAProxy started for it (its servers are then named by backend id).
+ */
 export type Balancer =
   | { readonly kind: 'engine'; readonly scheduler: 'swrr' | 'wlc'; readonly weight: (b: BackendSpec) => number }
-  | { readonly kind: 'poller'; readonly policy: (servers: string) => string };
+  | { readonly kind: 'haproxy'; readonly balance: HaproxyBalance; readonly weight: (b: BackendSpec) => number }
+  | {
+      readonly kind: 'poller';
+      readonly policy: (servers: string, haproxySocket: string | null) => string;
+      readonly haproxy?: HaproxyBalance;
+      /** More arguments for every agent, e.g. ['--early-change', '0']. */
+      readonly agentArgs?: readonly string[];
+    };
+
+/** HAProxy's weights before loadfeed writes any (its default, 1, leaves no room below). */
+const HAPROXY_INITIAL_WEIGHT = 100;
+/** Attempts at a frontend port (another process may take the free port found before HAProxy binds it). */
+const HAPROXY_BIND_ATTEMPTS = 5;
 
 export interface ClusterOptions {
   readonly children: Children;
@@ -73,6 +100,10 @@ export class Cluster {
   private engine: Engine | null = null;
   private poller: Poller | null = null;
   private pollerPort = 0;
+  private haproxy: { proc: Started; dir: string } | null = null;
+  private agentArgs: readonly string[] = [];
+  /** The engine's name of each backend's destination (HAProxy: the server name). */
+  private names: string[];
   target: HostPort = { host: '127.0.0.1', port: 0 };
 
   constructor(private readonly o: ClusterOptions) {
@@ -85,6 +116,7 @@ export class Cluster {
       const svc = cgroup.child('svc');
       return { ...spec, ns, cgroup, svc, destination: `${ns.address}:${BACKEND_PORT}`, proc: null, agent: null, noise: null };
     });
+    this.names = this.backends.map((b) => b.destination);
   }
 
   async startBackends(): Promise<void> {
@@ -112,9 +144,16 @@ export class Cluster {
       this.target = engine.boundAddress(SERVICE_ADDRESS);
       return;
     }
-    const servers = this.backends.map((b) => `      - { node: ${b.id}, address: "${b.destination}" }`).join('\n');
+    if (balancer.kind === 'haproxy') {
+      const socket = await this.startHaproxy(balancer.balance, balancer.weight);
+      this.engine = createHaproxyEngine({ socket });
+      return;
+    }
+    const socket = balancer.haproxy ? await this.startHaproxy(balancer.haproxy, () => HAPROXY_INITIAL_WEIGHT) : null;
+    this.agentArgs = balancer.agentArgs ?? [];
+    const servers = this.backends.map((b, i) => `      - { node: ${b.id}, address: "${this.names[i]}" }`).join('\n');
     const engines = defaultEngines();
-    const policy = compilePolicy(balancer.policy(servers), '<bench policy>', engines.limits());
+    const policy = compilePolicy(balancer.policy(servers, socket), '<bench policy>', engines.limits());
     this.poller = new Poller({
       listen: '0.0.0.0:0',
       policy,
@@ -125,8 +164,12 @@ export class Cluster {
       security: { credentials: grpc.ServerCredentials.createInsecure(), auth: { tokens: new Map(), mutualTls: false, allowPlaintext: true } },
     });
     this.pollerPort = await this.poller.start();
-    this.engine = this.poller.engine('fastpath');
-    this.target = (this.engine as FastpathEngine).boundAddress(SERVICE_ADDRESS);
+    if (socket === null) {
+      this.engine = this.poller.engine('fastpath');
+      this.target = (this.engine as FastpathEngine).boundAddress(SERVICE_ADDRESS);
+    } else {
+      this.engine = this.poller.engine('haproxy');
+    }
     for (const b of this.backends) this.startAgent(b);
     const deadline = performance.now() + 20_000;
     while (!(await this.weights()).every((w) => w > 0)) {
@@ -150,6 +193,7 @@ export class Cluster {
       '--allow-plaintext',
       ...(this.o.agentInterval ? ['--interval', this.o.agentInterval] : []),
       ...(this.o.backend?.agentArgs(b) ?? []),
+      ...this.agentArgs,
     ];
     b.agent = this.o.children.spawn(`agent ${b.id}`, 'nsenter', [...b.ns.enter(), process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   }
@@ -159,14 +203,14 @@ export class Cluster {
     if (!this.engine) return this.backends.map(() => 0);
     const obs = await this.engine.observe();
     const dests = obs.services[0]?.destinations ?? [];
-    return this.backends.map((b) => dests.find((d) => d.address === b.destination)?.weight ?? 0);
+    return this.names.map((name) => dests.find((d) => d.address === name)?.weight ?? 0);
   }
 
   async activeConnections(): Promise<number[]> {
     if (!this.engine) return this.backends.map(() => 0);
     const obs = await this.engine.observe();
     const dests = obs.services[0]?.destinations ?? [];
-    return this.backends.map((b) => dests.find((d) => d.address === b.destination)?.activeConnections ?? 0);
+    return this.names.map((name) => dests.find((d) => d.address === name)?.activeConnections ?? 0);
   }
 
   /** A noisy neighbour in backend b's cgroup: a square wave limited to `fraction` of b's allowance. */
@@ -209,7 +253,48 @@ export class Cluster {
     else await this.engine?.close();
     this.poller = null;
     this.engine = null;
+    if (this.haproxy) {
+      await this.o.children.stop(this.haproxy.proc);
+      rmSync(this.haproxy.dir, { recursive: true, force: true });
+      this.haproxy = null;
+    }
     this.runCgroup.remove();
+  }
+
+  /**
+   * HAProxy in front of the backends (`mode tcp`, one thread, health checks
+   * every second as an operator would have them); returns its admin socket.
+   * Its servers are named by backend id.
+   */
+  private async startHaproxy(balance: HaproxyBalance, weight: (b: BackendSpec) => number): Promise<string> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'loadfeed-bench-haproxy-'));
+    const file = path.join(dir, 'haproxy.cfg');
+    const socket = path.join(dir, 'admin.sock');
+    this.names = this.backends.map((b) => b.id);
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      writeFileSync(file, renderConfig(dir, {
+        mode: 'tcp',
+        global: ['nbthread 1', 'maxconn 8000'],
+        frontendBackend: HAPROXY_BACKEND,
+        frontendBind: `127.0.0.1:${port} backlog 4096`,
+        backends: [{
+          name: HAPROXY_BACKEND,
+          balance,
+          servers: this.backends.map((b) => ({ name: b.id, address: b.destination, weight: weight(b), options: 'check inter 1s' })),
+        }],
+      }));
+      const proc = this.o.children.spawn('haproxy', 'haproxy', ['-db', '-f', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+      this.haproxy = { proc, dir };
+      try {
+        await waitForAdmin(socket, () => (alive(proc.child) ? null : proc.stderr()), 10_000);
+        this.target = { host: '127.0.0.1', port };
+        return socket;
+      } catch (err) {
+        await this.o.children.stop(proc);
+        if (attempt >= HAPROXY_BIND_ATTEMPTS || !/bind/i.test(proc.stderr())) throw err;
+      }
+    }
   }
 
   /** Run `node args` inside b's namespace, in `cgroup` from its first instruction. */
@@ -217,4 +302,16 @@ export class Cluster {
     const quoted = [...b.ns.enter(), process.execPath, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
     return this.o.children.spawn(name, 'sh', ['-c', `${cgroup.joinScript()}; exec ${quoted}`]);
   }
+}
+
+/** A loopback TCP port free now (listen on 0, then close). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
 }

@@ -31,17 +31,32 @@ export function plotShares(
   backends: readonly string[],
   panels: readonly { readonly name: string; readonly series: readonly { t: number; shares: number[] }[] }[],
 ): string | null {
+  const percent = panels.map((p) => ({ name: p.name, series: p.series.map((s) => ({ t: s.t, values: s.shares.map((x) => x * 100) })) }));
+  return plotSeries(file, title, 'share of responses per backend (%)', backends, percent, false, 100);
+}
+
+/** One panel per policy: one line per backend over time (missing points: NaN). Returns the file, or null without gnuplot. */
+export function plotSeries(
+  file: string,
+  title: string,
+  what: string,
+  backends: readonly string[],
+  panels: readonly { readonly name: string; readonly series: readonly { t: number; values: readonly number[] }[] }[],
+  logY = false,
+  yMax: number | null = null,
+): string | null {
   if (!gnuplotAvailable() || panels.length === 0) return null;
   const rows = Math.ceil(panels.length / 2);
   const data: Record<string, string> = {};
   panels.forEach((p, i) => {
-    data[`p${i}.dat`] = p.series.map((s) => [s.t, ...s.shares.map((x) => (x * 100).toFixed(1))].join(' ')).join('\n') + '\n';
+    data[`p${i}.dat`] = p.series.map((s) => [s.t, ...s.values.map((x) => (Number.isFinite(x) ? x.toFixed(2) : 'NaN'))].join(' ')).join('\n') + '\n';
   });
   const script = [
     `set terminal pngcairo size 1200,${260 * rows + 60} font "sans,9"`,
     `set output ${q(path.resolve(file))}`,
-    `set multiplot layout ${rows},2 title ${q(`${title}: share of responses per backend (%)`)}`,
-    'set yrange [0:100]',
+    `set multiplot layout ${rows},2 title ${q(`${title}: ${what}`)}`,
+    yMax === null ? 'set yrange [*:*]' : `set yrange [0:${yMax}]`,
+    logY ? 'set logscale y' : '',
     'set grid',
     'set key top right horizontal',
     'set xlabel "s"',

@@ -1,0 +1,70 @@
+import test from 'ava';
+import { mergeReadings, ReportGate, type Reading } from '@loadfeed/agent';
+
+const reading = (cpu: number, windowMs: number, more: Partial<Reading> = {}): Reading => ({
+  cpuUtilization: cpu,
+  memUtilization: 0.3,
+  load1: 1,
+  runnable: 1,
+  psiCpuSome: null,
+  psiMemorySome: null,
+  psiIoSome: null,
+  cpuThrottled: null,
+  tcpInuse: 10,
+  tcpEstablished: 5,
+  tcpAcceptsPerSecond: 40,
+  applicationUtilization: null,
+  rpsFractional: null,
+  eps: null,
+  services: [],
+  windowMs,
+  namedMetrics: {},
+  ...more,
+});
+
+test('a steady load is reported once per interval, the watch windows merged over the whole interval', (t) => {
+  const gate = new ReportGate(0.25);
+  t.is(gate.watchMs(1000, 100), 250);
+  const sent = [0.5, 0.6, 0.4, 0.5, 0.55, 0.45, 0.5, 0.5].map((cpu, i) => gate.offer(reading(cpu, 250, { tcpAcceptsPerSecond: 40 + i }), 1000));
+  t.deepEqual(sent.map((r) => r === null), [true, true, true, false, true, true, true, false]);
+  t.is(sent[3]?.windowMs, 1000);
+  t.is(sent[3]?.cpuUtilization, 0.5);
+  t.is(sent[3]?.tcpAcceptsPerSecond, 41.5);
+});
+
+test('a marked change since the last report is reported at once, alone; the next interval starts afresh', (t) => {
+  const gate = new ReportGate(0.25);
+  for (let i = 0; i < 4; i++) gate.offer(reading(0.5, 250), 1000); // first report: cpu 0.5
+  t.is(gate.offer(reading(0.6, 250), 1000), null); // 0.1: not marked
+  const early = gate.offer(reading(0.95, 250), 1000);
+  t.is(early?.cpuUtilization, 0.95);
+  t.is(early?.windowMs, 250);
+  // Compared with the early report now: staying high is no change; the load leaving is one.
+  t.is(gate.offer(reading(1, 250), 1000), null);
+  t.is(gate.offer(reading(0.45, 250), 1000)?.cpuUtilization, 0.45);
+});
+
+test('without early reports every reading is one interval and is reported as it is', (t) => {
+  const gate = new ReportGate(0);
+  t.is(gate.watchMs(1000, 100), 1000);
+  const r = reading(0.2, 1000);
+  t.is(gate.offer(r, 1000), r);
+  t.is(gate.offer(reading(0.9, 1000), 1000)?.cpuUtilization, 0.9);
+});
+
+test('the watch window never goes below the agent\'s shortest interval', (t) => {
+  t.is(new ReportGate(0.25).watchMs(200, 100), 100);
+});
+
+test('mergeReadings: throttling and accepts averaged over the windows that have them, levels from the latest', (t) => {
+  const merged = mergeReadings([
+    reading(0.2, 100, { cpuThrottled: 0.5, tcpAcceptsPerSecond: null, tcpEstablished: 3 }),
+    reading(0.8, 300, { cpuThrottled: 0.1, tcpAcceptsPerSecond: 20, tcpEstablished: 9 }),
+  ]);
+  t.is(merged.windowMs, 400);
+  t.is(merged.cpuUtilization, 0.65);
+  t.is(merged.cpuThrottled, 0.2);
+  t.is(merged.tcpAcceptsPerSecond, 20);
+  t.is(merged.tcpEstablished, 9);
+  t.throws(() => mergeReadings([]), { message: /no reading/ });
+});
