@@ -1,19 +1,35 @@
-// capacity: weight ∝ what a server can serve, estimated as ORCA's weighted
-// round robin does, requests per second over utilisation, with the agent's
-// accepted connections per second as the request rate (one request per
-// connection; health checks and other services on the host count too).
-// Unlike headroom it keeps each server's capacity when the whole pool runs
-// near its limit, where every server's headroom tends to 0 and weights
-// would be decided by noise; and it does not move with the traffic a server
-// happens to get (twice the requests, twice the CPU: the same estimate),
-// only with what changes the server itself: a noisy neighbour taking its
-// CPU, requests becoming costlier. Queues are the scheduler's part: with
-// these weights, `swrr-sed` and HAProxy's `leastconn` pick by connections
-// in flight per unit of capacity.
+// capacity: weight ∝ the requests per second a server could serve now:
+//   capacity = rate + spare / cost
+// with rate the agent's accepted connections per second (one request per
+// connection; health checks and other services on the host count too),
+// spare = 1 − utilisation, and cost the CPU one request/s takes (fraction of
+// the scope's capacity), learned per server.
 //
-// Utilisation is the worse of CPU and CPU pressure (PSI), as in headroom.
-// Below `minUtilization` the ratio is noise (an idle server): no score, so
-// the server gets the service's mean.
+// cost is the slowly rising minimum of utilisation / rate, taken over a few
+// seconds of samples: without a neighbour it is the server's cost per
+// request, and capacity = rate / utilisation, ORCA's qps / utilisation.
+// With a neighbour (or anything else on the host taking CPU) utilisation
+// rises while the cost stays, so capacity is what the server really has
+// left; rate / utilisation would count the neighbour's CPU as the server's
+// own requests and underrate it further the fewer requests it gets (a
+// spiral down to a fraction of its real capacity). A cost measured lower is
+// taken at once; a higher one is approached with `costHalfLife`, so
+// requests that become costlier for good are learned within a minute or
+// two (until then the spare is overrated, but never beyond rate at full
+// load), and a neighbour that stays that long is learned as cost.
+//
+// Unlike headroom it keeps each server's capacity when the whole pool runs
+// near its limit, where every server's headroom tends to 0, and it does not
+// move with the Poisson noise in the traffic a server gets. Queues are the
+// scheduler's part: with these weights, `swrr-sed` and HAProxy's
+// `leastconn` pick by connections in flight per unit of capacity.
+//
+// Utilisation for the spare is the worse of CPU and CPU pressure (PSI), as
+// in headroom; the cost is learned from CPU alone. It is learned only from
+// a few seconds busier than `minUtilization` (an idle server's ratio is
+// noise). Until a server's cost is known it gets the service mean; once
+// known, an idle server gets its whole capacity, 1 / cost. The cost is kept
+// across agent restarts (the same server); it starts anew with a new policy.
 // For: one request per connection (HTTP/1 without keep-alive, short TCP
 // exchanges); the default.
 import type { z } from 'zod';
@@ -22,20 +38,68 @@ import { fmt, type Strategy } from './strategy.js';
 
 type CapacityConfig = z.output<typeof capacitySchema>;
 
-export const capacityStrategy: Strategy<CapacityConfig, null> = {
+/** Half-life of the averages the cost is taken from: long enough to smooth Poisson noise, short next to a neighbour's stint. */
+export const CAPACITY_AVERAGE_HALF_LIFE_MS = 2_000;
+/** A server not heard of for this long is forgotten (checked at most this often). */
+const FORGET_AFTER_MS = 10 * 60_000;
+
+interface Learned {
+  /** Time-weighted averages of CPU utilisation and accepted connections/s. */
+  cpu: number;
+  rate: number;
+  /** ms of samples in the averages (capped: only its fullness matters). */
+  covered: number;
+  /** Learned CPU per request/s; null until the averages were once busy enough. */
+  cost: number | null;
+  at: number;
+}
+
+interface CapacityState {
+  readonly servers: Map<string, Learned>;
+  sweptAt: number;
+}
+
+export const capacityStrategy: Strategy<CapacityConfig, CapacityState> = {
   name: 'capacity',
   perServer: true,
-  createState: () => null,
-  weigh(config, servers) {
-    return servers.map(({ metrics: m }) => {
+  createState: () => ({ servers: new Map(), sweptAt: 0 }),
+  weigh(config, servers, state, now) {
+    if (now - state.sweptAt >= FORGET_AFTER_MS) {
+      for (const [key, l] of state.servers) if (now - l.at >= FORGET_AFTER_MS) state.servers.delete(key);
+      state.sweptAt = now;
+    }
+    return servers.map(({ key, metrics: m, sampleAt }) => {
+      const rate = m.tcpAcceptsPerSecond;
+      if (rate === null) return { score: null, reason: 'no accepted-connection rate: mean' };
+      const l = learn(state.servers, key, m.cpuUtilization, rate, sampleAt, config);
       const pressure = config.usePressure ? m.psiCpuSome : null;
       const byPressure = pressure !== null && pressure > m.cpuUtilization;
       const load = byPressure ? (pressure ?? 0) : m.cpuUtilization;
       const what = `${byPressure ? 'cpu pressure' : 'cpu'} ${fmt(load)}`;
-      const rate = m.tcpAcceptsPerSecond;
-      if (rate === null) return { score: null, reason: 'no accepted-connection rate: mean' };
-      if (load < config.minUtilization || rate <= 0) return { score: null, reason: `${what}, too idle to estimate: mean` };
-      return { score: rate / load, reason: `${fmt(rate)} connections/s at ${what}: capacity ${fmt(rate / load)}/s` };
+      if (l.cost === null) return { score: null, reason: `${fmt(rate)} connections/s at ${what}, cost not learned yet: mean` };
+      const capacity = rate + Math.max(0, 1 - load) / l.cost;
+      return { score: capacity, reason: `${fmt(rate)} connections/s at ${what}, ${fmt(l.cost * 1000)}‰ cpu per connection/s: capacity ${fmt(capacity)}/s` };
     });
   },
 };
+
+function learn(servers: Map<string, Learned>, key: string, cpu: number, rate: number, at: number, config: CapacityConfig): Learned {
+  let l = servers.get(key);
+  if (l === undefined) {
+    l = { cpu, rate, covered: 0, cost: null, at };
+    servers.set(key, l);
+    return l;
+  }
+  const dt = at - l.at;
+  if (dt <= 0) return l; // the sample already learned from
+  const keep = 2 ** (-dt / CAPACITY_AVERAGE_HALF_LIFE_MS);
+  l.cpu = keep * l.cpu + (1 - keep) * cpu;
+  l.rate = keep * l.rate + (1 - keep) * rate;
+  l.covered = Math.min(l.covered + dt, CAPACITY_AVERAGE_HALF_LIFE_MS);
+  l.at = at;
+  if (l.covered < CAPACITY_AVERAGE_HALF_LIFE_MS || l.cpu < config.minUtilization || l.rate <= 0) return l;
+  const measured = l.cpu / l.rate;
+  if (l.cost === null || measured <= l.cost) l.cost = measured;
+  else l.cost *= (measured / l.cost) ** (1 - 2 ** (-dt / config.costHalfLife));
+  return l;
+}

@@ -2,7 +2,7 @@
 // scores: non-negative numbers proportional to the share of new traffic each
 // should get. Everything around it (guards, smoothing, scaling, clamps, slow
 // start, deadband) is the evaluator's, so every strategy gets the same
-// wrappers. Strategies may keep state between evaluations (orca, pid).
+// wrappers. Strategies may keep state between evaluations (orca, pid, capacity).
 import { compileFromCatalog, compileMetricValues, METRICS, type MetricSource, type MetricValues } from '@loadfeed/proto';
 import type { Variables } from './expression.js';
 import type { StrategyConfig } from './compile.js';
@@ -42,8 +42,9 @@ export interface Score {
 export interface Strategy<C extends StrategyConfig = StrategyConfig, S = unknown> {
   readonly name: C['name'];
   /**
-   * Each score is a function of the config and that server's metrics alone
-   * (the state is only what the config compiles to): the evaluator keeps a
+   * Each score is a function of the config and that server's own samples
+   * alone (the state holds only what the config compiles to, or what each
+   * server's samples taught, keyed by server): the evaluator keeps a
    * server's score until its next sample, and passes `weigh` only the
    * servers whose score it needs.
    */
