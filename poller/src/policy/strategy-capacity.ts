@@ -25,7 +25,9 @@
 // `leastconn` pick by connections in flight per unit of capacity.
 //
 // Utilisation for the spare is the worse of CPU and CPU pressure (PSI), as
-// in headroom; the cost is learned from CPU alone. It is learned only from
+// in headroom; the cost is learned from CPU alone. Rate and load in the
+// score are averaged over the last SCORE_HALF_LIFE_REQUESTS requests or so
+// (a second at most), so a small server's Poisson noise does not bias it. It is learned only from
 // a few seconds busier than `minUtilization` (an idle server's ratio is
 // noise). Until a server's cost is known it gets the service mean; once
 // known, an idle server gets its whole capacity, 1 / cost. The cost is kept
@@ -40,13 +42,26 @@ type CapacityConfig = z.output<typeof capacitySchema>;
 
 /** Half-life of the averages the cost is taken from: long enough to smooth Poisson noise, short next to a neighbour's stint. */
 export const CAPACITY_AVERAGE_HALF_LIFE_MS = 2_000;
+/**
+ * The score's own averages of rate and load move by half every this many
+ * requests, or every SCORE_MAX_HALF_LIFE_MS if that is sooner: a quarter
+ * second of a small server holds a handful of requests, and its accepts and
+ * CPU differ by the queue's Poisson noise (±30 % at 5 requests), which the
+ * poller's fast falling half-life would turn into a weight biased low. A busy
+ * server's trouble still shows within a quarter second.
+ */
+export const SCORE_HALF_LIFE_REQUESTS = 15;
+const SCORE_MAX_HALF_LIFE_MS = 1_000;
 /** A server not heard of for this long is forgotten (checked at most this often). */
 const FORGET_AFTER_MS = 10 * 60_000;
 
 interface Learned {
-  /** Time-weighted averages of CPU utilisation and accepted connections/s. */
+  /** Time-weighted averages of CPU utilisation and accepted connections/s (for the cost). */
   cpu: number;
   rate: number;
+  /** Request-weighted averages of accepted connections/s and load (for the score). */
+  scoreRate: number;
+  scoreLoad: number;
   /** ms of samples in the averages (capped: only its fullness matters). */
   covered: number;
   /** Learned CPU per request/s; null until the averages were once busy enough. */
@@ -71,27 +86,30 @@ export const capacityStrategy: Strategy<CapacityConfig, CapacityState> = {
     return servers.map(({ key, metrics: m, sampleAt }) => {
       const rate = m.tcpAcceptsPerSecond;
       if (rate === null) return { score: null, reason: 'no accepted-connection rate: mean' };
-      const l = learn(state.servers, key, m.cpuUtilization, rate, sampleAt, config);
       const pressure = config.usePressure ? m.psiCpuSome : null;
       const byPressure = pressure !== null && pressure > m.cpuUtilization;
       const load = byPressure ? (pressure ?? 0) : m.cpuUtilization;
-      const what = `${byPressure ? 'cpu pressure' : 'cpu'} ${fmt(load)}`;
-      if (l.cost === null) return { score: null, reason: `${fmt(rate)} connections/s at ${what}, cost not learned yet: mean` };
-      const capacity = rate + Math.max(0, 1 - load) / l.cost;
-      return { score: capacity, reason: `${fmt(rate)} connections/s at ${what}, ${fmt(l.cost * 1000)}‰ cpu per connection/s: capacity ${fmt(capacity)}/s` };
+      const l = learn(state.servers, key, m.cpuUtilization, load, rate, sampleAt, config);
+      const what = `${byPressure ? 'cpu pressure' : 'cpu'} ${fmt(l.scoreLoad)}`;
+      if (l.cost === null) return { score: null, reason: `${fmt(l.scoreRate)} connections/s at ${what}, cost not learned yet: mean` };
+      const capacity = l.scoreRate + Math.max(0, 1 - l.scoreLoad) / l.cost;
+      return { score: capacity, reason: `${fmt(l.scoreRate)} connections/s at ${what}, ${fmt(l.cost * 1000)}‰ cpu per connection/s: capacity ${fmt(capacity)}/s` };
     });
   },
 };
 
-function learn(servers: Map<string, Learned>, key: string, cpu: number, rate: number, at: number, config: CapacityConfig): Learned {
+function learn(servers: Map<string, Learned>, key: string, cpu: number, load: number, rate: number, at: number, config: CapacityConfig): Learned {
   let l = servers.get(key);
   if (l === undefined) {
-    l = { cpu, rate, covered: 0, cost: null, at };
+    l = { cpu, rate, scoreRate: rate, scoreLoad: load, covered: 0, cost: null, at };
     servers.set(key, l);
     return l;
   }
   const dt = at - l.at;
   if (dt <= 0) return l; // the sample already learned from
+  const keepScore = 2 ** -Math.max((rate * dt) / 1000 / SCORE_HALF_LIFE_REQUESTS, dt / SCORE_MAX_HALF_LIFE_MS);
+  l.scoreRate = keepScore * l.scoreRate + (1 - keepScore) * rate;
+  l.scoreLoad = keepScore * l.scoreLoad + (1 - keepScore) * load;
   const keep = 2 ** (-dt / CAPACITY_AVERAGE_HALF_LIFE_MS);
   l.cpu = keep * l.cpu + (1 - keep) * cpu;
   l.rate = keep * l.rate + (1 - keep) * rate;
