@@ -37,7 +37,7 @@ test('a minimal policy compiles with every default filled in', (t) => {
           { by: 'node', node: 'web-1', address: '127.0.0.1:9001' },
           { by: 'address', host: '127.0.0.2', address: '127.0.0.2:9001' },
         ],
-        strategy: { name: 'capacity', usePressure: true, minUtilization: 0.1, costHalfLife: 60_000 },
+        strategy: { name: 'capacity', usePressure: true, minUtilization: 0.1, targetUtilization: 0.9, costHalfLife: 60_000 },
         smoothing: { halfLifeMs: 2000, halfLifeDownMs: 250 },
         deadband: 0.05,
         maxChangePerSecond: null,

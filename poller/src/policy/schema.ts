@@ -26,6 +26,8 @@ export const DEFAULT_HALF_LIFE_DOWN_MS = 250;
 /** capacity: below this utilisation a server's requests/utilisation is noise. */
 export const CAPACITY_MIN_UTILIZATION = 0.1;
 export const CAPACITY_COST_HALF_LIFE = '1m';
+/** capacity: the utilisation servers are counted at; a server above it scores less than it accepts. */
+export const CAPACITY_TARGET_UTILIZATION = 0.9;
 export const DEFAULT_WEIGHT_MIN = 1;
 export const DEFAULT_WEIGHT_MAX = 100;
 export const DEFAULT_DEADBAND = 0.05;
@@ -167,6 +169,8 @@ export const capacitySchema = z.strictObject({
   usePressure: z.boolean().default(true),
   /** Below this utilisation a server is too idle to estimate: it gets the service mean. */
   minUtilization: z.number().gt(0).max(1).default(CAPACITY_MIN_UTILIZATION),
+  /** Utilisation each server is counted at (0..1]: capacity = rate + (target − load) / cost. */
+  targetUtilization: z.number().gt(0).max(1).default(CAPACITY_TARGET_UTILIZATION),
   /** How fast a higher CPU cost per request is learned (a lower one is taken at once), >= 1s. */
   costHalfLife: duration({ min: '1s' }).prefault(CAPACITY_COST_HALF_LIFE),
 });

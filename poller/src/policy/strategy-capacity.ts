@@ -1,13 +1,20 @@
 // capacity: weight ∝ the requests per second a server could serve now:
-//   capacity = rate + spare / cost
+//   capacity = max(0, rate + (target − utilisation) / cost)
 // with rate the agent's accepted connections per second (one request per
 // connection; health checks and other services on the host count too),
-// spare = 1 − utilisation, and cost the CPU one request/s takes (fraction of
-// the scope's capacity), learned per server.
+// target the utilisation a server is counted at (`targetUtilization`, 0.9),
+// and cost the CPU one request/s takes (fraction of the scope's capacity),
+// learned per server. Counting at 1 left a saturated server's estimate at
+// the rate it accepts, which follows the weight it has: a neighbour that
+// saturated a server at half load was shed only as fast as the scheduler's
+// queue counting moved traffic (p99 478 ms against headroom's 57 in
+// bench:balance (b)). Below 1, a server past the target scores less than it
+// accepts, so it sheds at once; the ratios between servers without a
+// neighbour are unchanged (target / cost).
 //
 // cost is the slowly rising minimum of utilisation / rate, taken over a few
 // seconds of samples: without a neighbour it is the server's cost per
-// request, and capacity = rate / utilisation, ORCA's qps / utilisation.
+// request, and capacity ∝ rate / utilisation, ORCA's qps / utilisation.
 // With a neighbour (or anything else on the host taking CPU) utilisation
 // rises while the cost stays, so capacity is what the server really has
 // left; rate / utilisation would count the neighbour's CPU as the server's
@@ -30,7 +37,7 @@
 // (a second at most), so a small server's Poisson noise does not bias it. It is learned only from
 // a few seconds busier than `minUtilization` (an idle server's ratio is
 // noise). Until a server's cost is known it gets the service mean; once
-// known, an idle server gets its whole capacity, 1 / cost. The cost is kept
+// known, an idle server gets its whole capacity, target / cost. The cost is kept
 // across agent restarts (the same server); it starts anew with a new policy.
 // For: one request per connection (HTTP/1 without keep-alive, short TCP
 // exchanges); the default.
@@ -92,7 +99,7 @@ export const capacityStrategy: Strategy<CapacityConfig, CapacityState> = {
       const l = learn(state.servers, key, m.cpuUtilization, load, rate, sampleAt, config);
       const what = `${byPressure ? 'cpu pressure' : 'cpu'} ${fmt(l.scoreLoad)}`;
       if (l.cost === null) return { score: null, reason: `${fmt(l.scoreRate)} connections/s at ${what}, cost not learned yet: mean` };
-      const capacity = l.scoreRate + Math.max(0, 1 - l.scoreLoad) / l.cost;
+      const capacity = Math.max(0, l.scoreRate + (config.targetUtilization - l.scoreLoad) / l.cost);
       return { score: capacity, reason: `${fmt(l.scoreRate)} connections/s at ${what}, ${fmt(l.cost * 1000)}‰ cpu per connection/s: capacity ${fmt(capacity)}/s` };
     });
   },
