@@ -113,7 +113,7 @@ test('incremental passes decide what full passes decide, over recorded traces an
 });
 
 test('an incremental pass re-evaluates only the servers with news and names the decisions that changed', (t) => {
-  const policy = policyOf(['slowStart: null', 'smoothing: { halfLife: 0s }', 'deadband: 0']);
+  const policy = policyOf(['strategy: { name: headroom }', 'slowStart: null', 'smoothing: { halfLife: 0s }', 'deadband: 0']);
   const service = policy.services[0] as CompiledService;
   let now = 0;
   const news = new Set<NodeRecord>();
