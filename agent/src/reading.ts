@@ -19,6 +19,13 @@ export interface Reading extends MetricValues {
   readonly services: readonly ServiceReading[];
   /** Wall time the reading covers, ms. */
   readonly windowMs: number;
+  /**
+   * The smallest change of cpuUtilization the scope's CPU accounting can show
+   * over this window: one 10 ms clock tick of /proc is 0.8 of a 0.1-core
+   * process's capacity in a 125 ms window; cgroup usage (µs) is finer than
+   * it matters. Not sent: it tells the agent how far to trust a short window.
+   */
+  readonly cpuStep: number;
   /** Named application metrics, within the contract's limits (proto APP_METRIC_NAME, MAX_NAMED_METRICS); empty without sources. */
   readonly namedMetrics: Readonly<Record<string, number>>;
 }

@@ -5,7 +5,10 @@
 // report is reported at once, alone: a noisy neighbour or a slowdown reaches
 // the poller within a quarter interval instead of up to two intervals. The
 // rate stays bounded by the watch rate, and a steady load sends no more than
-// before.
+// before. The move must exceed `earlyChange` by more than the window's CPU
+// accounting step (Reading.cpuStep): a small process measured in 10 ms clock
+// ticks over a quarter window reads 0 or 0.8 of its capacity by chance, which
+// would otherwise be reported as trouble; such a scope reports per interval.
 import type { Reading } from './reading.js';
 
 /** Watch windows per interval when early reports are on. */
@@ -25,7 +28,7 @@ export class ReportGate {
 
   /** Offer the reading of one watch window; returns what to report now, or null. */
   offer(reading: Reading, intervalMs: number): Reading | null {
-    const early = this.earlyChange > 0 && this.lastCpu !== null && Math.abs(reading.cpuUtilization - this.lastCpu) >= this.earlyChange;
+    const early = this.earlyChange > 0 && this.lastCpu !== null && Math.abs(reading.cpuUtilization - this.lastCpu) >= this.earlyChange + reading.cpuStep;
     if (early) {
       this.pending = [];
       this.lastCpu = reading.cpuUtilization;
@@ -65,5 +68,6 @@ export function mergeReadings(readings: readonly Reading[]): Reading {
     cpuThrottled: average((r) => r.cpuThrottled),
     tcpAcceptsPerSecond: average((r) => r.tcpAcceptsPerSecond),
     windowMs,
+    cpuStep: (last.cpuStep * last.windowMs) / windowMs, // the same accounting unit over the whole span
   };
 }

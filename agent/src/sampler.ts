@@ -12,7 +12,7 @@
 import { performance } from 'node:perf_hooks';
 import { AgentError } from './errors.js';
 import type { Capacity, Reading } from './reading.js';
-import { cpuDelta, readProcStat, type ProcStat } from './collectors/proc-stat.js';
+import { cpuDelta, readProcStat, USER_HZ, type ProcStat } from './collectors/proc-stat.js';
 import { readLoadavg } from './collectors/loadavg.js';
 import { readMeminfo } from './collectors/meminfo.js';
 import { readHostPressure, type Pressure } from './collectors/pressure.js';
@@ -78,9 +78,14 @@ interface ScopeFigures {
 
 interface ScopeMeter {
   readonly capacity: Capacity;
+  /** The CPU time one unit of the scope's accounting stands for, ms. */
+  readonly cpuUnitMs: number;
   /** Reads the scope and returns figures since the previous call; throws when the scope is gone. */
   measure(windowMs: number): Promise<ScopeFigures>;
 }
+
+/** /proc/stat and /proc/PID/stat count CPU time in clock ticks. */
+const TICK_MS = 1000 / USER_HZ;
 
 type Attempt = <T>(what: string, read: Promise<T>) => Promise<T | null>;
 
@@ -141,6 +146,7 @@ export async function createSampler(options: SamplerOptions): Promise<Sampler> {
       tcpAcceptsPerSecond: accepts,
       services: options.services.map((s) => ({ name: s.name, established: counts === null ? null : (counts.get(s.port) ?? 0) })),
       windowMs: Math.max(1, Math.round(windowMs)),
+      cpuStep: meter.cpuUnitMs / (Math.max(1, windowMs) * meter.capacity.cores),
       ...(options.app?.read(Date.now()) ?? NO_APP_READING),
     };
   };
@@ -175,6 +181,7 @@ async function openHostMeter(procRoot: string, attempt: Attempt): Promise<ScopeM
   let prev: ProcStat | null = null;
   return {
     capacity: { cores: stat.onlineCpus, memoryBytes: mem.memTotalBytes },
+    cpuUnitMs: TICK_MS,
     async measure(windowMs) {
       const [cur, mem, psiCpu, psiMemory, psiIo] = await Promise.all([
         scopeSource('/proc/stat', readProcStat(procRoot)),
@@ -207,6 +214,7 @@ async function openCgroupMeter(path: string, procRoot: string, sysRoot: string, 
   let prev: CgroupCpu | null = null;
   return {
     capacity: { cores, memoryBytes },
+    cpuUnitMs: 0.001, // usage_usec
     async measure(windowMs) {
       const [cur, used, psiCpu, psiMemory, psiIo] = await Promise.all([
         scopeSource(`cgroup ${path} (${where})`, readCgroupCpu(dirs)),
@@ -240,6 +248,7 @@ async function openProcessMeter(scope: Extract<SamplerScope, { kind: 'process' }
   let prev: ProcessTreeUsage | null = null;
   return {
     capacity: { cores: scope.cores, memoryBytes },
+    cpuUnitMs: TICK_MS,
     async measure(windowMs) {
       const cur = await scopeSource(`process ${scope.pid}`, tree.read());
       const cpu = prev === null ? null : processCpuUtilization(processTreeTicks(prev, cur), windowMs, scope.cores);

@@ -151,7 +151,9 @@ test('process scope capacity defaults memory to the host MemTotal; bad declarati
   t.teardown(() => sampler.close());
   const memTotal = Number(/^MemTotal:\s+(\d+) kB$/m.exec(fixtureText('proc/meminfo'))?.[1]) * 1024;
   t.deepEqual(sampler.capacity, { cores: 0.5, memoryBytes: memTotal });
-  t.is((await sampler.sample()).memUtilization, TREE.reduce((sum, pid) => sum + rssKb(pid) * 1024, 0) / memTotal);
+  const r = await sampler.sample();
+  t.is(r.memUtilization, TREE.reduce((sum, pid) => sum + rssKb(pid) * 1024, 0) / memTotal);
+  t.true(Math.abs((r.cpuStep * r.windowMs * 0.5) / 10 - 1) <= 0.5 / r.windowMs, `a clock tick is ${r.cpuStep} of 0.5 core over ${r.windowMs} ms`);
   for (const scope of [
     { kind: 'process', pid: 4637, cores: 0, memoryBytes: null },
     { kind: 'process', pid: -1, cores: 1, memoryBytes: null },

@@ -18,6 +18,7 @@ const reading = (cpu: number, windowMs: number, more: Partial<Reading> = {}): Re
   eps: null,
   services: [],
   windowMs,
+  cpuStep: 0,
   namedMetrics: {},
   ...more,
 });
@@ -67,4 +68,19 @@ test('mergeReadings: throttling and accepts averaged over the windows that have 
   t.is(merged.tcpAcceptsPerSecond, 20);
   t.is(merged.tcpEstablished, 9);
   t.throws(() => mergeReadings([]), { message: /no reading/ });
+});
+
+test('a move within the CPU accounting step of the window is not trouble: a small process read in clock ticks reports per interval', (t) => {
+  const gate = new ReportGate(0.25);
+  // 0.1 core in process scope, 250 ms windows: one 10 ms tick is 0.4 of its capacity.
+  const coarse = (cpu: number): Reading => reading(cpu, 250, { cpuStep: 10 / (250 * 0.1) });
+  for (const cpu of [0.4, 0.4, 0.4, 0.4]) gate.offer(coarse(cpu), 1000); // first report: cpu 0.4
+  t.deepEqual([0, 0.8, 0].map((cpu) => gate.offer(coarse(cpu), 1000)), [null, null, null], 'one tick more or less is not a marked change');
+  const merged = gate.offer(coarse(0.4), 1000);
+  t.is(merged?.windowMs, 1000);
+  t.is(merged?.cpuStep, 0.1, 'the same tick over the whole interval');
+  // A fine-grained scope (cgroup usage in µs) with the same move is reported at once.
+  const fine = new ReportGate(0.25);
+  for (let i = 0; i < 4; i++) fine.offer(reading(0.4, 250, { cpuStep: 1e-5 }), 1000);
+  t.is(fine.offer(reading(0.8, 250, { cpuStep: 1e-5 }), 1000)?.cpuUtilization, 0.8);
 });
