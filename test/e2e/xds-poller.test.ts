@@ -36,7 +36,7 @@ const assertShares = (t: ExecutionContext, counts: Record<string, number>, weigh
 
 interface Status {
   services: { servers: { address: string; node: string | null; state: string; weight: number }[] }[];
-  xds: { listen: string | null; version: number; clients: { node: string; types: { typeUrl: string; sentVersion: string | null; ackedVersion: string | null; nacks: number }[] }[] } | null;
+  xds: { listen: string | null; version: number; nacks: number; clients: { node: string; types: { typeUrl: string; sentVersion: string | null; ackedVersion: string | null; nacks: number }[] }[] } | null;
 }
 
 interface PollerProcess {
@@ -151,7 +151,9 @@ test.serial('agents → poller → xDS → grpc-js-xds: shares follow the weight
   const afterRestart = await client.picks(restartedAt, PICKS * 2);
   t.deepEqual(Object.keys(afterRestart).filter((k) => k.startsWith('error')), [], `no call failed across the restart: ${JSON.stringify(afterRestart)}`);
   t.true(BACKENDS.every((b) => (afterRestart[b] ?? 0) > 0), `every backend kept its calls across the restart: ${JSON.stringify(afterRestart)}`);
-  t.deepEqual(status.xds?.clients.flatMap((c) => c.types.map((x) => x.nacks)), [0, 0, 0, 0], 'nothing NACKed');
+  // Counted over every stream since the restart: a client that reconnects
+  // (a busy machine) starts a stream with no types yet, which says nothing.
+  t.is(status.xds?.nacks, 0, 'nothing NACKed');
 
   // A killed agent: its server is quiesced (DRAINING) and gets no new calls.
   await waitFor('every server live again', () => status.services[0]?.servers.every((s) => s.state === 'live') === true, 60_000);
