@@ -92,14 +92,25 @@ export const PICKS = 400;
  */
 export const SHARE_TOLERANCE = 0.09;
 
-/** No call failed, and each backend's share of the picks is its weight's share within SHARE_TOLERANCE. */
-export function assertShares(t: ExecutionContext, counts: Record<string, number>, backends: readonly string[], weights: readonly number[], what: string): void {
+/** Each backend's share of the picks against its weight's share. */
+function shareGaps(counts: Record<string, number>, backends: readonly string[], weights: readonly number[]): { backend: string; share: number; want: number }[] {
   const total = weights.reduce((a, b) => a + b, 0);
   const picked = backends.reduce((sum, b) => sum + (counts[b] ?? 0), 0);
+  return backends.map((backend, i) => ({ backend, share: picked === 0 ? 0 : (counts[backend] ?? 0) / picked, want: (weights[i] ?? 0) / total }));
+}
+
+/** Whether no call failed and every share is within SHARE_TOLERANCE of its weight's share. */
+export function sharesMatch(counts: Record<string, number>, backends: readonly string[], weights: readonly number[]): boolean {
+  return (
+    !Object.keys(counts).some((k) => k.startsWith('error')) &&
+    shareGaps(counts, backends, weights).every((g) => Math.abs(g.share - g.want) <= SHARE_TOLERANCE)
+  );
+}
+
+/** No call failed, and each backend's share of the picks is its weight's share within SHARE_TOLERANCE. */
+export function assertShares(t: ExecutionContext, counts: Record<string, number>, backends: readonly string[], weights: readonly number[], what: string): void {
   t.deepEqual(Object.keys(counts).filter((k) => k.startsWith('error')), [], `${what}: no call failed (${JSON.stringify(counts)})`);
-  backends.forEach((b, i) => {
-    const share = picked === 0 ? 0 : (counts[b] ?? 0) / picked;
-    const want = (weights[i] ?? 0) / total;
-    t.true(Math.abs(share - want) <= SHARE_TOLERANCE, `${what}: ${b} share ${share.toFixed(3)}, weight share ${want.toFixed(3)}, weights ${weights.join(':')} (${JSON.stringify(counts)})`);
-  });
+  for (const { backend, share, want } of shareGaps(counts, backends, weights)) {
+    t.true(Math.abs(share - want) <= SHARE_TOLERANCE, `${what}: ${backend} share ${share.toFixed(3)}, weight share ${want.toFixed(3)}, weights ${weights.join(':')} (${JSON.stringify(counts)})`);
+  }
 }

@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { createXdsEngine, type XdsEngine } from '@loadfeed/kernel-bridge';
 import { waitFor } from '../helpers/wait.js';
 import { startEchoBackend, type EchoBackend } from '../helpers/xds-echo.js';
-import { assertShares as assertSharesOf, PICKS, startXdsClient } from '../helpers/xds-fleet.js';
+import { assertShares as assertSharesOf, PICKS, sharesMatch as sharesMatchOf, startXdsClient } from '../helpers/xds-fleet.js';
 
 const CALLS_PER_SECOND = 200;
 /** The issue's bound from a weight change to the client's picks. */
@@ -19,9 +19,12 @@ const PROPAGATION_MS = 1_000;
 const BACKENDS = ['b1', 'b2', 'b3'];
 /** A test waits for a few thousand calls; a loaded machine makes them slow. */
 const TEST_TIMEOUT_MS = 300_000;
+/** Share measurements after an undrain before the last one is asserted. */
+const UNDRAIN_MEASUREMENTS = 3;
 
 const assertShares = (t: ExecutionContext, counts: Record<string, number>, weights: readonly number[], what: string): void =>
   assertSharesOf(t, counts, BACKENDS, weights, what);
+const sharesMatch = (counts: Record<string, number>, weights: readonly number[]): boolean => sharesMatchOf(counts, BACKENDS, weights);
 
 
 async function fleet(t: ExecutionContext, stateFile: string | null = null) {
@@ -93,7 +96,14 @@ test.serial('weight 0 is sent as DRAINING: the backend gets no new calls, and ca
   // shares are measured once b1 answers again.
   let answered = 0;
   for (let count = 10; answered === 0; count += 10) answered = (await client.picks(back, count)).b1 ?? 0;
-  assertShares(t, await client.picks(Date.now(), PICKS), [100, 100, 100], 'undrained');
+  // On a loaded machine b1's connection can still be settling in the first
+  // measurement; the shares must be right by the third.
+  let counts = await client.picks(Date.now(), PICKS);
+  for (let tries = 1; tries < UNDRAIN_MEASUREMENTS && !sharesMatch(counts, [100, 100, 100]); tries++) {
+    t.log(`undrained, measurement ${tries}: ${JSON.stringify(counts)}`);
+    counts = await client.picks(Date.now(), PICKS);
+  }
+  assertShares(t, counts, [100, 100, 100], 'undrained');
 });
 
 test.serial('a resource the client rejects is NACKed and counted; the client keeps its last good config', async (t) => {
