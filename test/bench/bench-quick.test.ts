@@ -44,6 +44,10 @@ function runQuick(t: ExecutionContext, bench: string): Promise<string> {
       env: { ...process.env, LOADFEED_BENCH_QUICK: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    // A bench that outlives its test (a timeout) would keep ava's worker, and the whole run, waiting.
+    t.teardown(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
