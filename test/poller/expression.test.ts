@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { parseExpression, ExpressionError, expressionVariables, type Variables, type VariableName } from '@loadfeed/poller';
 
@@ -74,4 +76,15 @@ test('names from Object.prototype are not variables or functions', (t) => {
     t.throws(() => parseExpression(name), { instanceOf: ExpressionError });
     t.throws(() => parseExpression(`${name}(1)`), { instanceOf: ExpressionError });
   }
+});
+
+test('docs/policy.md lists every expression variable, and only those', (t) => {
+  const doc = readFileSync(fileURLToPath(new URL('../../../docs/policy.md', import.meta.url)), 'utf8');
+  const section = doc.slice(doc.indexOf('## Expressions'), doc.indexOf('### Guards'));
+  // The table's first column: one or more `name`s per row.
+  const documented = section
+    .split('\n')
+    .filter((line) => line.startsWith('| `'))
+    .flatMap((line) => [...(line.split('|')[1] ?? '').matchAll(/`([^`]+)`/g)].map((m) => m[1] ?? ''));
+  t.deepEqual(documented.sort(), [...Object.keys(expressionVariables()), 'app.NAME'].sort());
 });
