@@ -3,18 +3,19 @@
  * scenario (f), to tell what limits the `queue` strategy there without the
  * noise of a shared machine. Pools of 2, 4 and 8 workers hold each request
  * for 50 ms; Poisson arrivals at 0.5× of their capacity; over the window
- * (7.5–30 s) the dependency of b3, then b2, then b1 is 3× slower for a third
- * each. Each request is one connection, picked by the fast path's own
+ * (15–60 s × --scale) the dependency of b3, then b2, then b1 is 3× slower for
+ * a third each. Each request is one connection, picked by the fast path's own
  * schedulers (kernel-bridge) on the connections in flight.
  *
  * The backends report as balance-pool-backend.ts does: every 100 ms their
  * requests in flight and the mean time a request held a worker over the last
  * completed second; each agent samples every `interval` at its own phase. On
  * each sample the poller's pipeline is reproduced in short: queue's score
- * (poller/src/policy/strategy-queue.ts), EWMA with the half-life, scaled so
- * the best maps to 100, at least 1, 5 % deadband. Variants change one thing
- * each: the score, the half-life, the sampling interval, or the latency
- * input's freshness (`fresh`: the dependency's latency now, i.e. an
+ * (poller/src/policy/strategy-queue.ts), EWMA with the half-life (falling
+ * scores with the shorter of 250 ms and it), scaled so the best maps to 100,
+ * at least 1, 5 % deadband. Variants change one thing each: the score, the
+ * half-life, the sampling interval, the scheduler, or the latency input's
+ * freshness (`fresh`: the dependency's latency now, i.e. an
  * application reporting over a very short window); `oracle` sets the true
  * capacities every second, the best any weights can do.
  *
@@ -22,15 +23,24 @@
  * the median over --seeds runs of the window's p99 and each phase's.
  */
 import { parseArgs } from 'node:util';
-import { pickSwrrSed, pickWlc, type Scheduler, type SchedulerTarget } from '@loadfeed/kernel-bridge';
+import { pickSed, pickSwrrSed, pickWlc, type Scheduler, type SchedulerTarget } from '@loadfeed/kernel-bridge';
+
+const { values } = parseArgs({ options: { seeds: { type: 'string', default: '41' }, scale: { type: 'string', default: '0.5' } } });
+const seeds = Number(values.seeds);
+if (!Number.isInteger(seeds) || seeds < 1) throw new Error(`--seeds: ${values.seeds} must be a positive integer`);
+/** bench:balance's --scale: 1 is (f) at full length (15 s phases), 0.5 the half-length runs of docs/BENCHMARKS.md. */
+const SCALE = Number(values.scale);
+if (!(SCALE > 0 && SCALE <= 4)) throw new Error(`--scale: ${values.scale} must be in (0, 4]`);
 
 const POOLS = [2, 4, 8];
 const BASE_MS = 50;
 const SLOW = 3;
 const LOAD_RPS = 0.5 * POOLS.reduce((a, c) => a + (1000 * c) / BASE_MS, 0);
-const RUN_MS = 30_000;
-const WINDOW: readonly [number, number] = [7_500, 30_000];
+const RUN_MS = 60_000 * SCALE;
+const WINDOW: readonly [number, number] = [15_000 * SCALE, 60_000 * SCALE];
 const PHASE_MS = (WINDOW[1] - WINDOW[0]) / 3;
+/** The poller's falling half-life: the shorter of this and halfLife (schema.ts, DEFAULT_HALF_LIFE_DOWN_MS). */
+const HALF_LIFE_DOWN_MS = 250;
 /** Which backend is slow in each third of the window: b3, b2, b1. */
 const SLOW_ORDER = [2, 1, 0];
 const PUSH_MS = 100;
@@ -40,6 +50,8 @@ interface Variant {
   readonly scheduler: Scheduler;
   /** Weights: fixed equal, the true capacities each second, or from the agents' samples. */
   readonly weights: 'equal' | 'oracle' | 'sampled';
+  /** The score's rate for `c` workers at latency `latencyS` (queue: c / latency). */
+  readonly rate?: (c: number, latencyS: number) => number;
   readonly halfLifeMs?: number;
   readonly intervalMs?: number;
   /** The share a server keeps for its requests in flight `q` with `c` workers. */
@@ -50,11 +62,15 @@ interface Variant {
 const queueNow = (q: number, c: number): number => Math.min(1, c / (q + 1));
 const VARIANTS: Readonly<Record<string, Variant>> = {
   'least-connection (wlc, equal weights)': { scheduler: pickWlc, weights: 'equal' },
-  'queue, half-life 2s (the old default)': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 2000, free: queueNow },
-  'queue, half-life 500ms (the new default)': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 500, free: queueNow },
+  'queue, half-life 2s': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 2000, free: queueNow },
+  'queue, half-life 500ms (the default)': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 500, free: queueNow },
   'queue without its in-flight term, 500ms': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 500, free: () => 1 },
   'queue, rate / (in flight + 1) (SED), 500ms': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 500, free: (q) => 1 / (q + 1) },
   'queue, 500ms, samples every 250ms': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 500, intervalMs: 250, free: queueNow },
+  'queue, 500ms, in-flight term squared': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 500, free: (q, c) => queueNow(q, c) ** 2 },
+  'queue, 500ms, weights by concurrency alone': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 500, free: queueNow, rate: (c) => c },
+  'queue, 500ms, scheduler wlc': { scheduler: pickWlc, weights: 'sampled', halfLifeMs: 500, free: queueNow },
+  'queue, 500ms, scheduler sed': { scheduler: pickSed, weights: 'sampled', halfLifeMs: 500, free: queueNow },
   'queue, 2s, fresh latency': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 2000, free: queueNow, freshLatency: true },
   'queue, 500ms, fresh latency': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 500, free: queueNow, freshLatency: true },
   'queue, 0s, fresh latency, samples every 250ms': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 0, intervalMs: 250, free: queueNow, freshLatency: true },
@@ -201,9 +217,9 @@ function simulate(v: Variant, seed: number): number[][] {
 }
 
 function reweigh(v: Variant, backends: Backend[], samples: ReadonlyMap<Backend, { inFlight: number; latencyS: number }>, now: number): void {
-  const halfLife = v.halfLifeMs ?? 0;
   for (const [b, s] of samples) {
-    const score = (b.workers / s.latencyS) * (v.free ?? queueNow)(s.inFlight, b.workers);
+    const score = (v.rate ?? ((c, l) => c / l))(b.workers, s.latencyS) * (v.free ?? queueNow)(s.inFlight, b.workers);
+    const halfLife = b.smoothed !== null && score < b.smoothed ? Math.min(HALF_LIFE_DOWN_MS, v.halfLifeMs ?? 0) : (v.halfLifeMs ?? 0);
     b.smoothed = b.smoothed === null || halfLife <= 0 ? score : b.smoothed + (1 - 2 ** (-(now - b.smoothedAt) / halfLife)) * (score - b.smoothed);
     b.smoothedAt = now;
   }
@@ -223,10 +239,7 @@ function percentile(values: readonly number[], p: number): number {
 
 const median = (xs: readonly number[]): number => percentile(xs, 0.5);
 
-const { values } = parseArgs({ options: { seeds: { type: 'string', default: '41' } } });
-const seeds = Number(values.seeds);
-if (!Number.isInteger(seeds) || seeds < 1) throw new Error(`--seeds: ${values.seeds} must be a positive integer`);
-process.stdout.write(`queue model of bench:balance (f): ${LOAD_RPS} requests/s, pools ${POOLS.join(':')} × ${BASE_MS} ms, ${seeds} seeds (medians)\n`);
+process.stdout.write(`queue model of bench:balance (f) at --scale ${SCALE} (window ${WINDOW[0] / 1000}-${WINDOW[1] / 1000} s): ${LOAD_RPS} requests/s, pools ${POOLS.join(':')} × ${BASE_MS} ms, ${seeds} seeds (medians)\n`);
 process.stdout.write(`${'variant'.padEnd(48)} p99 ms  b3 slow  b2 slow  b1 slow\n`);
 for (const [name, v] of Object.entries(VARIANTS)) {
   const runs = Array.from({ length: seeds }, (_, i) => simulate(v, 1000 + i));
