@@ -437,6 +437,7 @@ async function runOne(ctx: Ctx, scenario: Scenario, policyName: string, rep: num
     workMs: WORK_MS,
     periodUs: ctx.periodUs,
     ...(scenario.backend ? { backend: scenario.backend(ctx.tmp) } : {}),
+    ...(ctx.keepRecords ? { trace: path.join(ctx.tmp, `${scenario.key}-${policyName}-${rep}.trace`) } : {}),
   });
   ctx.active = cluster;
   const timers: NodeJS.Timeout[] = [];
@@ -633,6 +634,7 @@ interface Ctx {
   readonly nets: NetNs[];
   readonly tmp: string;
   readonly periodUs: number;
+  readonly keepRecords: boolean;
   rpsPerCore: number;
   active: Cluster | null;
   log(s: string): void;
@@ -651,7 +653,7 @@ async function main(): Promise<void> {
       'out-dir': { type: 'string', default: QUICK ? path.join(tmpdir(), `loadfeed-bench-${process.pid}`) : 'docs/bench' },
       'max-load': { type: 'string', default: QUICK ? '100' : '0.7' },
       json: { type: 'boolean', default: false },
-      /** Keep the load generator's per-request records (in the system's temporary directory). */
+      /** Keep the load generator's per-request records and each poller's trace of its agents (in the system's temporary directory). */
       'keep-records': { type: 'boolean', default: false },
     },
   });
@@ -667,7 +669,7 @@ async function main(): Promise<void> {
   const children = new Children();
   const root = CpuCgroup.root('loadfeed-bench');
   const nets: NetNs[] = [];
-  const ctx: Ctx = { children, root, nets, tmp: path.join(tmpdir(), `loadfeed-balance-${process.pid}`), periodUs: Number(values['period-us']), rpsPerCore: 0, active: null, log };
+  const ctx: Ctx = { children, root, nets, tmp: path.join(tmpdir(), `loadfeed-balance-${process.pid}`), periodUs: Number(values['period-us']), keepRecords: values['keep-records'], rpsPerCore: 0, active: null, log };
   mkdirSync(ctx.tmp, { recursive: true });
   await withCleanup(
     async () => {
@@ -675,7 +677,7 @@ async function main(): Promise<void> {
       await children.close();
       root.remove();
       for (const n of nets) n.remove();
-      if (values['keep-records']) log(`per-request records kept in ${ctx.tmp}`);
+      if (values['keep-records']) log(`per-request records and poller traces kept in ${ctx.tmp}`);
       else rmSync(ctx.tmp, { recursive: true, force: true });
     },
     async () => {

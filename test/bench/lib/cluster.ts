@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { createFastpathEngine, createHaproxyEngine, type Engine, type FastpathEngine, type HostPort } from '@loadfeed/kernel-bridge';
-import { compilePolicy, defaultEngines, defaultStrategies, Poller } from '@loadfeed/poller';
+import { compilePolicy, DEFAULT_RECORD_MAX_BYTES, defaultEngines, defaultStrategies, Poller, TraceRecorder } from '@loadfeed/poller';
 import type { CpuCgroup } from './cgroup.js';
 import { alive, firstLine, sleep, type Children, type Started } from './children.js';
 import type { NetNs } from './netns.js';
@@ -86,6 +86,8 @@ export interface ClusterOptions {
   readonly agentInterval?: string;
   /** Another backend program than BACKEND_SCRIPT, with its arguments, and what its agent is told besides the usual. */
   readonly backend?: BackendProgram;
+  /** Record what the agents tell a poller balancer into this file (`loadfeed-poller --record`; replay with `loadfeed policy simulate`). */
+  readonly trace?: string;
 }
 
 export interface BackendProgram {
@@ -160,6 +162,7 @@ export class Cluster {
       engines,
       strategies: defaultStrategies(),
       logger: pino({ level: 'warn' }, pino.destination(2)),
+      ...(this.o.trace === undefined ? {} : { recorder: new TraceRecorder(this.o.trace, DEFAULT_RECORD_MAX_BYTES, () => undefined) }),
       // Agents reach the poller over the bench's own veth pairs, not loopback.
       security: { credentials: grpc.ServerCredentials.createInsecure(), auth: { tokens: new Map(), mutualTls: false, allowPlaintext: true } },
     });
