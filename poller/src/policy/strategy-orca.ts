@@ -74,8 +74,8 @@ export const orcaStrategy: Strategy<OrcaConfig, Map<string, EndpointWeight>> = {
   },
 };
 
-/** A58's inputs from a server's metrics, and which metric gave each (for reasons and `explain`). */
-export function orcaInputs(m: NodeMetrics): { utilization: number; utilizationFrom: string; qps: number; qpsFrom: string; eps: number; epsFrom: string } {
+/** A58's inputs from a server's metrics, and which metric gave each (named in each weight's reason). */
+function orcaInputs(m: NodeMetrics): { utilization: number; utilizationFrom: string; qps: number; qpsFrom: string; eps: number; epsFrom: string } {
   const app = m.applicationUtilization !== null && m.applicationUtilization > 0;
   return {
     utilization: app ? (m.applicationUtilization ?? 0) : m.cpuUtilization,
