@@ -87,7 +87,7 @@ export class Poller {
     const notify = (call: (o: PollerObserver) => void): void => this.notify(call);
     this.runner = new CycleRunner({ table: this.table, evaluator: this.evaluator, engines: this.engines, logger, notify });
     this.scheduler = new CycleScheduler({
-      run: (full, services, news) => this.runner.run(this.policy, full, services, news),
+      run: (full, resync, services, news) => this.runner.run(this.policy, full, resync, services, news),
       resyncEveryMs: () => this.policy.reconcile.everyMs,
       applied: (ms, evaluatedAt) => notify((o) => o.weightsApplied?.(ms, evaluatedAt)),
       logger,

@@ -1,13 +1,14 @@
 // How cycles are paced and scoped: a sample re-evaluates only the services
 // it concerns and plans against the engine state the poller keeps; every
-// `reconcile.every` a full cycle evaluates everything against a fresh read.
+// `reconcile.every` a resync evaluates everything against a fresh read,
+// spread over cycles of RESYNC_SLICE_SERVERS servers each.
 // Under load cycles space out (cycleGapMs), except to quiesce a server.
 import test from 'ava';
 import { pino } from 'pino';
 import * as grpc from '@grpc/grpc-js';
 import { createTelemetryClient } from '@loadfeed/proto';
 import { createMemoryEngine, MEMORY_ENGINE } from '@loadfeed/kernel-bridge';
-import { compilePolicy, CyclePacer, cycleGapMs, MAX_INCREMENTAL_GAP_MS, defaultEngines, defaultStrategies, EngineRegistry, LOOP_BUSY_TARGET, MAX_CYCLE_SHARE, MIN_CYCLE_GAP_MS, MIN_CYCLE_SHARE, Poller, type StrategyRegistry } from '@loadfeed/poller';
+import { compilePolicy, CyclePacer, cycleGapMs, MAX_INCREMENTAL_GAP_MS, defaultEngines, defaultStrategies, EngineRegistry, LOOP_BUSY_TARGET, MAX_CYCLE_SHARE, MIN_CYCLE_GAP_MS, MIN_CYCLE_SHARE, Poller, RESYNC_SLICE_SERVERS, type StrategyRegistry } from '@loadfeed/poller';
 import { waitFor } from '../helpers/wait.js';
 import { FakeAgent } from '../status/fake-agent.js';
 import { memoryWebPolicy } from '../helpers/policy-harness.js';
@@ -85,6 +86,87 @@ services:
   t.deepEqual(scored, ['a', 'b']);
 });
 
+test('a resync is spread over cycles of RESYNC_SLICE_SERVERS servers, against one fresh read of the engine', async (t) => {
+  let reads = 0;
+  /** Per apply of the poller, the services whose weights it set, and the reads until then. */
+  const applies: { services: string[]; reads: number }[] = [];
+  let raw: ReturnType<typeof createMemoryEngine> | null = null;
+  const engines = new EngineRegistry().register(
+    {
+      ...MEMORY_ENGINE,
+      create: () => {
+        const engine = (raw = createMemoryEngine());
+        return {
+          ...engine,
+          kind: engine.kind,
+          weightRange: engine.weightRange,
+          observe: () => (reads++, engine.observe()),
+          apply: (ops) => (applies.push({ services: [...new Set(ops.filter((o) => o.op === 'set-weight').map((o) => o.service))], reads }), engine.apply(ops)),
+        };
+      },
+    },
+    () => ({}),
+  );
+  // Three services of a slice each (servers without agents: no sample moves a weight).
+  const service = (i: number): string =>
+    `  - name: s${i}\n    engine: memory\n    address: tcp 10.0.0.1:${80 + i}\n    servers: [${Array.from({ length: RESYNC_SLICE_SERVERS }, (_, k) => `{ node: n${i}-${k}, address: "10.0.${i}.${k % 250}:${1000 + k}" }`).join(', ')}]\n`;
+  const policy = compilePolicy(`apiVersion: loadfeed/v1\nreconcile: { every: 500ms }\nservices:\n${[1, 2, 3].map(service).join('')}`, 'slices.yaml', engines.limits());
+  const poller = new Poller({ listen: '127.0.0.1:0', policy, engines, strategies: defaultStrategies(), logger: pino({ level: 'silent' }) });
+  await poller.start();
+  t.teardown(() => poller.stop());
+  const engine = raw as ReturnType<typeof createMemoryEngine> | null;
+  if (!engine) throw new Error('the poller made no engine');
+  // A weight changed by hand in each service: each resync slice corrects its own.
+  const seen = await engine.observe();
+  applies.length = 0;
+  const readsBefore = reads;
+  await engine.apply(seen.services.map((s) => ({ op: 'set-weight' as const, service: s.address, destination: s.destinations[0]?.address ?? '', weight: (s.destinations[0]?.weight ?? 0) + 1 })));
+  await waitFor('every drift corrected', () => poller.snapshot().driftEvents >= 3, 10_000);
+  const corrections = applies.filter((a) => a.services.length > 0);
+  t.is(corrections.length, 3, `one apply per slice: ${JSON.stringify(corrections)}`);
+  t.true(corrections.every((a) => a.services.length === 1), `each slice is one service: ${JSON.stringify(corrections)}`);
+  t.deepEqual(new Set(corrections.flatMap((a) => a.services)).size, 3);
+  // One read per resync: three slices span at most two resyncs (the drift may land mid-resync).
+  t.true((corrections.at(-1)?.reads ?? 0) - readsBefore <= 2, `engine reads for three slices: ${(corrections.at(-1)?.reads ?? 0) - readsBefore}`);
+});
+
+test('a weight change reports the weight it replaced, also when an incremental pass replaced it in place', async (t) => {
+  const { engines, policy } = memoryWebPolicy(
+    '    strategy: { name: headroom }\n    slowStart: null\n    smoothing: { halfLife: 0s }\n    deadband: 0\n    servers: [{ node: a, address: "10.0.0.2:80" }, { node: b, address: "10.0.0.3:80" }]\n',
+    'reconcile: { every: 1h }\n',
+  );
+  const poller = new Poller({ listen: '127.0.0.1:0', policy, engines, strategies: defaultStrategies(), logger: pino({ level: 'silent' }) });
+  const port = await poller.start();
+  t.teardown(() => poller.stop());
+  const changes: { server: string; from: number | null; to: number }[] = [];
+  poller.observe({ weightChanged: (e) => changes.push({ server: e.server, from: e.from, to: e.to }) });
+  const [a, b] = ['a', 'b'].map((node) => {
+    const agent = new FakeAgent(port, node);
+    t.teardown(() => agent.close());
+    return agent;
+  }) as [FakeAgent, FakeAgent];
+  a.sample({ cpuUtilization: 0 });
+  b.sample({ cpuUtilization: 0.5 });
+  const weightOf = (server: string): number | undefined => poller.snapshot().services[0]?.decisions.find((d) => d.address === server)?.weight;
+  await waitFor('both weighted', () => weightOf('10.0.0.2:80') === 100 && weightOf('10.0.0.3:80') === 50);
+  // b alone has news and a keeps the best score: an incremental pass weighs b alone, in place.
+  b.sample({ cpuUtilization: 0.75 });
+  await waitFor('b at 25', () => weightOf('10.0.0.3:80') === 25);
+  b.sample({ cpuUtilization: 0.5 });
+  await waitFor('b back at 50', () => weightOf('10.0.0.3:80') === 50);
+  await poller.settled();
+  const ofB = changes.filter((c) => c.server === '10.0.0.3:80');
+  t.deepEqual(ofB.slice(-2), [
+    { server: '10.0.0.3:80', from: 50, to: 25 },
+    { server: '10.0.0.3:80', from: 25, to: 50 },
+  ]);
+  // Each change starts where the last one of the same server ended.
+  for (const server of ['10.0.0.2:80', '10.0.0.3:80']) {
+    const own = changes.filter((c) => c.server === server);
+    own.slice(1).forEach((c, i) => t.is(c.from, own[i]?.to ?? null, `${server}: ${JSON.stringify(own)}`));
+  }
+});
+
 test('cycles take at most half of an idle loop and give way as the rest of it gets busy', (t) => {
   t.is(cycleGapMs(1, 0), MIN_CYCLE_GAP_MS, 'cheap cycles still batch samples');
   t.is(cycleGapMs(20, 0), 20 / MAX_CYCLE_SHARE);
@@ -137,14 +219,14 @@ test('the pacer follows a lasting load, not one burst', (t) => {
   t.is(pacer.nextStart(true), last + MIN_CYCLE_GAP_MS);
 });
 
-test('a periodic full cycle does not stretch the gap before the next incremental one', (t) => {
+test('a full cycle does not stretch the gap before the next incremental one', (t) => {
   const pacer = new CyclePacer();
   const last = run(pacer, 0, 10_000, 2, 0.7);
   const gap = pacer.nextStart(false) - last;
-  // A resync taking 100 ms: the next cycle is paced by the 2 ms ones, not by it.
+  // A full cycle taking 100 ms: the next one is paced by the 2 ms ones, not by it.
   const resync = pacer.nextStart(false);
   pacer.begin(resync, 0.8);
-  pacer.end(resync + 100, 'resync');
+  pacer.end(resync + 100, 'full');
   t.true(pacer.nextStart(false) - resync <= gap, `after the resync: ${pacer.nextStart(false) - resync} ms, before: ${gap} ms`);
   // The same 100 ms in a cycle that evaluated services anew calls for a long gap.
   pacer.begin(resync + 200, 0.8);

@@ -55,17 +55,16 @@ export class CyclePacer {
   }
 
   /**
-   * The cycle begun last ends at `now`. `kind`: a periodic full cycle
-   * (`resync`) does not set the gap: it costs the whole fleet while the
-   * cycles between cost what changed, and pacing those by it stretched every
-   * gap after a resync tenfold; its time counts as the others' load instead.
-   * After an `incremental` cycle (every service evaluated incrementally) the
+   * The cycle begun last ends at `now`. `kind`: a `full` cycle does not set
+   * the gap: it costs the whole fleet while the cycles after it cost what
+   * changed, and pacing those by it stretched every gap after it tenfold;
+   * its time counts as the others' load instead. After an `incremental`
+   * cycle (every service evaluated incrementally or as a resync's slice) the
    * gap is at most MAX_INCREMENTAL_GAP_MS; after one that evaluated services
-   * anew (`whole`: nodes connected or left, the policy changed) it follows
-   * the cycle's duration.
+   * anew (`whole`: nodes connected or left) it follows the cycle's duration.
    */
-  end(now: number, kind: 'resync' | 'incremental' | 'whole' = 'whole'): void {
-    this.lastMs = kind === 'resync' ? 0 : now - this.startedAt;
+  end(now: number, kind: 'full' | 'incremental' | 'whole' = 'whole'): void {
+    this.lastMs = kind === 'full' ? 0 : now - this.startedAt;
     this.capped = kind === 'incremental';
   }
 

@@ -3,7 +3,9 @@
 // table, reconcile with what the engines hold (drift), plan the operations
 // and apply them in one batch per engine. A full cycle evaluates every
 // server and plans every destination; the others evaluate only the servers
-// with news and plan only the destinations whose decision changed.
+// with news and plan only the destinations whose decision changed, plus a
+// slice of the current resync: services evaluated afresh and planned whole,
+// as in a full cycle, against engines read afresh when the resync began.
 import type { Engine, Observation } from '@loadfeed/kernel-bridge';
 import type { Logger } from 'pino';
 import type { CompiledPolicy, CompiledService } from '../policy/compile.js';
@@ -17,6 +19,13 @@ import type { DriftEvent } from './reconcile.js';
 import type { CycleOutcome } from './scheduler.js';
 
 const NO_NEWS: ReadonlySet<NodeRecord> = new Set();
+/**
+ * A resync's slice per cycle: services of about this many servers in all.
+ * A full pass over 10,000 servers held the loop for 20–30 ms every
+ * `reconcile.every`, and the samples arriving meanwhile waited; a slice costs
+ * about a millisecond, and a fleet of 10,000 is through in 20 cycles.
+ */
+export const RESYNC_SLICE_SERVERS = 500;
 
 export interface CycleRunnerOptions {
   readonly table: NodeTable;
@@ -35,13 +44,20 @@ export class CycleRunner {
   driftEvents = 0;
   /** Services whose last plan was cut short (reconcile.maxOpsPerCycle). */
   private readonly unfinished = new Set<string>();
+  /** Services the current resync has yet to handle. */
+  private readonly resync = new Set<string>();
 
   constructor(private readonly o: CycleRunnerOptions) {}
 
-  async run(policy: CompiledPolicy, full: boolean, dirty: ReadonlySet<string>, news: ReadonlyMap<string, ReadonlySet<NodeRecord>>): Promise<CycleOutcome> {
+  /**
+   * One cycle: every service when `full`; else the `dirty` ones and the next
+   * slice of the resync, which `resync` starts anew (engines read afresh).
+   */
+  async run(policy: CompiledPolicy, full: boolean, resync: boolean, dirty: ReadonlySet<string>, news: ReadonlyMap<string, ReadonlySet<NodeRecord>>): Promise<CycleOutcome> {
     const { engines, logger } = this.o;
     await engines.replaceChanged();
-    const services = full ? policy.services : policy.services.filter((s) => dirty.has(s.name));
+    const slice = this.slice(policy, full, resync);
+    const services = full ? policy.services : policy.services.filter((s) => dirty.has(s.name) || slice.has(s.name));
     const errors: string[] = [];
     const again: string[] = [];
     const fail = (kind: string, err: unknown): void => {
@@ -74,15 +90,16 @@ export class CycleRunner {
     const byEngine = new Map<string, DesiredService[]>();
     const decided = new Map<string, readonly WeightDecision[]>();
     let incremental = !full;
-    /** Per service, the indexes of the decisions that changed, where only those go to the planner. */
-    const moved = new Map<string, readonly number[]>();
+    /** Per service, the indexes of the decisions that changed, where only those go to the planner, and the decisions they replaced when the evaluator replaced them in place. */
+    const moved = new Map<string, { readonly changed: readonly number[]; readonly replaced: readonly WeightDecision[] | null }>();
     for (const service of services) {
-      // The full cycle evaluates every server afresh (the resync); the others only what has news.
-      const { decisions, changed } = full ? { decisions: this.o.evaluator.evaluate(service, lookup, evaluatedAt), changed: null } : this.o.evaluator.update(service, lookup, evaluatedAt, news.get(service.name) ?? NO_NEWS);
+      // A full cycle and the resync's slice evaluate every server afresh; the others only what has news.
+      const whole = full || slice.has(service.name);
+      const { decisions, changed, replaced } = whole ? { decisions: this.o.evaluator.evaluate(service, lookup, evaluatedAt), changed: null, replaced: null } : this.o.evaluator.update(service, lookup, evaluatedAt, news.get(service.name) ?? NO_NEWS);
       decided.set(service.name, decisions);
-      if (changed === null) incremental = false;
+      if (changed === null && !slice.has(service.name)) incremental = false;
       const partial = changed !== null && !this.unfinished.has(service.name);
-      if (changed !== null) moved.set(service.name, changed);
+      if (changed !== null) moved.set(service.name, { changed, replaced });
       getOrCreate(byEngine, service.engine, () => []).push({
         address: service.address,
         scheduler: service.scheduler,
@@ -125,7 +142,35 @@ export class CycleRunner {
     }
     this.decisions = full ? decided : new Map([...this.decisions, ...decided]);
     this.engineError = errors.length > 0 ? errors.join('; ') : null;
-    return { evaluatedAt, failed: errors.length > 0, again, incremental };
+    return { evaluatedAt, failed: errors.length > 0, again, incremental, resyncing: this.resync.size > 0 };
+  }
+
+  /**
+   * The services of the resync this cycle handles, in policy order: up to
+   * RESYNC_SLICE_SERVERS servers (at least one service), sized by their last
+   * decisions. A new resync forgets the engines' states, so they are read
+   * afresh by the cycle that next needs them; a full cycle is a whole resync.
+   */
+  private slice(policy: CompiledPolicy, full: boolean, resync: boolean): ReadonlySet<string> {
+    const slice = new Set<string>();
+    if (full) {
+      this.resync.clear();
+      return slice;
+    }
+    if (resync) {
+      for (const s of policy.services) this.resync.add(s.name);
+      this.o.engines.state.clear();
+    }
+    let servers = 0;
+    for (const s of policy.services) {
+      if (servers >= RESYNC_SLICE_SERVERS) break;
+      if (!this.resync.delete(s.name)) continue;
+      slice.add(s.name);
+      servers += Math.max(1, this.decisions.get(s.name)?.length ?? 0);
+    }
+    // A service the policy no longer has is not handled.
+    if (slice.size === 0) this.resync.clear();
+    return slice;
   }
 
   private reportDrift(engine: string, e: DriftEvent): void {
@@ -141,17 +186,18 @@ export class CycleRunner {
     this.o.logger.warn({ engine, service: e.service, destination: e.destination, expected: e.expected, found: e.found, action: e.action }, what);
   }
 
-  private logChanges(services: readonly CompiledService[], kind: string, decided: Map<string, readonly WeightDecision[]>, moved: ReadonlyMap<string, readonly number[]>): void {
+  private logChanges(services: readonly CompiledService[], kind: string, decided: Map<string, readonly WeightDecision[]>, moved: ReadonlyMap<string, { readonly changed: readonly number[]; readonly replaced: readonly WeightDecision[] | null }>): void {
     for (const service of services) {
       if (service.engine !== kind) continue;
       const before = this.decisions.get(service.name) ?? [];
       const decisions = decided.get(service.name) ?? [];
+      const { changed, replaced } = moved.get(service.name) ?? { changed: null, replaced: null };
       // Decisions come in policy order: a server is looked up by address only when the list changed.
       let byAddress: Map<string, number> | null = null;
-      for (const i of moved.get(service.name) ?? decisions.keys()) {
+      for (const [k, i] of (changed ?? [...decisions.keys()]).entries()) {
         const d = decisions[i];
         if (d === undefined) continue;
-        const same = before[i];
+        const same = replaced ? replaced[k] : before[i];
         const from = same?.address === d.address ? same.weight : ((byAddress ??= new Map(before.map((b) => [b.address, b.weight]))).get(d.address) ?? null);
         if (from !== d.weight) {
           this.o.logger.info({ service: service.name, server: d.address, node: d.node, from, to: d.weight, reason: d.reason }, 'weight changed');

@@ -1,9 +1,10 @@
 // When cycles run. Agents' samples and liveness changes mark the services
 // they feed dirty; one cycle at a time then handles those services, paced by
-// the event loop's load (CyclePacer). Every `reconcile.every` a full cycle
+// the event loop's load (CyclePacer). Every `reconcile.every` a resync
 // handles every service against a fresh read of the engines (timers move on,
-// drift is found); a failed engine apply or a cycle that throws brings a
-// full cycle sooner.
+// drift is found), spread over the next cycles by the runner so that it never
+// holds the loop for the whole fleet at once; a start, a new policy, a failed
+// engine apply or a cycle that throws bring a full cycle, all in one.
 import type { Logger } from 'pino';
 import { getOrCreate } from '../util/maps.js';
 import type { NodeRecord } from './node-table.js';
@@ -23,11 +24,17 @@ export interface CycleOutcome {
   readonly again: readonly string[];
   /** Every service was evaluated incrementally (none resolved anew): its cost followed the news. */
   readonly incremental: boolean;
+  /** Services of the current resync are still to be handled: cycles go on without news. */
+  readonly resyncing: boolean;
 }
 
 export interface CycleSchedulerOptions {
-  /** One cycle: every service when `full` (engines read afresh), else those named; `news`: per service, the nodes with news since the last cycle. */
-  readonly run: (full: boolean, services: ReadonlySet<string>, news: ReadonlyMap<string, ReadonlySet<NodeRecord>>) => Promise<CycleOutcome>;
+  /**
+   * One cycle: every service when `full` (engines read afresh), else those
+   * named and a slice of the current resync; `resync`: a new resync is due;
+   * `news`: per service, the nodes with news since the last cycle.
+   */
+  readonly run: (full: boolean, resync: boolean, services: ReadonlySet<string>, news: ReadonlyMap<string, ReadonlySet<NodeRecord>>) => Promise<CycleOutcome>;
   /** Current `reconcile.every`, ms. */
   readonly resyncEveryMs: () => number;
   /** A cycle put weights in place: ms since the oldest node event it acted on. */
@@ -41,6 +48,10 @@ export class CycleScheduler {
   /** Per dirty service, the nodes whose news made it dirty. */
   private news = new Map<string, Set<NodeRecord>>();
   private full = false;
+  /** `reconcile.every` went by: the next cycle starts a resync. */
+  private resyncDue = false;
+  /** The runner has services of a resync left. */
+  private resyncing = false;
   private cycling: Promise<void> | null = null;
   private readonly pacer = new CyclePacer();
   /** The event loop's utilisation counters when the last cycle started. */
@@ -104,7 +115,11 @@ export class CycleScheduler {
   }
 
   private kick(): void {
-    if (!this.cycling && !this.stopped && (this.full || this.dirty.size > 0)) this.cycling = this.cycle();
+    if (!this.cycling && !this.stopped && this.pending()) this.cycling = this.cycle();
+  }
+
+  private pending(): boolean {
+    return this.full || this.resyncDue || this.resyncing || this.dirty.size > 0;
   }
 
   /**
@@ -115,14 +130,15 @@ export class CycleScheduler {
   private scheduleResync(): void {
     if (this.stopped) return;
     this.resync = setTimeout(() => {
-      this.markAll();
+      this.resyncDue = true;
+      this.kick();
       this.scheduleResync();
     }, this.options.resyncEveryMs());
   }
 
   private async cycle(): Promise<void> {
     try {
-      while ((this.full || this.dirty.size > 0) && !this.stopped) {
+      while (this.pending() && !this.stopped) {
         await this.pace();
         if (this.stopped) break;
         const started = performance.now();
@@ -133,16 +149,19 @@ export class CycleScheduler {
         const since = this.pendingSince;
         this.pendingSince = null;
         const full = this.full;
+        const resync = this.resyncDue;
         const services = new Set(this.dirty);
         const news = this.news;
         this.full = false;
+        this.resyncDue = false;
         this.dirty.clear();
         this.news = new Map();
-        const outcome = await this.options.run(full, services, news);
+        const outcome = await this.options.run(full, resync, services, news);
+        this.resyncing = outcome.resyncing;
         this.cycleError = null;
         for (const name of outcome.again) this.dirty.add(name);
         if (outcome.failed) this.retryAfterError();
-        this.pacer.end(performance.now(), full ? 'resync' : outcome.incremental ? 'incremental' : 'whole');
+        this.pacer.end(performance.now(), full ? 'full' : outcome.incremental ? 'incremental' : 'whole');
         if (since !== null && !outcome.failed) this.options.applied(performance.now() - since, outcome.evaluatedAt);
       }
     } catch (err) {

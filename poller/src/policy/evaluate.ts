@@ -109,13 +109,13 @@ interface LastPass {
    * (open without a score or in slow start, held while adopted weights wait):
    * how many.
    */
-  readonly special: number;
+  special: number;
   /** Service-wide steps were in play (all-zero fallback, adopted weights waiting): the next pass redoes every server's weight. */
   readonly global: boolean;
-  /** Its decisions, in the order of `resolved.servers`. */
-  readonly decisions: readonly WeightDecision[];
-  /** Indexes of the servers whose weight moves with time (ServerMemory.timed). */
-  readonly timed: ReadonlySet<number>;
+  /** Its decisions, in the order of `resolved.servers`; an incremental pass that weighs only the servers assessed again replaces theirs in place. */
+  readonly decisions: WeightDecision[];
+  /** Indexes of the servers whose weight moves with time (ServerMemory.timed); copied when one changes, never changed in place. */
+  timed: ReadonlySet<number>;
 }
 
 /** A service's servers in policy order, and where each node's servers are among them. */
@@ -159,6 +159,13 @@ export interface Evaluation {
   readonly decisions: readonly WeightDecision[];
   /** Indexes of the decisions whose weight or connection limit differ from the previous pass's at the same index; null: the servers were resolved anew, take them all. */
   readonly changed: readonly number[] | null;
+  /**
+   * The previous pass's decisions at the `changed` indexes, when `decisions`
+   * is the previous pass's array with those replaced in place (the common
+   * case: a new array per service and pass was most of an incremental
+   * pass's garbage); null when `decisions` is a new array.
+   */
+  readonly replaced: readonly WeightDecision[] | null;
 }
 
 export class WeightEvaluator {
@@ -227,13 +234,11 @@ export class WeightEvaluator {
     const resolved = this.resolve(service, mem, nodes, now);
     const last = mem.last;
     if (last === null || last.resolved !== resolved || this.strategies.get(service.strategy.name).perServer !== true) {
-      return { decisions: this.evaluate(service, nodes, now), changed: null };
+      return { decisions: this.evaluate(service, nodes, now), changed: null, replaced: null };
     }
     const { servers } = resolved;
-    const again = new Set(last.timed);
-    for (const node of news) for (const i of resolved.byNode.get(node) ?? []) again.add(i);
-    if (again.size === 0) return { decisions: last.decisions, changed: [] };
-    const indexes = [...again].sort((a, b) => a - b);
+    const indexes = assessAgain(last.timed, news, resolved.byNode);
+    if (indexes.length === 0) return { decisions: last.decisions, changed: [], replaced: [] };
     const reassessed = indexes.map((i) => servers[i] as Resolved);
     // The aggregates: out with the old assessments, in with the new.
     let special = last.special;
@@ -263,20 +268,28 @@ export class WeightEvaluator {
       // A weight of 0 might leave every server at 0: the all-zero fallback looks at all of them.
       if (!changed.some((c) => c.weight === 0)) {
         commit(changed, now);
-        const decisions = last.decisions.slice();
+        const { decisions } = last;
         const moved: number[] = [];
-        const timed = new Set(last.timed);
-        changed.forEach((c, k) => {
+        const replaced: WeightDecision[] = [];
+        for (let k = 0; k < changed.length; k += 1) {
+          const c = changed[k] as Candidate;
           const i = indexes[k] as number;
           const d = decide(service, c);
-          const before = decisions[i];
+          const before = decisions[i] as WeightDecision;
           decisions[i] = d;
-          if (before?.weight !== d.weight || before.maxConnections !== d.maxConnections) moved.push(i);
-          if (c.memory.timed) timed.add(i);
-          else timed.delete(i);
-        });
-        mem.last = { ...last, special, decisions, timed };
-        return { decisions, changed: moved };
+          if (before.weight !== d.weight || before.maxConnections !== d.maxConnections) {
+            moved.push(i);
+            replaced.push(before);
+          }
+          if (c.memory.timed !== last.timed.has(i)) {
+            const timed = new Set(last.timed);
+            if (c.memory.timed) timed.add(i);
+            else timed.delete(i);
+            last.timed = timed;
+          }
+        }
+        last.special = special;
+        return { decisions, changed: moved, replaced };
       }
     }
     const decisions = this.weigh(service, mem, resolved, servers.map((r) => copy(r.memory.assessed as Candidate)), now);
@@ -285,7 +298,7 @@ export class WeightEvaluator {
       const before = last.decisions[i];
       if (before?.weight !== d.weight || before.maxConnections !== d.maxConnections) moved.push(i);
     });
-    return { decisions, changed: moved };
+    return { decisions, changed: moved, replaced: null };
   }
 
   /** Steps 1–4 for these servers: liveness, guards, blackout, the strategy's score and its smoothing, and whether it ramps (kept in their memory). */
@@ -541,6 +554,33 @@ function settle(service: CompiledService, c: Candidate, now: number): void {
   }
 }
 
+/** Largest list of indexes put in order by insertion (see assessAgain). */
+const INSERTION_SORT_MAX = 32;
+
+/**
+ * Indexes of the servers to assess again, ascending: those whose weight
+ * moves with time and those of the nodes with news (each index belongs to
+ * one node). Built without a Set and, for the few indexes of a usual pass,
+ * sorted without Array.prototype.sort's work area: this runs for every
+ * service with news in every cycle.
+ */
+function assessAgain(timed: ReadonlySet<number>, news: ReadonlySet<NodeRecord>, byNode: ReadonlyMap<NodeRecord, readonly number[]>): number[] {
+  const out: number[] = [];
+  for (const i of timed) out.push(i);
+  for (const node of news) {
+    const indexes = byNode.get(node);
+    if (indexes) for (const i of indexes) if (!timed.has(i)) out.push(i);
+  }
+  if (out.length > INSERTION_SORT_MAX) return out.sort((a, b) => a - b);
+  for (let k = 1; k < out.length; k += 1) {
+    const v = out[k] as number;
+    let j = k - 1;
+    for (; j >= 0 && (out[j] as number) > v; j -= 1) out[j + 1] = out[j] as number;
+    out[j + 1] = v;
+  }
+  return out;
+}
+
 /** An assessment that brings every weight of its service into a pass (see LastPass.special). */
 function isSpecial(a: Candidate): boolean {
   return a.fixed ? a.state === 'held' && a.memory.holdUntil !== null : a.score === null || a.ramp !== null;
@@ -674,14 +714,15 @@ function factsOf(s: ServerMemory, address: string, node: NodeRecord, sample: Sam
   const known = s.facts;
   if (known && known.node === node && known.sample === sample && known.service === service) return known;
   const metrics = metricsOf(node, service);
-  const variables = variablesOf(metrics);
+  // The expression variables only where guards or a connection limit read them: most services have neither.
+  const variables = service.guards.length > 0 || service.connectionLimit ? variablesOf(metrics) : null;
   const facts: SampleFacts = {
     node,
     sample,
     service,
     input: { key: address, nodeId: node.id, metrics, sampleId: `${node.connectedAt}/${sample.seq}`, sampleAt: node.sampleAt, connectedAt: node.connectedAt },
-    guard: service.guards.find((g) => (g.when.evaluate(variables) ?? 0) !== 0) ?? null,
-    maxConnections: service.connectionLimit ? connectionLimitOf(service.connectionLimit, variables) : null,
+    guard: variables === null ? null : (service.guards.find((g) => (g.when.evaluate(variables) ?? 0) !== 0) ?? null),
+    maxConnections: service.connectionLimit && variables !== null ? connectionLimitOf(service.connectionLimit, variables) : null,
     score: null,
   };
   s.facts = facts;
