@@ -23,7 +23,7 @@
 import * as grpc from '@grpc/grpc-js';
 import http2 from 'node:http2';
 import { createServer, type Server } from 'node:net';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
@@ -53,6 +53,15 @@ const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
 let accepted = 0;
 let cycles = 0;
+/** Garbage-collection pauses in the window: a long one holds every sample behind it, as a long cycle does. */
+let gcMs = 0;
+let gcMaxMs = 0;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    gcMs += e.duration;
+    gcMaxMs = Math.max(gcMaxMs, e.duration);
+  }
+}).observe({ entryTypes: ['gc'] });
 /** A sample came in: count it and record its timestamp → now. */
 function received(timestampMs: number): void {
   accepted++;
@@ -206,6 +215,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     loopDelay.reset();
     accepted = 0;
     cycles = 0;
+    gcMs = 0;
+    gcMaxMs = 0;
   } else if (cmd === 'report') {
     const report: HostReport = {
       accepted,
@@ -216,6 +227,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       p99Ms: latency.quantile(0.99) / 1000,
       maxMs: latency.max / 1000,
       loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+      gcMs,
+      gcMaxMs,
     };
     process.stdout.write(`${JSON.stringify(report)}\n`);
   }
