@@ -140,7 +140,8 @@ export class CycleRunner {
         fail(kind, err);
       }
     }
-    this.decisions = full ? decided : new Map([...this.decisions, ...decided]);
+    if (full) this.decisions = decided;
+    else for (const [name, d] of decided) this.decisions.set(name, d);
     this.engineError = errors.length > 0 ? errors.join('; ') : null;
     return { evaluatedAt, failed: errors.length > 0, again, incremental, resyncing: this.resync.size > 0 };
   }
