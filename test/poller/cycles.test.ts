@@ -110,7 +110,7 @@ test('a resync is spread over cycles of RESYNC_SLICE_SERVERS servers, against on
   // Three services of a slice each (servers without agents: no sample moves a weight).
   const service = (i: number): string =>
     `  - name: s${i}\n    engine: memory\n    address: tcp 10.0.0.1:${80 + i}\n    servers: [${Array.from({ length: RESYNC_SLICE_SERVERS }, (_, k) => `{ node: n${i}-${k}, address: "10.0.${i}.${k % 250}:${1000 + k}" }`).join(', ')}]\n`;
-  const policy = compilePolicy(`apiVersion: loadfeed/v1\nreconcile: { every: 500ms }\nservices:\n${[1, 2, 3].map(service).join('')}`, 'slices.yaml', engines.limits());
+  const policy = compilePolicy(`apiVersion: loadfeed/v1\nreconcile: { every: 1s }\nservices:\n${[1, 2, 3].map(service).join('')}`, 'slices.yaml', engines.limits());
   const poller = new Poller({ listen: '127.0.0.1:0', policy, engines, strategies: defaultStrategies(), logger: pino({ level: 'silent' }) });
   await poller.start();
   t.teardown(() => poller.stop());
