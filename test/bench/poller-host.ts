@@ -23,7 +23,7 @@
 import * as grpc from '@grpc/grpc-js';
 import http2 from 'node:http2';
 import { createServer, type Server } from 'node:net';
-import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { constants as perf, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
@@ -55,10 +55,12 @@ let accepted = 0;
 let cycles = 0;
 /** Garbage-collection pauses in the window: a long one holds every sample behind it, as a long cycle does. */
 let gcMs = 0;
+let gcMajorMs = 0;
 let gcMaxMs = 0;
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
     gcMs += e.duration;
+    if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === perf.NODE_PERFORMANCE_GC_MAJOR) gcMajorMs += e.duration;
     gcMaxMs = Math.max(gcMaxMs, e.duration);
   }
 }).observe({ entryTypes: ['gc'] });
@@ -216,6 +218,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     accepted = 0;
     cycles = 0;
     gcMs = 0;
+    gcMajorMs = 0;
     gcMaxMs = 0;
   } else if (cmd === 'report') {
     const report: HostReport = {
@@ -228,6 +231,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       maxMs: latency.max / 1000,
       loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
       gcMs,
+      gcMajorMs,
       gcMaxMs,
     };
     process.stdout.write(`${JSON.stringify(report)}\n`);

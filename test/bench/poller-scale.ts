@@ -9,7 +9,7 @@
  * a second. Per run: the server's CPU (utime+stime from /proc), RSS, p50/p99
  * sample latency (full poller: sample → decision in the engine; the others:
  * sample → received), event-loop delay p99, garbage-collection pauses (share
- * of the window, longest), and the simulated agents' CPU
+ * of the window, of major collections, longest), and the simulated agents' CPU
  * (they share the cores). A run is "sustained" when every agent is live and
  * ≥ 98 % of the samples sent in the window were accepted. The server listens
  * on a port picked per run below the ephemeral range.
@@ -64,8 +64,9 @@ interface Run {
   readonly maxMs: number;
   readonly cycles: number;
   readonly loopDelayP99Ms: number;
-  /** Share of the window the server spent in garbage-collection pauses, %, and its longest pause. */
+  /** Share of the window the server spent in garbage-collection pauses, %, in those of major collections, and its longest pause. */
   readonly gcPct: number;
+  readonly gcMajorPct: number;
   readonly gcMaxMs: number;
   readonly sustained: boolean;
 }
@@ -91,6 +92,7 @@ interface Summary {
   readonly cycles: number;
   readonly loopDelayP99Ms: number;
   readonly gcPct: number;
+  readonly gcMajorPct: number;
   readonly gcMaxMs: number;
   /** Every repetition sustained. */
   readonly sustained: boolean;
@@ -163,10 +165,11 @@ async function measure(children: Children, n: number, mode: HostMode, rep: numbe
         cycles: r.cycles,
         loopDelayP99Ms: r.loopDelayP99Ms,
         gcPct: (r.gcMs * 1000 * 100) / dt,
+        gcMajorPct: (r.gcMajorMs * 1000 * 100) / dt,
         gcMaxMs: r.gcMaxMs,
         sustained: r.live === n && r.accepted >= 0.98 * n * (dt / 1e6),
       };
-      log(`${n} agents, ${MODE_NAMES[mode]} #${rep + 1}: ${fmt(run.cpuPct)} % CPU (agents ${fmt(run.simCpuPct)} %), ${fmt(run.rssMb, 0)} MB, p50 ${fmt(run.p50Ms)} ms, p99 ${fmt(run.p99Ms)} ms, loop p99 ${fmt(run.loopDelayP99Ms)} ms, GC ${fmt(run.gcPct)} % (longest ${fmt(run.gcMaxMs)} ms), ${fmt(run.acceptedPerSecond, 0)} samples/s, ${run.cycles} cycles${Object.keys(r.rejected).length > 0 ? `, refused ${JSON.stringify(r.rejected)}` : ''}`);
+      log(`${n} agents, ${MODE_NAMES[mode]} #${rep + 1}: ${fmt(run.cpuPct)} % CPU (agents ${fmt(run.simCpuPct)} %), ${fmt(run.rssMb, 0)} MB, p50 ${fmt(run.p50Ms)} ms, p99 ${fmt(run.p99Ms)} ms, loop p99 ${fmt(run.loopDelayP99Ms)} ms, GC ${fmt(run.gcPct)} % (major ${fmt(run.gcMajorPct)} %, longest ${fmt(run.gcMaxMs)} ms), ${fmt(run.acceptedPerSecond, 0)} samples/s, ${run.cycles} cycles${Object.keys(r.rejected).length > 0 ? `, refused ${JSON.stringify(r.rejected)}` : ''}`);
       return run;
     } finally {
       await Promise.all(sims.map((s) => children.stop(s)));
@@ -206,6 +209,7 @@ function summarise(runs: readonly Run[]): Summary[] {
         cycles: med((r) => r.cycles),
         loopDelayP99Ms: med((r) => r.loopDelayP99Ms),
         gcPct: med((r) => r.gcPct),
+        gcMajorPct: med((r) => r.gcMajorPct),
         gcMaxMs: Math.max(...rs.map((r) => r.gcMaxMs)),
         sustained: rs.every((r) => r.sustained),
       });
@@ -269,14 +273,14 @@ async function main(): Promise<void> {
     'latency: full poller sample → decision in the engine; other modes sample → received',
     '',
     table(
-      ['agents', 'server', 'runs', 'live', 'all live after s', 'samples/s', 'cpu % (median)', 'cpu % range', 'cpu / bare grpc-js', 'agents cpu %', 'rss MB', 'p50 ms', 'p99 ms', 'max ms', 'policy cycles', 'loop delay p99 ms', 'gc % of window', 'longest gc ms', 'sustained'],
-      summary.map((s) => [String(s.agents), MODE_NAMES[s.mode], String(s.runs), String(s.live), fmt(s.allLiveS, 1), fmt(s.acceptedPerSecond, 0), fmt(s.cpuPct), `${fmt(s.cpuMinPct)}–${fmt(s.cpuMaxPct)}`, fmt(s.cpuOverGrpc, 2), fmt(s.simCpuPct), fmt(s.rssMb, 0), fmt(s.p50Ms, 1), fmt(s.p99Ms, 1), fmt(s.maxMs, 1), fmt(s.cycles, 0), fmt(s.loopDelayP99Ms, 1), fmt(s.gcPct, 1), fmt(s.gcMaxMs, 1), s.sustained ? 'yes' : 'no']),
+      ['agents', 'server', 'runs', 'live', 'all live after s', 'samples/s', 'cpu % (median)', 'cpu % range', 'cpu / bare grpc-js', 'agents cpu %', 'rss MB', 'p50 ms', 'p99 ms', 'max ms', 'policy cycles', 'loop delay p99 ms', 'gc % of window', 'major gc %', 'longest gc ms', 'sustained'],
+      summary.map((s) => [String(s.agents), MODE_NAMES[s.mode], String(s.runs), String(s.live), fmt(s.allLiveS, 1), fmt(s.acceptedPerSecond, 0), fmt(s.cpuPct), `${fmt(s.cpuMinPct)}–${fmt(s.cpuMaxPct)}`, fmt(s.cpuOverGrpc, 2), fmt(s.simCpuPct), fmt(s.rssMb, 0), fmt(s.p50Ms, 1), fmt(s.p99Ms, 1), fmt(s.maxMs, 1), fmt(s.cycles, 0), fmt(s.loopDelayP99Ms, 1), fmt(s.gcPct, 1), fmt(s.gcMajorPct, 1), fmt(s.gcMaxMs, 1), s.sustained ? 'yes' : 'no']),
     ),
     '',
     'every run, in order:',
     table(
-      ['agents', 'server', 'run', 'cpu %', 'agents cpu %', 'rss MB', 'p50 ms', 'p99 ms', 'loop delay p99 ms', 'gc %', 'longest gc ms', 'samples/s'],
-      runs.map((r) => [String(r.agents), MODE_NAMES[r.mode], String(r.rep + 1), fmt(r.cpuPct), fmt(r.simCpuPct), fmt(r.rssMb, 0), fmt(r.p50Ms, 1), fmt(r.p99Ms, 1), fmt(r.loopDelayP99Ms, 1), fmt(r.gcPct, 1), fmt(r.gcMaxMs, 1), fmt(r.acceptedPerSecond, 0)]),
+      ['agents', 'server', 'run', 'cpu %', 'agents cpu %', 'rss MB', 'p50 ms', 'p99 ms', 'loop delay p99 ms', 'gc %', 'major gc %', 'longest gc ms', 'samples/s'],
+      runs.map((r) => [String(r.agents), MODE_NAMES[r.mode], String(r.rep + 1), fmt(r.cpuPct), fmt(r.simCpuPct), fmt(r.rssMb, 0), fmt(r.p50Ms, 1), fmt(r.p99Ms, 1), fmt(r.loopDelayP99Ms, 1), fmt(r.gcPct, 1), fmt(r.gcMajorPct, 1), fmt(r.gcMaxMs, 1), fmt(r.acceptedPerSecond, 0)]),
     ),
     '',
     full.length > 0 ? `largest N with the full poller sustained and p99 < 50 ms: ${largest}` : 'full poller not measured in this run',

@@ -20,8 +20,9 @@ export interface HostReport {
   readonly p99Ms: number;
   readonly maxMs: number;
   readonly loopDelayP99Ms: number;
-  /** Time in garbage-collection pauses, ms: all in the window together, and the longest one. */
+  /** Time in garbage-collection pauses, ms: all in the window together, those of major (mark-compact) collections, and the longest one. */
   readonly gcMs: number;
+  readonly gcMajorMs: number;
   readonly gcMaxMs: number;
   /** Messages refused since start, by reason (poller modes). */
   readonly rejected: Readonly<Record<string, number>>;
