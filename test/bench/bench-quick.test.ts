@@ -82,12 +82,13 @@ gate.serial('bench:agent-cost quick: agent and node_exporter CPU and RSS at both
 gate.serial('bench:poller-scale quick: every server of the comparison fed by every simulated agent, latency and CPU reported', async (t) => {
   const out = await runQuick(t, 'poller-scale');
   t.regex(out, /largest N with the full poller sustained and p99 < 50 ms: \d+/);
-  const r = json('poller-scale-quick.json') as { summary: { agents: number; mode: string; live: number; allLiveS: number; cpuPct: number; cpuOverGrpc: number; p99Ms: number; loopDelayP99Ms: number; acceptedPerSecond: number }[] };
+  const r = json('poller-scale-quick.json') as { summary: { agents: number; mode: string; live: number; allLiveS: number; cpuPct: number; cpuOverGrpc: number; p99Ms: number; loopDelayP99Ms: number; gcPct: number; gcMajorPct: number; gcMaxMs: number; acceptedPerSecond: number }[] };
   t.deepEqual(r.summary.map((s) => s.mode), ['grpc', 'http2', 'transport', 'full']);
   for (const s of r.summary) {
     t.is(s.agents, 200);
     t.is(s.live, 200, s.mode);
-    t.true([s.cpuPct, s.cpuOverGrpc, s.p99Ms, s.loopDelayP99Ms].every(finite) && s.acceptedPerSecond > 100 && s.allLiveS > 0, JSON.stringify(s));
+    t.true([s.cpuPct, s.cpuOverGrpc, s.p99Ms, s.loopDelayP99Ms, s.gcPct, s.gcMajorPct, s.gcMaxMs].every(finite) && s.acceptedPerSecond > 100 && s.allLiveS > 0, JSON.stringify(s));
+    t.true(s.gcMajorPct <= s.gcPct, `major collections are a part of all: ${JSON.stringify(s)}`);
   }
 });
 
