@@ -1,6 +1,6 @@
 // Public API of @loadfeed/agent: explicit named re-exports only.
 export { AgentError, type AgentErrorCode } from './errors.js';
-export type { AppReading, Capacity, Reading, ServiceReading } from './reading.js';
+export type { AppReading, Capacity, CpuWindow, Reading, ServiceReading } from './reading.js';
 export { AppMetrics, NO_APP_READING, type AppMetricsStatus } from './app/metrics.js';
 export { FIXED_APP_METRICS, type AppSource, type AppSourceKind, type AppSourceState, type AppSourceStatus } from './app/source.js';
 export { MIN_ORCA_INTERVAL_MS, OrcaSource } from './app/orca-source.js';
@@ -99,7 +99,7 @@ export {
   type ScopeConfig,
   type ParsedCommandLine,
 } from './config.js';
-export { mergeReadings, ReportGate, WATCHES_PER_INTERVAL } from './report-gate.js';
+export { mergeWindows, ReportGate, WATCHES_PER_INTERVAL } from './report-gate.js';
 export { PollerStream, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, type StreamState, type ReporterEvents } from './reporter.js';
 export { loadTransport, type Transport } from './transport.js';
 export type { TransportConfig } from './config.js';

@@ -193,8 +193,9 @@ function run(
     const tick = async (): Promise<void> => {
       timer = null;
       try {
-        const reading = gate.offer(await sampler.sample(), interval.ms);
-        if (reading !== null) {
+        const cpu = gate.offer(await sampler.watch(), interval.ms);
+        if (cpu !== null) {
+          const reading = await sampler.report(cpu);
           const now = Date.now();
           status.sampled(reading, now);
           for (const s of streams) status.offered(s.target, s.send(reading, now));

@@ -30,6 +30,12 @@ export interface Reading extends MetricValues {
   readonly namedMetrics: Readonly<Record<string, number>>;
 }
 
+/**
+ * The scope's CPU over one watch window, or over several merged: what the
+ * early-report decision needs, read from the scope's CPU source alone.
+ */
+export type CpuWindow = Pick<Reading, 'cpuUtilization' | 'cpuThrottled' | 'windowMs' | 'cpuStep'>;
+
 /** What the application reports about itself: the catalog's application fields (null when no source has a fresh value) and the named ones. */
 export type AppReading = Pick<MetricValues, 'applicationUtilization' | 'rpsFractional' | 'eps'> & Pick<Reading, 'namedMetrics'>;
 

@@ -9,13 +9,15 @@
 // accounting step (Reading.cpuStep): a small process measured in 10 ms clock
 // ticks over a quarter window reads 0 or 0.8 of its capacity by chance, which
 // would otherwise be reported as trouble; such a scope reports per interval.
-import type { Reading } from './reading.js';
+// The gate sees only the scope's CPU (Sampler.watch); the agent takes the
+// full reading for what the gate lets through (Sampler.report).
+import type { CpuWindow } from './reading.js';
 
 /** Watch windows per interval when early reports are on. */
 export const WATCHES_PER_INTERVAL = 4;
 
 export class ReportGate {
-  private pending: Reading[] = [];
+  private pending: CpuWindow[] = [];
   private lastCpu: number | null = null;
 
   /** earlyChange 0: one watch window per interval, every one reported (no early reports). */
@@ -26,8 +28,8 @@ export class ReportGate {
     return this.earlyChange > 0 ? Math.max(minMs, Math.round(intervalMs / WATCHES_PER_INTERVAL)) : intervalMs;
   }
 
-  /** Offer the reading of one watch window; returns what to report now, or null. */
-  offer(reading: Reading, intervalMs: number): Reading | null {
+  /** Offer the CPU of one watch window; returns the CPU to report now (that window, or the interval's merged), or null. */
+  offer(reading: CpuWindow, intervalMs: number): CpuWindow | null {
     const early = this.earlyChange > 0 && this.lastCpu !== null && Math.abs(reading.cpuUtilization - this.lastCpu) >= this.earlyChange + reading.cpuStep;
     if (early) {
       this.pending = [];
@@ -38,20 +40,24 @@ export class ReportGate {
     const covered = this.pending.reduce((a, r) => a + r.windowMs, 0);
     // 90 %: timers fire a little early or late; a window short of the interval still closes it.
     if (covered < 0.9 * intervalMs) return null;
-    const merged = mergeReadings(this.pending);
+    const merged = mergeWindows(this.pending);
     this.pending = [];
     this.lastCpu = merged.cpuUtilization;
     return merged;
   }
 }
 
-/** Consecutive readings as one over their whole span: rates and utilisations averaged by window, levels the latest. */
-export function mergeReadings(readings: readonly Reading[]): Reading {
+/**
+ * Consecutive watch windows as one over their whole span, utilisations
+ * averaged by window: each window's CPU is a counter delta over its own
+ * span, so the average is the delta over the whole span (they telescope).
+ */
+export function mergeWindows(readings: readonly CpuWindow[]): CpuWindow {
   const last = readings[readings.length - 1];
-  if (last === undefined) throw new Error('mergeReadings: no reading');
+  if (last === undefined) throw new Error('mergeWindows: no window');
   if (readings.length === 1) return last;
   const windowMs = readings.reduce((a, r) => a + r.windowMs, 0);
-  const average = (get: (r: Reading) => number | null): number | null => {
+  const average = (get: (r: CpuWindow) => number | null): number | null => {
     let sum = 0;
     let ms = 0;
     for (const r of readings) {
@@ -63,10 +69,8 @@ export function mergeReadings(readings: readonly Reading[]): Reading {
     return ms > 0 ? sum / ms : null;
   };
   return {
-    ...last,
     cpuUtilization: average((r) => r.cpuUtilization) ?? last.cpuUtilization,
     cpuThrottled: average((r) => r.cpuThrottled),
-    tcpAcceptsPerSecond: average((r) => r.tcpAcceptsPerSecond),
     windowMs,
     cpuStep: (last.cpuStep * last.windowMs) / windowMs, // the same accounting unit over the whole span
   };

@@ -1,9 +1,10 @@
-// The sampler turns the collectors' counters into one Reading per call: CPU
-// and memory of the scope (host, cgroup or process tree) over the window since
-// the previous call, plus host-wide load and TCP figures and per-service
-// connection counts. It runs every second on every real server, so it only
-// reads /proc and /sys files (in parallel) and one netlink dump: no spawning,
-// no systeminformation.
+// The sampler turns the collectors' counters into readings: CPU and memory of
+// the scope (host, cgroup or process tree), plus host-wide load and TCP
+// figures and per-service connection counts. It runs several times a second on
+// every real server, so it only reads /proc and /sys files (in parallel) and
+// one netlink dump: no spawning, no systeminformation. A watch window reads
+// the scope's CPU source alone (all the early-report decision needs); the
+// rest is read once per report.
 //
 // Failure policy: a metric whose file cannot be read becomes null (reported
 // once per run of failures); only the scope's own CPU source failing (the
@@ -11,7 +12,7 @@
 // there is nothing left to measure.
 import { performance } from 'node:perf_hooks';
 import { AgentError } from './errors.js';
-import type { Capacity, Reading } from './reading.js';
+import type { Capacity, CpuWindow, Reading } from './reading.js';
 import { cpuDelta, readProcStat, USER_HZ, type ProcStat } from './collectors/proc-stat.js';
 import { readLoadavg } from './collectors/loadavg.js';
 import { readMeminfo } from './collectors/meminfo.js';
@@ -55,33 +56,49 @@ export interface SamplerOptions {
   readonly dumpBudget?: number | null;
   /** The application's own metrics, copied (never awaited) into each reading; none when absent. */
   readonly app?: AppMetrics;
+  /** Monotonic clock, ms; default performance.now (a unit test gives its windows exact lengths). */
+  readonly clock?: () => number;
 }
 
 export interface Sampler {
   readonly capacity: Capacity;
-  /** A reading over the window since the previous call (or since createSampler). */
+  /** The scope's CPU over the window since the previous watch (or since createSampler): reads the scope's CPU source alone. */
+  watch(): Promise<CpuWindow>;
+  /**
+   * The reading to report for `cpu` (one watch window, or the windows since
+   * the previous report merged): levels as of now, accepts per second over
+   * the span since the previous report.
+   */
+  report(cpu: CpuWindow): Promise<Reading>;
+  /** One watch window reported alone: a full reading over the window since the previous call. */
   sample(): Promise<Reading>;
   /** Closes the SOCK_DIAG socket. */
   close(): void;
 }
 
-/** The scope's own figures over one window; null where it cannot say this time. */
-interface ScopeFigures {
+/** The scope's CPU over one window; null where it cannot say this time. */
+interface CpuFigures {
   /** null: no baseline yet, or counters untrusted (the sampler repeats the previous value). */
   readonly cpu: number | null;
+  readonly throttled: number | null;
+}
+
+/** The scope's levels now; null where it cannot say this time. */
+interface LevelFigures {
   readonly mem: number | null;
   readonly psiCpu: number | null;
   readonly psiMemory: number | null;
   readonly psiIo: number | null;
-  readonly throttled: number | null;
 }
 
 interface ScopeMeter {
   readonly capacity: Capacity;
   /** The CPU time one unit of the scope's accounting stands for, ms. */
   readonly cpuUnitMs: number;
-  /** Reads the scope and returns figures since the previous call; throws when the scope is gone. */
-  measure(windowMs: number): Promise<ScopeFigures>;
+  /** Reads the scope's CPU source and returns its figures since the previous call; throws when the scope is gone. */
+  cpu(windowMs: number): Promise<CpuFigures>;
+  /** Reads the scope's memory and pressure. */
+  levels(): Promise<LevelFigures>;
 }
 
 /** /proc/stat and /proc/PID/stat count CPU time in clock ticks. */
@@ -112,54 +129,69 @@ export async function createSampler(options: SamplerOptions): Promise<Sampler> {
     options.services.length === 0 ? null : createEstablishedCounter(options.services.map((s) => s.port), onError);
   const budget = options.dumpBudget === null ? null : new DumpBudget(options.dumpBudget);
 
+  const clock = options.clock ?? (() => performance.now());
   let lastCpu = 0;
   let lastMem = 0;
+  let watchedAt = clock();
   let prevSnmp: TcpSnmp | null = null;
-  let prevAt = performance.now();
+  let reportedAt = watchedAt;
 
-  const take = async (): Promise<Reading> => {
-    const at = performance.now();
-    const windowMs = at - prevAt;
-    prevAt = at;
+  const watch = async (): Promise<CpuWindow> => {
+    const at = clock();
+    const windowMs = at - watchedAt;
+    watchedAt = at;
+    const scope = await meter.cpu(windowMs);
+    if (scope.cpu !== null) lastCpu = scope.cpu;
+    return {
+      cpuUtilization: lastCpu,
+      cpuThrottled: scope.throttled,
+      windowMs: Math.max(1, Math.round(windowMs)),
+      cpuStep: meter.cpuUnitMs / (Math.max(1, windowMs) * meter.capacity.cores),
+    };
+  };
+
+  const report = async (cpu: CpuWindow): Promise<Reading> => {
+    const at = clock();
+    const sinceReportMs = at - reportedAt;
+    reportedAt = at;
     const [scope, load, inuse, snmp] = await Promise.all([
-      meter.measure(windowMs),
+      meter.levels(),
       attempt('loadavg', readLoadavg(procRoot)),
       attempt('net/sockstat', readTcpInuse(procRoot)),
       attempt('net/snmp', readTcpSnmp(procRoot)),
     ]);
     const counts = counter === null ? null : budget === null ? await counter.count() : await budget.count(at, snmp?.currEstab ?? null, () => counter.count());
-    if (scope.cpu !== null) lastCpu = scope.cpu;
     if (scope.mem !== null) lastMem = scope.mem;
-    const accepts = prevSnmp === null || snmp === null ? null : acceptsPerSecond(prevSnmp.passiveOpens, snmp.passiveOpens, windowMs);
+    const accepts = prevSnmp === null || snmp === null ? null : acceptsPerSecond(prevSnmp.passiveOpens, snmp.passiveOpens, sinceReportMs);
     prevSnmp = snmp;
     return {
-      cpuUtilization: lastCpu,
+      ...cpu,
       memUtilization: lastMem,
       load1: load?.load1 ?? null,
       runnable: load?.runnable ?? null,
       psiCpuSome: scope.psiCpu,
       psiMemorySome: scope.psiMemory,
       psiIoSome: scope.psiIo,
-      cpuThrottled: scope.throttled,
       tcpInuse: inuse,
       tcpEstablished: snmp?.currEstab ?? null,
       tcpAcceptsPerSecond: accepts,
       services: options.services.map((s) => ({ name: s.name, established: counts === null ? null : (counts.get(s.port) ?? 0) })),
-      windowMs: Math.max(1, Math.round(windowMs)),
-      cpuStep: meter.cpuUnitMs / (Math.max(1, windowMs) * meter.capacity.cores),
       ...(options.app?.read(Date.now()) ?? NO_APP_READING),
     };
   };
+  const sample = async (): Promise<Reading> => report(await watch());
 
   try {
-    await take(); // the baseline, so the first sample() already has a delta
+    await sample(); // the baseline, so the first watch or sample already has a delta
   } catch (err) {
     counter?.close();
     throw err;
   }
   return {
     capacity: meter.capacity,
-    sample: take,
+    watch,
+    report,
+    sample,
     close: () => counter?.close(),
   };
 }
@@ -172,7 +204,7 @@ function openMeter(options: SamplerOptions, attempt: Attempt): Promise<ScopeMete
     case 'cgroup':
       return openCgroupMeter(scope.path, procRoot, sysRoot, attempt);
     case 'process':
-      return openProcessMeter(scope, procRoot);
+      return openProcessMeter(scope, procRoot, attempt);
   }
 }
 
@@ -182,23 +214,24 @@ async function openHostMeter(procRoot: string, attempt: Attempt): Promise<ScopeM
   return {
     capacity: { cores: stat.onlineCpus, memoryBytes: mem.memTotalBytes },
     cpuUnitMs: TICK_MS,
-    async measure(windowMs) {
-      const [cur, mem, psiCpu, psiMemory, psiIo] = await Promise.all([
-        scopeSource('/proc/stat', readProcStat(procRoot)),
+    async cpu(windowMs) {
+      const cur = await scopeSource('/proc/stat', readProcStat(procRoot));
+      const cpu = prev === null ? null : cpuDelta(prev.cpu, cur.cpu, windowMs, cur.onlineCpus);
+      prev = cur; // also the reset after an untrusted delta
+      return { cpu, throttled: null };
+    },
+    async levels() {
+      const [mem, psiCpu, psiMemory, psiIo] = await Promise.all([
         attempt('meminfo', readMeminfo(procRoot)),
         attempt('pressure/cpu', readHostPressure('cpu', procRoot)),
         attempt('pressure/memory', readHostPressure('memory', procRoot)),
         attempt('pressure/io', readHostPressure('io', procRoot)),
       ]);
-      const cpu = prev === null ? null : cpuDelta(prev.cpu, cur.cpu, windowMs, cur.onlineCpus);
-      prev = cur; // also the reset after an untrusted delta
       return {
-        cpu,
         mem: mem === null ? null : (mem.memTotalBytes - mem.memAvailableBytes) / mem.memTotalBytes,
         psiCpu: some(psiCpu),
         psiMemory: some(psiMemory),
         psiIo: some(psiIo),
-        throttled: null,
       };
     },
   };
@@ -215,29 +248,29 @@ async function openCgroupMeter(path: string, procRoot: string, sysRoot: string, 
   return {
     capacity: { cores, memoryBytes },
     cpuUnitMs: 0.001, // usage_usec
-    async measure(windowMs) {
-      const [cur, used, psiCpu, psiMemory, psiIo] = await Promise.all([
-        scopeSource(`cgroup ${path} (${where})`, readCgroupCpu(dirs)),
-        attempt('cgroup memory', readCgroupMemory(dirs)),
-        attempt('cgroup cpu.pressure', readCgroupPressure(dirs, 'cpu')),
-        attempt('cgroup memory.pressure', readCgroupPressure(dirs, 'memory')),
-        attempt('cgroup io.pressure', readCgroupPressure(dirs, 'io')),
-      ]);
-      const figures: ScopeFigures = {
+    async cpu(windowMs) {
+      // cpu.stat holds the throttling counters too: one file for both.
+      const cur = await scopeSource(`cgroup ${path} (${where})`, readCgroupCpu(dirs));
+      const figures: CpuFigures = {
         cpu: prev === null ? null : cgroupCpuUtilization(prev.usageUsec, cur.usageUsec, windowMs, cores),
-        mem: used === null ? null : used / memoryBytes,
-        psiCpu: some(psiCpu),
-        psiMemory: some(psiMemory),
-        psiIo: some(psiIo),
         throttled: prev === null ? null : throttledFraction(prev, cur),
       };
       prev = cur;
       return figures;
     },
+    async levels() {
+      const [used, psiCpu, psiMemory, psiIo] = await Promise.all([
+        attempt('cgroup memory', readCgroupMemory(dirs)),
+        attempt('cgroup cpu.pressure', readCgroupPressure(dirs, 'cpu')),
+        attempt('cgroup memory.pressure', readCgroupPressure(dirs, 'memory')),
+        attempt('cgroup io.pressure', readCgroupPressure(dirs, 'io')),
+      ]);
+      return { mem: used === null ? null : used / memoryBytes, psiCpu: some(psiCpu), psiMemory: some(psiMemory), psiIo: some(psiIo) };
+    },
   };
 }
 
-async function openProcessMeter(scope: Extract<SamplerScope, { kind: 'process' }>, procRoot: string): Promise<ScopeMeter> {
+async function openProcessMeter(scope: Extract<SamplerScope, { kind: 'process' }>, procRoot: string, attempt: Attempt): Promise<ScopeMeter> {
   if (!Number.isInteger(scope.pid) || scope.pid <= 0) throw new AgentError('AGENT_CONFIG_INVALID', `process scope: pid ${scope.pid} must be a positive integer`);
   if (!(scope.cores > 0)) throw new AgentError('AGENT_CONFIG_INVALID', `process scope: capacity ${scope.cores} cores must be > 0`);
   if (scope.memoryBytes !== null && !(scope.memoryBytes > 0)) {
@@ -249,11 +282,16 @@ async function openProcessMeter(scope: Extract<SamplerScope, { kind: 'process' }
   return {
     capacity: { cores: scope.cores, memoryBytes },
     cpuUnitMs: TICK_MS,
-    async measure(windowMs) {
+    async cpu(windowMs) {
       const cur = await scopeSource(`process ${scope.pid}`, tree.read());
       const cpu = prev === null ? null : processCpuUtilization(processTreeTicks(prev, cur), windowMs, scope.cores);
       prev = cur;
-      return { cpu, mem: cur.rssBytes / memoryBytes, psiCpu: null, psiMemory: null, psiIo: null, throttled: null };
+      return { cpu, throttled: null };
+    },
+    async levels() {
+      // The tree as of the last CPU read: a report always follows one.
+      const rss = prev === null ? null : await attempt('process memory', tree.rssBytes(prev));
+      return { mem: rss === null ? null : rss / memoryBytes, psiCpu: null, psiMemory: null, psiIo: null };
     },
   };
 }

@@ -59,9 +59,10 @@ test('parsePidStat accepts a well-formed synthetic line (the malformed cases abo
 });
 
 test('tree by ppid (no children files on this kernel): the root and every descendant, nothing else', async (t) => {
-  const tree = await (await createProcessTreeReader(4637, fixtureProc)).read();
+  const reader = await createProcessTreeReader(4637, fixtureProc);
+  const tree = await reader.read();
   t.deepEqual([...tree.processes.keys()].sort(), TREE);
-  t.is(tree.rssBytes, TREE.reduce((sum, pid) => sum + rssKb(pid) * 1024, 0));
+  t.is(await reader.rssBytes(tree), TREE.reduce((sum, pid) => sum + rssKb(pid) * 1024, 0));
 });
 
 test('tree by children files when they exist (they define the tree; a vanished child is skipped)', async (t) => {
@@ -87,7 +88,6 @@ test('the root pid missing is AGENT_SCOPE_GONE, at start and later', async (t) =
 
 const usage = (...stats: Partial<PidStat>[]): ProcessTreeUsage => ({
   processes: new Map(stats.map((s) => [s.pid ?? 0, { pid: 0, comm: 'x', ppid: 1, utime: 0, stime: 0, starttime: 1, ...s }])),
-  rssBytes: 0,
 });
 
 test('processTreeTicks: per-process deltas; new processes count fully, exited ones are skipped, pid reuse is a new process', (t) => {

@@ -1,36 +1,22 @@
 import test from 'ava';
-import { mergeReadings, ReportGate, type Reading } from '@loadfeed/agent';
+import { mergeWindows, ReportGate, type CpuWindow } from '@loadfeed/agent';
 
-const reading = (cpu: number, windowMs: number, more: Partial<Reading> = {}): Reading => ({
+const reading = (cpu: number, windowMs: number, more: Partial<CpuWindow> = {}): CpuWindow => ({
   cpuUtilization: cpu,
-  memUtilization: 0.3,
-  load1: 1,
-  runnable: 1,
-  psiCpuSome: null,
-  psiMemorySome: null,
-  psiIoSome: null,
   cpuThrottled: null,
-  tcpInuse: 10,
-  tcpEstablished: 5,
-  tcpAcceptsPerSecond: 40,
-  applicationUtilization: null,
-  rpsFractional: null,
-  eps: null,
-  services: [],
   windowMs,
   cpuStep: 0,
-  namedMetrics: {},
   ...more,
 });
 
 test('a steady load is reported once per interval, the watch windows merged over the whole interval', (t) => {
   const gate = new ReportGate(0.25);
   t.is(gate.watchMs(1000, 100), 250);
-  const sent = [0.5, 0.6, 0.4, 0.5, 0.55, 0.45, 0.5, 0.5].map((cpu, i) => gate.offer(reading(cpu, 250, { tcpAcceptsPerSecond: 40 + i }), 1000));
+  const sent = [0.5, 0.6, 0.4, 0.5, 0.55, 0.45, 0.5, 0.5].map((cpu, i) => gate.offer(reading(cpu, 250, { cpuThrottled: i / 10 }), 1000));
   t.deepEqual(sent.map((r) => r === null), [true, true, true, false, true, true, true, false]);
   t.is(sent[3]?.windowMs, 1000);
   t.is(sent[3]?.cpuUtilization, 0.5);
-  t.is(sent[3]?.tcpAcceptsPerSecond, 41.5);
+  t.is(sent[3]?.cpuThrottled, 0.15);
 });
 
 test('a marked change since the last report is reported at once, alone; the next interval starts afresh', (t) => {
@@ -57,23 +43,18 @@ test('the watch window never goes below the agent\'s shortest interval', (t) => 
   t.is(new ReportGate(0.25).watchMs(200, 100), 100);
 });
 
-test('mergeReadings: throttling and accepts averaged over the windows that have them, levels from the latest', (t) => {
-  const merged = mergeReadings([
-    reading(0.2, 100, { cpuThrottled: 0.5, tcpAcceptsPerSecond: null, tcpEstablished: 3 }),
-    reading(0.8, 300, { cpuThrottled: 0.1, tcpAcceptsPerSecond: 20, tcpEstablished: 9 }),
-  ]);
-  t.is(merged.windowMs, 400);
-  t.is(merged.cpuUtilization, 0.65);
-  t.is(merged.cpuThrottled, 0.2);
-  t.is(merged.tcpAcceptsPerSecond, 20);
-  t.is(merged.tcpEstablished, 9);
-  t.throws(() => mergeReadings([]), { message: /no reading/ });
+test('mergeWindows: CPU averaged by window, throttling over the windows that have it', (t) => {
+  const merged = mergeWindows([reading(0.2, 100, { cpuThrottled: null }), reading(0.8, 300, { cpuThrottled: 0.1 }), reading(0.5, 100, { cpuThrottled: 0.6 })]);
+  t.is(merged.windowMs, 500);
+  t.is(merged.cpuUtilization, 0.62);
+  t.is(merged.cpuThrottled, 0.225);
+  t.throws(() => mergeWindows([]), { message: /no window/ });
 });
 
 test('a move within the CPU accounting step of the window is not trouble: a small process read in clock ticks reports per interval', (t) => {
   const gate = new ReportGate(0.25);
   // 0.1 core in process scope, 250 ms windows: one 10 ms tick is 0.4 of its capacity.
-  const coarse = (cpu: number): Reading => reading(cpu, 250, { cpuStep: 10 / (250 * 0.1) });
+  const coarse = (cpu: number): CpuWindow => reading(cpu, 250, { cpuStep: 10 / (250 * 0.1) });
   for (const cpu of [0.4, 0.4, 0.4, 0.4]) gate.offer(coarse(cpu), 1000); // first report: cpu 0.4
   t.deepEqual([0, 0.8, 0].map((cpu) => gate.offer(coarse(cpu), 1000)), [null, null, null], 'one tick more or less is not a marked change');
   const merged = gate.offer(coarse(0.4), 1000);

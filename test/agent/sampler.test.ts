@@ -1,6 +1,6 @@
 import test from 'ava';
 import { once } from 'node:events';
-import { AgentError, createSampler, parseMeminfo, parsePressure, parseSnmp, type Reading } from '@loadfeed/agent';
+import { AgentError, createSampler, parseMeminfo, parsePressure, parseSnmp, ReportGate, type CpuWindow, type Reading } from '@loadfeed/agent';
 import { copyFixtureTree, fixtureText, type TreeCopy } from './fixture-tree.js';
 
 // Host scope on an editable copy of the captured tree: each test writes the
@@ -16,6 +16,14 @@ function procStat(userDelta: number, idleDelta: number): string {
   cpu[0] = (cpu[0] ?? 0) + userDelta;
   cpu[3] = (cpu[3] ?? 0) + idleDelta;
   return STAT.replace(/^cpu {2}.*$/m, `cpu  ${cpu.join(' ')}`);
+}
+
+/** /proc/net/snmp with PassiveOpens moved by `more` from the capture. */
+function snmpWithPassiveOpens(more: number): string {
+  const snmpText = fixtureText('proc/net/snmp');
+  const header = snmpText.split('\n').find((l) => l.startsWith('Tcp:')) ?? '';
+  const at = header.split(' ').indexOf('PassiveOpens');
+  return snmpText.replace(/^(Tcp: \d.*)$/m, (line) => line.split(' ').map((v, i) => (i === at ? String(Number(v) + more) : v)).join(' '));
 }
 
 async function hostSampler(t: { teardown(fn: () => unknown): void }, copy: TreeCopy, errors: AgentError[] = []) {
@@ -123,10 +131,7 @@ test('an unreadable meminfo keeps the previous memory utilisation', async (t) =>
 test('accepts per second come from the PassiveOpens delta over the window', async (t) => {
   const copy = await tree(t);
   const sampler = await hostSampler(t, copy);
-  const snmpText = fixtureText('proc/net/snmp');
-  const header = snmpText.split('\n').find((l) => l.startsWith('Tcp:')) ?? '';
-  const at = header.split(' ').indexOf('PassiveOpens');
-  await copy.write('proc/net/snmp', snmpText.replace(/^(Tcp: \d.*)$/m, (line) => line.split(' ').map((v, i) => (i === at ? String(Number(v) + 12) : v)).join(' ')));
+  await copy.write('proc/net/snmp', snmpWithPassiveOpens(12));
   const r: Reading = await sampler.sample();
   const accepted = (r.tcpAcceptsPerSecond ?? 0) * (r.windowMs / 1000);
   t.true(Math.abs(accepted - 12) <= (12 * 0.5) / (r.windowMs - 0.5) + 1e-9, `${accepted} over ${r.windowMs} ms`);
@@ -157,4 +162,59 @@ test('a broken scope at start fails createSampler with a typed error', async (t)
   await copy.write('proc/stat', 'cpu  1 2\n');
   const err = await t.throwsAsync(createSampler({ scope: { kind: 'host' }, procRoot: copy.procRoot, sysRoot: copy.sysRoot, services: [] }), { instanceOf: AgentError });
   t.is(err?.code, 'AGENT_PROC_PARSE');
+});
+
+test('a watch window reads the scope\'s CPU source alone; the report reads the rest', async (t) => {
+  const copy = await tree(t);
+  const errors: AgentError[] = [];
+  const sampler = await hostSampler(t, copy, errors);
+  for (const file of ['proc/meminfo', 'proc/loadavg', 'proc/net/sockstat', 'proc/net/snmp']) await copy.remove(file);
+  await copy.write('proc/stat', procStat(30, 70));
+  const watched = await sampler.watch();
+  t.is(watched.cpuUtilization, 0.3);
+  t.deepEqual(errors, [], 'the watch read nothing but /proc/stat');
+  t.like(await sampler.report(watched), { cpuUtilization: 0.3, load1: null, tcpInuse: null, tcpEstablished: null });
+  for (const file of [/meminfo/, /loadavg/, /sockstat/, /snmp/]) t.true(errors.some((e) => file.test(e.message)), `${file} read by the report: ${errors.map((e) => e.message).join('; ')}`);
+});
+
+test('the gate\'s merged watch windows are the whole interval\'s CPU; an early report carries every figure, accepts since the previous report', async (t) => {
+  const copy = await tree(t);
+  let now = 0;
+  const sampler = await createSampler({ scope: { kind: 'host' }, procRoot: copy.procRoot, sysRoot: copy.sysRoot, services: [], clock: () => now, onError: (e) => t.fail(e.message) });
+  t.teardown(() => sampler.close());
+  const gate = new ReportGate(0.25);
+  let busy = 0;
+  let idle = 0;
+  // 2 cores: a 250 ms window is 50 clock ticks.
+  const watchWindow = async (busyTicks: number): Promise<CpuWindow | null> => {
+    now += 250;
+    busy += busyTicks;
+    idle += 50 - busyTicks;
+    await copy.write('proc/stat', procStat(busy, idle));
+    return gate.offer(await sampler.watch(), 1000);
+  };
+  await copy.write('proc/net/snmp', snmpWithPassiveOpens(12));
+  const interval = [await watchWindow(10), await watchWindow(20), await watchWindow(15), await watchWindow(15)];
+  t.deepEqual(interval.slice(0, 3), [null, null, null]);
+  const merged = interval[3];
+  if (!merged) return t.fail('the fourth window closes the interval');
+  t.is(merged.windowMs, 1000);
+  t.true(Math.abs(merged.cpuUtilization - 60 / 200) < 1e-12, `60 of 200 ticks busy: ${merged.cpuUtilization}`);
+  t.like(await sampler.report(merged), { cpuUtilization: merged.cpuUtilization, windowMs: 1000, tcpAcceptsPerSecond: 12 });
+
+  await copy.write('proc/net/snmp', snmpWithPassiveOpens(12 + 5));
+  const early = await watchWindow(50);
+  if (!early) return t.fail('0.3 → 1 is a marked change');
+  const reading = await sampler.report(early);
+  t.like(reading, {
+    cpuUtilization: 1,
+    windowMs: 250,
+    tcpAcceptsPerSecond: 20, // 5 accepts in the 250 ms since the interval's report
+    memUtilization: (mem.memTotalBytes - mem.memAvailableBytes) / mem.memTotalBytes,
+    load1: 0.19,
+    runnable: 2,
+    psiCpuSome: parsePressure(fixtureText('proc/pressure/cpu')).someAvg10,
+    tcpEstablished: snmp.currEstab,
+  });
+  t.not(reading.tcpInuse, null);
 });

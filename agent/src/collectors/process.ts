@@ -71,8 +71,6 @@ export function parseChildren(text: string, file = '/proc/PID/task/TID/children'
 export interface ProcessTreeUsage {
   /** Every process of the tree by pid. */
   readonly processes: ReadonlyMap<number, PidStat>;
-  /** Sum of VmRSS over the tree, bytes. */
-  readonly rssBytes: number;
 }
 
 /**
@@ -97,8 +95,10 @@ export function processCpuUtilization(ticks: number, windowMs: number, cores: nu
 }
 
 export interface ProcessTreeReader {
-  /** Reads the tree now; throws AGENT_SCOPE_GONE when the root process has exited. */
+  /** Reads the tree's CPU counters now; throws AGENT_SCOPE_GONE when the root process has exited. */
   read(): Promise<ProcessTreeUsage>;
+  /** Sum of VmRSS over the processes of `tree` still alive, bytes (a separate read: CPU is watched more often than memory). */
+  rssBytes(tree: ProcessTreeUsage): Promise<number>;
 }
 
 export async function createProcessTreeReader(rootPid: number, procRoot = DEFAULT_PROC_ROOT): Promise<ProcessTreeReader> {
@@ -136,27 +136,25 @@ export async function createProcessTreeReader(rootPid: number, procRoot = DEFAUL
   // Walks the tree level by level through the children files.
   const readByChildren = async (): Promise<ProcessTreeUsage> => {
     const processes = new Map<number, PidStat>();
-    let rssBytes = 0;
     let level = [rootPid];
     while (level.length > 0) {
       const read = await Promise.all(
         level.map(async (pid) => {
-          const [stat, rss, children] = await Promise.all([readStat(pid), readRss(pid), childrenOf(pid)]);
-          return { pid, stat, rss, children };
+          const [stat, children] = await Promise.all([readStat(pid), childrenOf(pid)]);
+          return { pid, stat, children };
         }),
       );
       level = [];
-      for (const { pid, stat, rss, children } of read) {
+      for (const { pid, stat, children } of read) {
         if (stat === null) {
           if (pid === rootPid) throw gone();
           continue; // a child that exited meanwhile
         }
         processes.set(pid, stat);
-        rssBytes += rss;
         for (const child of children) if (!processes.has(child)) level.push(child);
       }
     }
-    return { processes, rssBytes };
+    return { processes };
   };
 
   // Reads every process's stat and keeps the root's descendants by ppid.
@@ -180,9 +178,14 @@ export async function createProcessTreeReader(rootPid: number, procRoot = DEFAUL
       processes.set(stat.pid, stat);
       stack.push(...(children.get(stat.pid) ?? []));
     }
-    const rss = await Promise.all([...processes.keys()].map(readRss));
-    return { processes, rssBytes: rss.reduce((a, b) => a + b, 0) };
+    return { processes };
   };
 
-  return { read: hasChildrenFiles ? readByChildren : readByPpid };
+  return {
+    read: hasChildrenFiles ? readByChildren : readByPpid,
+    async rssBytes(tree) {
+      const rss = await Promise.all([...tree.processes.keys()].map(readRss));
+      return rss.reduce((a, b) => a + b, 0);
+    },
+  };
 }
