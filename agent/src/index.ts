@@ -59,7 +59,7 @@ export {
   parseCpuMax,
   parseMountinfo,
   parseProcCgroup,
-  readCgroupCpu,
+  CgroupCpuSource,
   readCgroupLimits,
   readCgroupMemory,
   readCgroupPressure,

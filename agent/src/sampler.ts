@@ -13,7 +13,8 @@
 import { performance } from 'node:perf_hooks';
 import { AgentError } from './errors.js';
 import type { Capacity, CpuWindow, Reading } from './reading.js';
-import { cpuDelta, readProcStat, USER_HZ, type ProcStat } from './collectors/proc-stat.js';
+import { join } from 'node:path';
+import { cpuDelta, parseProcStat, readProcStat, USER_HZ, type ProcStat } from './collectors/proc-stat.js';
 import { readLoadavg } from './collectors/loadavg.js';
 import { readMeminfo } from './collectors/meminfo.js';
 import { readHostPressure, type Pressure } from './collectors/pressure.js';
@@ -21,9 +22,9 @@ import { acceptsPerSecond, readTcpInuse, readTcpSnmp, type TcpSnmp } from './col
 import { createEstablishedCounter, type EstablishedCounter } from './collectors/sock-diag.js';
 import { DumpBudget } from './collectors/sock-diag-budget.js';
 import {
+  CgroupCpuSource,
   cgroupCpuUtilization,
   openCgroup,
-  readCgroupCpu,
   readCgroupLimits,
   readCgroupMemory,
   readCgroupPressure,
@@ -31,7 +32,7 @@ import {
   type CgroupCpu,
   type CgroupDirs,
 } from './collectors/cgroup.js';
-import { isGone } from './collectors/read-text.js';
+import { HeldFile, isGone } from './collectors/read-text.js';
 import { NO_APP_READING, type AppMetrics } from './app/metrics.js';
 import { createProcessTreeReader, processCpuUtilization, processTreeTicks, type ProcessTreeUsage } from './collectors/process.js';
 
@@ -99,6 +100,11 @@ interface ScopeMeter {
   cpu(windowMs: number): Promise<CpuFigures>;
   /** Reads the scope's memory and pressure. */
   levels(): Promise<LevelFigures>;
+  /**
+   * Closes the files it holds open; the next CPU read opens them afresh by
+   * path. Called once per report, so a removed or re-created cgroup is seen.
+   */
+  release(): void;
 }
 
 /** /proc/stat and /proc/PID/stat count CPU time in clock ticks. */
@@ -164,6 +170,7 @@ export async function createSampler(options: SamplerOptions): Promise<Sampler> {
     if (scope.mem !== null) lastMem = scope.mem;
     const accepts = prevSnmp === null || snmp === null ? null : acceptsPerSecond(prevSnmp.passiveOpens, snmp.passiveOpens, sinceReportMs);
     prevSnmp = snmp;
+    meter.release();
     return {
       ...cpu,
       memUtilization: lastMem,
@@ -181,19 +188,17 @@ export async function createSampler(options: SamplerOptions): Promise<Sampler> {
   };
   const sample = async (): Promise<Reading> => report(await watch());
 
+  const close = (): void => {
+    counter?.close();
+    meter.release();
+  };
   try {
     await sample(); // the baseline, so the first watch or sample already has a delta
   } catch (err) {
-    counter?.close();
+    close();
     throw err;
   }
-  return {
-    capacity: meter.capacity,
-    watch,
-    report,
-    sample,
-    close: () => counter?.close(),
-  };
+  return { capacity: meter.capacity, watch, report, sample, close };
 }
 
 function openMeter(options: SamplerOptions, attempt: Attempt): Promise<ScopeMeter> {
@@ -210,12 +215,13 @@ function openMeter(options: SamplerOptions, attempt: Attempt): Promise<ScopeMete
 
 async function openHostMeter(procRoot: string, attempt: Attempt): Promise<ScopeMeter> {
   const [stat, mem] = await Promise.all([readProcStat(procRoot), readMeminfo(procRoot)]);
+  const source = new HeldFile(join(procRoot, 'stat'));
   let prev: ProcStat | null = null;
   return {
     capacity: { cores: stat.onlineCpus, memoryBytes: mem.memTotalBytes },
     cpuUnitMs: TICK_MS,
     async cpu(windowMs) {
-      const cur = await scopeSource('/proc/stat', readProcStat(procRoot));
+      const cur = await scopeSource('/proc/stat', () => parseProcStat(source.read(), source.path));
       const cpu = prev === null ? null : cpuDelta(prev.cpu, cur.cpu, windowMs, cur.onlineCpus);
       prev = cur; // also the reset after an untrusted delta
       return { cpu, throttled: null };
@@ -234,6 +240,7 @@ async function openHostMeter(procRoot: string, attempt: Attempt): Promise<ScopeM
         psiIo: some(psiIo),
       };
     },
+    release: () => source.close(),
   };
 }
 
@@ -244,13 +251,14 @@ async function openCgroupMeter(path: string, procRoot: string, sysRoot: string, 
   const cores = Math.min(limits.quotaCores ?? Infinity, host.onlineCpus);
   const memoryBytes = Math.min(limits.memoryLimitBytes ?? Infinity, hostMem.memTotalBytes);
   const where = dirs.version === 2 ? dirs.dir : dirs.cpuacct;
+  const source = new CgroupCpuSource(dirs);
   let prev: CgroupCpu | null = null;
   return {
     capacity: { cores, memoryBytes },
     cpuUnitMs: 0.001, // usage_usec
     async cpu(windowMs) {
       // cpu.stat holds the throttling counters too: one file for both.
-      const cur = await scopeSource(`cgroup ${path} (${where})`, readCgroupCpu(dirs));
+      const cur = await scopeSource(`cgroup ${path} (${where})`, () => source.read());
       const figures: CpuFigures = {
         cpu: prev === null ? null : cgroupCpuUtilization(prev.usageUsec, cur.usageUsec, windowMs, cores),
         throttled: prev === null ? null : throttledFraction(prev, cur),
@@ -267,6 +275,7 @@ async function openCgroupMeter(path: string, procRoot: string, sysRoot: string, 
       ]);
       return { mem: used === null ? null : used / memoryBytes, psiCpu: some(psiCpu), psiMemory: some(psiMemory), psiIo: some(psiIo) };
     },
+    release: () => source.close(),
   };
 }
 
@@ -283,7 +292,7 @@ async function openProcessMeter(scope: Extract<SamplerScope, { kind: 'process' }
     capacity: { cores: scope.cores, memoryBytes },
     cpuUnitMs: TICK_MS,
     async cpu(windowMs) {
-      const cur = await scopeSource(`process ${scope.pid}`, tree.read());
+      const cur = await scopeSource(`process ${scope.pid}`, () => tree.read());
       const cpu = prev === null ? null : processCpuUtilization(processTreeTicks(prev, cur), windowMs, scope.cores);
       prev = cur;
       return { cpu, throttled: null };
@@ -293,13 +302,14 @@ async function openProcessMeter(scope: Extract<SamplerScope, { kind: 'process' }
       const rss = prev === null ? null : await attempt('process memory', tree.rssBytes(prev));
       return { mem: rss === null ? null : rss / memoryBytes, psiCpu: null, psiMemory: null, psiIo: null };
     },
+    release: () => undefined,
   };
 }
 
 /** The scope's CPU source: its failure ends sampling, as a typed error. */
-async function scopeSource<T>(what: string, read: Promise<T>): Promise<T> {
+async function scopeSource<T>(what: string, read: () => T | Promise<T>): Promise<T> {
   try {
-    return await read;
+    return await read();
   } catch (err) {
     if (err instanceof AgentError) throw err;
     if (isGone(err)) throw new AgentError('AGENT_SCOPE_GONE', `${what} is gone: ${(err as Error).message}`, { cause: err });

@@ -16,7 +16,7 @@ import {
   parseCpuMax,
   parseMountinfo,
   parseProcCgroup,
-  readCgroupCpu,
+  CgroupCpuSource,
   readCgroupLimits,
   readCgroupMemory,
   readCgroupPressure,
@@ -41,6 +41,16 @@ const within = (r: Reading, actual: number, expected: number): boolean => Math.a
 const memTotal = Number(/^MemTotal:\s+(\d+) kB$/m.exec(fixtureText('proc/meminfo'))?.[1]) * 1024;
 
 // ---- parsers -------------------------------------------------------------------
+
+/** One read of a cgroup's CPU source. */
+function cpuOnce(dirs: CgroupDirs): CgroupCpu {
+  const source = new CgroupCpuSource(dirs);
+  try {
+    return source.read();
+  } finally {
+    source.close();
+  }
+}
 
 test('parseMountinfo finds the v1 controller mounts and the cgroup2 mount (real capture)', (t) => {
   const mounts = parseMountinfo(fixtureText('proc/self/mountinfo'));
@@ -139,7 +149,7 @@ test('openCgroup on a unified host whose cgroup lacks the cpu controller uses v2
   await copy.write('proc/self/mountinfo', '40 30 0:37 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n');
   const dirs = await openCgroup('/loadfeed-fixture', copy.procRoot, copy.sysRoot);
   t.deepEqual(dirs, { version: 2, dir: path.join(copy.sysRoot, 'fs/cgroup/unified/loadfeed-fixture') });
-  t.deepEqual(await readCgroupCpu(dirs), { usageUsec: 1234758, nrPeriods: null, nrThrottled: null });
+  t.deepEqual(cpuOnce(dirs), { usageUsec: 1234758, nrPeriods: null, nrThrottled: null });
   t.deepEqual(await readCgroupLimits(dirs), { quotaCores: null, memoryLimitBytes: null });
 });
 
@@ -162,7 +172,7 @@ for (const { name, path: cgroupPath, mountinfo, code, message } of openErrors) {
 
 test('v1 readers: usage from cpuacct (ns → µs), throttling from cpu.stat, quota, memory, no PSI', async (t) => {
   const dirs = await openCgroup('self', fixtureProc, fixtureSys);
-  t.deepEqual(await readCgroupCpu(dirs), { usageUsec: 1234758.236, nrPeriods: 24, nrThrottled: 23 });
+  t.deepEqual(cpuOnce(dirs), { usageUsec: 1234758.236, nrPeriods: 24, nrThrottled: 23 });
   t.deepEqual(await readCgroupLimits(dirs), { quotaCores: 0.5, memoryLimitBytes: 268435456 });
   t.is(await readCgroupMemory(dirs), 1224704);
   t.is(await readCgroupPressure(dirs, 'cpu'), null);
@@ -175,7 +185,7 @@ test('v1 root cgroup: no quota (-1) and the page-counter maximum as limit', asyn
 
 test('v2 readers: cpu.stat, cpu.max, memory.current, memory.max, *.pressure', async (t) => {
   const quota = await openCgroup('/loadfeed-v2-quota', fixtureProc, fixtureSys);
-  t.deepEqual(await readCgroupCpu(quota), { usageUsec: 1234758, nrPeriods: 24, nrThrottled: 23 });
+  t.deepEqual(cpuOnce(quota), { usageUsec: 1234758, nrPeriods: 24, nrThrottled: 23 });
   t.deepEqual(await readCgroupLimits(quota), { quotaCores: 0.5, memoryLimitBytes: 268435456 });
   t.is(await readCgroupMemory(quota), 1224704);
   t.deepEqual(await readCgroupPressure(quota, 'cpu'), { someAvg10: 0.0869, fullAvg10: 0.0869 });

@@ -5,7 +5,12 @@
  * collectors) scraped at the same rate. Both run at the same time, so they
  * see the same machine. The agent streams to a real poller (in this
  * process, memory engine) and counts the connections of the service port
- * that holds them all (the worst case for its SOCK_DIAG dump).
+ * that holds them all (the worst case for its SOCK_DIAG dump). Beside them
+ * runs the floor (agent-floor.ts: the agent's Node options, one gRPC stream
+ * and a timer at the same rate, no measuring), so the agent's CPU above the
+ * floor is what measuring costs. `--early-change` lists agent variants
+ * (e.g. `default,0`: early reports on and off), measured one after another
+ * within each repetition.
  *
  * CPU is utime+stime from /proc/PID/stat over the measured window; RSS is
  * VmRSS at the end of it. It must never leave a process behind.
@@ -27,6 +32,7 @@ import { freePorts } from './lib/ports.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const HOLDER = path.join(HERE, 'conn-holder.js');
+const FLOOR = path.join(HERE, 'agent-floor.js');
 /** Ports below the ephemeral range (32768+), so 50,000 client sockets cannot take them. */
 const HOLD_PER_PROCESS = 5_000;
 export const NODE_EXPORTER_BIN = 'prometheus-node-exporter';
@@ -34,7 +40,10 @@ export const NODE_EXPORTER_BIN = 'prometheus-node-exporter';
 interface Row {
   readonly connections: number;
   readonly hz: number;
+  /** The agent's --early-change, or 'default'. */
+  readonly earlyChange: string;
   readonly agentCpuPct: number;
+  readonly floorCpuPct: number;
   readonly agentRssMb: number;
   readonly agentPeakRssMb: number;
   readonly exporterCpuPct: number;
@@ -63,6 +72,8 @@ async function main(): Promise<void> {
       'agent-bin': { type: 'string', default: AGENT_BIN },
       /** Extra Node options for the agent, e.g. --cpu-prof (profiling the agent under this load). */
       'agent-node-args': { type: 'string', default: '' },
+      /** Agent variants by --early-change: 'default' (the agent's own) or a value; 0 turns early reports off. */
+      'early-change': { type: 'string', default: 'default' },
     },
   });
   const conns = values.connections.split(',').map(Number);
@@ -70,6 +81,7 @@ async function main(): Promise<void> {
   const [exporterPort = 0, ...holderPorts] = await freePorts(1 + Math.max(...conns.map(holdersFor)));
   const ports: Ports = { exporter: exporterPort, services: holderPorts };
   const rates = values.rates.split(',').map(Number);
+  const variants = values['early-change'].split(',');
   const windowS = Number(values['window-s']);
   const reps = Number(values.reps);
   const outDir = values['out-dir'];
@@ -101,15 +113,22 @@ async function main(): Promise<void> {
         }
         await Promise.all(holders.map((h) => firstLine(h, 180_000)));
         for (const hz of rates) {
-          const trials: Row[] = [];
-          for (let rep = 0; rep < reps; rep++) trials.push(await measure(children, ports, n, hz, windowS, Number(values['warmup-s']), log, agentCommand));
-          const m = (k: keyof Row): number => median(trials.map((t) => t[k]));
-          const row: Row = {
-            connections: n, hz, agentCpuPct: m('agentCpuPct'), agentRssMb: m('agentRssMb'), agentPeakRssMb: m('agentPeakRssMb'),
-            exporterCpuPct: m('exporterCpuPct'), exporterRssMb: m('exporterRssMb'), ratio: m('ratio'), samples: m('samples'), scrapes: m('scrapes'),
-          };
-          rows.push(row);
-          log(`${n} connections, ${hz} Hz: agent ${fmt(row.agentCpuPct, 2)} % CPU ${fmt(row.agentRssMb)} MB; node_exporter ${fmt(row.exporterCpuPct, 2)} % ${fmt(row.exporterRssMb)} MB`);
+          const trials = new Map<string, Row[]>(variants.map((v) => [v, []]));
+          for (let rep = 0; rep < reps; rep++) {
+            // Variants alternate within a repetition, so a drifting machine load falls on all of them.
+            for (const v of rep % 2 === 0 ? variants : [...variants].reverse()) {
+              trials.get(v)?.push(await measure(children, ports, n, hz, v, windowS, Number(values['warmup-s']), log, agentCommand));
+            }
+          }
+          for (const [earlyChange, runs] of trials) {
+            const m = (k: Exclude<keyof Row, 'earlyChange'>): number => median(runs.map((t) => t[k]));
+            const row: Row = {
+              connections: n, hz, earlyChange, agentCpuPct: m('agentCpuPct'), floorCpuPct: m('floorCpuPct'), agentRssMb: m('agentRssMb'), agentPeakRssMb: m('agentPeakRssMb'),
+              exporterCpuPct: m('exporterCpuPct'), exporterRssMb: m('exporterRssMb'), ratio: m('ratio'), samples: m('samples'), scrapes: m('scrapes'),
+            };
+            rows.push(row);
+            log(`${n} connections, ${hz} Hz, early change ${earlyChange}: agent ${fmt(row.agentCpuPct, 2)} % CPU ${fmt(row.agentRssMb)} MB; floor ${fmt(row.floorCpuPct, 2)} %; node_exporter ${fmt(row.exporterCpuPct, 2)} % ${fmt(row.exporterRssMb)} MB`);
+          }
         }
         await Promise.all(holders.map((h) => children.stop(h)));
       }
@@ -122,12 +141,13 @@ async function main(): Promise<void> {
     `agent launcher options: ${launcher.length === 0 ? '(none)' : launcher.join(' ')}`,
     '',
     table(
-      ['connections', 'rate', 'agent cpu %', 'agent rss MB', 'agent peak MB', 'node_exporter cpu %', 'node_exporter rss MB', 'agent/node_exporter cpu'],
-      rows.map((r) => [String(r.connections), `${r.hz} Hz`, fmt(r.agentCpuPct, 2), fmt(r.agentRssMb), fmt(r.agentPeakRssMb), fmt(r.exporterCpuPct, 2), fmt(r.exporterRssMb), fmt(r.ratio, 2)]),
+      ['connections', 'rate', 'early change', 'agent cpu %', 'floor cpu %', 'agent rss MB', 'agent peak MB', 'node_exporter cpu %', 'node_exporter rss MB', 'agent/node_exporter cpu'],
+      rows.map((r) => [String(r.connections), `${r.hz} Hz`, r.earlyChange, fmt(r.agentCpuPct, 2), fmt(r.floorCpuPct, 2), fmt(r.agentRssMb), fmt(r.agentPeakRssMb), fmt(r.exporterCpuPct, 2), fmt(r.exporterRssMb), fmt(r.ratio, 2)]),
     ),
     '',
+    'floor: the agent\'s Node options, one gRPC stream and a timer at the same rate, no measuring (agent-floor.ts), measured at the same time',
     'targets: agent CPU < 0.5 x node_exporter CPU in the same run; agent RSS < 60 MB',
-    ...rows.map((r) => `  ${r.connections} connections ${r.hz} Hz: cpu ratio ${fmt(r.ratio, 2)} ${r.ratio < 0.5 ? 'MET' : 'MISSED'}; rss ${fmt(r.agentRssMb)} MB ${r.agentRssMb < 60 ? 'MET' : 'MISSED'}`),
+    ...rows.map((r) => `  ${r.connections} connections ${r.hz} Hz early change ${r.earlyChange}: cpu ratio ${fmt(r.ratio, 2)} ${r.ratio < 0.5 ? 'MET' : 'MISSED'}; rss ${fmt(r.agentRssMb)} MB ${r.agentRssMb < 60 ? 'MET' : 'MISSED'}`),
   ].join('\n');
   process.stdout.write(`${text}\n`);
   const stamp = QUICK ? 'quick' : `${started.toISOString().slice(0, 10)}${values.label ? `-${values.label}` : ''}`;
@@ -135,7 +155,7 @@ async function main(): Promise<void> {
   writeFileSync(path.join(outDir, `agent-cost-${stamp}.txt`), `${text}\n`);
   if (!QUICK) {
     const series = rates.flatMap((hz) => [
-      { name: `agent ${hz} Hz`, points: rows.filter((r) => r.hz === hz).map((r): [number, number] => [r.connections, r.agentCpuPct]) },
+      ...variants.map((v) => ({ name: `agent ${hz} Hz${variants.length > 1 ? ` early ${v}` : ''}`, points: rows.filter((r) => r.hz === hz && r.earlyChange === v).map((r): [number, number] => [r.connections, r.agentCpuPct]) })),
       { name: `node_exporter ${hz} Hz`, points: rows.filter((r) => r.hz === hz).map((r): [number, number] => [r.connections, r.exporterCpuPct]) },
     ]);
     const png = plotLines(path.join(outDir, `agent-cost${values.label ? `-${values.label}` : ''}.png`), 'agent vs node_exporter: CPU', 'established connections on the host', '% of one core', series);
@@ -161,7 +181,17 @@ function holdersFor(connections: number): number {
   return Math.max(1, Math.ceil(connections / HOLD_PER_PROCESS));
 }
 
-async function measure(children: Children, ports: Ports, connections: number, hz: number, windowS: number, warmupS: number, log: (s: string) => void, agentCommand: string[]): Promise<Row> {
+async function measure(
+  children: Children,
+  ports: Ports,
+  connections: number,
+  hz: number,
+  earlyChange: string,
+  windowS: number,
+  warmupS: number,
+  log: (s: string) => void,
+  agentCommand: string[],
+): Promise<Row> {
   const intervalMs = Math.round(1000 / hz);
   const engines = defaultEngines();
   const policy = compilePolicy(
@@ -186,7 +216,8 @@ services:
     security: { credentials: grpc.ServerCredentials.createInsecure(), auth: { tokens: new Map(), mutualTls: false, allowPlaintext: false } },
   });
   const port = await poller.start();
-  const agent = children.spawn('agent', process.execPath, [...agentCommand, '--poller', `127.0.0.1:${port}`, '--node-id', 'cost', '--scope', 'host', ...ports.services.slice(0, holdersFor(connections)).flatMap((p, i) => ['--service', `http${i}:${p}`]), '--interval', `${intervalMs}ms`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const agent = children.spawn('agent', process.execPath, [...agentCommand, '--poller', `127.0.0.1:${port}`, '--node-id', 'cost', '--scope', 'host', ...ports.services.slice(0, holdersFor(connections)).flatMap((p, i) => ['--service', `http${i}:${p}`]), '--interval', `${intervalMs}ms`, ...(earlyChange === 'default' ? [] : ['--early-change', earlyChange])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const floor = children.spawn('floor', process.execPath, [...agentCommand.slice(0, -1), FLOOR, '--poller', `127.0.0.1:${port}`, '--interval-ms', String(intervalMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exporter = children.spawn('node_exporter', NODE_EXPORTER_BIN, [`--web.listen-address=127.0.0.1:${ports.exporter}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let scrapes = 0;
   let scrapeErrors = 0;
@@ -208,8 +239,10 @@ services:
       if (performance.now() > deadline) throw new Error(`agent or node_exporter not running: agent: ${agent.stderr()} node_exporter: ${exporter.stderr()}`);
       await sleep(100);
     }
+    await firstLine(floor, 20_000);
     await sleep(warmupS * 1000); // warm-up: JIT, start-up garbage, first dumps
     const a0 = processCpuUs(agent.child.pid ?? 0);
+    const f0 = processCpuUs(floor.child.pid ?? 0);
     const e0 = processCpuUs(exporter.child.pid ?? 0);
     const s0 = samples();
     const sc0 = scrapes;
@@ -217,15 +250,18 @@ services:
     await sleep(windowS * 1000);
     const dt = (performance.now() - t0) * 1000;
     const a1 = processCpuUs(agent.child.pid ?? 0);
+    const f1 = processCpuUs(floor.child.pid ?? 0);
     const e1 = processCpuUs(exporter.child.pid ?? 0);
-    if (a0 === null || a1 === null || e0 === null || e1 === null) throw new Error('agent or node_exporter exited during the window');
+    if (a0 === null || a1 === null || f0 === null || f1 === null || e0 === null || e1 === null) throw new Error('agent, floor or node_exporter exited during the window');
     const agentCpuPct = ((a1 - a0) / dt) * 100;
     const exporterCpuPct = ((e1 - e0) / dt) * 100;
     if (scrapeErrors > 0) log(`${scrapeErrors} scrapes failed`);
     return {
       connections,
       hz,
+      earlyChange,
       agentCpuPct,
+      floorCpuPct: ((f1 - f0) / dt) * 100,
       agentRssMb: (processRssBytes(agent.child.pid ?? 0) ?? Number.NaN) / 2 ** 20,
       agentPeakRssMb: (processPeakRssBytes(agent.child.pid ?? 0) ?? Number.NaN) / 2 ** 20,
       exporterCpuPct,
@@ -236,7 +272,7 @@ services:
     };
   } finally {
     clearInterval(scraper);
-    await Promise.all([children.stop(agent), children.stop(exporter)]);
+    await Promise.all([children.stop(agent), children.stop(floor), children.stop(exporter)]);
     await poller.stop();
   }
 }

@@ -8,7 +8,7 @@
 // without quota or throttling, as on a unified host that does not delegate cpu).
 import { join, posix } from 'node:path';
 import { AgentError } from '../errors.js';
-import { DEFAULT_PROC_ROOT, DEFAULT_SYS_ROOT, readText, readTextOrNull } from './read-text.js';
+import { DEFAULT_PROC_ROOT, DEFAULT_SYS_ROOT, HeldFile, isAbsent, readText, readTextOrNull } from './read-text.js';
 import { fields, integerField, lines, parseError } from './parse-text.js';
 import { readPressureFile, type Pressure, type PressureResource } from './pressure.js';
 
@@ -226,23 +226,49 @@ export interface CgroupLimits {
   readonly memoryLimitBytes: number | null;
 }
 
-/** The scope's CPU source: throws when the cgroup is gone. */
-export async function readCgroupCpu(dirs: CgroupDirs): Promise<CgroupCpu> {
-  if (dirs.version === 2) {
-    const file = join(dirs.dir, 'cpu.stat');
-    const stat = parseCgroupCpuStat(await readText(file), file);
-    if (stat.usageUsec === null) throw parseError(file, 'no usage_usec');
-    return { usageUsec: stat.usageUsec, nrPeriods: stat.nrPeriods, nrThrottled: stat.nrThrottled };
+/**
+ * The scope's CPU source, its files held open (it is read in every watch
+ * window): usage and the throttling counters. read() throws when the cgroup
+ * is gone.
+ */
+export class CgroupCpuSource {
+  /** v2: cpu.stat holds usage and throttling; v1: cpuacct.usage. */
+  private readonly usage: HeldFile;
+  /** v1 only: cpu.stat of the cpu controller, when mounted. */
+  private readonly throttling: HeldFile | null;
+
+  constructor(private readonly dirs: CgroupDirs) {
+    this.usage = new HeldFile(dirs.version === 2 ? join(dirs.dir, 'cpu.stat') : join(dirs.cpuacct, 'cpuacct.usage'));
+    this.throttling = dirs.version === 1 && dirs.cpu !== null ? new HeldFile(join(dirs.cpu, 'cpu.stat')) : null;
   }
-  const usageFile = join(dirs.cpuacct, 'cpuacct.usage');
-  const statFile = dirs.cpu === null ? null : join(dirs.cpu, 'cpu.stat');
-  const [usage, statText] = await Promise.all([readText(usageFile), statFile === null ? null : readTextOrNull(statFile)]);
-  const stat = statText === null || statFile === null ? null : parseCgroupCpuStat(statText, statFile);
-  return {
-    usageUsec: parseCgroupInteger(usage, usageFile) / NS_PER_USEC,
-    nrPeriods: stat?.nrPeriods ?? null,
-    nrThrottled: stat?.nrThrottled ?? null,
-  };
+
+  read(): CgroupCpu {
+    const file = this.usage.path;
+    if (this.dirs.version === 2) {
+      const stat = parseCgroupCpuStat(this.usage.read(), file);
+      if (stat.usageUsec === null) throw parseError(file, 'no usage_usec');
+      return { usageUsec: stat.usageUsec, nrPeriods: stat.nrPeriods, nrThrottled: stat.nrThrottled };
+    }
+    const usageUsec = parseCgroupInteger(this.usage.read(), file) / NS_PER_USEC;
+    const stat = this.throttling === null ? null : this.readThrottling(this.throttling);
+    return { usageUsec, nrPeriods: stat?.nrPeriods ?? null, nrThrottled: stat?.nrThrottled ?? null };
+  }
+
+  close(): void {
+    this.usage.close();
+    this.throttling?.close();
+  }
+
+  private readThrottling(file: HeldFile): CgroupCpuStat | null {
+    let text: string;
+    try {
+      text = file.read();
+    } catch (err) {
+      if (isAbsent(err)) return null;
+      throw err;
+    }
+    return parseCgroupCpuStat(text, file.path);
+  }
 }
 
 /** Memory charged to the cgroup in bytes, or null without a memory controller. */

@@ -2,7 +2,7 @@
 // procs_running/procs_blocked gauges (Documentation/filesystems/proc.rst).
 import { join } from 'node:path';
 import { DEFAULT_PROC_ROOT, readText } from './read-text.js';
-import { fields, integerField, lines, parseError } from './parse-text.js';
+import { fields, integerField, parseError } from './parse-text.js';
 
 /**
  * Clock ticks per second of /proc/stat and /proc/PID/stat. The kernel exports
@@ -45,24 +45,41 @@ const CPU_FIELDS = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq'
 /** user nice system idle are in every kernel; the rest were added over 2.5–2.6.33. */
 const REQUIRED_CPU_FIELDS = 4;
 
+/**
+ * It runs in every watch window, so it splits only the lines it reads: the
+ * aggregate `cpu` line and the procs_* gauges. `cpuN` lines are counted by
+ * their prefix, and `intr` (a field per interrupt, hundreds to thousands)
+ * and `softirq` are skipped unread.
+ */
 export function parseProcStat(text: string, file = '/proc/stat'): ProcStat {
+  if (text === '' || text === '\n') throw parseError(file, 'empty file');
   let cpu: CpuTimes | null = null;
   let onlineCpus = 0;
   let procsRunning: number | null = null;
   let procsBlocked: number | null = null;
-  for (const line of lines(file, text)) {
-    // Only cpu* and procs_* lines are read: `intr` alone has a field per
-    // interrupt (hundreds to thousands), not worth splitting every sample.
-    if (!line.startsWith('cpu') && !line.startsWith('procs_')) continue;
-    const [key, ...values] = fields(line);
-    if (key === 'cpu') cpu = parseCpuLine(file, values, line);
-    else if (key !== undefined && /^cpu\d+$/.test(key)) onlineCpus++;
-    else if (key === 'procs_running') procsRunning = integerField(file, values[0], line);
-    else if (key === 'procs_blocked') procsBlocked = integerField(file, values[0], line);
+  for (let start = 0; start < text.length; ) {
+    const newline = text.indexOf('\n', start);
+    const end = newline === -1 ? text.length : newline;
+    if (text.startsWith('cpu ', start)) {
+      const line = text.slice(start, end);
+      cpu = parseCpuLine(file, fields(line).slice(1), line);
+    } else if (text.startsWith('cpu', start) && isDigit(text.charCodeAt(start + 3))) {
+      onlineCpus++;
+    } else if (text.startsWith('procs_', start)) {
+      const line = text.slice(start, end);
+      const [key, value] = fields(line);
+      if (key === 'procs_running') procsRunning = integerField(file, value, line);
+      else if (key === 'procs_blocked') procsBlocked = integerField(file, value, line);
+    }
+    start = end + 1;
   }
   if (cpu === null) throw parseError(file, 'no aggregate "cpu" line');
   if (onlineCpus === 0) throw parseError(file, 'no "cpuN" lines');
   return { cpu, onlineCpus, procsRunning, procsBlocked };
+}
+
+function isDigit(code: number): boolean {
+  return code >= 48 && code <= 57;
 }
 
 function parseCpuLine(file: string, values: readonly string[], line: string): CpuTimes {
