@@ -71,10 +71,12 @@ gate.serial('bench:fastpath quick: req/s of the three proxies in both modes, and
 gate.serial('bench:agent-cost quick: agent and node_exporter CPU and RSS at both rates', async (t) => {
   const out = await runQuick(t, 'agent-cost');
   t.regex(out, /agent\/node_exporter cpu/);
-  const r = json('agent-cost-quick.json') as { rows: { connections: number; hz: number; agentCpuPct: number; agentRssMb: number; exporterCpuPct: number; samples: number; scrapes: number }[] };
+  const r = json('agent-cost-quick.json') as {
+    rows: { connections: number; hz: number; agentCpuPct: number; floorCpuPct: number; agentRssMb: number; exporterCpuPct: number; samples: number; scrapes: number }[];
+  };
   t.deepEqual(r.rows.map((x) => `${x.connections}@${x.hz}`), ['0@1', '0@10', '2000@1', '2000@10']);
   for (const x of r.rows) {
-    t.true(finite(x.agentCpuPct) && finite(x.exporterCpuPct) && x.agentRssMb > 10, JSON.stringify(x));
+    t.true(finite(x.agentCpuPct) && finite(x.floorCpuPct) && finite(x.exporterCpuPct) && x.agentRssMb > 10, JSON.stringify(x));
     t.true(x.samples > 0 && x.scrapes > 0, `the agent streamed and node_exporter was scraped: ${JSON.stringify(x)}`);
   }
 });
