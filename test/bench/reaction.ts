@@ -13,7 +13,7 @@
  *
  * It must never leave a process, cgroup or namespace behind.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -52,6 +52,13 @@ async function main(): Promise<void> {
       'only-step': { type: 'boolean', default: false },
       'out-dir': { type: 'string', default: QUICK ? path.join(tmpdir(), `loadfeed-bench-${process.pid}`) : 'docs/bench' },
       'max-load': { type: 'string', default: QUICK ? '100' : '0.7' },
+      /**
+       * Write into this directory what the poller took in and did, to attribute a
+       * reaction's time: reaction-samples.jsonl (every agent message, `t` in ms
+       * from `epoch` in reaction-events.jsonl) and reaction-events.jsonl (every
+       * weight change with its reason, and each load step's edge; epoch ms).
+       */
+      trace: { type: 'string' },
     },
   });
   const trials = Number(values.trials);
@@ -70,6 +77,7 @@ async function main(): Promise<void> {
   let loadBefore = 0;
   let rpsPerCore = 0;
   const records = path.join(tmpdir(), `loadfeed-reaction-${process.pid}.txt`);
+  const trace = values.trace === undefined ? null : openTrace(values.trace);
   await withCleanup(
     async () => {
       rmSync(records, { force: true });
@@ -88,13 +96,16 @@ async function main(): Promise<void> {
       });
       log(`calibrated: ${rpsPerCore.toFixed(0)} requests/s per core of backend (nominal ${1000 / WORK_MS})`);
       const c = new Cluster({
-        children, root, run: 'reaction', nets,
+        children, root, run: 'reaction', nets, ...(trace ? { trace: trace.samples } : {}),
         backends: [{ id: 'b1', cores: 0.2 }, { id: 'b2', cores: 0.2 }, { id: 'b3', cores: 0.2 }],
         workMs: WORK_MS, periodUs: DEFAULT_CFS_PERIOD_US,
       });
       cluster = c;
       await c.startBackends();
+      // The samples' `t` counts from the poller's start, within milliseconds of this.
+      trace?.event({ type: 'epoch', at: Date.now() });
       await c.startBalancer({ kind: 'poller', policy: DEFAULT_POLICY });
+      if (trace) c.observe({ weightChanged: (e) => trace.event({ type: 'weight', ...e }) });
       // Half the calibrated capacity: every backend busy, none saturated before the step.
       const rate = 0.5 * 3 * 0.2 * rpsPerCore;
       const totalS = 15 + trials * 2 * phaseS + trials * 3 * 12;
@@ -116,6 +127,7 @@ async function main(): Promise<void> {
       let stepMisses = 0;
       for (let k = 0; k < trials; k++) {
         const edge = startAt + k * 2 * phaseS * 1000;
+        trace?.event({ type: 'edge', at: edge, node: victim.id });
         const series = await record(c, vi, edge - 2_000, edge + phaseS * 1000);
         const before = median(series.filter((p) => p.at < edge).map((p) => p.w));
         const after = median(series.filter((p) => p.at >= edge + (phaseS - 3) * 1000).map((p) => p.w));
@@ -179,6 +191,19 @@ async function main(): Promise<void> {
   const stamp = QUICK ? 'quick' : started.toISOString().slice(0, 10);
   writeFileSync(path.join(outDir, `reaction-${stamp}.json`), JSON.stringify({ bench: 'reaction', date: started.toISOString(), machine: machineLine(), loadAverage: { before: loadBefore, after: loadAfter }, steady, kinds }, null, 1));
   writeFileSync(path.join(outDir, `reaction-${stamp}.txt`), `${text}\n`);
+}
+
+interface Trace {
+  /** The poller's recording of its agents (Cluster's `trace`). */
+  readonly samples: string;
+  event(e: Record<string, unknown>): void;
+}
+
+function openTrace(dir: string): Trace {
+  mkdirSync(dir, { recursive: true });
+  const events = path.join(dir, 'reaction-events.jsonl');
+  writeFileSync(events, '');
+  return { samples: path.join(dir, 'reaction-samples.jsonl'), event: (e) => appendFileSync(events, `${JSON.stringify(e)}\n`) };
 }
 
 /** The weight of backend i every POLL_MS between two epoch times. */

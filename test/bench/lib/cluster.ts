@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { createFastpathEngine, createHaproxyEngine, type Engine, type FastpathEngine, type HostPort } from '@loadfeed/kernel-bridge';
-import { compilePolicy, DEFAULT_RECORD_MAX_BYTES, defaultEngines, defaultStrategies, Poller, TraceRecorder } from '@loadfeed/poller';
+import { compilePolicy, DEFAULT_RECORD_MAX_BYTES, defaultEngines, defaultStrategies, Poller, TraceRecorder, type PollerObserver } from '@loadfeed/poller';
 import type { CpuCgroup } from './cgroup.js';
 import { alive, firstLine, sleep, type Children, type Started } from './children.js';
 import type { NetNs } from './netns.js';
@@ -179,6 +179,11 @@ export class Cluster {
       if (performance.now() > deadline) throw new Error(`agents did not report within 20 s: ${this.backends.map((b) => b.agent?.stderr() ?? '').join(' | ')}`);
       await sleep(100);
     }
+  }
+
+  /** Subscribe to the poller's weight changes (no-op without a poller); returns the unsubscribe function. */
+  observe(observer: PollerObserver): () => void {
+    return this.poller?.observe(observer) ?? (() => undefined);
   }
 
   get hasAgents(): boolean {
