@@ -231,3 +231,53 @@ test('capacity: a server past the target utilisation scores less than it accepts
   // Saturated with few requests of its own: no capacity left at all, once the score's averages (a second at most) hold it.
   t.deepEqual(feed(h, ['n0', 'n1'], 4, (n) => (n === 'n0' ? { cpuUtilization: 1, tcpAcceptsPerSecond: 10 } : quiet)), [0, 1000]);
 });
+
+test('capacity: a change beyond its requests\' Poisson noise is taken in one sample; one within it is averaged', (t) => {
+  const h = harness(`${NEUTRAL}    strategy: { name: capacity }\n${servers(2)}`);
+  for (const n of ['n0', 'n1']) h.connect(n, 1);
+  const quiet = { cpuUtilization: 0.5, tcpAcceptsPerSecond: 100 };
+  feed(h, ['n0', 'n1'], 3, () => quiet);
+  // A quarter second holds 25 requests: noise bound 2 × √25 / 0.25 s = 40/s.
+  const quarter = (cpuUtilization: number): number[] => {
+    h.advance(250);
+    h.report('n0', { cpuUtilization, tcpAcceptsPerSecond: 100, windowMs: 250 });
+    h.report('n1', { ...quiet, windowMs: 250 });
+    return h.weights();
+  };
+  // 0.15 more CPU at the same rate reads as 30/s less capacity, within the noise:
+  // averaged over 15 requests, 25 of them move it 1 − 2^(−25/15) = 68.5 % of the way (159/s, not 150).
+  t.deepEqual(quarter(0.65), [886, 1000]);
+  feed(h, ['n0', 'n1'], 3, () => quiet);
+  // A neighbour taking 0.4: 100/s left (80/s less), beyond the noise: taken at once (averaged: 125/s).
+  t.deepEqual(quarter(0.9), [556, 1000]);
+});
+
+test('capacity: long-lived connections (keep-alive) are scored by spare cores to the target, not the mean, and the request rate counts when the sample has one', (t) => {
+  const h = harness(`${NEUTRAL}    strategy: { name: capacity }\n${servers(3)}`);
+  h.connect('n0', 2, { services: [{ name: 'web', port: 1 }] });
+  h.connect('n1', 1, { services: [{ name: 'web', port: 2 }] });
+  h.connect('n2', 1, { services: [{ name: 'web', port: 3 }] });
+  // 200 connections held, one new every 2 s: they live 400 s (Little's law), far beyond 10 s.
+  const keepAlive = (cpuUtilization: number) => ({ cpuUtilization, tcpAcceptsPerSecond: 0.5, services: [{ name: 'web', established: 200 }] });
+  const at = (n: number, ms: number, sample: (node: string) => Record<string, unknown>): number[] => {
+    for (let k = 0; k < ms / 250; k++) {
+      h.advance(250);
+      for (let i = 0; i < n; i++) h.report(`n${i}`, sample(`n${i}`));
+      h.weights();
+    }
+    return h.weights();
+  };
+  // n0: 2 cores at 0.3 (1.2 spare to 0.9), n1: 1 core at 0.3 (0.6), n2: 1 core at 0.6 (0.3).
+  const loads: Record<string, number> = { n0: 0.3, n1: 0.3, n2: 0.6 };
+  t.deepEqual(at(3, 3000, (n) => keepAlive(loads[n] ?? 0)), [1000, 500, 250]);
+  t.regex(h.evaluate()[0]?.reason ?? '', /^long-lived connections \(200 established, 0\.5 accepted\/s\): cpu 0\.3 of 2 cores, 1\.2 spare to the target$/);
+  // The same servers reporting the requests they serve: capacity in requests/s again
+  // (n0: 100/s at 0.3 of 2 cores, 3‰ per request/s: 300/s; n1: 50/s at 0.3: 150/s; n2: 50/s at 0.6: 75/s).
+  const rates: Record<string, number> = { n0: 100, n1: 50, n2: 50 };
+  t.deepEqual(at(3, 3000, (n) => ({ ...keepAlive(loads[n] ?? 0), rpsFractional: rates[n] })), [1000, 500, 250]);
+  t.regex(h.evaluate()[0]?.reason ?? '', /^100 requests\/s at cpu 0\.3, 3‰ cpu per request\/s: capacity 300\/s$/);
+  // Short connections again (2 held, 100 accepted/s): back to accepts once the lifetime falls below 5 s.
+  const short = at(3, 3000, (n) => ({ cpuUtilization: loads[n] ?? 0, tcpAcceptsPerSecond: rates[n], services: [{ name: 'web', established: 2 }] }));
+  t.regex(h.evaluate()[0]?.reason ?? '', /^100 connections\/s at cpu 0\.3/);
+  t.deepEqual(short, [1000, 500, 250]);
+});

@@ -720,7 +720,7 @@ function factsOf(s: ServerMemory, address: string, node: NodeRecord, sample: Sam
     node,
     sample,
     service,
-    input: { key: address, nodeId: node.id, metrics, sampleId: `${node.connectedAt}/${sample.seq}`, sampleAt: node.sampleAt, connectedAt: node.connectedAt },
+    input: { key: address, nodeId: node.id, metrics, sampleId: `${node.connectedAt}/${sample.seq}`, sampleAt: node.sampleAt, windowMs: sample.windowMs, connectedAt: node.connectedAt },
     guard: variables === null ? null : (service.guards.find((g) => (g.when.evaluate(variables) ?? 0) !== 0) ?? null),
     maxConnections: service.connectionLimit && variables !== null ? connectionLimitOf(service.connectionLimit, variables) : null,
     score: null,

@@ -34,13 +34,30 @@
 // Utilisation for the spare is the worse of CPU and CPU pressure (PSI), as
 // in headroom; the cost is learned from CPU alone. Rate and load in the
 // score are averaged over the last SCORE_HALF_LIFE_REQUESTS requests or so
-// (a second at most), so a small server's Poisson noise does not bias it. It is learned only from
+// (a second at most), so a small server's Poisson noise does not bias it;
+// a sample whose own capacity lies further from that average than its
+// requests' Poisson noise explains (CHANGE_SIGMAS) is a change, and is
+// taken at once: averaging a neighbour's arrival over 15 requests took two
+// of the three seconds bench:reaction's load step needed. It is learned only from
 // a few seconds busier than `minUtilization` (an idle server's ratio is
 // noise). Until a server's cost is known it gets the service mean; once
 // known, an idle server gets its whole capacity, target / cost. The cost is kept
 // across agent restarts (the same server); it starts anew with a new policy.
+//
+// The rate is the requests per second the application reports (`rps`, e.g.
+// from ORCA or its Prometheus endpoint) when the sample carries it, else the
+// host's accepted connections per second: one request per connection. With
+// keep-alive (or any long-lived connections) accepts count connections, not
+// requests, and are near 0: the estimate would fall to the service mean for
+// every server. A server whose connections live longer than
+// LONG_LIVED_CONNECTION_S on average (Little's law: established / accepted
+// per second) is scored by its spare cores up to the target instead, as
+// headroom scores (cores × (target − load)); a service whose servers all
+// hold long-lived connections is then weighted as with headroom. Its reason
+// says so. Spare cores and requests/s are different units: a service whose
+// servers differ in this should report `rps`.
 // For: one request per connection (HTTP/1 without keep-alive, short TCP
-// exchanges); the default.
+// exchanges), or any service that reports its request rate; the default.
 import type { z } from 'zod';
 import type { capacitySchema } from './schema.js';
 import { fmt, type Strategy } from './strategy.js';
@@ -59,14 +76,32 @@ export const CAPACITY_AVERAGE_HALF_LIFE_MS = 2_000;
  */
 export const SCORE_HALF_LIFE_REQUESTS = 15;
 const SCORE_MAX_HALF_LIFE_MS = 1_000;
+/**
+ * A sample's capacity this many standard deviations of its own request
+ * count (Poisson: √n requests over its window) away from the averaged score
+ * replaces the average. Accepts and CPU move together with the requests, so
+ * the capacity's real noise is well below this bound: in bench:reaction the
+ * servers without a neighbour deviated by 0.2–0.3 of it at the median and
+ * 1.2–1.5 at p99 in 1 s samples (a few quarter-second ones reached 4); a
+ * neighbour taking 60 % of a server at half load showed 2.4–5 in the first
+ * quarter second.
+ */
+export const CHANGE_SIGMAS = 2;
+/**
+ * Connections that live this long on average carry many requests each, so
+ * accepts no longer count requests; a server stops being counted so below
+ * half of it (no flapping at the edge). A one-request connection lives as
+ * long as its response takes, queueing included: seconds at most.
+ */
+export const LONG_LIVED_CONNECTION_S = 10;
 /** A server not heard of for this long is forgotten (checked at most this often). */
 const FORGET_AFTER_MS = 10 * 60_000;
 
 interface Learned {
-  /** Time-weighted averages of CPU utilisation and accepted connections/s (for the cost). */
+  /** Time-weighted averages of CPU utilisation and the rate, requests or accepted connections/s (for the cost). */
   cpu: number;
   rate: number;
-  /** Request-weighted averages of accepted connections/s and load (for the score). */
+  /** Request-weighted averages of the rate and load (for the score). */
   scoreRate: number;
   scoreLoad: number;
   /** ms of samples in the averages (capped: only its fullness matters). */
@@ -74,7 +109,13 @@ interface Learned {
   /** Learned CPU per request/s; null until the averages were once busy enough. */
   cost: number | null;
   at: number;
+  /** What the rate counts: the application's requests, or accepted connections. A change starts anew. */
+  source: RateSource;
+  /** Its connections live longer than LONG_LIVED_CONNECTION_S: accepts are not its requests (no cost is learned from them). */
+  longLived: boolean;
 }
+
+type RateSource = 'request' | 'connection';
 
 interface CapacityState {
   readonly servers: Map<string, Learned>;
@@ -90,31 +131,50 @@ export const capacityStrategy: Strategy<CapacityConfig, CapacityState> = {
       for (const [key, l] of state.servers) if (now - l.at >= FORGET_AFTER_MS) state.servers.delete(key);
       state.sweptAt = now;
     }
-    return servers.map(({ key, metrics: m, sampleAt }) => {
-      const rate = m.tcpAcceptsPerSecond;
-      if (rate === null) return { score: null, reason: 'no accepted-connection rate: mean' };
+    return servers.map(({ key, metrics: m, sampleAt, windowMs }) => {
+      const requests = m.rpsFractional;
+      const rate = requests ?? m.tcpAcceptsPerSecond;
+      if (rate === null) return { score: null, reason: 'no request or accepted-connection rate: mean' };
       const pressure = config.usePressure ? m.psiCpuSome : null;
       const byPressure = pressure !== null && pressure > m.cpuUtilization;
       const load = byPressure ? (pressure ?? 0) : m.cpuUtilization;
-      const l = learn(state.servers, key, m.cpuUtilization, load, rate, sampleAt, config);
+      const source = requests === null ? 'connection' : 'request';
+      const l = learn(state.servers, key, { cpu: m.cpuUtilization, load, rate, source, connections: m.connections, at: sampleAt, windowMs }, config);
       const what = `${byPressure ? 'cpu pressure' : 'cpu'} ${fmt(l.scoreLoad)}`;
-      if (l.cost === null) return { score: null, reason: `${fmt(l.scoreRate)} connections/s at ${what}, cost not learned yet: mean` };
+      if (l.longLived) {
+        const spare = m.cores * Math.max(0, config.targetUtilization - Math.min(1, l.scoreLoad));
+        return { score: spare, reason: `long-lived connections (${fmt(m.connections ?? 0)} established, ${fmt(l.rate)} accepted/s): ${what} of ${fmt(m.cores)} cores, ${fmt(spare)} spare to the target` };
+      }
+      if (l.cost === null) return { score: null, reason: `${fmt(l.scoreRate)} ${source}s/s at ${what}, cost not learned yet: mean` };
       const capacity = Math.max(0, l.scoreRate + (config.targetUtilization - l.scoreLoad) / l.cost);
-      return { score: capacity, reason: `${fmt(l.scoreRate)} connections/s at ${what}, ${fmt(l.cost * 1000)}‰ cpu per connection/s: capacity ${fmt(capacity)}/s` };
+      return { score: capacity, reason: `${fmt(l.scoreRate)} ${source}s/s at ${what}, ${fmt(l.cost * 1000)}‰ cpu per ${source}/s: capacity ${fmt(capacity)}/s` };
     });
   },
 };
 
-function learn(servers: Map<string, Learned>, key: string, cpu: number, load: number, rate: number, at: number, config: CapacityConfig): Learned {
+interface Reading {
+  readonly cpu: number;
+  /** The worse of CPU and CPU pressure. */
+  readonly load: number;
+  readonly rate: number;
+  readonly source: RateSource;
+  /** Established connections on the service's port, when known. */
+  readonly connections: number | null;
+  readonly at: number;
+  readonly windowMs: number;
+}
+
+function learn(servers: Map<string, Learned>, key: string, r: Reading, config: CapacityConfig): Learned {
+  const { cpu, load, rate, source, at } = r;
   let l = servers.get(key);
-  if (l === undefined) {
-    l = { cpu, rate, scoreRate: rate, scoreLoad: load, covered: 0, cost: null, at };
+  if (l === undefined || l.source !== source) {
+    l = { cpu, rate, scoreRate: rate, scoreLoad: load, covered: 0, cost: null, at, source, longLived: false };
     servers.set(key, l);
     return l;
   }
   const dt = at - l.at;
   if (dt <= 0) return l; // the sample already learned from
-  const keepScore = 2 ** -Math.max((rate * dt) / 1000 / SCORE_HALF_LIFE_REQUESTS, dt / SCORE_MAX_HALF_LIFE_MS);
+  const keepScore = isChange(l, r) ? 0 : 2 ** -Math.max((rate * dt) / 1000 / SCORE_HALF_LIFE_REQUESTS, dt / SCORE_MAX_HALF_LIFE_MS);
   l.scoreRate = keepScore * l.scoreRate + (1 - keepScore) * rate;
   l.scoreLoad = keepScore * l.scoreLoad + (1 - keepScore) * load;
   const keep = 2 ** (-dt / CAPACITY_AVERAGE_HALF_LIFE_MS);
@@ -122,9 +182,31 @@ function learn(servers: Map<string, Learned>, key: string, cpu: number, load: nu
   l.rate = keep * l.rate + (1 - keep) * rate;
   l.covered = Math.min(l.covered + dt, CAPACITY_AVERAGE_HALF_LIFE_MS);
   l.at = at;
-  if (l.covered < CAPACITY_AVERAGE_HALF_LIFE_MS || l.cpu < config.minUtilization || l.rate <= 0) return l;
+  const wasLongLived = l.longLived;
+  l.longLived = source === 'connection' && longLived(l, r.connections);
+  if (wasLongLived && !l.longLived) {
+    // Accepts count requests again: the cost is learned from them alone.
+    l.cpu = cpu;
+    l.rate = rate;
+    l.covered = 0;
+  }
+  if (l.longLived || l.covered < CAPACITY_AVERAGE_HALF_LIFE_MS || l.cpu < config.minUtilization || l.rate <= 0) return l;
   const measured = l.cpu / l.rate;
   if (l.cost === null || measured <= l.cost) l.cost = measured;
   else l.cost *= (measured / l.cost) ** (1 - 2 ** (-dt / config.costHalfLife));
   return l;
+}
+
+/** The reading's own capacity differs from the averaged one by more than CHANGE_SIGMAS × its requests' Poisson noise. */
+function isChange(l: Learned, r: Reading): boolean {
+  if (l.cost === null || r.windowMs <= 0) return false;
+  const seconds = r.windowMs / 1000;
+  const noise = Math.sqrt(Math.max(1, r.rate * seconds)) / seconds;
+  return Math.abs(r.rate - l.scoreRate + (l.scoreLoad - r.load) / l.cost) > CHANGE_SIGMAS * noise;
+}
+
+/** Little's law: established connections over accepted ones per second is how long they live. */
+function longLived(l: Learned, connections: number | null): boolean {
+  if (connections === null || connections <= 0) return false;
+  return connections > l.rate * (l.longLived ? LONG_LIVED_CONNECTION_S / 2 : LONG_LIVED_CONNECTION_S);
 }

@@ -28,6 +28,8 @@ export interface ServerInput {
   readonly sampleId: string;
   /** Poller-clock ms the latest sample arrived. */
   readonly sampleAt: number;
+  /** How long a span the latest sample covers, ms (rates and utilisations are its averages). */
+  readonly windowMs: number;
   /** Poller-clock ms the node's current stream started. */
   readonly connectedAt: number;
 }
