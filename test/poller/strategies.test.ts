@@ -250,6 +250,26 @@ test('capacity: a change beyond its requests\' Poisson noise is taken in one sam
   feed(h, ['n0', 'n1'], 3, () => quiet);
   // A neighbour taking 0.4: 100/s left (80/s less), beyond the noise: taken at once (averaged: 125/s).
   t.deepEqual(quarter(0.9), [556, 1000]);
+  t.regex(h.evaluate()[0]?.reason ?? '', /capacity 100\/s \(a change: taken at once\)$/);
+});
+
+test('capacity: a falling change skips the poller\'s smoothing, a rising one keeps it', (t) => {
+  const h = harness(`    smoothing: { halfLife: 2s, halfLifeDown: 1s }\n    deadband: 0\n    slowStart: null\n    weights: { min: 0, max: 1000 }\n    strategy: { name: capacity }\n${servers(2)}`);
+  for (const n of ['n0', 'n1']) h.connect(n, 1);
+  const quiet = { cpuUtilization: 0.5, tcpAcceptsPerSecond: 100 };
+  feed(h, ['n0', 'n1'], 4, () => quiet);
+  const second = (n0: { cpuUtilization: number; tcpAcceptsPerSecond: number }): number[] => {
+    h.advance(1000);
+    h.report('n0', n0);
+    h.report('n1', quiet);
+    return h.weights();
+  };
+  // The neighbour (0.4) arrives: 100/s left at once, not half-way down (the 1 s falling half-life).
+  t.deepEqual(second({ cpuUtilization: 0.9, tcpAcceptsPerSecond: 100 }), [556, 1000]);
+  // It leaves: 180/s again, approached with the 2 s half-life: 100 + (1 − 2^−½) × 80 = 123/s,
+  // 686 (a little less: the cost crept up while the neighbour was there).
+  const back = second(quiet);
+  t.true(back[0]! >= 675 && back[0]! <= 686 && back[1] === 1000, `neighbour gone: ${back}`);
 });
 
 test('capacity: long-lived connections (keep-alive) are scored by spare cores to the target, not the mean, and the request rate counts when the sample has one', (t) => {

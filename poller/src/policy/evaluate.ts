@@ -670,8 +670,9 @@ function rampFactor(service: CompiledService, slowStart: { readonly durationMs: 
  */
 function smooth(s: ServerMemory, answer: Score, score: number, halfLives: CompiledService['smoothing'], now: number): number {
   if (s.smoothedFrom === answer && s.smoothed !== null) return s.smoothed;
-  // Falling scores (trouble) have their own, shorter half-life.
-  const halfLifeMs = s.smoothed !== null && score < s.smoothed ? halfLives.halfLifeDownMs : halfLives.halfLifeMs;
+  // Falling scores (trouble) have their own, shorter half-life; none for a change the strategy told from noise.
+  const falling = s.smoothed !== null && score < s.smoothed;
+  const halfLifeMs = falling ? (answer.change === true ? 0 : halfLives.halfLifeDownMs) : halfLives.halfLifeMs;
   const value = s.smoothed === null || halfLifeMs <= 0 ? score : s.smoothed + (1 - 2 ** (-Math.max(0, now - s.smoothedAt) / halfLifeMs)) * (score - s.smoothed);
   s.smoothed = value;
   s.smoothedAt = now;

@@ -37,8 +37,9 @@
 // (a second at most), so a small server's Poisson noise does not bias it;
 // a sample whose own capacity lies further from that average than its
 // requests' Poisson noise explains (CHANGE_SIGMAS) is a change, and is
-// taken at once: averaging a neighbour's arrival over 15 requests took two
-// of the three seconds bench:reaction's load step needed. It is learned only from
+// taken at once, and (falling) not smoothed by the poller either: averaging
+// a neighbour's arrival over 15 requests took two of the three seconds
+// bench:reaction's load step needed. It is learned only from
 // a few seconds busier than `minUtilization` (an idle server's ratio is
 // noise). Until a server's cost is known it gets the service mean; once
 // known, an idle server gets its whole capacity, target / cost. The cost is kept
@@ -111,6 +112,8 @@ interface Learned {
   at: number;
   /** What the rate counts: the application's requests, or accepted connections. A change starts anew. */
   source: RateSource;
+  /** The last sample was a change (isChange): it replaced the score's averages. */
+  changed: boolean;
   /** Its connections live longer than LONG_LIVED_CONNECTION_S: accepts are not its requests (no cost is learned from them). */
   longLived: boolean;
 }
@@ -147,7 +150,7 @@ export const capacityStrategy: Strategy<CapacityConfig, CapacityState> = {
       }
       if (l.cost === null) return { score: null, reason: `${fmt(l.scoreRate)} ${source}s/s at ${what}, cost not learned yet: mean` };
       const capacity = Math.max(0, l.scoreRate + (config.targetUtilization - l.scoreLoad) / l.cost);
-      return { score: capacity, reason: `${fmt(l.scoreRate)} ${source}s/s at ${what}, ${fmt(l.cost * 1000)}‰ cpu per ${source}/s: capacity ${fmt(capacity)}/s` };
+      return { score: capacity, change: l.changed, reason: `${fmt(l.scoreRate)} ${source}s/s at ${what}, ${fmt(l.cost * 1000)}‰ cpu per ${source}/s: capacity ${fmt(capacity)}/s${l.changed ? ' (a change: taken at once)' : ''}` };
     });
   },
 };
@@ -168,13 +171,14 @@ function learn(servers: Map<string, Learned>, key: string, r: Reading, config: C
   const { cpu, load, rate, source, at } = r;
   let l = servers.get(key);
   if (l === undefined || l.source !== source) {
-    l = { cpu, rate, scoreRate: rate, scoreLoad: load, covered: 0, cost: null, at, source, longLived: false };
+    l = { cpu, rate, scoreRate: rate, scoreLoad: load, covered: 0, cost: null, at, source, changed: false, longLived: false };
     servers.set(key, l);
     return l;
   }
   const dt = at - l.at;
   if (dt <= 0) return l; // the sample already learned from
-  const keepScore = isChange(l, r) ? 0 : 2 ** -Math.max((rate * dt) / 1000 / SCORE_HALF_LIFE_REQUESTS, dt / SCORE_MAX_HALF_LIFE_MS);
+  l.changed = isChange(l, r);
+  const keepScore = l.changed ? 0 : 2 ** -Math.max((rate * dt) / 1000 / SCORE_HALF_LIFE_REQUESTS, dt / SCORE_MAX_HALF_LIFE_MS);
   l.scoreRate = keepScore * l.scoreRate + (1 - keepScore) * rate;
   l.scoreLoad = keepScore * l.scoreLoad + (1 - keepScore) * load;
   const keep = 2 ** (-dt / CAPACITY_AVERAGE_HALF_LIFE_MS);

@@ -39,6 +39,12 @@ export interface Score {
   readonly score: number | null;
   /** Which metric decided, e.g. "cpu 0.72 of 2 cores". */
   readonly reason: string;
+  /**
+   * The strategy tells a change from noise (capacity): this score moved beyond
+   * what its inputs' noise explains. A falling one then skips the smoothing,
+   * which is there for noise; a rising one keeps it (recover carefully).
+   */
+  readonly change?: boolean;
 }
 
 export interface Strategy<C extends StrategyConfig = StrategyConfig, S = unknown> {
