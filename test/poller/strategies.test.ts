@@ -301,3 +301,32 @@ test('capacity: long-lived connections (keep-alive) are scored by spare cores to
   t.regex(h.evaluate()[0]?.reason ?? '', /^100 connections\/s at cpu 0\.3/);
   t.deepEqual(short, [1000, 500, 250]);
 });
+
+test('capacity: a server whose samples scatter beyond Poisson noise (CPU read in short windows under a quota) stops being taken as changing', (t) => {
+  const h = harness(`${NEUTRAL}    strategy: { name: capacity }\n${servers(2)}`);
+  for (const n of ['n0', 'n1']) h.connect(n, 1);
+  const quiet = { cpuUtilization: 0.5, tcpAcceptsPerSecond: 100 };
+  feed(h, ['n0', 'n1'], 3, () => quiet);
+  // n0's quarter-second CPU reads 0.3 and 0.7 in turn at the same rate: ±40/s,
+  // beyond the Poisson bound (2 × √25 / 0.25 s = 40/s) at first.
+  const changes: boolean[] = [];
+  for (let k = 0; k < 40; k++) {
+    h.advance(250);
+    h.report('n0', { cpuUtilization: k % 2 === 0 ? 0.3 : 0.7, tcpAcceptsPerSecond: 100, windowMs: 250 });
+    h.report('n1', { ...quiet, windowMs: 250 });
+    changes.push(/a change/.test(h.evaluate()[0]?.reason ?? ''));
+  }
+  t.true(changes.slice(0, 5).some((c) => c), 'the first scattered samples are changes');
+  t.false(changes.slice(-20).some((c) => c), `later ones are not: ${changes.map((c) => (c ? 1 : 0)).join('')}`);
+});
+
+test('capacity: a CPU reading above the allowance (a quota read over a short window) counts as full, not beyond', (t) => {
+  const h = harness(`${NEUTRAL}    strategy: { name: capacity }\n${servers(2)}`);
+  for (const n of ['n0', 'n1']) h.connect(n, 1);
+  const quiet = { cpuUtilization: 0.5, tcpAcceptsPerSecond: 100 };
+  feed(h, ['n0', 'n1'], 3, () => quiet);
+  h.advance(250);
+  h.report('n0', { cpuUtilization: 1.36, tcpAcceptsPerSecond: 100, windowMs: 250 });
+  // 100/s − (1 − 0.9) / 0.005 = 80/s (read as 1.36: 8/s).
+  t.regex(h.evaluate()[0]?.reason ?? '', /^100 connections\/s at cpu 1, 5‰ cpu per connection\/s: capacity 80\/s \(a change: taken at once\)$/);
+});

@@ -88,6 +88,8 @@ const SCORE_MAX_HALF_LIFE_MS = 1_000;
  * quarter second.
  */
 export const CHANGE_SIGMAS = 2;
+/** A normal distribution's standard deviation over its mean absolute deviation (√(π/2)). */
+const SPREAD_TO_SIGMA = 1.25;
 /**
  * Connections that live this long on average carry many requests each, so
  * accepts no longer count requests; a server stops being counted so below
@@ -112,6 +114,12 @@ interface Learned {
   at: number;
   /** What the rate counts: the application's requests, or accepted connections. A change starts anew. */
   source: RateSource;
+  /**
+   * Mean absolute deviation of a sample's capacity from the averaged one,
+   * in requests/s × √s (a window's noise falls with the square root of its
+   * length), over the last few seconds (a change counted up to the bound).
+   */
+  spread: number;
   /** The last sample was a change (isChange): it replaced the score's averages. */
   changed: boolean;
   /** Its connections live longer than LONG_LIVED_CONNECTION_S: accepts are not its requests (no cost is learned from them). */
@@ -140,7 +148,9 @@ export const capacityStrategy: Strategy<CapacityConfig, CapacityState> = {
       if (rate === null) return { score: null, reason: 'no request or accepted-connection rate: mean' };
       const pressure = config.usePressure ? m.psiCpuSome : null;
       const byPressure = pressure !== null && pressure > m.cpuUtilization;
-      const load = byPressure ? (pressure ?? 0) : m.cpuUtilization;
+      // Above 1 a short window is aliasing, not load: a CPU quota is enforced per
+      // period (100 ms), and a quarter second read 1.36 of the allowance.
+      const load = Math.min(1, byPressure ? (pressure ?? 0) : m.cpuUtilization);
       const source = requests === null ? 'connection' : 'request';
       const l = learn(state.servers, key, { cpu: m.cpuUtilization, load, rate, source, connections: m.connections, at: sampleAt, windowMs }, config);
       const what = `${byPressure ? 'cpu pressure' : 'cpu'} ${fmt(l.scoreLoad)}`;
@@ -171,13 +181,13 @@ function learn(servers: Map<string, Learned>, key: string, r: Reading, config: C
   const { cpu, load, rate, source, at } = r;
   let l = servers.get(key);
   if (l === undefined || l.source !== source) {
-    l = { cpu, rate, scoreRate: rate, scoreLoad: load, covered: 0, cost: null, at, source, changed: false, longLived: false };
+    l = { cpu, rate, scoreRate: rate, scoreLoad: load, covered: 0, cost: null, at, source, spread: 0, changed: false, longLived: false };
     servers.set(key, l);
     return l;
   }
   const dt = at - l.at;
   if (dt <= 0) return l; // the sample already learned from
-  l.changed = isChange(l, r);
+  l.changed = isChange(l, r, dt);
   const keepScore = l.changed ? 0 : 2 ** -Math.max((rate * dt) / 1000 / SCORE_HALF_LIFE_REQUESTS, dt / SCORE_MAX_HALF_LIFE_MS);
   l.scoreRate = keepScore * l.scoreRate + (1 - keepScore) * rate;
   l.scoreLoad = keepScore * l.scoreLoad + (1 - keepScore) * load;
@@ -202,11 +212,25 @@ function learn(servers: Map<string, Learned>, key: string, r: Reading, config: C
 }
 
 /** The reading's own capacity differs from the averaged one by more than CHANGE_SIGMAS × its requests' Poisson noise. */
-function isChange(l: Learned, r: Reading): boolean {
+/**
+ * The reading's own capacity differs from the averaged one by more than
+ * CHANGE_SIGMAS × its noise: its requests' Poisson noise, or what this
+ * server's samples have shown lately (SPREAD_TO_SIGMA × their mean absolute
+ * deviation), whichever is larger. The latter covers what Poisson does not:
+ * CPU read in short windows under a quota, a neighbour that itself comes
+ * and goes.
+ */
+function isChange(l: Learned, r: Reading, dt: number): boolean {
   if (l.cost === null || r.windowMs <= 0) return false;
-  const seconds = r.windowMs / 1000;
-  const noise = Math.sqrt(Math.max(1, r.rate * seconds)) / seconds;
-  return Math.abs(r.rate - l.scoreRate + (l.scoreLoad - r.load) / l.cost) > CHANGE_SIGMAS * noise;
+  const root = Math.sqrt(r.windowMs / 1000);
+  const deviation = Math.abs(r.rate - l.scoreRate + (l.scoreLoad - r.load) / l.cost);
+  const poisson = Math.sqrt(Math.max(1, r.rate * root * root)) / root;
+  const bound = CHANGE_SIGMAS * Math.max(poisson, SPREAD_TO_SIGMA * l.spread);
+  // Every sample counts, a change only up to the bound: a server whose every
+  // sample scatters beyond it widens the bound until they fit, and one real
+  // change widens it by little.
+  l.spread += (1 - 2 ** (-dt / CAPACITY_AVERAGE_HALF_LIFE_MS)) * (Math.min(deviation * root, bound) - l.spread);
+  return deviation * root > bound;
 }
 
 /** Little's law: established connections over accepted ones per second is how long they live. */
