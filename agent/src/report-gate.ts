@@ -9,16 +9,26 @@
 // accounting step (Reading.cpuStep): a small process measured in 10 ms clock
 // ticks over a quarter window reads 0 or 0.8 of its capacity by chance, which
 // would otherwise be reported as trouble; such a scope reports per interval.
+// The watch windows after an early report (FOLLOW_UPS of them) are reported
+// one by one too: the early window may hold only the start of the trouble
+// (it straddles the moment it began), and a single window cannot tell a
+// neighbour that stays from a burst that is gone; the next ones tell, a
+// quarter interval apart instead of a whole one. Then merging resumes, so
+// trouble costs a few more samples once, and a steady load none.
 // The gate sees only the scope's CPU (Sampler.watch); the agent takes the
 // full reading for what the gate lets through (Sampler.report).
 import type { CpuWindow } from './reading.js';
 
 /** Watch windows per interval when early reports are on. */
 export const WATCHES_PER_INTERVAL = 4;
+/** Watch windows reported one by one after an early report (the rest of its interval). */
+export const FOLLOW_UPS = WATCHES_PER_INTERVAL - 1;
 
 export class ReportGate {
   private pending: CpuWindow[] = [];
   private lastCpu: number | null = null;
+  /** Windows still to report one by one after an early report. */
+  private followUps = 0;
 
   /** earlyChange 0: one watch window per interval, every one reported (no early reports). */
   constructor(private readonly earlyChange: number) {}
@@ -31,7 +41,8 @@ export class ReportGate {
   /** Offer the CPU of one watch window; returns the CPU to report now (that window, or the interval's merged), or null. */
   offer(reading: CpuWindow, intervalMs: number): CpuWindow | null {
     const early = this.earlyChange > 0 && this.lastCpu !== null && Math.abs(reading.cpuUtilization - this.lastCpu) >= this.earlyChange + reading.cpuStep;
-    if (early) {
+    if (early || this.followUps > 0) {
+      this.followUps = early ? FOLLOW_UPS : this.followUps - 1;
       this.pending = [];
       this.lastCpu = reading.cpuUtilization;
       return reading;

@@ -19,15 +19,20 @@ test('a steady load is reported once per interval, the watch windows merged over
   t.is(sent[3]?.cpuThrottled, 0.15);
 });
 
-test('a marked change since the last report is reported at once, alone; the next interval starts afresh', (t) => {
+test('a marked change since the last report is reported at once, alone, and the rest of its interval window by window; then merging resumes', (t) => {
   const gate = new ReportGate(0.25);
   for (let i = 0; i < 4; i++) gate.offer(reading(0.5, 250), 1000); // first report: cpu 0.5
   t.is(gate.offer(reading(0.6, 250), 1000), null); // 0.1: not marked
   const early = gate.offer(reading(0.95, 250), 1000);
   t.is(early?.cpuUtilization, 0.95);
   t.is(early?.windowMs, 250);
-  // Compared with the early report now: staying high is no change; the load leaving is one.
-  t.is(gate.offer(reading(1, 250), 1000), null);
+  // The next three windows follow one by one, whatever they read.
+  const followUps = [1, 0.9, 0.98].map((cpu) => gate.offer(reading(cpu, 250), 1000));
+  t.deepEqual(followUps.map((r) => [r?.cpuUtilization, r?.windowMs]), [[1, 250], [0.9, 250], [0.98, 250]]);
+  // Then one report per interval again; staying high is no change, the load leaving is one.
+  t.deepEqual([1, 1, 1].map((cpu) => gate.offer(reading(cpu, 250), 1000)), [null, null, null]);
+  const merged = gate.offer(reading(1, 250), 1000);
+  t.is(merged?.windowMs, 1000);
   t.is(gate.offer(reading(0.45, 250), 1000)?.cpuUtilization, 0.45);
 });
 

@@ -35,11 +35,13 @@
 // in headroom; the cost is learned from CPU alone. Rate and load in the
 // score are averaged over the last SCORE_HALF_LIFE_REQUESTS requests or so
 // (a second at most), so a small server's Poisson noise does not bias it;
-// a sample whose own capacity lies further from that average than its
-// requests' Poisson noise explains (CHANGE_SIGMAS) is a change, and is
-// taken at once, and (falling) not smoothed by the poller either: averaging
-// a neighbour's arrival over 15 requests took two of the three seconds
-// bench:reaction's load step needed. It is learned only from
+// two samples in a row whose own capacity lies further the same way from
+// that average than their noise explains (CHANGE_SIGMAS; one may be a
+// burst that is gone, and the agent reports the windows after an early
+// report one by one) are a change: the latest is taken at once, and
+// (falling) not smoothed by the poller either. Averaging a neighbour's
+// arrival over 15 requests took two of the three seconds bench:reaction's
+// load step needed. It is learned only from
 // a few seconds busier than `minUtilization` (an idle server's ratio is
 // noise). Until a server's cost is known it gets the service mean; once
 // known, an idle server gets its whole capacity, target / cost. The cost is kept
@@ -76,6 +78,8 @@ export const CAPACITY_AVERAGE_HALF_LIFE_MS = 2_000;
  * server's trouble still shows within a quarter second.
  */
 export const SCORE_HALF_LIFE_REQUESTS = 15;
+/** Averages holding this many requests are full: the half-life alone weighs a new sample. */
+const SCORE_FULL_REQUESTS = 4 * SCORE_HALF_LIFE_REQUESTS;
 const SCORE_MAX_HALF_LIFE_MS = 1_000;
 /**
  * A sample's capacity this many standard deviations of its own request
@@ -120,8 +124,14 @@ interface Learned {
    * length), over the last few seconds (a change counted up to the bound).
    */
   spread: number;
-  /** The last sample was a change (isChange): it replaced the score's averages. */
+  /** The last sample's capacity lay beyond the noise above (1) or below (-1) the average, or not (0). */
+  beyond: -1 | 0 | 1;
+  /** The score's averages before that sample: the next one is compared with them. */
+  before: { readonly rate: number; readonly load: number };
+  /** The last sample was a change (two in a row beyond the noise, the same way): it replaced the score's averages. */
   changed: boolean;
+  /** Requests in the score's averages since they (re)started, up to SCORE_FULL_REQUESTS. */
+  scoreRequests: number;
   /** Its connections live longer than LONG_LIVED_CONNECTION_S: accepts are not its requests (no cost is learned from them). */
   longLived: boolean;
 }
@@ -181,14 +191,23 @@ function learn(servers: Map<string, Learned>, key: string, r: Reading, config: C
   const { cpu, load, rate, source, at } = r;
   let l = servers.get(key);
   if (l === undefined || l.source !== source) {
-    l = { cpu, rate, scoreRate: rate, scoreLoad: load, covered: 0, cost: null, at, source, spread: 0, changed: false, longLived: false };
+    l = { cpu, rate, scoreRate: rate, scoreLoad: load, covered: 0, cost: null, at, source, spread: 0, beyond: 0, before: { rate, load }, changed: false, scoreRequests: (rate * r.windowMs) / 1000, longLived: false };
     servers.set(key, l);
     return l;
   }
   const dt = at - l.at;
   if (dt <= 0) return l; // the sample already learned from
-  l.changed = isChange(l, r, dt);
-  const keepScore = l.changed ? 0 : 2 ** -Math.max((rate * dt) / 1000 / SCORE_HALF_LIFE_REQUESTS, dt / SCORE_MAX_HALF_LIFE_MS);
+  const reference = l.beyond === 0 ? { rate: l.scoreRate, load: l.scoreLoad } : l.before;
+  const beyond = beyondNoise(l, r, dt, reference);
+  l.changed = beyond !== 0 && beyond === l.beyond;
+  l.beyond = l.changed ? 0 : beyond;
+  l.before = reference;
+  // After a change the averages restart from its sample: until they hold
+  // SCORE_FULL_REQUESTS, a sample counts by its share of the requests (the
+  // second after a change half, where the half-life would give it a third).
+  const requests = (rate * dt) / 1000;
+  const keepScore = l.changed ? 0 : Math.min(2 ** -Math.max(requests / SCORE_HALF_LIFE_REQUESTS, dt / SCORE_MAX_HALF_LIFE_MS), l.scoreRequests / (l.scoreRequests + requests));
+  l.scoreRequests = l.changed ? requests : Math.min(SCORE_FULL_REQUESTS, l.scoreRequests + requests);
   l.scoreRate = keepScore * l.scoreRate + (1 - keepScore) * rate;
   l.scoreLoad = keepScore * l.scoreLoad + (1 - keepScore) * load;
   const keep = 2 ** (-dt / CAPACITY_AVERAGE_HALF_LIFE_MS);
@@ -213,24 +232,26 @@ function learn(servers: Map<string, Learned>, key: string, r: Reading, config: C
 
 /** The reading's own capacity differs from the averaged one by more than CHANGE_SIGMAS × its requests' Poisson noise. */
 /**
- * The reading's own capacity differs from the averaged one by more than
- * CHANGE_SIGMAS × its noise: its requests' Poisson noise, or what this
+ * Whether the reading's own capacity lies above (1) or below (-1) the
+ * averaged one (`reference`: as it was before the previous sample, when that
+ * one lay beyond) by more than CHANGE_SIGMAS × its noise (0: within): its requests' Poisson noise, or what this
  * server's samples have shown lately (SPREAD_TO_SIGMA × their mean absolute
  * deviation), whichever is larger. The latter covers what Poisson does not:
  * CPU read in short windows under a quota, a neighbour that itself comes
  * and goes.
  */
-function isChange(l: Learned, r: Reading, dt: number): boolean {
-  if (l.cost === null || r.windowMs <= 0) return false;
+function beyondNoise(l: Learned, r: Reading, dt: number, reference: { readonly rate: number; readonly load: number }): -1 | 0 | 1 {
+  if (l.cost === null || r.windowMs <= 0) return 0;
   const root = Math.sqrt(r.windowMs / 1000);
-  const deviation = Math.abs(r.rate - l.scoreRate + (l.scoreLoad - r.load) / l.cost);
+  const signed = r.rate - reference.rate + (reference.load - r.load) / l.cost;
+  const deviation = Math.abs(signed);
   const poisson = Math.sqrt(Math.max(1, r.rate * root * root)) / root;
   const bound = CHANGE_SIGMAS * Math.max(poisson, SPREAD_TO_SIGMA * l.spread);
   // Every sample counts, a change only up to the bound: a server whose every
   // sample scatters beyond it widens the bound until they fit, and one real
   // change widens it by little.
   l.spread += (1 - 2 ** (-dt / CAPACITY_AVERAGE_HALF_LIFE_MS)) * (Math.min(deviation * root, bound) - l.spread);
-  return deviation * root > bound;
+  return deviation * root <= bound ? 0 : signed > 0 ? 1 : -1;
 }
 
 /** Little's law: established connections over accepted ones per second is how long they live. */
