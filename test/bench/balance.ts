@@ -61,7 +61,7 @@ const haproxyStatic = (balance: HaproxyBalance, byCapacity: boolean): Balancer &
   weight: (b) => (byCapacity ? Math.round(b.cores * 100) : 100),
 });
 
-/** HAProxy with `balance`, its weights written by loadfeed's defaults through the haproxy engine (plus `extra` service lines). */
+/** HAProxy with `balance`, its weights written by loadfeed's defaults through the haproxy engine. */
 const haproxyLoadfeed = (balance: HaproxyBalance, extra = ''): Balancer & { readonly what: string } => ({
   what: `HAProxy ${balance}, weights from loadfeed's defaults (haproxy engine)${extra ? `, ${extra.trim()}` : ''}`,
   kind: 'poller',
@@ -74,10 +74,7 @@ export const POLICIES: Readonly<Record<string, Balancer & { readonly what: strin
   'haproxy-leastconn-capacity': haproxyStatic('leastconn', true),
   'haproxy-roundrobin': haproxyStatic('roundrobin', false),
   'haproxy-roundrobin-capacity': haproxyStatic('roundrobin', true),
-  // As deploy/examples/policies/haproxy-leastconn.yaml: square roots of the
-  // capacity ratios, which HAProxy's per-connection counting wants (docs/policy.md).
-  'haproxy-loadfeed': haproxyLoadfeed('leastconn', '    weights: { exponent: 0.5 }\n'),
-  'haproxy-loadfeed-linear': haproxyLoadfeed('leastconn'),
+  'haproxy-loadfeed': haproxyLoadfeed('leastconn'),
   'haproxy-roundrobin-loadfeed': haproxyLoadfeed('roundrobin'),
   'round-robin': { what: 'fast path swrr, equal fixed weights, no agents', kind: 'engine', scheduler: 'swrr', weight: () => 100 },
   'static-equal': {
@@ -143,7 +140,6 @@ export const POLICIES: Readonly<Record<string, Balancer & { readonly what: strin
   },
   // Not in the default set: loadfeed's defaults on the other fast-path
   // scheduler, to tell the strategy's part from the scheduler's.
-  'loadfeed-sqrt': { what: "loadfeed's defaults with weights.exponent 0.5", kind: 'poller', policy: (s) => policyHead('    weights: { exponent: 0.5 }\n') + s },
   'loadfeed-swrr': { what: "loadfeed's defaults with scheduler swrr", kind: 'poller', policy: (s) => policyHead('    scheduler: swrr\n') + s },
   'loadfeed-wlc': { what: "loadfeed's defaults with scheduler wlc", kind: 'poller', policy: (s) => policyHead('    scheduler: wlc\n') + s },
   'loadfeed-sed': { what: "loadfeed's defaults with scheduler sed", kind: 'poller', policy: (s) => policyHead('    scheduler: sed\n') + s },

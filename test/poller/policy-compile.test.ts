@@ -41,7 +41,7 @@ test('a minimal policy compiles with every default filled in', (t) => {
         smoothing: { halfLifeMs: 2000, halfLifeDownMs: 250 },
         deadband: 0.05,
         maxChangePerSecond: null,
-        weights: { min: 1, max: 100, quantum: 1, exponent: 1 },
+        weights: { min: 1, max: 100, quantum: 1 },
         meanBand: null,
         shareCap: null,
         slowStart: { durationMs: 10000, from: 0.1 },

@@ -138,21 +138,6 @@ ${TWO}`);
   t.is(harness(`${BASE}${TWO}`).service.weights.quantum, 1);
 });
 
-test('exponent: weights follow the scores\' ratios raised to it (square roots at 0.5)', (t) => {
-  const h = harness(`${BASE}    weights: { min: 0, max: 1000, exponent: 0.5 }
-    servers:
-      - { node: a, address: "127.0.0.1:1" }
-      - { node: b, address: "127.0.0.1:2" }
-      - { node: c, address: "127.0.0.1:3" }
-`);
-  for (const n of ['a', 'b', 'c']) h.connect(n, 1);
-  h.report('a', { cpuUtilization: 0 }); // score 1
-  h.report('b', { cpuUtilization: 0.75 }); // 0.25 → √0.25 = 0.5
-  h.report('c', { cpuUtilization: 1 }); // 0 stays 0
-  t.deepEqual(h.weights(), [1000, 500, 0]);
-  t.is(harness(`${BASE}${TWO}`).service.weights.exponent, 1);
-});
-
 test('shareCap: no server gets more than its share of the total', (t) => {
   const h = harness(`${BASE}    shareCap: 0.5
     servers:

@@ -37,7 +37,7 @@ export interface CompiledService {
   readonly smoothing: { readonly halfLifeMs: number; readonly halfLifeDownMs: number };
   readonly deadband: number;
   readonly maxChangePerSecond: number | null;
-  readonly weights: { readonly min: number; readonly max: number; readonly quantum: number; readonly exponent: number };
+  readonly weights: { readonly min: number; readonly max: number; readonly quantum: number };
   readonly meanBand: { readonly min: number; readonly max: number } | null;
   readonly shareCap: number | null;
   readonly slowStart: { readonly durationMs: number; readonly from: number } | null;
@@ -215,7 +215,6 @@ function finish(p: PolicyOutput, file: string, engines: KnownEngines): CompiledP
           min: s.weights.min,
           max: s.weights.max,
           quantum: s.weights.quantum !== 'auto' ? s.weights.quantum : coarse ? Math.max(1, Math.round(s.weights.max / COARSE_QUANTUM_STEPS)) : 1,
-          exponent: s.weights.exponent,
         },
         meanBand: s.meanBand,
         shareCap: s.shareCap,

@@ -373,14 +373,13 @@ export class WeightEvaluator {
     for (const c of open) if (c.score === null) c.score = meanScore;
     const established = open.filter((c) => c.ramp === null);
 
-    // 5. scale so the best established server maps to max (its score's
-    // ratio to the best raised to `exponent`). A server in slow start does
-    // not set the scale: an idle returning server has the best headroom of
-    // all, and scaling to it would shrink every other weight.
-    const { max, exponent } = service.weights;
+    // 5. scale so the best established server maps to max. A server in slow
+    // start does not set the scale: an idle returning server has the best
+    // headroom of all, and scaling to it would shrink every other weight.
+    const { max } = service.weights;
     const bestOfEstablished = bestScore(established);
     const best = bestOfEstablished > 0 ? bestOfEstablished : bestScore(open);
-    for (const c of open) c.weight = best > 0 ? Math.min(max, max * ((c.score ?? 0) / best) ** exponent) : max;
+    for (const c of open) c.weight = best > 0 ? Math.min(max, (max * (c.score ?? 0)) / best) : max;
 
     // 6. mean band.
     if (service.meanBand && open.length > 0) {

@@ -317,8 +317,6 @@ export const serviceSchema = z.strictObject({
       max: z.number().int().min(1).default(DEFAULT_WEIGHT_MAX),
       /** Round weights to multiples of this; auto = coarse steps (max/20) where the scheduler restarts on every update (IPVS wrr), else 1. */
       quantum: z.union([z.literal('auto'), z.number().int().min(1)]).default('auto'),
-      /** Weight ∝ score^exponent (0 < exponent <= 1): 0.5 for schedulers that count connections per weight (HAProxy leastconn). */
-      exponent: z.number().gt(0).max(1).default(1),
     })
     .prefault({})
     .superRefine((w, ctx) => {
