@@ -92,8 +92,8 @@ const SCORE_MAX_HALF_LIFE_MS = 1_000;
  * quarter second.
  */
 export const CHANGE_SIGMAS = 2;
-/** A normal distribution's standard deviation over the mean absolute difference of two draws (√π / 2). */
-const HALF_ROOT_PI = Math.sqrt(Math.PI) / 2;
+/** A normal distribution's standard deviation over its mean absolute deviation (√(π/2)). */
+const SPREAD_TO_SIGMA = 1.25;
 /**
  * Connections that live this long on average carry many requests each, so
  * accepts no longer count requests; a server stops being counted so below
@@ -119,13 +119,11 @@ interface Learned {
   /** What the rate counts: the application's requests, or accepted connections. A change starts anew. */
   source: RateSource;
   /**
-   * Standard deviation of a sample's capacity, in requests/s × √s (a
-   * window's noise falls with the square root of its length), from the
-   * last few seconds' successive differences (each counted up to the bound).
+   * Mean absolute deviation of a sample's capacity from the averaged one,
+   * in requests/s × √s (a window's noise falls with the square root of its
+   * length), over the last few seconds (a change counted up to the bound).
    */
   spread: number;
-  /** The last sample's capacity less target / cost, and its window in seconds. */
-  last: { readonly own: number; readonly seconds: number } | null;
   /** The last sample's capacity lay beyond the noise above (1) or below (-1) the average, or not (0). */
   beyond: -1 | 0 | 1;
   /** The score's averages before that sample: the next one is compared with them. */
@@ -193,7 +191,7 @@ function learn(servers: Map<string, Learned>, key: string, r: Reading, config: C
   const { cpu, load, rate, source, at } = r;
   let l = servers.get(key);
   if (l === undefined || l.source !== source) {
-    l = { cpu, rate, scoreRate: rate, scoreLoad: load, covered: 0, cost: null, at, source, spread: 0, last: null, beyond: 0, before: { rate, load }, changed: false, scoreRequests: (rate * r.windowMs) / 1000, longLived: false };
+    l = { cpu, rate, scoreRate: rate, scoreLoad: load, covered: 0, cost: null, at, source, spread: 0, beyond: 0, before: { rate, load }, changed: false, scoreRequests: (rate * r.windowMs) / 1000, longLived: false };
     servers.set(key, l);
     return l;
   }
@@ -236,28 +234,24 @@ function learn(servers: Map<string, Learned>, key: string, r: Reading, config: C
 /**
  * Whether the reading's own capacity lies above (1) or below (-1) the
  * averaged one (`reference`: as it was before the previous sample, when that
- * one lay beyond) by more than CHANGE_SIGMAS × its noise (0: within): its
- * requests' Poisson noise, or what this server's samples have shown lately,
- * whichever is larger. The latter covers what Poisson does not: CPU read in
- * short windows under a quota, a neighbour that itself comes and goes. It is
- * taken from the differences between successive samples, which a change of
- * level moves once (and by at most the bound), so the trouble a server had
- * a few seconds ago does not hide the next.
+ * one lay beyond) by more than CHANGE_SIGMAS × its noise (0: within): its requests' Poisson noise, or what this
+ * server's samples have shown lately (SPREAD_TO_SIGMA × their mean absolute
+ * deviation), whichever is larger. The latter covers what Poisson does not:
+ * CPU read in short windows under a quota, a neighbour that itself comes
+ * and goes.
  */
 function beyondNoise(l: Learned, r: Reading, dt: number, reference: { readonly rate: number; readonly load: number }): -1 | 0 | 1 {
   if (l.cost === null || r.windowMs <= 0) return 0;
-  const seconds = r.windowMs / 1000;
-  // The capacity less target / cost, which cancels in every difference.
-  const own = r.rate - r.load / l.cost;
-  const signed = own - (reference.rate - reference.load / l.cost);
-  const poisson = Math.sqrt(Math.max(1, r.rate * seconds)) / Math.sqrt(seconds);
-  const bound = CHANGE_SIGMAS * Math.max(poisson, l.spread);
-  if (l.last !== null) {
-    const sigma = (HALF_ROOT_PI * Math.abs(own - l.last.own)) / Math.sqrt(1 / seconds + 1 / l.last.seconds);
-    l.spread += (1 - 2 ** (-dt / CAPACITY_AVERAGE_HALF_LIFE_MS)) * (Math.min(sigma, bound) - l.spread);
-  }
-  l.last = { own, seconds };
-  return Math.abs(signed) * Math.sqrt(seconds) <= bound ? 0 : signed > 0 ? 1 : -1;
+  const root = Math.sqrt(r.windowMs / 1000);
+  const signed = r.rate - reference.rate + (reference.load - r.load) / l.cost;
+  const deviation = Math.abs(signed);
+  const poisson = Math.sqrt(Math.max(1, r.rate * root * root)) / root;
+  const bound = CHANGE_SIGMAS * Math.max(poisson, SPREAD_TO_SIGMA * l.spread);
+  // Every sample counts, a change only up to the bound: a server whose every
+  // sample scatters beyond it widens the bound until they fit, and one real
+  // change widens it by little.
+  l.spread += (1 - 2 ** (-dt / CAPACITY_AVERAGE_HALF_LIFE_MS)) * (Math.min(deviation * root, bound) - l.spread);
+  return deviation * root <= bound ? 0 : signed > 0 ? 1 : -1;
 }
 
 /** Little's law: established connections over accepted ones per second is how long they live. */
