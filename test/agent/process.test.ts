@@ -153,7 +153,7 @@ test('process scope capacity defaults memory to the host MemTotal; bad declarati
   t.deepEqual(sampler.capacity, { cores: 0.5, memoryBytes: memTotal });
   const r = await sampler.sample();
   t.is(r.memUtilization, TREE.reduce((sum, pid) => sum + rssKb(pid) * 1024, 0) / memTotal);
-  t.true(Math.abs((r.cpuStep * r.windowMs * 0.5) / 10 - 1) <= 0.5 / r.windowMs, `a clock tick is ${r.cpuStep} of 0.5 core over ${r.windowMs} ms`);
+  t.true(Math.abs((r.cpuStep * r.windowMs * 0.5) / 10 - 1) <= 0.5 / (r.windowMs - 0.5), `a clock tick is ${r.cpuStep} of 0.5 core over ${r.windowMs} ms`);
   for (const scope of [
     { kind: 'process', pid: 4637, cores: 0, memoryBytes: null },
     { kind: 'process', pid: -1, cores: 1, memoryBytes: null },
