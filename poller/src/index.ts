@@ -1,6 +1,6 @@
 export { Poller } from './poller.js';
 export { AgentServer, LISTEN_BACKLOG, SERVER_KEEPALIVE_MS } from './ingest/server.js';
-export { CycleScheduler, RETRY_AFTER_ERROR_MS } from './cycle/scheduler.js';
+export { CycleScheduler, RETRY_AFTER_ERROR_MS, TIMER_LATE_MS } from './cycle/scheduler.js';
 export { RESYNC_SLICE_SERVERS } from './cycle/run.js';
 export { CyclePacer, cycleGapMs, LOOP_BUSY_TARGET, MAX_INCREMENTAL_GAP_MS, MAX_CYCLE_SHARE, MIN_CYCLE_GAP_MS, MIN_CYCLE_SHARE, PACING_HALF_LIFE_MS } from './cycle/pacing.js';
 export type { PollerOptions } from './poller.js';

@@ -2,13 +2,14 @@
 // it concerns and plans against the engine state the poller keeps; every
 // `reconcile.every` a resync evaluates everything against a fresh read,
 // spread over cycles of RESYNC_SLICE_SERVERS servers each.
-// Under load cycles space out (cycleGapMs), except to quiesce a server.
+// Under load cycles space out (cycleGapMs), except to quiesce a server; a
+// loop held in I/O past a cycle's start starts it from the next node event.
 import test from 'ava';
 import { pino } from 'pino';
 import * as grpc from '@grpc/grpc-js';
 import { createTelemetryClient } from '@loadfeed/proto';
 import { createMemoryEngine, MEMORY_ENGINE } from '@loadfeed/kernel-bridge';
-import { compilePolicy, CyclePacer, cycleGapMs, MAX_INCREMENTAL_GAP_MS, defaultEngines, defaultStrategies, EngineRegistry, LOOP_BUSY_TARGET, MAX_CYCLE_SHARE, MIN_CYCLE_GAP_MS, MIN_CYCLE_SHARE, Poller, RESYNC_SLICE_SERVERS, type StrategyRegistry } from '@loadfeed/poller';
+import { compilePolicy, CyclePacer, CycleScheduler, cycleGapMs, MAX_INCREMENTAL_GAP_MS, defaultEngines, defaultStrategies, EngineRegistry, LOOP_BUSY_TARGET, MAX_CYCLE_SHARE, MIN_CYCLE_GAP_MS, MIN_CYCLE_SHARE, Poller, RESYNC_SLICE_SERVERS, TIMER_LATE_MS, type NodeRecord, type StrategyRegistry } from '@loadfeed/poller';
 import { waitFor } from '../helpers/wait.js';
 import { FakeAgent } from '../status/fake-agent.js';
 import { memoryWebPolicy } from '../helpers/policy-harness.js';
@@ -291,6 +292,37 @@ services:
   const elapsed = (cycles[q] ?? NaN) - (cycles[q - 1] ?? NaN);
   const gap = cycleGapMs(SLOW_MS, 0);
   t.true(elapsed < gap, `quiesced ${Math.round(elapsed)} ms after the slow cycle began; its gap was ${gap} ms`);
+});
+
+test('a node event read while the loop is held past the next cycle\'s start starts that cycle at once, not after the I/O', async (t) => {
+  const runs: number[] = [];
+  let ran: () => void = () => undefined;
+  const scheduler = new CycleScheduler({
+    run: async () => {
+      runs.push(performance.now());
+      ran();
+      return { evaluatedAt: performance.now(), failed: false, again: [], incremental: true, resyncing: false };
+    },
+    resyncEveryMs: () => 3_600_000,
+    applied: () => undefined,
+    logger: pino({ level: 'silent' }),
+  });
+  t.teardown(() => scheduler.stop());
+  const node = { id: 'a' } as NodeRecord;
+  const first = new Promise<void>((resolve) => (ran = resolve));
+  scheduler.nodeEvent(false, ['a'], node);
+  await first;
+  await scheduler.settled();
+  // The next cycle waits on a timer: at most MAX_INCREMENTAL_GAP_MS after the first began.
+  scheduler.nodeEvent(false, ['a'], node);
+  t.is(runs.length, 1);
+  // The loop is held (as by one long poll phase reading sockets): no timer can fire.
+  const held = (runs[0] as number) + MAX_INCREMENTAL_GAP_MS + TIMER_LATE_MS + 1;
+  while (performance.now() < held);
+  scheduler.nodeEvent(false, ['b'], node);
+  // Only microtasks from here: a cycle started by a timer or setImmediate could not run.
+  for (let i = 0; i < 50 && runs.length < 2; i++) await Promise.resolve();
+  t.is(runs.length, 2);
 });
 
 test('a policy cycle that throws makes the poller degraded and counts it; the engine keeps the last weights', async (t) => {

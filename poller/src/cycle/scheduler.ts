@@ -12,6 +12,17 @@ import { CyclePacer } from './pacing.js';
 
 /** After a failed engine apply or cycle, try again this soon even if nothing changed. */
 export const RETRY_AFTER_ERROR_MS = 1_000;
+/**
+ * A node event this late past the next cycle's start starts it at once,
+ * from the I/O callback that read it. With thousands of agents, once the
+ * loop falls behind (a GC pause, a long cycle, a core shared with other
+ * work), libuv's poll phase finds more than 1,024 sockets ready on each
+ * look and reads up to 48 such batches before timers run: at 10,000 agents
+ * the cycles' timer waited up to 2.2 s while every sample was read and
+ * accepted (bench:poller-scale, 2026-12-07), and every decision waited
+ * with it.
+ */
+export const TIMER_LATE_MS = 10;
 /** Characters of a failed cycle's error kept for /status and /healthz. */
 const CYCLE_ERROR_CHARS = 300;
 
@@ -58,8 +69,8 @@ export class CycleScheduler {
   private loopMark = performance.eventLoopUtilization();
   /** A node stopped being live: the next cycle quiesces it without waiting out the load-based gap. */
   private urgent = false;
-  /** Ends the wait before the next cycle early (see pace). */
-  private wake: (() => void) | null = null;
+  /** Ends the wait before the next cycle early (see pace): `urgent` recomputes it, `overdue` starts the cycle at once. */
+  private wake: ((why: 'urgent' | 'overdue') => void) | null = null;
   private retry: NodeJS.Timeout | null = null;
   private resync: NodeJS.Timeout | null = null;
   /** performance.now() of the oldest node event not yet reflected in the engines. */
@@ -91,9 +102,13 @@ export class CycleScheduler {
   nodeEvent(urgent: boolean, services: readonly string[], node: NodeRecord): void {
     if (urgent) {
       this.urgent = true;
-      this.wake?.();
+      this.wake?.('urgent');
     }
-    this.pendingSince ??= performance.now();
+    const now = performance.now();
+    // A sample is being read, yet the timer that starts the next cycle is
+    // late: the loop is held in one long I/O phase (see TIMER_LATE_MS).
+    if (this.wake !== null && now - this.pacer.nextStart(this.urgent) > TIMER_LATE_MS) this.wake('overdue');
+    this.pendingSince ??= now;
     for (const name of services) {
       this.dirty.add(name);
       getOrCreate(this.news, name, () => new Set<NodeRecord>()).add(node);
@@ -111,7 +126,7 @@ export class CycleScheduler {
     this.stopped = true;
     if (this.retry) clearTimeout(this.retry);
     if (this.resync) clearTimeout(this.resync);
-    this.wake?.();
+    this.wake?.('urgent');
   }
 
   private kick(): void {
@@ -186,21 +201,29 @@ export class CycleScheduler {
 
   /**
    * Wait until the next cycle may start (see CyclePacer). A node leaving
-   * `live` cuts that short.
+   * `live` cuts that short; a node event past the start (see nodeEvent)
+   * starts the cycle at once.
    */
   private async pace(): Promise<void> {
     for (;;) {
       const wait = this.pacer.nextStart(this.urgent) - performance.now();
-      if (wait <= 0) return new Promise((resolve) => setImmediate(resolve));
-      const woken = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), wait);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve(true);
+      const woken = await new Promise<'time' | 'urgent' | 'overdue'>((resolve) => {
+        // Even when due, the cycle yields to the I/O waiting (setImmediate).
+        let cancel: () => void;
+        if (wait <= 0) {
+          const immediate = setImmediate(resolve, 'time');
+          cancel = () => clearImmediate(immediate);
+        } else {
+          const timer = setTimeout(resolve, wait, 'time');
+          cancel = () => clearTimeout(timer);
+        }
+        this.wake = (why) => {
+          cancel();
+          resolve(why);
         };
       });
       this.wake = null;
-      if (!woken || this.stopped) return;
+      if (woken !== 'urgent' || this.stopped) return;
     }
   }
 }
