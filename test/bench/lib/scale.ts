@@ -18,6 +18,8 @@ export interface HostReport {
   readonly live: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  /** p99 of timestamp → sample accepted (the full poller's p99Ms runs on to the decision; the other modes': the same). */
+  readonly ingestP99Ms: number;
   readonly maxMs: number;
   readonly loopDelayP99Ms: number;
   /** Time in garbage-collection pauses, ms: all in the window together, those of major (mark-compact) collections, and the longest one. */
