@@ -50,6 +50,8 @@ interface Host {
 let latency = new Histogram();
 /** Full poller: timestamp → sample accepted, the part of `latency` before the poller's own code saw the sample. */
 let ingestLatency = new Histogram();
+/** Full poller: sample accepted → evaluated by a cycle, the part of `latency` spent waiting for a cycle to start. */
+let cycleWait = new Histogram();
 /** How late the event loop ran timers: stalls there delay every sample behind them. */
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
@@ -197,7 +199,10 @@ async function startPoller(): Promise<Host> {
       const now = Date.now();
       const done = pending.findIndex((p) => p.acceptedAt >= evaluatedAt);
       const acted = done === -1 ? pending : pending.slice(0, done);
-      for (const p of acted) latency.record((now - p.sentAt) * 1000);
+      for (const p of acted) {
+        latency.record((now - p.sentAt) * 1000);
+        cycleWait.record((evaluatedAt - p.acceptedAt) * 1000);
+      }
       pending = done === -1 ? [] : pending.slice(done);
       cycles++;
     },
@@ -219,6 +224,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   if (cmd === 'mark') {
     latency = new Histogram();
     ingestLatency = new Histogram();
+    cycleWait = new Histogram();
     loopDelay.reset();
     accepted = 0;
     cycles = 0;
@@ -234,6 +240,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       p50Ms: latency.quantile(0.5) / 1000,
       p99Ms: latency.quantile(0.99) / 1000,
       ingestP99Ms: (mode === 'full' ? ingestLatency : latency).quantile(0.99) / 1000,
+      cycleWaitP99Ms: cycleWait.quantile(0.99) / 1000,
+      cycleWaitMaxMs: cycleWait.count === 0 ? Number.NaN : cycleWait.max / 1000,
       maxMs: latency.max / 1000,
       loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
       gcMs,

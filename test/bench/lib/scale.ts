@@ -20,6 +20,9 @@ export interface HostReport {
   readonly p99Ms: number;
   /** p99 of timestamp → sample accepted (the full poller's p99Ms runs on to the decision; the other modes': the same). */
   readonly ingestP99Ms: number;
+  /** Full poller: sample accepted → evaluated by a policy cycle, p99 and longest (other modes: null, as JSON carries NaN). */
+  readonly cycleWaitP99Ms: number;
+  readonly cycleWaitMaxMs: number;
   readonly maxMs: number;
   readonly loopDelayP99Ms: number;
   /** Time in garbage-collection pauses, ms: all in the window together, those of major (mark-compact) collections, and the longest one. */
