@@ -92,6 +92,11 @@ gate.serial('bench:poller-scale quick: every server of the comparison fed by eve
     t.true([s.cpuPct, s.cpuOverGrpc, s.p99Ms, s.loopDelayP99Ms, s.gcPct, s.gcMajorPct, s.gcMaxMs].every(finite) && s.acceptedPerSecond > 100 && s.allLiveS > 0, JSON.stringify(s));
     t.true(s.gcMajorPct <= s.gcPct, `major collections are a part of all: ${JSON.stringify(s)}`);
   }
+  const runs = (json('poller-scale-quick.json') as { runs: { mode: string; p99Ms: number; ingestP99Ms: number; cycleWaitP99Ms: number; cycleWaitMaxMs: number }[] }).runs;
+  for (const run of runs.filter((x) => x.mode === 'full')) {
+    t.true([run.ingestP99Ms, run.cycleWaitP99Ms, run.cycleWaitMaxMs].every(finite), JSON.stringify(run));
+    t.true(run.ingestP99Ms <= run.p99Ms && run.cycleWaitP99Ms <= run.cycleWaitMaxMs, `the parts of a sample's latency: ${JSON.stringify(run)}`);
+  }
 });
 
 gate.serial('bench:xds quick: every client got every weight change, from the engine and the floor, with CPU and latency', async (t) => {
