@@ -23,6 +23,13 @@ export const MAX_INTERVAL_MS = 60_000;
  * a quarter second of Poisson traffic at half load moves it by about 0.15.
  */
 export const DEFAULT_EARLY_CHANGE = 0.25;
+/**
+ * A relative move of an application metric at least this large since the
+ * last report (and beyond its own jitter) is reported at once: a dependency
+ * turning 3x slower moves the mean latency of the requests an application
+ * averages by a quarter once an eighth of them met the slowdown.
+ */
+export const DEFAULT_EARLY_APP_CHANGE = 0.25;
 export const DEFAULT_POLLER_PORT = 7415;
 /** Application metrics not refreshed within this long are dropped (sent as absent). */
 export const DEFAULT_APP_TTL_MS = 5_000;
@@ -47,6 +54,8 @@ export interface AgentConfig {
   readonly intervalMs: number;
   /** Report between intervals when CPU utilisation moved this much since the last report (0 = only every interval). */
   readonly earlyChange: number;
+  /** Report between intervals when an application metric moved by this fraction of its value since the last report (0 = never). */
+  readonly earlyAppChange: number;
   readonly scope: ScopeConfig;
   readonly services: readonly { readonly name: string; readonly port: number }[];
   readonly labels: Readonly<Record<string, string>>;
@@ -109,6 +118,7 @@ interface RawSettings {
   pollers?: string[];
   interval?: string;
   earlyChange?: string;
+  earlyAppChange?: string;
   scope?: string;
   capacity?: string;
   memory?: string;
@@ -141,6 +151,7 @@ const FLAG_OPTIONS = {
   poller: { type: 'string', multiple: true },
   interval: { type: 'string' },
   'early-change': { type: 'string' },
+  'early-app-change': { type: 'string' },
   scope: { type: 'string' },
   capacity: { type: 'string' },
   memory: { type: 'string' },
@@ -179,6 +190,9 @@ Samples this server's load and streams it to one or more loadfeed pollers.
   --interval DURATION    sampling interval, e.g. 1s or 250ms (LOADFEED_INTERVAL; default 1s; the poller may change it)
   --early-change F       look four times per interval and report at once when CPU utilisation moved by F (0..1) since
                          the last report; 0 = report only every interval (LOADFEED_EARLY_CHANGE; default ${DEFAULT_EARLY_CHANGE})
+  --early-app-change F   report at once, too, when an application metric (--orca, --app-metrics, --app-socket) moved
+                         by F of its value since the last report, beyond its own jitter; 0 = off
+                         (LOADFEED_EARLY_APP_CHANGE; default ${DEFAULT_EARLY_APP_CHANGE})
   --scope SCOPE          host | cgroup:PATH | cgroup:self | process:PID (LOADFEED_SCOPE; default host)
   --capacity CORES       CPU capacity of a process scope, in cores (LOADFEED_CAPACITY)
   --memory BYTES         memory capacity of a process scope (LOADFEED_MEMORY; default: host memory)
@@ -236,6 +250,7 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     pollers: v.poller,
     interval: v.interval,
     earlyChange: v['early-change'],
+    earlyAppChange: v['early-app-change'],
     scope: v.scope,
     capacity: v.capacity,
     memory: v.memory,
@@ -268,6 +283,7 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     pollers: list(env['LOADFEED_POLLERS']),
     interval: env['LOADFEED_INTERVAL'],
     earlyChange: env['LOADFEED_EARLY_CHANGE'],
+    earlyAppChange: env['LOADFEED_EARLY_APP_CHANGE'],
     scope: env['LOADFEED_SCOPE'],
     capacity: env['LOADFEED_CAPACITY'],
     memory: env['LOADFEED_MEMORY'],
@@ -315,7 +331,7 @@ function readConfigFile(file: string): RawSettings {
     throw new AgentError('AGENT_CONFIG_INVALID', `${file}: expected a mapping of settings, got ${JSON.stringify(doc)}`);
   }
   const known = new Set([
-    'nodeId', 'pollers', 'interval', 'earlyChange', 'scope', 'capacity', 'memory', 'services', 'labels', 'procRoot', 'sysRoot', 'statusSocket', 'logFormat',
+    'nodeId', 'pollers', 'interval', 'earlyChange', 'earlyAppChange', 'scope', 'capacity', 'memory', 'services', 'labels', 'procRoot', 'sysRoot', 'statusSocket', 'logFormat',
     'tlsCa', 'tlsCert', 'tlsKey', 'tlsServerName', 'tokenFile', 'allowPlaintext', 'orca',
     'orcaTlsCa', 'orcaTlsCert', 'orcaTlsKey', 'orcaTlsServerName', 'appMetrics', 'appMetricSeries', 'appSocket', 'appTtl',
   ]);
@@ -371,6 +387,11 @@ function compile(pick: Pick, once: boolean, json: boolean, defaultSocket: string
   if (earlyRaw !== undefined && (earlyRaw.trim() === '' || !(earlyChange >= 0 && earlyChange <= 1))) {
     bad(earlySrc, 'earlyChange', earlyRaw, 'must be a fraction 0..1 (0 = off), e.g. 0.25');
   }
+  const [earlyAppRaw, earlyAppSrc] = pick('earlyAppChange');
+  const earlyAppChange = earlyAppRaw === undefined ? DEFAULT_EARLY_APP_CHANGE : Number(earlyAppRaw);
+  if (earlyAppRaw !== undefined && (earlyAppRaw.trim() === '' || !(earlyAppChange >= 0 && Number.isFinite(earlyAppChange)))) {
+    bad(earlyAppSrc, 'earlyAppChange', earlyAppRaw, 'must be a fraction >= 0 (0 = off), e.g. 0.25');
+  }
 
   const [scopeRaw, scopeSrc] = pick('scope');
   const scope = compileScope(scopeRaw ?? 'host', scopeSrc, pick, bad);
@@ -401,6 +422,7 @@ function compile(pick: Pick, once: boolean, json: boolean, defaultSocket: string
     pollers,
     intervalMs,
     earlyChange,
+    earlyAppChange,
     scope,
     services,
     labels,

@@ -45,7 +45,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   }
   // The poller may change the interval; the sources read it when they schedule.
   const interval = { ms: config.intervalMs };
-  const app = createAppMetrics(config.app, () => interval.ms, log(config));
+  const gate = new ReportGate(config.earlyChange, config.earlyAppChange);
+  // ORCA reports are asked for at the watch rate, so the gate sees a move within a window; a scrape costs the application more, so Prometheus stays at the interval.
+  const app = createAppMetrics(config.app, () => interval.ms, () => gate.watchMs(interval.ms, MIN_INTERVAL_MS), log(config));
   let sampler: Sampler;
   try {
     sampler = await createSampler({
@@ -77,12 +79,12 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     throw err;
   }
   const facts = await collectFacts();
-  return run(config, sampler, app, stopAll, interval, facts, transport);
+  return run(config, sampler, app, gate, stopAll, interval, facts, transport);
 }
 
-function createAppMetrics(c: AppMetricsConfig, intervalMs: () => number, log: (line: Record<string, unknown>) => void): AppMetrics {
+function createAppMetrics(c: AppMetricsConfig, intervalMs: () => number, watchMs: () => number, log: (line: Record<string, unknown>) => void): AppMetrics {
   const sources: AppSource[] = [];
-  if (c.orca !== null) sources.push(new OrcaSource(c.orca, intervalMs, c.ttlMs, loadOrcaChannel(c.orcaTls)));
+  if (c.orca !== null) sources.push(new OrcaSource(c.orca, watchMs, c.ttlMs, loadOrcaChannel(c.orcaTls)));
   if (c.prometheus !== null) sources.push(new PrometheusSource(c.prometheus, c.series, intervalMs, c.ttlMs));
   if (c.pushSocket !== null) sources.push(new PushSource(c.pushSocket, c.ttlMs, log));
   return new AppMetrics(sources);
@@ -121,6 +123,7 @@ function run(
   config: AgentConfig,
   sampler: Sampler,
   app: AppMetrics,
+  gate: ReportGate,
   stopAll: () => void,
   interval: { ms: number },
   facts: Awaited<ReturnType<typeof collectFacts>>,
@@ -176,7 +179,6 @@ function run(
   const socket = config.statusSocket === null ? null : new AgentStatusSocket(config.statusSocket, () => status.document(), write);
   socket?.start().catch((err: unknown) => write({ msg: 'status socket off', error: (err as Error).message }));
 
-  const gate = new ReportGate(config.earlyChange);
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | null = null;
     const watchMs = (): number => gate.watchMs(interval.ms, MIN_INTERVAL_MS);
@@ -193,7 +195,8 @@ function run(
     const tick = async (): Promise<void> => {
       timer = null;
       try {
-        const cpu = gate.offer(await sampler.watch(), interval.ms);
+        const window = await sampler.watch();
+        const cpu = gate.offer(window, interval.ms, app.configured ? app.read(Date.now()) : null);
         if (cpu !== null) {
           const reading = await sampler.report(cpu);
           const now = Date.now();

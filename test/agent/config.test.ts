@@ -40,6 +40,18 @@ test('early reports: 0.25 by default, 0 turns them off, anything outside 0..1 is
   }
 });
 
+test('early reports on application metrics: 0.25 by default, 0 turns them off, a negative or non-number move is refused naming the source', (t) => {
+  t.is(loadAgentConfig([], {}).config?.earlyAppChange, 0.25);
+  t.is(loadAgentConfig(['--early-app-change', '0'], {}).config?.earlyAppChange, 0);
+  t.is(loadAgentConfig([], { LOADFEED_EARLY_APP_CHANGE: '1.5' }).config?.earlyAppChange, 1.5, 'a move beyond the value itself is a valid threshold');
+  for (const bad of ['-0.1', 'often', '', 'Infinity']) {
+    const err = t.throws(() => loadAgentConfig([`--early-app-change=${bad}`], {}), { instanceOf: AgentError });
+    t.regex(err?.message ?? '', /^flag: earlyAppChange: .* must be a fraction >= 0/, bad);
+  }
+  const env = t.throws(() => loadAgentConfig([], { LOADFEED_EARLY_APP_CHANGE: 'x' }), { instanceOf: AgentError });
+  t.regex(env?.message ?? '', /^environment: earlyAppChange/);
+});
+
 test('repeatable flags: several pollers, services and labels', (t) => {
   const { config } = loadAgentConfig(
     ['--allow-plaintext', '--poller', 'd1:7415', '--poller', '[::1]:7415', '--service', 'http:80', '--service', 'https:443', '--label', 'role=web', '--label', 'zone=a'],

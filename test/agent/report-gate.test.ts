@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mergeWindows, ReportGate, type CpuWindow } from '@loadfeed/agent';
+import { mergeWindows, ReportGate, type AppReading, type CpuWindow } from '@loadfeed/agent';
 
 const reading = (cpu: number, windowMs: number, more: Partial<CpuWindow> = {}): CpuWindow => ({
   cpuUtilization: cpu,
@@ -69,4 +69,57 @@ test('a move within the CPU accounting step of the window is not trouble: a smal
   const fine = new ReportGate(0.25);
   for (let i = 0; i < 4; i++) fine.offer(reading(0.4, 250, { cpuStep: 1e-5 }), 1000);
   t.is(fine.offer(reading(0.8, 250, { cpuStep: 1e-5 }), 1000)?.cpuUtilization, 0.8);
+});
+
+const app = (namedMetrics: Record<string, number>, rpsFractional: number | null = null): AppReading => ({
+  applicationUtilization: null,
+  rpsFractional,
+  eps: null,
+  namedMetrics,
+});
+
+/** Offers one interval of four 250 ms windows at a steady CPU with these application values; returns which were reported. */
+const offerAll = (gate: ReportGate, values: readonly AppReading[]): boolean[] => values.map((a) => gate.offer(reading(0.1, 250), 1000, a) !== null);
+
+test('an application metric that moved markedly since the last report is reported at once, CPU steady; then the rest of its interval, then merging', (t) => {
+  const gate = new ReportGate(0.25, 0.25);
+  const steady = app({ latency_seconds: 0.05, in_flight: 4 });
+  t.deepEqual(offerAll(gate, [steady, steady, steady, steady]), [false, false, false, true], 'a steady application: one report per interval');
+  t.deepEqual(offerAll(gate, [steady, app({ latency_seconds: 0.052, in_flight: 4 })]), [false, false], 'a 4 % move is not marked');
+  const slow = app({ latency_seconds: 0.077, in_flight: 4 });
+  const early = gate.offer(reading(0.1, 250), 1000, slow);
+  t.is(early?.windowMs, 250, 'the slowdown, a 54 % move, goes alone and at once');
+  t.deepEqual(offerAll(gate, [slow, slow, slow]), [true, true, true], 'the rest of its interval window by window');
+  t.deepEqual(offerAll(gate, [slow, slow, slow, slow]), [false, false, false, true], 'then one per interval while it stays');
+  const slower = app({ latency_seconds: 0.15, in_flight: 9 });
+  t.deepEqual(offerAll(gate, [slower, slower]), [true, true], 'a further move is one');
+  const queued = app({ latency_seconds: 0.15, in_flight: 20 });
+  t.deepEqual(offerAll(gate, [queued]), [true], 'so is one during the windows after it, which then start again');
+  t.deepEqual(offerAll(gate, [queued, queued, queued, queued]), [true, true, true, false]);
+  t.deepEqual(offerAll(gate, [app({ latency_seconds: 0.05, in_flight: 9 })]), [true], 'recovering is a move too');
+});
+
+test('an application metric that jitters from window to window needs a move beyond its own jitter: a noisy count of requests in flight does not report every window', (t) => {
+  const gate = new ReportGate(0.25, 0.25);
+  // Requests in flight of a lightly loaded server, instant counts: they double and halve by chance.
+  const noisy = [1, 3, 0, 2, 4, 1, 2, 0, 3, 1, 2, 4, 0, 1, 3, 2, 1, 0, 2, 3, 1, 4, 2, 0];
+  const sent = offerAll(gate, noisy.map((n) => app({ in_flight: n })));
+  t.deepEqual(sent, noisy.map((_, i) => i % 4 === 3), 'one report per interval');
+  // A queue forming (in flight far beyond the jitter) is reported at once.
+  t.deepEqual(offerAll(gate, [app({ in_flight: 30 })]), [true]);
+});
+
+test('fixed application fields count like named ones; a metric that appears is not a move; earlyAppChange 0 ignores the application', (t) => {
+  const gate = new ReportGate(0.25, 0.25);
+  const rps = (x: number, named: Record<string, number> = {}): AppReading => app(named, x);
+  t.deepEqual(offerAll(gate, [rps(100), rps(101), rps(99), rps(100)]), [false, false, false, true]);
+  t.deepEqual(offerAll(gate, [rps(100, { queue_depth: 50 }), rps(100, { queue_depth: 50 }), rps(100, { queue_depth: 50 })]), [false, false, false], 'a new metric is no move');
+  t.deepEqual(offerAll(gate, [rps(40, { queue_depth: 50 })]), [true], 'rps falling by 60 % is one');
+
+  const off = new ReportGate(0.25, 0);
+  t.is(off.watchMs(1000, 100), 250, 'CPU early reports still watch');
+  t.deepEqual(offerAll(off, [rps(100), rps(100), rps(100), rps(100), rps(10), rps(1000)]), [false, false, false, true, false, false]);
+  const appOnly = new ReportGate(0, 0.25);
+  t.is(appOnly.watchMs(1000, 100), 250, 'application early reports alone watch four times per interval');
+  t.deepEqual([0.1, 0.1, 0.1, 0.1, 0.9].map((cpu) => appOnly.offer(reading(cpu, 250), 1000, rps(100)) !== null), [false, false, false, true, false], 'and CPU moves do not report');
 });

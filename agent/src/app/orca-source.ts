@@ -6,11 +6,13 @@ import { orcaEndReason, orcaReportValues, OrcaSubscription, PLAINTEXT_CHANNEL, t
 import { HeldValues, SourceState, type AppSource, type AppSourceStatus } from './source.js';
 
 /**
- * Report interval asked of the server when the agent samples faster: gRPC
- * servers in other languages refuse anything below their minimum (30 s by
- * default in grpc-go and grpc-java) and send at that minimum instead.
+ * Shortest report interval asked of the server. The agent asks for one report
+ * per watch window (a quarter interval with early reports on), so a move of
+ * the application's load reaches the early-report gate within a window;
+ * gRPC servers in other languages take nothing below their own minimum (30 s
+ * by default in grpc-go and grpc-java) and send at that minimum instead.
  */
-export const MIN_ORCA_INTERVAL_MS = 1_000;
+export const MIN_ORCA_INTERVAL_MS = 250;
 
 export class OrcaSource implements AppSource {
   readonly kind = 'orca';
@@ -19,7 +21,7 @@ export class OrcaSource implements AppSource {
   private readonly subscription: OrcaSubscription;
   private lastAt: number | null = null;
 
-  /** `intervalMs` is read at each (re)connect; values expire `ttlMs` after a report, or after two report gaps if the server reports less often. */
+  /** `intervalMs` (the watch window) is read at each (re)connect; values expire `ttlMs` after a report, or after two report gaps if the server reports less often. */
   constructor(
     readonly target: string,
     intervalMs: () => number,
