@@ -103,7 +103,14 @@ export const POLICIES: Readonly<Record<string, Balancer & { readonly what: strin
     kind: 'poller',
     policy: (s) => policyHead('    strategy: { name: queue }\n') + s,
   },
-  // Not in the default set: queue with agents sampling 4 times a second (docs/policy.md's advice), and on other fast-path schedulers.
+  // Not in the default set: queue without the agents' early reports on application metrics (what they bought), with agents
+  // sampling 4 times a second (docs/policy.md's advice), and on other fast-path schedulers.
+  'queue-no-early-app': {
+    what: 'loadfeed queue strategy, agents reporting application metrics only every interval (--early-app-change 0)',
+    kind: 'poller',
+    policy: (s) => policyHead('    strategy: { name: queue }\n') + s,
+    agentArgs: ['--early-app-change', '0'],
+  },
   'queue-250ms': {
     what: 'loadfeed queue strategy, agents.interval 250ms',
     kind: 'poller',
@@ -455,6 +462,8 @@ async function runOne(ctx: Ctx, scenario: Scenario, policyName: string, rep: num
       '--timeout-ms', String(TIMEOUT_MS),
     ]);
     const startEpoch = Number(await firstLine(gen));
+    // The poller's trace stamps samples with the agents' wall clock; this puts the scenario's events on it (bench:app-staleness).
+    if (ctx.keepRecords) writeFileSync(path.join(ctx.tmp, `${scenario.key}-${policyName}-${rep}.start`), `${startEpoch}\n`);
     const at = (sec: number, fn: () => Promise<void> | void): void => {
       timers.push(setTimeout(() => void Promise.resolve(fn()).catch((err: unknown) => ctx.log(`event at ${sec}s failed: ${(err as Error).message}`)), Math.max(0, startEpoch + sec * 1000 - Date.now())));
     };
