@@ -12,7 +12,7 @@
  * (e.g. `default,0`: early reports on and off), measured one after another
  * within each repetition.
  *
- * CPU is utime+stime from /proc/PID/stat over the measured window; RSS is
+ * CPU is the time each process's threads ran (schedstat, ns) over the measured window; RSS is
  * VmRSS at the end of it. It must never leave a process behind.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -26,7 +26,7 @@ import { pino } from 'pino';
 import { compilePolicy, defaultEngines, defaultStrategies, Poller } from '@loadfeed/poller';
 import { Children, firstLine, sleep, withCleanup, type Started } from './lib/children.js';
 import { AGENT_BIN } from './lib/cluster.js';
-import { benchLog, fmt, loadAverage1, machineLine, median, processCpuUs, processPeakRssBytes, processRssBytes, QUICK, table, waitForQuietMachine } from './lib/measure.js';
+import { benchLog, fmt, loadAverage1, machineLine, median, processPeakRssBytes, processRunUs, processRssBytes, QUICK, table, waitForQuietMachine } from './lib/measure.js';
 import { plotLines } from './lib/plot.js';
 import { freePorts } from './lib/ports.js';
 
@@ -137,12 +137,12 @@ async function main(): Promise<void> {
   const loadAfter = loadAverage1();
   const text = [
     `bench:agent-cost${values.label ? ` (${values.label})` : ''}  ${started.toISOString()}  ${machineLine()}`,
-    `load average ${loadBefore} before, ${loadAfter} after; CPU in % of one core over ${windowS} s windows, medians of ${reps}; both processes measured at the same time`,
+    `load average ${loadBefore} before, ${loadAfter} after; CPU (threads' run time) in % of one core over ${windowS} s windows, medians of ${reps}; all processes measured at the same time`,
     `agent launcher options: ${launcher.length === 0 ? '(none)' : launcher.join(' ')}`,
     '',
     table(
-      ['connections', 'rate', 'early change', 'agent cpu %', 'floor cpu %', 'agent rss MB', 'agent peak MB', 'node_exporter cpu %', 'node_exporter rss MB', 'agent/node_exporter cpu'],
-      rows.map((r) => [String(r.connections), `${r.hz} Hz`, r.earlyChange, fmt(r.agentCpuPct, 2), fmt(r.floorCpuPct, 2), fmt(r.agentRssMb), fmt(r.agentPeakRssMb), fmt(r.exporterCpuPct, 2), fmt(r.exporterRssMb), fmt(r.ratio, 2)]),
+      ['connections', 'rate', 'early change', 'agent cpu %', 'floor cpu %', 'agent rss MB', 'agent peak MB', 'node_exporter cpu %', 'node_exporter rss MB', 'agent/node_exporter cpu', 'samples/s'],
+      rows.map((r) => [String(r.connections), `${r.hz} Hz`, r.earlyChange, fmt(r.agentCpuPct, 2), fmt(r.floorCpuPct, 2), fmt(r.agentRssMb), fmt(r.agentPeakRssMb), fmt(r.exporterCpuPct, 2), fmt(r.exporterRssMb), fmt(r.ratio, 2), fmt(r.samples / windowS, 2)]),
     ),
     '',
     'floor: the agent\'s Node options, one gRPC stream and a timer at the same rate, no measuring (agent-floor.ts), measured at the same time',
@@ -241,17 +241,17 @@ services:
     }
     await firstLine(floor, 20_000);
     await sleep(warmupS * 1000); // warm-up: JIT, start-up garbage, first dumps
-    const a0 = processCpuUs(agent.child.pid ?? 0);
-    const f0 = processCpuUs(floor.child.pid ?? 0);
-    const e0 = processCpuUs(exporter.child.pid ?? 0);
+    const a0 = processRunUs(agent.child.pid ?? 0);
+    const f0 = processRunUs(floor.child.pid ?? 0);
+    const e0 = processRunUs(exporter.child.pid ?? 0);
     const s0 = samples();
     const sc0 = scrapes;
     const t0 = performance.now();
     await sleep(windowS * 1000);
     const dt = (performance.now() - t0) * 1000;
-    const a1 = processCpuUs(agent.child.pid ?? 0);
-    const f1 = processCpuUs(floor.child.pid ?? 0);
-    const e1 = processCpuUs(exporter.child.pid ?? 0);
+    const a1 = processRunUs(agent.child.pid ?? 0);
+    const f1 = processRunUs(floor.child.pid ?? 0);
+    const e1 = processRunUs(exporter.child.pid ?? 0);
     if (a0 === null || a1 === null || f0 === null || f1 === null || e0 === null || e1 === null) throw new Error('agent, floor or node_exporter exited during the window');
     const agentCpuPct = ((a1 - a0) / dt) * 100;
     const exporterCpuPct = ((e1 - e0) / dt) * 100;

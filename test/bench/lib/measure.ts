@@ -1,7 +1,7 @@
 // Small measuring helpers shared by the benches: a process's CPU time and
 // RSS from /proc, statistics over arrays, the quick-mode switch and the
 // one-bench-at-a-time lock.
-import fs, { readFileSync } from 'node:fs';
+import fs, { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pidAlive } from '../../helpers/process.js';
@@ -18,6 +18,28 @@ export function processCpuUs(pid: number): number | null {
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
     // fields[0] is state (field 3); utime and stime are fields 14 and 15.
     return (Number(fields[11]) + Number(fields[12])) * TICK_US;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Time a process's threads have run, µs, from each thread's schedstat (ns):
+ * at 1 Hz an agent uses a few ms of CPU a second, which utime+stime (10 ms
+ * ticks, sampled) cannot tell apart over a short window. A thread that exits
+ * within the window takes its time with it; null when the process is gone.
+ */
+export function processRunUs(pid: number): number | null {
+  try {
+    let ns = 0;
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        // the thread exited between the listing and the read
+      }
+    }
+    return ns / 1000;
   } catch {
     return null;
   }
