@@ -8,7 +8,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +16,7 @@ import { pino } from 'pino';
 import { Gauge, Registry } from 'prom-client';
 import { fetchAgentStatus } from '@loadfeed/agent';
 import type { ClientChannel } from '@loadfeed/proto';
-import { compilePolicy, defaultEngines, defaultStrategies, loadOrcaChannel, Poller } from '@loadfeed/poller';
+import { compilePolicy, defaultEngines, defaultStrategies, loadOrcaChannel, Poller, readTrace, TraceRecorder } from '@loadfeed/poller';
 import { waitFor } from '../helpers/wait.js';
 import { binPath } from '../helpers/launcher.js';
 import { binary, realEngineGate } from '../helpers/real-engine.js';
@@ -41,12 +41,13 @@ async function orcaServer(t: ExecutionContext, ...values: string[]): Promise<Chi
   return Object.assign(child, { port: Number(line.toString().trim()) });
 }
 
-async function startPoller(t: ExecutionContext, servers: string, strategy: string, orcaChannel?: ClientChannel) {
+async function startPoller(t: ExecutionContext, servers: string, strategy: string, more: { orcaChannel?: ClientChannel; intervalMs?: number; recorder?: TraceRecorder } = {}) {
+  const { orcaChannel, intervalMs = 200, recorder } = more;
   const engines = defaultEngines();
   const policy = compilePolicy(
     `apiVersion: loadfeed/v1
-liveness: { staleAfter: 1s }
-agents: { interval: 200ms }
+liveness: { staleAfter: ${Math.max(1000, 2 * intervalMs)}ms }
+agents: { interval: ${intervalMs}ms }
 services:
   - name: api
     engine: memory
@@ -62,7 +63,7 @@ ${servers}`,
   );
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
-  const poller = new Poller({ listen: '127.0.0.1:0', policy, engines, strategies: defaultStrategies(), logger, ...(orcaChannel ? { orcaChannel } : {}) });
+  const poller = new Poller({ listen: '127.0.0.1:0', policy, engines, strategies: defaultStrategies(), logger, ...(orcaChannel ? { orcaChannel } : {}), ...(recorder ? { recorder } : {}) });
   const port = await poller.start();
   t.teardown(() => poller.stop());
   let latest: number[] = [];
@@ -156,6 +157,48 @@ socat.serial('an agent reads ORCA, a prom-client endpoint and pushed lines; the 
   t.is(app('app-1')?.applicationUtilization, null);
 });
 
+test.serial('a pushed metric that moves markedly is reported at once, between intervals; a steady one once per interval', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lf-early-app-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const pushSocket = path.join(dir, 'app.sock');
+  const traceFile = path.join(dir, 'trace.jsonl');
+  const recorder = new TraceRecorder(traceFile, 10 * 2 ** 20, () => undefined);
+  const intervalMs = 4_000; // watch windows of 1 s
+  const { port } = await startPoller(t, '      - { node: app-1, address: "127.0.0.1:9000" }\n', '{ name: queue }', { intervalMs, recorder });
+  // CPU early reports off: the host's CPU on a busy machine must not report between intervals here.
+  const child = spawn(process.execPath, [AGENT_BIN, '--poller', `127.0.0.1:${port}`, '--node-id', 'app-1', '--interval', `${intervalMs}ms`, '--status-socket', 'off', '--early-change', '0', '--app-socket', pushSocket], { stdio: 'ignore' });
+  t.teardown(() => void child.kill('SIGKILL'));
+  await waitFor('the push socket', () => existsSync(pushSocket), WAIT_MS);
+  // The application writes its latency every 100 ms on one connection, as the bench's pool backend does.
+  let latency = 0.05;
+  const app = net.connect(pushSocket);
+  const writer = setInterval(() => app.write(`latency_seconds ${latency}\n`), 100);
+  t.teardown(() => {
+    clearInterval(writer);
+    app.destroy();
+  });
+  const samples = async (): Promise<{ windowMs: number; latency: number | undefined }[]> =>
+    (await readTrace(traceFile)).flatMap((e) => (e.type === 'sample' ? [{ windowMs: Number(e.sample.windowMs), latency: e.sample.namedMetrics?.['latency_seconds'] }] : []));
+  let seen: Awaited<ReturnType<typeof samples>> = [];
+  const until = (what: string, ok: (s: typeof seen) => boolean): Promise<void> => {
+    let reading = false;
+    return waitFor(what, () => {
+      if (!reading) {
+        reading = true;
+        void samples().then((s) => void (seen = s), () => undefined).finally(() => void (reading = false));
+      }
+      return ok(seen);
+    }, WAIT_MS);
+  };
+  await until('two samples since the latency was steady', (s) => s.filter((x) => x.latency === 0.05).length >= 3);
+  const steady = seen.filter((x) => x.latency === 0.05).slice(1); // the first may straddle the first push
+  t.true(steady.every((x) => x.windowMs >= 0.9 * intervalMs), `a steady latency is reported once per interval: windows ${steady.map((x) => x.windowMs).join(', ')} ms`);
+  latency = 0.5;
+  await until('the moved latency in a sample', (s) => s.some((x) => x.latency === 0.5));
+  const moved = seen.find((x) => x.latency === 0.5);
+  t.true((moved?.windowMs ?? intervalMs) < 0.6 * intervalMs, `the move is reported in its watch window (${moved?.windowMs} ms), not after the ${intervalMs} ms interval`);
+});
+
 // Two development PKIs made by `loadfeed certs` (in-process): the ORCA
 // servers take the --orca-server certificate for 127.0.0.1 of their CA,
 // clients trust CA a.
@@ -172,7 +215,7 @@ test.serial('agentless over TLS: --orca-tls-ca reads a backend its CA signed; on
     t,
     `      - { orca: "127.0.0.1:${good.port}", address: "127.0.0.1:9000" }\n      - { orca: "127.0.0.1:${foreign.port}", address: "127.0.0.1:9001" }\n`,
     '{ name: orca, blackoutPeriod: 0s }',
-    await loadOrcaChannel({ ca: pem('a', 'ca.pem') }),
+    { orcaChannel: await loadOrcaChannel({ ca: pem('a', 'ca.pem') }) },
   );
   await weightsAre('the backend with a trusted certificate weighted, the other at 0', (w) => (w[0] ?? 0) > 0 && w[1] === 0);
   t.is(state(`orca:127.0.0.1:${good.port}`), 'live');
