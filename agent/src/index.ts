@@ -94,6 +94,7 @@ export {
   MAX_INTERVAL_MS,
   DEFAULT_POLLER_PORT,
   DEFAULT_APP_TTL_MS,
+  DEFAULT_EARLY_APP_CHANGE,
   type AgentConfig,
   type AppMetricsConfig,
   type ScopeConfig,

@@ -10,7 +10,7 @@
  * `--orca-port` (rps, application_utilization = busy workers / pool), and
  * `name value` lines pushed every 100 ms to the agent's `--push` socket
  * (in_flight, latency_seconds = the mean time a request held a worker over the
- * last second, concurrency = the pool size).
+ * last completed `--latency-window-ms`, 1 s by default, concurrency = the pool size).
  *
  * Prints its HTTP port on the first stdout line. Reads commands on stdin, one
  * a line: `delay MS` changes the dependency's latency (a slowdown). Exits when
@@ -31,26 +31,30 @@ const { values } = parseArgs({
     'delay-ms': { type: 'string', default: '50' },
     'orca-port': { type: 'string', default: '0' },
     push: { type: 'string' },
+    'latency-window-ms': { type: 'string', default: '1000' },
   },
 });
 const id = values.id;
 const pool = Number(values.pool);
 let delayMs = Number(values['delay-ms']);
-if (!(pool >= 1) || !(delayMs > 0)) throw new Error('--pool must be >= 1 and --delay-ms > 0');
+const latencyWindowMs = Number(values['latency-window-ms']);
+if (!(pool >= 1) || !(delayMs > 0) || !(latencyWindowMs >= 100)) throw new Error('--pool must be >= 1, --delay-ms > 0 and --latency-window-ms >= 100');
 
 const body = Buffer.from(`${id}\n`);
 let busy = 0;
 const waiting: (() => void)[] = [];
-/** Completions in the current second: count and summed worker time, ms. */
-let done = { n: 0, heldMs: 0 };
+/** Completions in the current second (for rps) and latency window: count and summed worker time, ms. */
+let done = 0;
+let held = { n: 0, heldMs: 0 };
 let last = { n: 0, heldMs: 0 };
 
 function serve(res: http.ServerResponse): void {
   busy++;
   const started = performance.now();
   setTimeout(() => {
-    done.n++;
-    done.heldMs += performance.now() - started;
+    done++;
+    held.n++;
+    held.heldMs += performance.now() - started;
     res.writeHead(200, { 'content-length': body.length, 'content-type': 'text/plain' });
     res.end(body);
     busy--;
@@ -85,11 +89,14 @@ orca.bindAsync(`127.0.0.1:${values['orca-port']}`, grpc.ServerCredentials.create
 });
 
 setInterval(() => {
-  last = done;
-  done = { n: 0, heldMs: 0 };
-  recorder.setQpsMetric(last.n);
+  recorder.setQpsMetric(done);
   recorder.setEpsMetric(0);
+  done = 0;
 }, 1000).unref();
+setInterval(() => {
+  last = held;
+  held = { n: 0, heldMs: 0 };
+}, latencyWindowMs).unref();
 setInterval(() => recorder.setApplicationUtilizationMetric(Math.max(1e-3, busy / pool)), 100).unref();
 
 // The push socket is the agent's; it may not listen yet (or restart): reconnect each tick until it does.

@@ -219,11 +219,14 @@ const POOL_BACKEND_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url
 /** Where the pool backend serves ORCA inside its own namespace. */
 const POOL_ORCA_PORT = 8081;
 
-function poolProgram(tmp: string): BackendProgram {
+function poolProgram(tmp: string, latencyWindowMs: number): BackendProgram {
   const socket = (id: string): string => path.join(tmp, `${id}-app.sock`);
   return {
     script: POOL_BACKEND_SCRIPT,
-    args: (b) => ['--pool', String(POOL_SIZES[b.id] ?? 1), '--delay-ms', String(POOL_DELAY_MS), '--orca-port', String(POOL_ORCA_PORT), '--push', socket(b.id)],
+    args: (b) => [
+      '--pool', String(POOL_SIZES[b.id] ?? 1), '--delay-ms', String(POOL_DELAY_MS), '--orca-port', String(POOL_ORCA_PORT), '--push', socket(b.id),
+      '--latency-window-ms', String(latencyWindowMs),
+    ],
     agentArgs: (b) => ['--orca', `127.0.0.1:${POOL_ORCA_PORT}`, '--app-socket', socket(b.id)],
   };
 }
@@ -287,7 +290,7 @@ function moving(m: Moving, s: (x: number) => number): Scenario {
   };
 }
 
-function scenarios(scale: number, rampStepS: number): Scenario[] {
+function scenarios(scale: number, rampStepS: number, poolLatencyWindowMs: number): Scenario[] {
   const s = (x: number): number => Math.round(x * scale * 10) / 10;
   const noiseOn = s(10);
   // Fine steps around full capacity, long enough for an overloaded backend's
@@ -378,7 +381,7 @@ function scenarios(scale: number, rampStepS: number): Scenario[] {
       title: `(f) worker pools 2:4:8 on a ${POOL_DELAY_MS} ms dependency (CPU stays low), 0.5x load; the dependency of one backend after another turns 3x slower`,
       backends: POOL,
       capacityRps: Object.values(POOL_SIZES).reduce((a, n) => a + (n * 1000) / POOL_DELAY_MS, 0),
-      backend: poolProgram,
+      backend: (tmp) => poolProgram(tmp, poolLatencyWindowMs),
       durationS: s(60),
       load: [[0, 0.5]],
       window: span('slowdowns', s(15), s(60)),
@@ -659,6 +662,8 @@ async function main(): Promise<void> {
       /** Length of each step of the load ramp (e), before --scale. */
       'ramp-step-s': { type: 'string', default: String(DEFAULT_RAMP_STEP_S) },
       'period-us': { type: 'string', default: String(DEFAULT_CFS_PERIOD_US) },
+      /** (f): the span over which the pool backends average the latency they report (docs/policy.md advises a short one). */
+      'pool-latency-window-ms': { type: 'string', default: '1000' },
       'out-dir': { type: 'string', default: QUICK ? path.join(tmpdir(), `loadfeed-bench-${process.pid}`) : 'docs/bench' },
       'max-load': { type: 'string', default: QUICK ? '100' : '0.7' },
       json: { type: 'boolean', default: false },
@@ -670,7 +675,7 @@ async function main(): Promise<void> {
   const wanted = values.scenarios.split(',');
   const policyNames = values.policies.split(',');
   for (const p of policyNames) if (!POLICIES[p]) throw new Error(`--policies: unknown ${p} (known: ${Object.keys(POLICIES).join(', ')})`);
-  const list = scenarios(Number(values.scale), Number(values['ramp-step-s'])).filter((s) => wanted.includes(s.key));
+  const list = scenarios(Number(values.scale), Number(values['ramp-step-s']), Number(values['pool-latency-window-ms'])).filter((s) => wanted.includes(s.key));
   const outDir = values['out-dir'];
   mkdirSync(outDir, { recursive: true });
   const log = benchLog('balance');

@@ -23,6 +23,7 @@
  * the median over --seeds runs of the window's p99 and each phase's.
  */
 import { parseArgs } from 'node:util';
+import { DEFAULT_EARLY_APP_CHANGE, ReportGate, WATCHES_PER_INTERVAL } from '@loadfeed/agent';
 import { pickSed, pickSwrrSed, pickWlc, type Scheduler, type SchedulerTarget } from '@loadfeed/kernel-bridge';
 
 const { values } = parseArgs({ options: { seeds: { type: 'string', default: '41' }, scale: { type: 'string', default: '0.5' } } });
@@ -57,6 +58,8 @@ interface Variant {
   /** The share a server keeps for its requests in flight `q` with `c` workers. */
   readonly free?: (q: number, c: number) => number;
   readonly freshLatency?: boolean;
+  /** Agents watch four times per interval and report a marked move of in_flight or latency_seconds at once (the agent's own ReportGate). */
+  readonly earlyApp?: boolean;
 }
 
 const queueNow = (q: number, c: number): number => Math.min(1, c / (q + 1));
@@ -67,6 +70,8 @@ const VARIANTS: Readonly<Record<string, Variant>> = {
   'queue without its in-flight term, 500ms': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 500, free: () => 1 },
   'queue, rate / (in flight + 1) (SED), 500ms': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 500, free: (q) => 1 / (q + 1) },
   'queue, 500ms, samples every 250ms': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 500, intervalMs: 250, free: queueNow },
+  'queue, 500ms, early reports on app moves': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 500, free: queueNow, earlyApp: true },
+  'queue, 500ms, early reports on app moves, fresh latency': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 500, free: queueNow, earlyApp: true, freshLatency: true },
   'queue, 500ms, in-flight term squared': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 500, free: (q, c) => queueNow(q, c) ** 2 },
   'queue, 500ms, weights by concurrency alone': { scheduler: pickSwrrSed, weights: 'sampled', halfLifeMs: 500, free: queueNow, rate: (c) => c },
   'queue, 500ms, scheduler wlc': { scheduler: pickWlc, weights: 'sampled', halfLifeMs: 500, free: queueNow },
@@ -202,11 +207,16 @@ function simulate(v: Variant, seed: number): number[][] {
   if (v.weights === 'sampled') {
     const interval = v.intervalMs ?? 1000;
     const samples = new Map<Backend, { inFlight: number; latencyS: number }>();
+    const watch = v.earlyApp === true ? interval / WATCHES_PER_INTERVAL : interval;
     for (const b of backends) {
-      for (let at = interval + rand() * interval; at < RUN_MS; at += interval) {
+      const gate = new ReportGate(0, v.earlyApp === true ? DEFAULT_EARLY_APP_CHANGE : 0);
+      for (let at = watch + rand() * interval; at < RUN_MS; at += watch) {
         const now = at;
         agenda.add(now, () => {
-          if (b.pushed !== null) samples.set(b, b.pushed);
+          const p = b.pushed;
+          const app = p === null ? null : { applicationUtilization: null, rpsFractional: null, eps: null, namedMetrics: { in_flight: p.inFlight, latency_seconds: p.latencyS } };
+          if (gate.offer({ cpuUtilization: 0, cpuThrottled: null, windowMs: watch, cpuStep: 0 }, interval, app) === null) return;
+          if (p !== null) samples.set(b, p);
           reweigh(v, backends, samples, now);
         });
       }
