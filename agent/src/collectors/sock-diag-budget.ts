@@ -12,12 +12,8 @@
 // its service's. A cheap dump (a host with few sockets) is simply repeated
 // every sample or few.
 
-/**
- * Average share of one core the per-port dumps may use: 0.1 %, a count about
- * every 2.4 s on a quiet host (a 2.4 ms walk), scaled in between. At 0.2 %
- * the dumps were a fifth of the agent's CPU at 1 Hz (bench:agent-cost).
- */
-export const DEFAULT_DUMP_CPU_BUDGET = 0.001;
+/** Average share of one core the per-port dumps may use. */
+export const DEFAULT_DUMP_CPU_BUDGET = 0.002;
 /** Scale between dumps only when the counted ports held at least this share of the host's established connections. */
 export const SCALE_WHEN_COUNTED_SHARE = 0.5;
 
