@@ -34,10 +34,17 @@ import type { AppReading, CpuWindow } from './reading.js';
 export const WATCHES_PER_INTERVAL = 4;
 /** Watch windows reported one by one after an early report (the rest of its interval). */
 export const FOLLOW_UPS = WATCHES_PER_INTERVAL - 1;
-/** An application metric's move must exceed this many times its window-to-window jitter (mean absolute change). */
-export const APP_NOISE = 3;
-/** Weight of the newest window-to-window change in an application metric's jitter (about a second of windows). */
-const JITTER_WEIGHT = 0.25;
+/**
+ * An application metric's move must exceed this many times its
+ * window-to-window jitter (mean absolute change). For an instant count of
+ * requests in flight (Poisson, mean 0.8 to 4.5) 3 with a one-second jitter
+ * reported 1.4-1.7 samples per interval in steady state, 5 with a four-second
+ * one 1.01-1.03; a latency the application averages barely jitters, so its
+ * first move still reports.
+ */
+export const APP_NOISE = 5;
+/** Weight of the newest window-to-window change in an application metric's jitter (about four seconds of windows). */
+const JITTER_WEIGHT = 1 / 16;
 
 /** An application metric as the gate follows it. */
 interface AppTrack {

@@ -123,3 +123,25 @@ test('fixed application fields count like named ones; a metric that appears is n
   t.is(appOnly.watchMs(1000, 100), 250, 'application early reports alone watch four times per interval');
   t.deepEqual([0.1, 0.1, 0.1, 0.1, 0.9].map((cpu) => appOnly.offer(reading(cpu, 250), 1000, rps(100)) !== null), [false, false, false, true, false], 'and CPU moves do not report');
 });
+
+test('requests in flight counted at random (Poisson, seeded) report about once per interval, however small the mean', (t) => {
+  for (const mean of [0.8, 2, 4.5]) {
+    let seed = 42;
+    const uniform = (): number => {
+      // mulberry32
+      seed = (seed + 0x6d2b79f5) | 0;
+      let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+      return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32;
+    };
+    const poisson = (): number => {
+      let n = 0;
+      for (let p = uniform(); p > Math.exp(-mean); p *= uniform()) n++;
+      return n;
+    };
+    const gate = new ReportGate(0.25, 0.25);
+    const intervals = 500;
+    const sent = offerAll(gate, Array.from({ length: 4 * intervals }, () => app({ in_flight: poisson() }))).filter(Boolean).length;
+    t.true(sent <= 1.1 * intervals, `mean ${mean}: ${sent} samples in ${intervals} intervals`);
+  }
+});
