@@ -108,21 +108,27 @@ async function main(): Promise<void> {
       if (trace) c.observe({ weightChanged: (e) => trace.event({ type: 'weight', ...e }) });
       // Half the calibrated capacity: every backend busy, none saturated before the step.
       const rate = 0.5 * 3 * 0.2 * rpsPerCore;
-      const totalS = 15 + trials * 2 * phaseS + trials * 3 * 12;
+      const settleMs = QUICK ? 5_000 : 15_000;
+      const steadyMs = Number(values['steady-s']) * 1000;
+      const leadMs = settleMs + steadyMs + 5_000; // until the first edge
+      const totalS = leadMs / 1000 + trials * 2 * phaseS + trials * 3 * 12;
       const gen = children.node('loadgen', LOADGEN_SCRIPT, [
         '--target', `${c.target.host}:${c.target.port}`, '--schedule', JSON.stringify([[0, rate]]),
         '--duration', String(totalS), '--out', records,
       ]);
       await firstLine(gen);
-      await sleep(QUICK ? 5_000 : 15_000); // weights settle
-      steady = await wobble(c, Number(values['steady-s']) * 1000);
-      log(`steady state: wobble ${fmt(steady.wobble * 100, 1)} % (std/mean, worst backend), ${fmt(steady.changesPerMinute, 0)} weight changes/min, mean weights ${steady.weights.map((w) => fmt(w, 0)).join('/')}`);
-
       const victim = c.backends[1] as Backend;
       const vi = 1;
       // (1) load steps: a square wave antagonist; every rising edge is a trial.
-      const startAt = Date.now() + 2_000;
+      // Started (idle until its first edge) before the weights settle: a node
+      // process starting in the victim's cgroup takes its CPU for a second or
+      // more, which right before the first edge left that step no correction
+      // to measure (its weight was already down).
+      const startAt = Date.now() + leadMs;
       await c.startNoise(victim, 0.6, startAt, phaseS * 1000, phaseS * 1000);
+      await sleep(settleMs); // weights settle
+      steady = await wobble(c, steadyMs);
+      log(`steady state: wobble ${fmt(steady.wobble * 100, 1)} % (std/mean, worst backend), ${fmt(steady.changesPerMinute, 0)} weight changes/min, mean weights ${steady.weights.map((w) => fmt(w, 0)).join('/')}`);
       const step: number[] = [];
       let stepMisses = 0;
       for (let k = 0; k < trials; k++) {

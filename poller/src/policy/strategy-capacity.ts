@@ -41,7 +41,14 @@
 // report one by one) are a change: the latest is taken at once, and
 // (falling) not smoothed by the poller either. Averaging a neighbour's
 // arrival over 15 requests took two of the three seconds bench:reaction's
-// load step needed. It is learned only from
+// load step needed. The second of the two is judged against the noise as
+// it was before the first (which widened it), and a falling one needs only
+// confirm the direction (CONFIRM_SIGMAS_AT_QUOTA) when the cgroup was
+// throttled in most of its periods: at its quota, the leading sign of a
+// neighbour. A falling change starts from the pair's worse reading (the
+// lower rate, the higher load): while a server is saturated it still
+// accepts what its old weight sends and its CPU reads no more than the
+// quota, so a single window overrates what is left. It is learned only from
 // a few seconds busier than `minUtilization` (an idle server's ratio is
 // noise). Until a server's cost is known it gets the service mean; once
 // known, an idle server gets its whole capacity, target / cost. The cost is kept
@@ -92,6 +99,16 @@ const SCORE_MAX_HALF_LIFE_MS = 1_000;
  * quarter second.
  */
 export const CHANGE_SIGMAS = 2;
+/**
+ * The window after one beyond CHANGE_SIGMAS confirms a fall from this many
+ * when its cgroup was throttled in at least AT_QUOTA_THROTTLED of its CFS
+ * periods (the server ran into its quota). In bench:reaction a neighbour's
+ * first throttled windows read 1–2 σ below the average as the server still
+ * accepted its old share, and 2 σ missed 2 of 11 steps by seconds; without
+ * a neighbour, windows throttled that much were 3–10 % of a busy server's.
+ */
+export const CONFIRM_SIGMAS_AT_QUOTA = 1;
+export const AT_QUOTA_THROTTLED = 0.5;
 /** A normal distribution's standard deviation over its mean absolute deviation (√(π/2)). */
 const SPREAD_TO_SIGMA = 1.25;
 /**
@@ -126,8 +143,10 @@ interface Learned {
   spread: number;
   /** The last sample's capacity lay beyond the noise above (1) or below (-1) the average, or not (0). */
   beyond: -1 | 0 | 1;
-  /** The score's averages before that sample: the next one is compared with them. */
-  before: { readonly rate: number; readonly load: number };
+  /** The score's averages and the spread before that sample: the next one is compared with them. */
+  before: Reference;
+  /** That sample's own rate and load: a falling change starts from the worse of it and the next. */
+  last: { readonly rate: number; readonly load: number };
   /** The last sample was a change (two in a row beyond the noise, the same way): it replaced the score's averages. */
   changed: boolean;
   /** Requests in the score's averages since they (re)started, up to SCORE_FULL_REQUESTS. */
@@ -137,6 +156,12 @@ interface Learned {
 }
 
 type RateSource = 'request' | 'connection';
+
+interface Reference {
+  readonly rate: number;
+  readonly load: number;
+  readonly spread: number;
+}
 
 interface CapacityState {
   readonly servers: Map<string, Learned>;
@@ -162,7 +187,7 @@ export const capacityStrategy: Strategy<CapacityConfig, CapacityState> = {
       // period (100 ms), and a quarter second read 1.36 of the allowance.
       const load = Math.min(1, byPressure ? (pressure ?? 0) : m.cpuUtilization);
       const source = requests === null ? 'connection' : 'request';
-      const l = learn(state.servers, key, { cpu: m.cpuUtilization, load, rate, source, connections: m.connections, at: sampleAt, windowMs }, config);
+      const l = learn(state.servers, key, { cpu: m.cpuUtilization, load, rate, source, connections: m.connections, throttled: m.cpuThrottled, at: sampleAt, windowMs }, config);
       const what = `${byPressure ? 'cpu pressure' : 'cpu'} ${fmt(l.scoreLoad)}`;
       if (l.longLived) {
         const spare = m.cores * Math.max(0, config.targetUtilization - Math.min(1, l.scoreLoad));
@@ -183,6 +208,8 @@ interface Reading {
   readonly source: RateSource;
   /** Established connections on the service's port, when known. */
   readonly connections: number | null;
+  /** Fraction of the cgroup's CFS periods throttled over the window (null: not a cgroup scope). */
+  readonly throttled: number | null;
   readonly at: number;
   readonly windowMs: number;
 }
@@ -191,25 +218,31 @@ function learn(servers: Map<string, Learned>, key: string, r: Reading, config: C
   const { cpu, load, rate, source, at } = r;
   let l = servers.get(key);
   if (l === undefined || l.source !== source) {
-    l = { cpu, rate, scoreRate: rate, scoreLoad: load, covered: 0, cost: null, at, source, spread: 0, beyond: 0, before: { rate, load }, changed: false, scoreRequests: (rate * r.windowMs) / 1000, longLived: false };
+    l = { cpu, rate, scoreRate: rate, scoreLoad: load, covered: 0, cost: null, at, source, spread: 0, beyond: 0, before: { rate, load, spread: 0 }, last: { rate, load }, changed: false, scoreRequests: (rate * r.windowMs) / 1000, longLived: false };
     servers.set(key, l);
     return l;
   }
   const dt = at - l.at;
   if (dt <= 0) return l; // the sample already learned from
-  const reference = l.beyond === 0 ? { rate: l.scoreRate, load: l.scoreLoad } : l.before;
-  const beyond = beyondNoise(l, r, dt, reference);
-  l.changed = beyond !== 0 && beyond === l.beyond;
-  l.beyond = l.changed ? 0 : beyond;
+  const reference = l.beyond === 0 ? { rate: l.scoreRate, load: l.scoreLoad, spread: l.spread } : l.before;
+  const sigmas = noiseSigmas(l, r, dt, reference);
+  const atQuota = (r.throttled ?? 0) >= AT_QUOTA_THROTTLED;
+  const confirm = l.beyond < 0 && atQuota ? CONFIRM_SIGMAS_AT_QUOTA : CHANGE_SIGMAS;
+  l.changed = l.beyond !== 0 && sigmas * l.beyond > confirm;
+  const falling = l.changed && l.beyond < 0;
+  const newRate = falling ? Math.min(rate, l.last.rate) : rate;
+  const newLoad = falling ? Math.max(load, l.last.load) : load;
+  l.beyond = l.changed ? 0 : sigmas > CHANGE_SIGMAS ? 1 : sigmas < -CHANGE_SIGMAS ? -1 : 0;
   l.before = reference;
+  l.last = { rate, load };
   // After a change the averages restart from its sample: until they hold
   // SCORE_FULL_REQUESTS, a sample counts by its share of the requests (the
   // second after a change half, where the half-life would give it a third).
   const requests = (rate * dt) / 1000;
   const keepScore = l.changed ? 0 : Math.min(2 ** -Math.max(requests / SCORE_HALF_LIFE_REQUESTS, dt / SCORE_MAX_HALF_LIFE_MS), l.scoreRequests / (l.scoreRequests + requests));
   l.scoreRequests = l.changed ? requests : Math.min(SCORE_FULL_REQUESTS, l.scoreRequests + requests);
-  l.scoreRate = keepScore * l.scoreRate + (1 - keepScore) * rate;
-  l.scoreLoad = keepScore * l.scoreLoad + (1 - keepScore) * load;
+  l.scoreRate = keepScore * l.scoreRate + (1 - keepScore) * newRate;
+  l.scoreLoad = keepScore * l.scoreLoad + (1 - keepScore) * newLoad;
   const keep = 2 ** (-dt / CAPACITY_AVERAGE_HALF_LIFE_MS);
   l.cpu = keep * l.cpu + (1 - keep) * cpu;
   l.rate = keep * l.rate + (1 - keep) * rate;
@@ -230,28 +263,28 @@ function learn(servers: Map<string, Learned>, key: string, r: Reading, config: C
   return l;
 }
 
-/** The reading's own capacity differs from the averaged one by more than CHANGE_SIGMAS × its requests' Poisson noise. */
 /**
- * Whether the reading's own capacity lies above (1) or below (-1) the
+ * How far the reading's own capacity lies above (+) or below (−) the
  * averaged one (`reference`: as it was before the previous sample, when that
- * one lay beyond) by more than CHANGE_SIGMAS × its noise (0: within): its requests' Poisson noise, or what this
- * server's samples have shown lately (SPREAD_TO_SIGMA × their mean absolute
- * deviation), whichever is larger. The latter covers what Poisson does not:
- * CPU read in short windows under a quota, a neighbour that itself comes
- * and goes.
+ * one lay beyond), in standard deviations of its noise: its requests'
+ * Poisson noise, or what this server's samples have shown lately
+ * (SPREAD_TO_SIGMA × their mean absolute deviation, as it was before the
+ * previous sample if that one lay beyond), whichever is larger. The latter
+ * covers what Poisson does not: CPU read in short windows under a quota, a
+ * neighbour that itself comes and goes. 0 until the cost is learned.
  */
-function beyondNoise(l: Learned, r: Reading, dt: number, reference: { readonly rate: number; readonly load: number }): -1 | 0 | 1 {
+function noiseSigmas(l: Learned, r: Reading, dt: number, reference: Reference): number {
   if (l.cost === null || r.windowMs <= 0) return 0;
   const root = Math.sqrt(r.windowMs / 1000);
   const signed = r.rate - reference.rate + (reference.load - r.load) / l.cost;
-  const deviation = Math.abs(signed);
+  // Both in requests/s × √s, as the spread: √n requests over the window.
   const poisson = Math.sqrt(Math.max(1, r.rate * root * root)) / root;
-  const bound = CHANGE_SIGMAS * Math.max(poisson, SPREAD_TO_SIGMA * l.spread);
+  const sigma = Math.max(poisson, SPREAD_TO_SIGMA * reference.spread);
   // Every sample counts, a change only up to the bound: a server whose every
   // sample scatters beyond it widens the bound until they fit, and one real
   // change widens it by little.
-  l.spread += (1 - 2 ** (-dt / CAPACITY_AVERAGE_HALF_LIFE_MS)) * (Math.min(deviation * root, bound) - l.spread);
-  return deviation * root <= bound ? 0 : signed > 0 ? 1 : -1;
+  l.spread += (1 - 2 ** (-dt / CAPACITY_AVERAGE_HALF_LIFE_MS)) * (Math.min(Math.abs(signed) * root, CHANGE_SIGMAS * sigma) - l.spread);
+  return (signed * root) / sigma;
 }
 
 /** Little's law: established connections over accepted ones per second is how long they live. */
