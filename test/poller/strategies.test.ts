@@ -257,6 +257,51 @@ test('capacity: two samples in a row beyond their requests\' Poisson noise, the 
   t.regex(h.evaluate()[0]?.reason ?? '', /capacity 100\/s \(a change: taken at once\)$/);
 });
 
+test('capacity: after a window beyond the noise, a throttled one (the server at its quota) confirms a fall from 1 σ; an unthrottled one needs 2 σ', (t) => {
+  const h = harness(`${NEUTRAL}    strategy: { name: capacity }\n${servers(3)}`);
+  const nodes = ['n0', 'n1', 'n2'];
+  for (const n of nodes) h.connect(n, 1);
+  const quiet = { cpuUtilization: 0.5, tcpAcceptsPerSecond: 100 };
+  feed(h, nodes, 3, () => quiet);
+  // n0 and n1 read the same; only n0's cgroup was throttled. A quarter second
+  // of 100/s holds 25 requests: σ = √25 / 0.25 s = 20/s.
+  const quarter = (cpuUtilization: number, cpuThrottled: number): string[] => {
+    h.advance(250);
+    h.report('n0', { cpuUtilization, tcpAcceptsPerSecond: 100, windowMs: 250, cpuThrottled });
+    h.report('n1', { cpuUtilization, tcpAcceptsPerSecond: 100, windowMs: 250, cpuThrottled: 0 });
+    h.report('n2', { ...quiet, windowMs: 250 });
+    return h.evaluate().map((d) => d.reason);
+  };
+  // 0.9: 100/s, 4 σ below 180/s; then 0.65: 150/s, 1.5 σ below.
+  t.notRegex(quarter(0.9, 1)[0] ?? '', /a change/);
+  const [n0, n1] = quarter(0.65, 0.5);
+  // n0's change starts from the pair's worse reading (load 0.9, not 0.65): 100/s.
+  t.regex(n0 ?? '', /cpu 0\.9, 5‰ cpu per connection\/s: capacity 100\/s \(a change: taken at once\)$/);
+  t.notRegex(n1 ?? '', /a change/);
+});
+
+test('capacity: a falling change starts from the lower rate and the higher load of its two windows (a saturated server still accepts what its old weight sends)', (t) => {
+  const h = harness(`${NEUTRAL}    strategy: { name: capacity }\n${servers(2)}`);
+  for (const n of ['n0', 'n1']) h.connect(n, 1);
+  const quiet = { cpuUtilization: 0.5, tcpAcceptsPerSecond: 100 };
+  feed(h, ['n0', 'n1'], 3, () => quiet);
+  const quarter = (n0: { cpuUtilization: number; tcpAcceptsPerSecond: number }): string => {
+    h.advance(250);
+    h.report('n0', { ...n0, windowMs: 250 });
+    h.report('n1', { ...quiet, windowMs: 250 });
+    return h.evaluate()[0]?.reason ?? '';
+  };
+  // Saturated at 100/s (80/s left), then a window of 130/s read at 0.95
+  // (120/s): the second alone would be taken as 120/s, the pair as 100/s at load 1.
+  quarter({ cpuUtilization: 1, tcpAcceptsPerSecond: 100 });
+  t.regex(quarter({ cpuUtilization: 0.95, tcpAcceptsPerSecond: 130 }), /^100 connections\/s at cpu 1, 5‰ cpu per connection\/s: capacity 80\/s \(a change: taken at once\)$/);
+  // A rise is taken from its second window as it is (recover carefully: the poller smooths it).
+  feed(h, ['n0', 'n1'], 3, () => quiet);
+  feed(h, ['n0', 'n1'], 3, (n) => (n === 'n0' ? { cpuUtilization: 0.9, tcpAcceptsPerSecond: 100 } : quiet));
+  quarter({ cpuUtilization: 0.5, tcpAcceptsPerSecond: 100 });
+  t.regex(quarter({ cpuUtilization: 0.55, tcpAcceptsPerSecond: 110 }), /^110 connections\/s at cpu 0\.55, .*\(a change: taken at once\)$/);
+});
+
 test('capacity: a falling change skips the poller\'s smoothing, a rising one keeps it', (t) => {
   const h = harness(`    smoothing: { halfLife: 2s, halfLifeDown: 1s }\n    deadband: 0\n    slowStart: null\n    weights: { min: 0, max: 1000 }\n    strategy: { name: capacity }\n${servers(2)}`);
   for (const n of ['n0', 'n1']) h.connect(n, 1);
@@ -325,6 +370,32 @@ test('capacity: a server whose samples scatter beyond Poisson noise (CPU read in
   }
   t.true(changes.slice(0, 5).some((c) => c), 'the first scattered samples are changes');
   t.false(changes.slice(-20).some((c) => c), `later ones are not: ${changes.map((c) => (c ? 1 : 0)).join('')}`);
+});
+
+test('capacity: the second of two windows is judged against the noise as it was before the first, which widened it', (t) => {
+  const h = harness(`${NEUTRAL}    strategy: { name: capacity }\n${servers(2)}`);
+  for (const n of ['n0', 'n1']) h.connect(n, 1);
+  const quarter = (cpuUtilization: number): string => {
+    h.advance(250);
+    h.report('n0', { cpuUtilization, tcpAcceptsPerSecond: 100, windowMs: 250 });
+    h.report('n1', { cpuUtilization: 0.5, tcpAcceptsPerSecond: 100, windowMs: 250 });
+    return h.evaluate()[0]?.reason ?? '';
+  };
+  const scattered = (): void => {
+    for (let k = 0; k < 12; k++) quarter(0.5);
+    // A phase of scattered windows (as under a neighbour that comes and goes) widens the bound...
+    for (let k = 0; k < 40; k++) quarter(k % 4 < 2 ? 0.3 : 0.7);
+    for (let k = 0; k < 4; k++) quarter(0.5);
+  };
+  scattered();
+  // ... then a neighbour saturates it: the first window alone is averaged, and
+  // the same reading again is a change although the first widened the bound further.
+  t.notRegex(quarter(1), /a change/);
+  t.regex(quarter(1), /capacity 78\.8\/s \(a change: taken at once\)$/);
+  // Within the noise as it was, the second is not.
+  scattered();
+  quarter(1);
+  t.notRegex(quarter(0.9), /a change/);
 });
 
 test('capacity: a CPU reading above the allowance (a quota read over a short window) counts as full, not beyond', (t) => {
