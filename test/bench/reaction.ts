@@ -13,11 +13,11 @@
  *
  * It must never leave a process, cgroup or namespace behind.
  */
-import { appendFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { SERVER_KEEPALIVE_MS } from '@loadfeed/poller';
+import { compilePolicy, defaultEngines, defaultStrategies, readTrace, SERVER_KEEPALIVE_MS, simulate } from '@loadfeed/poller';
 import { calibrate } from './lib/calibrate.js';
 import { CpuCgroup, DEFAULT_CFS_PERIOD_US } from './lib/cgroup.js';
 import { Children, alive, firstLine, sleep, withCleanup } from './lib/children.js';
@@ -59,8 +59,19 @@ async function main(): Promise<void> {
        * weight change with its reason, and each load step's edge; epoch ms).
        */
       trace: { type: 'string' },
+      /**
+       * Instead of running anything, replay a `--trace` directory through the
+       * default policy as built now (loadfeed-policy simulate's virtual clock)
+       * and print each load step's correction: what a strategy change would
+       * have done to the same samples.
+       */
+      replay: { type: 'string' },
     },
   });
+  if (values.replay !== undefined) {
+    await replay(values.replay, Number(values['phase-s']));
+    return;
+  }
   const trials = Number(values.trials);
   const phaseS = Number(values['phase-s']);
   const outDir = values['out-dir'];
@@ -127,25 +138,19 @@ async function main(): Promise<void> {
       const startAt = Date.now() + leadMs;
       await c.startNoise(victim, 0.6, startAt, phaseS * 1000, phaseS * 1000);
       await sleep(settleMs); // weights settle
+      const steadyFrom = Date.now();
       steady = await wobble(c, steadyMs);
+      trace?.event({ type: 'steady', from: steadyFrom, to: Date.now() });
       log(`steady state: wobble ${fmt(steady.wobble * 100, 1)} % (std/mean, worst backend), ${fmt(steady.changesPerMinute, 0)} weight changes/min, mean weights ${steady.weights.map((w) => fmt(w, 0)).join('/')}`);
       const step: number[] = [];
       let stepMisses = 0;
       for (let k = 0; k < trials; k++) {
         const edge = startAt + k * 2 * phaseS * 1000;
-        trace?.event({ type: 'edge', at: edge, node: victim.id });
-        const series = await record(c, vi, edge - 2_000, edge + phaseS * 1000);
-        const before = median(series.filter((p) => p.at < edge).map((p) => p.w));
-        const after = median(series.filter((p) => p.at >= edge + (phaseS - 3) * 1000).map((p) => p.w));
-        const target = before - 0.9 * (before - after);
-        const hit = series.find((p) => p.at >= edge && p.w <= target);
-        if (before - after < 0.1 * before || !hit) {
-          stepMisses++;
-          log(`load step ${k + 1}: weight ${before} → ${after}: no clear correction`);
-        } else {
-          step.push((hit.at - edge) / 1000);
-          log(`load step ${k + 1}: weight ${before} → ${after}, 90 % in ${fmt((hit.at - edge) / 1000, 2)} s`);
-        }
+        trace?.event({ type: 'edge', at: edge, node: victim.id, phaseS });
+        const r = correction(await record(c, vi, edge - 2_000, edge + phaseS * 1000), edge, phaseS);
+        if (r.seconds === null) stepMisses++;
+        else step.push(r.seconds);
+        log(`load step ${k + 1}: ${describe(r)}`);
         await sleepUntil(edge + 2 * phaseS * 1000 - 2_000);
       }
       if (victim.noise) await children.stop(victim.noise.proc);
@@ -212,6 +217,81 @@ function openTrace(dir: string): Trace {
   return { samples: path.join(dir, 'reaction-samples.jsonl'), event: (e) => appendFileSync(events, `${JSON.stringify(e)}\n`) };
 }
 
+interface Correction {
+  readonly before: number;
+  readonly after: number;
+  /** Until 90 % of the move from before to after was in force; null: no clear correction. */
+  readonly seconds: number | null;
+}
+
+/**
+ * A load step's correction from the victim's weights (epoch ms) from 2 s
+ * before its edge to the end of its phase: the median before the edge, the
+ * median over the phase's last 3 s, and when the weight first reached 90 %
+ * of that move. A move under 10 % of the weight is no clear correction.
+ */
+function correction(series: readonly { at: number; w: number }[], edge: number, phaseS: number): Correction {
+  const before = median(series.filter((p) => p.at < edge).map((p) => p.w));
+  const after = median(series.filter((p) => p.at >= edge + (phaseS - 3) * 1000).map((p) => p.w));
+  const target = before - 0.9 * (before - after);
+  const hit = series.find((p) => p.at >= edge && p.w <= target);
+  return { before, after, seconds: before - after < 0.1 * before || !hit ? null : (hit.at - edge) / 1000 };
+}
+
+function describe(r: Correction): string {
+  return `weight ${r.before} → ${r.after}${r.seconds === null ? ': no clear correction' : `, 90 % in ${fmt(r.seconds, 2)} s`}`;
+}
+
+interface TraceLine {
+  readonly type: string;
+  readonly at?: number;
+  readonly from?: number;
+  readonly to?: number;
+  readonly node?: string;
+  readonly phaseS?: number;
+}
+
+/** The load steps of a `--trace` directory replayed through the default policy as built now; phaseS for traces whose edges do not carry it. */
+async function replay(dir: string, phaseS: number): Promise<void> {
+  const lines = readFileSync(path.join(dir, 'reaction-events.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as TraceLine);
+  const epoch = lines.find((e) => e.type === 'epoch')?.at;
+  const edges = lines.filter((e) => e.type === 'edge');
+  if (epoch === undefined || edges.length === 0) throw new Error(`${dir}/reaction-events.jsonl: no epoch or no load step (not a bench:reaction --trace?)`);
+  const events = await readTrace(path.join(dir, 'reaction-samples.jsonl'));
+  // The servers as the bench named them: node and address from each agent's hello.
+  const servers = new Map<string, string>();
+  for (const e of events) {
+    if (e.type !== 'hello') continue;
+    const port = e.hello.services?.[0]?.port;
+    const address = e.hello.addresses?.[0];
+    if (port !== undefined && address !== undefined) servers.set(e.node, `${address}:${port}`);
+  }
+  const serverLines = [...servers].map(([node, address]) => `      - { node: ${node}, address: "${address}" }`).join('\n');
+  const policy = compilePolicy(DEFAULT_POLICY(serverLines), '<bench policy>', defaultEngines().limits());
+  const sim = simulate(policy, events, defaultStrategies(), POLL_MS);
+  const columnOf = (node: string): number => sim.columns.indexOf(`bench/${servers.get(node) ?? '?'}`);
+  const times: number[] = [];
+  let misses = 0;
+  edges.forEach((e, k) => {
+    const edge = e.at ?? 0;
+    const phase = e.phaseS ?? phaseS;
+    const i = columnOf(e.node ?? '');
+    const series = sim.series.map((row) => ({ at: epoch + row.t, w: row.weights[i] ?? 0 })).filter((p) => p.at >= edge - 2_000 && p.at < edge + phase * 1000);
+    const r = correction(series, edge, phase);
+    if (r.seconds === null) misses++;
+    else times.push(r.seconds);
+    process.stdout.write(`load step ${k + 1}: ${describe(r)}\n`);
+  });
+  const steady = lines.find((e) => e.type === 'steady');
+  if (steady?.from !== undefined && steady.to !== undefined) {
+    const { from, to } = steady;
+    const rows = sim.series.filter((row) => epoch + row.t >= from && epoch + row.t < to).map((row) => row.weights.map((w) => w ?? 0));
+    const w = wobbleOf(rows, to - from);
+    process.stdout.write(`steady state: wobble ${fmt(w.wobble * 100, 1)} % (std/mean, worst backend), ${fmt(w.changesPerMinute, 0)} weight changes/min\n`);
+  }
+  process.stdout.write(`load step → 90 % of the weight correction: ${times.length + misses} steps, p50 ${fmt(quantile(times, 0.5), 2)} s, p95 ${fmt(quantile(times, 0.95), 2)} s, max ${fmt(Math.max(...times), 2)} s, no clear correction ${misses}\n`);
+}
+
 /** The weight of backend i every POLL_MS between two epoch times. */
 async function record(c: Cluster, i: number, fromEpoch: number, toEpoch: number): Promise<{ at: number; w: number }[]> {
   await sleepUntil(fromEpoch);
@@ -237,10 +317,15 @@ async function wobble(c: Cluster, ms: number): Promise<Steady> {
     series.push(await c.weights());
     await sleep(POLL_MS);
   }
-  const n = c.backends.length;
+  return wobbleOf(series, ms);
+}
+
+/** Every backend's weights, one row every POLL_MS over `ms`. */
+function wobbleOf(series: readonly (readonly number[])[], ms: number): Steady {
+  const n = series[0]?.length ?? 0;
   let changes = 0;
   for (let k = 1; k < series.length; k++) for (let i = 0; i < n; i++) if (series[k]?.[i] !== series[k - 1]?.[i]) changes++;
-  const stats = c.backends.map((_, i) => {
+  const stats = Array.from({ length: n }, (_, i) => {
     const xs = series.map((w) => w[i] ?? 0);
     const m = mean(xs);
     return { m, cv: m > 0 ? Math.sqrt(mean(xs.map((x) => (x - m) ** 2))) / m : Number.NaN };
