@@ -289,6 +289,9 @@ async function replay(dir: string, phaseS: number): Promise<void> {
     const w = wobbleOf(rows, to - from);
     process.stdout.write(`steady state: wobble ${fmt(w.wobble * 100, 1)} % (std/mean, worst backend), ${fmt(w.changesPerMinute, 0)} weight changes/min\n`);
   }
+  // Changes the strategy took at once (its reason says so), per server: on servers without a neighbour, noise taken as change.
+  const taken = [...servers.keys()].map((node) => `${node} ${sim.changes.filter((c) => c.node === node && /a change/.test(c.reason)).length}`);
+  process.stdout.write(`changes taken at once: ${taken.join(', ')}\n`);
   process.stdout.write(`load step → 90 % of the weight correction: ${times.length + misses} steps, p50 ${fmt(quantile(times, 0.5), 2)} s, p95 ${fmt(quantile(times, 0.95), 2)} s, max ${fmt(Math.max(...times), 2)} s, no clear correction ${misses}\n`);
 }
 
