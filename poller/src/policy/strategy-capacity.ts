@@ -103,9 +103,10 @@ export const CHANGE_SIGMAS = 2;
  * The window after one beyond CHANGE_SIGMAS confirms a fall from this many
  * when its cgroup was throttled in at least AT_QUOTA_THROTTLED of its CFS
  * periods (the server ran into its quota). In bench:reaction a neighbour's
- * first throttled windows read 1–2 σ below the average as the server still
- * accepted its old share, and 2 σ missed 2 of 11 steps by seconds; without
- * a neighbour, windows throttled that much were 3–10 % of a busy server's.
+ * throttled windows read 1–2 σ below the average while the server still
+ * accepted its old share (a traced step waited 3 s for a second one beyond
+ * 2 σ); without a neighbour, 7–16 % of a busy server's quarter-second
+ * windows were throttled that much, so throttling alone is no change.
  */
 export const CONFIRM_SIGMAS_AT_QUOTA = 1;
 export const AT_QUOTA_THROTTLED = 0.5;
