@@ -280,7 +280,7 @@ test('capacity: after a window beyond the noise, a throttled one (the server at 
   t.notRegex(n1 ?? '', /a change/);
 });
 
-test('capacity: a falling change starts from the lower rate and the higher load of its two windows (a saturated server still accepts what its old weight sends)', (t) => {
+test('capacity: a falling change starts from the lower rate and the higher load of its two windows, the rate no higher than before them (a saturated server still accepts what its old weight sends)', (t) => {
   const h = harness(`${NEUTRAL}    strategy: { name: capacity }\n${servers(2)}`);
   for (const n of ['n0', 'n1']) h.connect(n, 1);
   const quiet = { cpuUtilization: 0.5, tcpAcceptsPerSecond: 100 };
@@ -295,6 +295,11 @@ test('capacity: a falling change starts from the lower rate and the higher load 
   // (120/s): the second alone would be taken as 120/s, the pair as 100/s at load 1.
   quarter({ cpuUtilization: 1, tcpAcceptsPerSecond: 100 });
   t.regex(quarter({ cpuUtilization: 0.95, tcpAcceptsPerSecond: 130 }), /^100 connections\/s at cpu 1, 5‰ cpu per connection\/s: capacity 80\/s \(a change: taken at once\)$/);
+  // Both windows accepting more than the 100/s before them (bursts queueing at
+  // a saturated server): the rate is no higher than that average.
+  feed(h, ['n0', 'n1'], 3, () => quiet);
+  quarter({ cpuUtilization: 1, tcpAcceptsPerSecond: 120 });
+  t.regex(quarter({ cpuUtilization: 1, tcpAcceptsPerSecond: 130 }), /^100 connections\/s at cpu 1, 5(\.\d+)?‰ cpu per connection\/s: capacity 80(\.\d)?\/s \(a change: taken at once\)$/);
   // A rise is taken from its second window as it is (recover carefully: the poller smooths it).
   feed(h, ['n0', 'n1'], 3, () => quiet);
   feed(h, ['n0', 'n1'], 3, (n) => (n === 'n0' ? { cpuUtilization: 0.9, tcpAcceptsPerSecond: 100 } : quiet));

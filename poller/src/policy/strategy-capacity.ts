@@ -46,9 +46,11 @@
 // confirm the direction (CONFIRM_SIGMAS_AT_QUOTA) when the cgroup was
 // throttled in most of its periods: at its quota, the leading sign of a
 // neighbour. A falling change starts from the pair's worse reading (the
-// lower rate, the higher load): while a server is saturated it still
-// accepts what its old weight sends and its CPU reads no more than the
-// quota, so a single window overrates what is left. It is learned only from
+// lower rate, the higher load), its rate no higher than the average before
+// the pair: while a server is saturated it still accepts what its old
+// weight sends (and more, as bursts queue) and its CPU reads no more than
+// the quota, so a single window overrates what is left; a neighbour brings
+// no requests of the server's own. It is learned only from
 // a few seconds busier than `minUtilization` (an idle server's ratio is
 // noise). Until a server's cost is known it gets the service mean; once
 // known, an idle server gets its whole capacity, target / cost. The cost is kept
@@ -231,7 +233,7 @@ function learn(servers: Map<string, Learned>, key: string, r: Reading, config: C
   const confirm = l.beyond < 0 && atQuota ? CONFIRM_SIGMAS_AT_QUOTA : CHANGE_SIGMAS;
   l.changed = l.beyond !== 0 && sigmas * l.beyond > confirm;
   const falling = l.changed && l.beyond < 0;
-  const newRate = falling ? Math.min(rate, l.last.rate) : rate;
+  const newRate = falling ? Math.min(rate, l.last.rate, reference.rate) : rate;
   const newLoad = falling ? Math.max(load, l.last.load) : load;
   l.beyond = l.changed ? 0 : sigmas > CHANGE_SIGMAS ? 1 : sigmas < -CHANGE_SIGMAS ? -1 : 0;
   l.before = reference;
