@@ -40,9 +40,9 @@
 // burst that is gone, and the agent reports the windows after an early
 // report one by one) are a change: the latest is taken at once, and
 // (falling) not smoothed by the poller either; one window between them the
-// same way but within the noise does not break the pair (PAIR_GAP). Averaging a neighbour's
-// arrival over 15 requests took two of the three seconds bench:reaction's
-// load step needed. The second of the two is judged against the noise as
+// same way but within the noise does not break the pair (PAIR_GAP).
+// Averaging a neighbour's arrival over 15 requests took two of the three
+// seconds bench:reaction's load step needed. The second of the two is judged against the noise as
 // it was before the first (which widened it), and a falling one needs only
 // confirm the direction (CONFIRM_SIGMAS_AT_QUOTA) when the cgroup was
 // throttled in most of its periods: at its quota, the leading sign of a
@@ -299,7 +299,7 @@ function noiseSigmas(l: Learned, r: Reading, dt: number, reference: Reference): 
   if (l.cost === null || r.windowMs <= 0) return 0;
   const root = Math.sqrt(r.windowMs / 1000);
   const signed = r.rate - reference.rate + (reference.load - r.load) / l.cost;
-  // Both in requests/s × √s, as the spread: √n requests over the window.
+  // The rate's Poisson noise, √n / window, times √window: the spread's unit.
   const poisson = Math.sqrt(Math.max(1, r.rate * root * root)) / root;
   const sigma = Math.max(poisson, SPREAD_TO_SIGMA * reference.spread);
   // Every sample counts, a change only up to the bound: a server whose every
