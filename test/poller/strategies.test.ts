@@ -280,7 +280,7 @@ test('capacity: after a window beyond the noise, a throttled one (the server at 
   t.notRegex(n1 ?? '', /a change/);
 });
 
-test('capacity: a falling change starts from the lower rate and the higher load of its two windows, the rate no higher than before them (a saturated server still accepts what its old weight sends)', (t) => {
+test('capacity: a falling change starts from the lower rate and the higher load of its two windows (a saturated server still accepts what its old weight sends)', (t) => {
   const h = harness(`${NEUTRAL}    strategy: { name: capacity }\n${servers(2)}`);
   for (const n of ['n0', 'n1']) h.connect(n, 1);
   const quiet = { cpuUtilization: 0.5, tcpAcceptsPerSecond: 100 };
@@ -295,44 +295,11 @@ test('capacity: a falling change starts from the lower rate and the higher load 
   // (120/s): the second alone would be taken as 120/s, the pair as 100/s at load 1.
   quarter({ cpuUtilization: 1, tcpAcceptsPerSecond: 100 });
   t.regex(quarter({ cpuUtilization: 0.95, tcpAcceptsPerSecond: 130 }), /^100 connections\/s at cpu 1, 5‰ cpu per connection\/s: capacity 80\/s \(a change: taken at once\)$/);
-  // Both windows accepting more than the 100/s before them (bursts queueing at
-  // a saturated server): the rate is no higher than that average.
-  feed(h, ['n0', 'n1'], 3, () => quiet);
-  quarter({ cpuUtilization: 1, tcpAcceptsPerSecond: 120 });
-  t.regex(quarter({ cpuUtilization: 1, tcpAcceptsPerSecond: 130 }), /^100 connections\/s at cpu 1, 5(\.\d+)?‰ cpu per connection\/s: capacity 80(\.\d)?\/s \(a change: taken at once\)$/);
   // A rise is taken from its second window as it is (recover carefully: the poller smooths it).
   feed(h, ['n0', 'n1'], 3, () => quiet);
   feed(h, ['n0', 'n1'], 3, (n) => (n === 'n0' ? { cpuUtilization: 0.9, tcpAcceptsPerSecond: 100 } : quiet));
   quarter({ cpuUtilization: 0.5, tcpAcceptsPerSecond: 100 });
   t.regex(quarter({ cpuUtilization: 0.55, tcpAcceptsPerSecond: 110 }), /^110 connections\/s at cpu 0\.55, .*\(a change: taken at once\)$/);
-});
-
-test('capacity: one window between the two of a pair, the same way but within the noise, neither confirms nor breaks it', (t) => {
-  const h = harness(`${NEUTRAL}    strategy: { name: capacity }\n${servers(2)}`);
-  for (const n of ['n0', 'n1']) h.connect(n, 1);
-  const quiet = { cpuUtilization: 0.5, tcpAcceptsPerSecond: 100 };
-  const quarter = (cpuUtilization: number): string => {
-    h.advance(250);
-    h.report('n0', { cpuUtilization, tcpAcceptsPerSecond: 100, windowMs: 250 });
-    h.report('n1', { ...quiet, windowMs: 250 });
-    return h.evaluate()[0]?.reason ?? '';
-  };
-  feed(h, ['n0', 'n1'], 3, () => quiet);
-  // σ = 20/s over a quarter second at 100/s. 0.9: 4 σ below 180/s; 0.55: 0.5 σ below; 0.8: 3 σ below.
-  t.notRegex(quarter(0.9), /a change/);
-  t.notRegex(quarter(0.55), /a change/);
-  t.regex(quarter(0.8), /cpu 0\.9, 5‰ cpu per connection\/s: capacity 100\/s \(a change: taken at once\)$/);
-  // A window the other way (0.45: 0.5 σ above) breaks the pair: 0.8 is a first again.
-  feed(h, ['n0', 'n1'], 3, () => quiet);
-  quarter(0.9);
-  quarter(0.45);
-  t.notRegex(quarter(0.8), /a change/);
-  // Two windows within the noise between them break it too.
-  feed(h, ['n0', 'n1'], 3, () => quiet);
-  quarter(0.9);
-  quarter(0.55);
-  quarter(0.55);
-  t.notRegex(quarter(0.8), /a change/);
 });
 
 test('capacity: a falling change skips the poller\'s smoothing, a rising one keeps it', (t) => {

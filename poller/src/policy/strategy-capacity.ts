@@ -39,19 +39,16 @@
 // that average than their noise explains (CHANGE_SIGMAS; one may be a
 // burst that is gone, and the agent reports the windows after an early
 // report one by one) are a change: the latest is taken at once, and
-// (falling) not smoothed by the poller either; one window between them the
-// same way but within the noise does not break the pair (PAIR_GAP).
-// Averaging a neighbour's arrival over 15 requests took two of the three
-// seconds bench:reaction's load step needed. The second of the two is judged against the noise as
+// (falling) not smoothed by the poller either. Averaging a neighbour's
+// arrival over 15 requests took two of the three seconds bench:reaction's
+// load step needed. The second of the two is judged against the noise as
 // it was before the first (which widened it), and a falling one needs only
 // confirm the direction (CONFIRM_SIGMAS_AT_QUOTA) when the cgroup was
 // throttled in most of its periods: at its quota, the leading sign of a
 // neighbour. A falling change starts from the pair's worse reading (the
-// lower rate, the higher load), its rate no higher than the average before
-// the pair: while a server is saturated it still accepts what its old
-// weight sends (and more, as bursts queue) and its CPU reads no more than
-// the quota, so a single window overrates what is left; a neighbour brings
-// no requests of the server's own. It is learned only from
+// lower rate, the higher load): while a server is saturated it still
+// accepts what its old weight sends and its CPU reads no more than the
+// quota, so a single window overrates what is left. It is learned only from
 // a few seconds busier than `minUtilization` (an idle server's ratio is
 // noise). Until a server's cost is known it gets the service mean; once
 // known, an idle server gets its whole capacity, target / cost. The cost is kept
@@ -113,15 +110,6 @@ export const CHANGE_SIGMAS = 2;
  */
 export const CONFIRM_SIGMAS_AT_QUOTA = 1;
 export const AT_QUOTA_THROTTLED = 0.5;
-/**
- * Windows between the two of a pair that lie the same way but within the
- * noise: they neither confirm nor break it. A burst of accepts in the
- * window after the first (bench:reaction: 34.5/s between two windows of
- * 16–20/s) or a run of windows each 1–1.5 σ below hid a neighbour for a
- * second or more; with one such window bridged, no more noise was taken as
- * change in the replayed traces.
- */
-const PAIR_GAP = 1;
 /** A normal distribution's standard deviation over its mean absolute deviation (√(π/2)). */
 const SPREAD_TO_SIGMA = 1.25;
 /**
@@ -158,10 +146,8 @@ interface Learned {
   beyond: -1 | 0 | 1;
   /** The score's averages and the spread before that sample: the next one is compared with them. */
   before: Reference;
-  /** That sample's own rate and load (the worse of it and those bridged since): a falling change starts from the worse of it and the next. */
+  /** That sample's own rate and load: a falling change starts from the worse of it and the next. */
   last: { readonly rate: number; readonly load: number };
-  /** Windows since that sample that lay the same way within the noise (up to PAIR_GAP). */
-  bridged: number;
   /** The last sample was a change (two in a row beyond the noise, the same way): it replaced the score's averages. */
   changed: boolean;
   /** Requests in the score's averages since they (re)started, up to SCORE_FULL_REQUESTS. */
@@ -233,7 +219,7 @@ function learn(servers: Map<string, Learned>, key: string, r: Reading, config: C
   const { cpu, load, rate, source, at } = r;
   let l = servers.get(key);
   if (l === undefined || l.source !== source) {
-    l = { cpu, rate, scoreRate: rate, scoreLoad: load, covered: 0, cost: null, at, source, spread: 0, beyond: 0, before: { rate, load, spread: 0 }, last: { rate, load }, bridged: 0, changed: false, scoreRequests: (rate * r.windowMs) / 1000, longLived: false };
+    l = { cpu, rate, scoreRate: rate, scoreLoad: load, covered: 0, cost: null, at, source, spread: 0, beyond: 0, before: { rate, load, spread: 0 }, last: { rate, load }, changed: false, scoreRequests: (rate * r.windowMs) / 1000, longLived: false };
     servers.set(key, l);
     return l;
   }
@@ -245,18 +231,11 @@ function learn(servers: Map<string, Learned>, key: string, r: Reading, config: C
   const confirm = l.beyond < 0 && atQuota ? CONFIRM_SIGMAS_AT_QUOTA : CHANGE_SIGMAS;
   l.changed = l.beyond !== 0 && sigmas * l.beyond > confirm;
   const falling = l.changed && l.beyond < 0;
-  const newRate = falling ? Math.min(rate, l.last.rate, reference.rate) : rate;
+  const newRate = falling ? Math.min(rate, l.last.rate) : rate;
   const newLoad = falling ? Math.max(load, l.last.load) : load;
-  if (!l.changed && l.beyond !== 0 && sigmas * l.beyond > 0 && l.bridged < PAIR_GAP) {
-    // The same way, within the noise: it neither confirms nor breaks the pair.
-    l.bridged += 1;
-    l.last = { rate: Math.min(rate, l.last.rate), load: Math.max(load, l.last.load) };
-  } else {
-    l.bridged = 0;
-    l.beyond = l.changed ? 0 : sigmas > CHANGE_SIGMAS ? 1 : sigmas < -CHANGE_SIGMAS ? -1 : 0;
-    l.before = reference;
-    l.last = { rate, load };
-  }
+  l.beyond = l.changed ? 0 : sigmas > CHANGE_SIGMAS ? 1 : sigmas < -CHANGE_SIGMAS ? -1 : 0;
+  l.before = reference;
+  l.last = { rate, load };
   // After a change the averages restart from its sample: until they hold
   // SCORE_FULL_REQUESTS, a sample counts by its share of the requests (the
   // second after a change half, where the half-life would give it a third).
