@@ -158,7 +158,7 @@ function simulate(v: Variant, seed: number): number[][] {
   const agenda = new Agenda();
   const phases: number[][] = [[], [], []];
   const backends: Backend[] = POOLS.map((workers, id) => ({
-    id, workers, weight: 100, active: 0, busy: 0, waiting: [], maxConnections: 0, downUntil: 0, current: 0,
+    id, workers, weight: 100, active: 0, busy: 0, waiting: [], maxConnections: 0, downUntil: 0, current: 0, latency: 0, latencyAt: 0,
     second: { n: 0, heldMs: 0 }, last: { n: 0, heldMs: 0 }, pushed: null, smoothed: null, smoothedAt: 0,
   }));
   const serve = (b: Backend, arrived: number, now: number): void => {

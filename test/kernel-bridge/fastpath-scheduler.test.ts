@@ -1,6 +1,20 @@
 // The fast path's schedulers as pure functions: no sockets, exact sequences.
 import test from 'ava';
-import { FASTPATH_SCHEDULERS, pickSed, pickSwrr, pickSwrrLc, pickSwrrSed, pickWlc, type Scheduler, type SchedulerTarget } from '@loadfeed/kernel-bridge';
+import {
+  FASTPATH_SCHEDULERS,
+  LATENCY_DECAY_MS,
+  LONG_CONNECTION_MS,
+  observeLatency,
+  pickPeakEwma,
+  pickPeakEwmaWeighted,
+  pickSed,
+  pickSwrr,
+  pickSwrrLc,
+  pickSwrrSed,
+  pickWlc,
+  type Scheduler,
+  type SchedulerTarget,
+} from '@loadfeed/kernel-bridge';
 
 const NOW = 1_000;
 
@@ -12,10 +26,10 @@ interface Target extends SchedulerTarget {
   downUntil: number;
 }
 
-function targets(spec: Record<string, number | { weight: number; active?: number; down?: boolean; max?: number }>): Target[] {
+function targets(spec: Record<string, number | { weight: number; active?: number; down?: boolean; max?: number; latency?: number }>): Target[] {
   return Object.entries(spec).map(([name, s]) => {
-    const { weight, active = 0, down = false, max = 0 } = typeof s === 'number' ? { weight: s } : s;
-    return { name, weight, active, maxConnections: max, downUntil: down ? NOW + 1 : 0, current: 0 };
+    const { weight, active = 0, down = false, max = 0, latency = 0 } = typeof s === 'number' ? { weight: s } : s;
+    return { name, weight, active, maxConnections: max, downUntil: down ? NOW + 1 : 0, current: 0, latency, latencyAt: NOW };
   });
 }
 
@@ -207,4 +221,64 @@ test('every scheduler skips a target at its connection limit, and a limit of 0 i
     // Every target full: none.
     t.is(pick(targets({ a: { weight: 1, active: 1, max: 1 }, b: { weight: 1, active: 5, max: 5 } }), NOW), undefined, name);
   }
+});
+
+test('observeLatency: a slower connection replaces the estimate at once, a faster one pulls it a quarter of the way', (t) => {
+  const [a] = targets({ a: 1 });
+  observeLatency(a!, 10, NOW);
+  t.is(a!.latency, 10, 'first sample');
+  observeLatency(a!, 80, NOW);
+  t.is(a!.latency, 80, 'peak');
+  observeLatency(a!, 0, NOW);
+  t.is(a!.latency, 60, '80 + (0 - 80) / 4');
+  observeLatency(a!, LONG_CONNECTION_MS + 1, NOW);
+  t.is(a!.latency, 60, 'a long-lived connection is no sample');
+  observeLatency(a!, 60, NOW + LATENCY_DECAY_MS);
+  t.is(a!.latency, 60, 'after one time constant the estimate had faded to 60/e: the sample is above it');
+  t.is(a!.latencyAt, NOW + LATENCY_DECAY_MS);
+});
+
+test('peak-ewma: least (active + 1) x latency; a slow target gets a connection only once the fast one is that many times busier', (t) => {
+  const ts = targets({ slow: { weight: 1, latency: 50 }, fast: { weight: 1, latency: 5 } });
+  const picks = Array.from({ length: 10 }, () => {
+    const d = pickPeakEwma(ts, NOW)!;
+    d.active++;
+    return d.name;
+  });
+  // fast: (n + 1) x 5 stays below slow's 1 x 50 for n = 0..8; the tenth ties at 50 and is shared.
+  t.deepEqual(picks.slice(0, 9), Array(9).fill('fast'));
+  t.deepEqual(shares(pickPeakEwma, targets({ a: { weight: 1, latency: 5 }, b: { weight: 1, latency: 5 } }), 4), { a: 2, b: 2 }, 'ties: smooth weighted round robin');
+});
+
+test('peak-ewma: weights do not rank targets with estimates; weight 0, down and full targets are skipped', (t) => {
+  t.is(pickPeakEwma(targets({ heavy: { weight: 100, latency: 20 }, light: { weight: 1, latency: 5 } }), NOW)?.name, 'light');
+  t.is(pickPeakEwmaWeighted(targets({ heavy: { weight: 100, latency: 20 }, light: { weight: 1, latency: 5 } }), NOW)?.name, 'heavy', 'peak-ewma-w: 20/100 < 5/1');
+  const ts = targets({ zero: { weight: 0, latency: 1 }, down: { weight: 1, latency: 1, down: true }, full: { weight: 1, latency: 1, max: 1, active: 1 }, ok: { weight: 1, latency: 90 } });
+  t.deepEqual(shares(pickPeakEwma, ts, 5), { ok: 5 });
+});
+
+test('peak-ewma: a target without an estimate counts with the best of the others, so it is tried without taking everything', (t) => {
+  const ts = targets({ known: { weight: 1, latency: 5, active: 2 }, fresh: 1 });
+  t.is(pickPeakEwma(ts, NOW)?.name, 'fresh', '1 x 5 < 3 x 5');
+  ts[1]!.active = 3;
+  t.is(pickPeakEwma(ts, NOW)?.name, 'known', '4 x 5 > 3 x 5');
+});
+
+test('peak-ewma: an estimate fades, so a target that was slow is tried again', (t) => {
+  const ts = targets({ was: { weight: 1, latency: 100 }, busy: { weight: 1, latency: 5, active: 1 } });
+  t.is(pickPeakEwma(ts, NOW)?.name, 'busy', '100 > 2 x 5');
+  // Both fade alike, but `busy` keeps getting samples; `was` gets none.
+  observeLatency(ts[1]!, 5, NOW + 3 * LATENCY_DECAY_MS);
+  t.is(pickPeakEwma(ts, NOW + 3 * LATENCY_DECAY_MS)?.name, 'was', '100/e^3 = 5.0 < 2 x 5');
+});
+
+test('peak-ewma: with no estimate at all (long-lived connections only) it picks as swrr-sed', (t) => {
+  const spec = { a: { weight: 1, active: 2 }, b: { weight: 2, active: 1 }, c: 4 };
+  const mine = targets(spec);
+  const theirs = targets(spec);
+  for (const d of mine) observeLatency(d, LONG_CONNECTION_MS + 1, NOW);
+  t.deepEqual(sequence(pickPeakEwma, mine, 14), sequence(pickSwrrSed, theirs, 14));
+  // Estimates older than 20 time constants are unknown again.
+  const stale = targets({ a: { weight: 1, latency: 5, active: 3 }, b: 1 });
+  t.is(pickPeakEwma(stale, NOW + 20 * LATENCY_DECAY_MS)?.name, pickSwrrSed(targets({ a: { weight: 1, active: 3 }, b: 1 }), NOW)?.name);
 });

@@ -149,6 +149,8 @@ export function createFastpathEngine(options: FastpathOptions = {}): FastpathEng
           maxConnections: 0,
           downUntil: 0,
           current: 0,
+          latency: 0,
+          latencyAt: 0,
           total: 0,
         });
         service.pool.destinations = [...service.destinations.values()];

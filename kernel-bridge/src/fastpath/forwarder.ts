@@ -19,7 +19,7 @@
 // so requests still travel through 'data'.
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Scheduler, SchedulerTarget } from './scheduler.js';
+import { observeLatency, type Scheduler, type SchedulerTarget } from './scheduler.js';
 
 export interface Destination extends SchedulerTarget {
   readonly host: string;
@@ -56,6 +56,8 @@ export class Connection {
   destination: Destination | null = null;
   connected = false;
   finished = false;
+  /** When `destination` was picked (monotonic ms): the connection's time there runs from it. */
+  pickedAt = 0;
   attemptsLeft: number;
 
   constructor(
@@ -98,6 +100,7 @@ function connectNext(conn: Connection): void {
   conn.attemptsLeft--;
   destination.active++;
   conn.destination = destination;
+  conn.pickedAt = performance.now();
   const upstream = connect({
     host: destination.host,
     port: destination.port,
@@ -201,7 +204,13 @@ function onSocketClose(this: TaggedSocket, hadError: boolean): void {
   if (hadError) destroyConnection(conn);
   if (conn.finished || !conn.client.closed || (conn.upstream !== null && !conn.upstream.closed)) return;
   conn.finished = true;
-  if (conn.destination !== null) conn.destination.active--;
+  if (conn.destination !== null) {
+    conn.destination.active--;
+    if (conn.connected) {
+      const now = performance.now();
+      observeLatency(conn.destination, now - conn.pickedAt, now);
+    }
+  }
   conn.destination = null;
   conn.pool.context.connections.delete(conn);
 }

@@ -18,6 +18,13 @@ export interface SchedulerTarget {
   readonly downUntil: number;
   /** Smooth weighted round-robin score; scheduler state, starts at 0. */
   current: number;
+  /**
+   * Peak-EWMA of this target's connection times (ms) as of `latencyAt`; 0 =
+   * no sample yet. Written by observeLatency, read by `peak-ewma` only.
+   */
+  latency: number;
+  /** Monotonic time (ms) of the last sample folded into `latency`. */
+  latencyAt: number;
 }
 
 /** Picks the target for a new connection, or undefined when none is eligible. */
@@ -96,6 +103,89 @@ export function pickSwrrSed<T extends SchedulerTarget>(targets: readonly T[], no
   return least && swrrAmong(targets, now, least, 0, 1, 'at-most');
 }
 
+/**
+ * A connection to this target lasting longer than this is a long-lived
+ * connection (keep-alive, streaming), not one request: its time says nothing
+ * about the target's speed, so it is no sample.
+ */
+export const LONG_CONNECTION_MS = 10_000;
+/** How fast a latency estimate fades without samples (time constant, ms). */
+export const LATENCY_DECAY_MS = 500;
+/** A latency estimate this old is unknown again (20 time constants: e^-20 of the peak). */
+const LATENCY_STALE_MS = 20 * LATENCY_DECAY_MS;
+/** How far a sample below the estimate pulls it down (the EWMA's weight). */
+const LATENCY_PULL = 0.25;
+
+/** The target's latency estimate at `now`: the peak fading towards 0, so a target left alone is tried again. */
+function latencyNow(t: SchedulerTarget, now: number): number {
+  return t.latency * Math.exp(-Math.max(0, now - t.latencyAt) / LATENCY_DECAY_MS);
+}
+
+/**
+ * Folds one finished connection's time (from the pick to its close, ms) into
+ * the target's peak-EWMA (Finagle's and Linkerd's load balancer): a sample
+ * above the estimate replaces it at once (trouble is seen within one
+ * connection), one below pulls it down by LATENCY_PULL; between samples the
+ * estimate fades (LATENCY_DECAY_MS). Connections longer than
+ * LONG_CONNECTION_MS are not samples.
+ */
+export function observeLatency(t: SchedulerTarget, durationMs: number, now: number): void {
+  if (!(durationMs >= 0) || durationMs > LONG_CONNECTION_MS) return;
+  const current = now - t.latencyAt >= LATENCY_STALE_MS ? 0 : latencyNow(t, now);
+  t.latency = durationMs >= current || current === 0 ? durationMs : current + (durationMs - current) * LATENCY_PULL;
+  t.latencyAt = now;
+}
+
+/**
+ * Least expected delay by measured connection time (peak EWMA): the eligible
+ * target with the least (active + 1) × latency / weight^`weightExponent`,
+ * where latency is its observeLatency estimate at `now`. A target without a
+ * fresh estimate (new, or unsampled for LATENCY_STALE_MS) counts with the best
+ * estimate of the others, so it is tried at once without taking everything;
+ * when no eligible target has one (long-lived connections only, or no
+ * connection finished yet) the pick is `swrr-sed`'s. Exact ties go to smooth
+ * weighted round robin.
+ */
+function pickByLatency<T extends SchedulerTarget>(targets: readonly T[], now: number, weightExponent: number): T | undefined {
+  let best = Infinity;
+  for (const t of targets) {
+    if (!isEligible(t, now) || t.latency === 0 || now - t.latencyAt >= LATENCY_STALE_MS) continue;
+    best = Math.min(best, latencyNow(t, now));
+  }
+  if (best === Infinity) return pickSwrrSed(targets, now);
+  let least = Infinity;
+  for (const t of targets) {
+    if (!isEligible(t, now)) continue;
+    const cost = delayOf(t, now, best, weightExponent);
+    if (cost < least) least = cost;
+  }
+  let chosen: T | undefined;
+  let total = 0;
+  for (const t of targets) {
+    if (!isEligible(t, now) || delayOf(t, now, best, weightExponent) !== least) continue;
+    t.current += t.weight;
+    total += t.weight;
+    if (chosen === undefined || t.current > chosen.current) chosen = t;
+  }
+  if (chosen !== undefined) chosen.current -= total;
+  return chosen;
+}
+
+function delayOf(t: SchedulerTarget, now: number, fallback: number, weightExponent: number): number {
+  const latency = t.latency === 0 || now - t.latencyAt >= LATENCY_STALE_MS ? fallback : latencyNow(t, now);
+  return ((t.active + 1) * latency) / (weightExponent === 0 ? 1 : t.weight ** weightExponent);
+}
+
+/** `peak-ewma`: least (active + 1) × measured latency; weights only rank ties and drain (0). */
+export function pickPeakEwma<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
+  return pickByLatency(targets, now, 0);
+}
+
+/** `peak-ewma-w`: least (active + 1) × measured latency / weight. */
+export function pickPeakEwmaWeighted<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
+  return pickByLatency(targets, now, 1);
+}
+
 function isEligible(t: SchedulerTarget, now: number): boolean {
   return t.weight > 0 && t.downUntil <= now && (t.maxConnections === 0 || t.active < t.maxConnections);
 }
@@ -142,4 +232,6 @@ export const FASTPATH_SCHEDULERS: ReadonlyMap<string, Scheduler> = new Map<strin
   ['sed', pickSed],
   ['swrr-lc', pickSwrrLc],
   ['swrr-sed', pickSwrrSed],
+  ['peak-ewma', pickPeakEwma],
+  ['peak-ewma-w', pickPeakEwmaWeighted],
 ]);
