@@ -76,6 +76,9 @@ export const POLICIES: Readonly<Record<string, Balancer & { readonly what: strin
   'haproxy-roundrobin-capacity': haproxyStatic('roundrobin', true),
   'haproxy-loadfeed': haproxyLoadfeed('leastconn'),
   'haproxy-roundrobin-loadfeed': haproxyLoadfeed('roundrobin'),
+  // Not in the default set: weights paced to 25 % of the range per second, so
+  // trouble shorter than a few seconds is left to HAProxy's own leastconn.
+  'haproxy-loadfeed-paced': haproxyLoadfeed('leastconn', '    maxChangePerSecond: 0.25\n'),
   'round-robin': { what: 'fast path swrr, equal fixed weights, no agents', kind: 'engine', scheduler: 'swrr', weight: () => 100 },
   'static-equal': {
     what: 'loadfeed poller, constant score (equal weights), swrr; quiesces dead agents',

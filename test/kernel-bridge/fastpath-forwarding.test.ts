@@ -169,6 +169,30 @@ test('wlc: connections held open are spread 3:1', async (t) => {
   await Promise.all(clients.map(finish));
 });
 
+// peak-ewma learns each destination's connection time from the connections
+// it forwards: a destination that answers late is left alone until its
+// estimate fades (a time constant of 500 ms) below the fast one's. No timing
+// margin: whatever the machine's load, the slow one's connections take 300 ms
+// longer than the fast one's, so it is picked again only after the fast one
+// has served connections for a good part of a second.
+test('peak-ewma: a destination that answers late gets few of the short connections; equal weights', async (t) => {
+  const COUNT = 40;
+  const fast = await startBackend(t, 'fast');
+  const slow = await startBackend(t, 'slow', (socket) => {
+    const timer = setTimeout(() => socket.end('slow'), 300);
+    socket.once('close', () => clearTimeout(timer));
+  });
+  const { engine, port } = await startFastpath(t, [[fast.address, 1], [slow.address, 1]], 'peak-ewma');
+
+  let fromSlow = 0;
+  for (let i = 0; i < COUNT; i++) {
+    if ((await request(port)) === 'slow') fromSlow++;
+    await waitFor('the engine to be idle', () => engine.diagnostics().connections === 0, WAIT_MS);
+  }
+  t.true(fromSlow >= 1, 'the slow destination was tried');
+  t.true(fromSlow <= COUNT / 4, `slow answered ${fromSlow} of ${COUNT} (swrr-sed would give it half)`);
+});
+
 test('weights change live while a long-lived connection keeps working', async (t) => {
   const a = await startBackend(t, 'a', echoWithName('a'));
   const b = await startBackend(t, 'b', echoWithName('b'));
