@@ -270,6 +270,17 @@ test('peak-ewma: an estimate fades, so a target that was slow is tried again', (
   // Both fade alike, but `busy` keeps getting samples; `was` gets none.
   observeLatency(ts[1]!, 5, NOW + 3 * LATENCY_DECAY_MS);
   t.is(pickPeakEwma(ts, NOW + 3 * LATENCY_DECAY_MS)?.name, 'was', '100/e^3 = 5.0 < 2 x 5');
+  // Faded far below the others, it still counts at their latency: no burst before its first connection ends.
+  const later = NOW + 10 * LATENCY_DECAY_MS;
+  const faded = targets({ was: { weight: 1, latency: 100 }, busy: { weight: 1, latency: 5, active: 2 } });
+  faded[1]!.latencyAt = later;
+  const picks = Array.from({ length: 4 }, () => {
+    const d = pickPeakEwma(faded, later)!;
+    d.active++;
+    return d.name;
+  });
+  t.deepEqual(picks.slice(0, 2), ['was', 'was'], '1 x 5 and 2 x 5 < 3 x 5');
+  t.true(picks.includes('busy'), `then by connections in flight: ${picks.join(' ')}`);
 });
 
 test('peak-ewma: with no estimate at all (long-lived connections only) it picks as swrr-sed', (t) => {

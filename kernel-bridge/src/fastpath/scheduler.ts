@@ -139,18 +139,20 @@ export function observeLatency(t: SchedulerTarget, durationMs: number, now: numb
 /**
  * Least expected delay by measured connection time (peak EWMA): the eligible
  * target with the least (active + 1) × latency / weight^`weightExponent`,
- * where latency is its observeLatency estimate at `now`. A target without a
- * fresh estimate (new, or unsampled for LATENCY_STALE_MS) counts with the best
- * estimate of the others, so it is tried at once without taking everything;
- * when no eligible target has one (long-lived connections only, or no
- * connection finished yet) the pick is `swrr-sed`'s. Exact ties go to smooth
+ * where latency is its observeLatency estimate at `now`, never below the
+ * lowest estimate of all as last sampled (the fast targets' connection time).
+ * A target without a fresh estimate (new, or unsampled for LATENCY_STALE_MS),
+ * or whose estimate has faded that far, thus competes as the fastest does, by
+ * connections in flight: it is tried again without taking a burst of
+ * connections before its first one ends (fading alone would rate it near 0). When no eligible target has an estimate (long-lived connections only,
+ * or none finished yet) the pick is `swrr-sed`'s. Exact ties go to smooth
  * weighted round robin.
  */
 function pickByLatency<T extends SchedulerTarget>(targets: readonly T[], now: number, weightExponent: number): T | undefined {
   let best = Infinity;
   for (const t of targets) {
     if (!isEligible(t, now) || t.latency === 0 || now - t.latencyAt >= LATENCY_STALE_MS) continue;
-    best = Math.min(best, latencyNow(t, now));
+    best = Math.min(best, t.latency);
   }
   if (best === Infinity) return pickSwrrSed(targets, now);
   let least = Infinity;
@@ -171,8 +173,8 @@ function pickByLatency<T extends SchedulerTarget>(targets: readonly T[], now: nu
   return chosen;
 }
 
-function delayOf(t: SchedulerTarget, now: number, fallback: number, weightExponent: number): number {
-  const latency = t.latency === 0 || now - t.latencyAt >= LATENCY_STALE_MS ? fallback : latencyNow(t, now);
+function delayOf(t: SchedulerTarget, now: number, best: number, weightExponent: number): number {
+  const latency = t.latency === 0 || now - t.latencyAt >= LATENCY_STALE_MS ? best : Math.max(best, latencyNow(t, now));
   return ((t.active + 1) * latency) / (weightExponent === 0 ? 1 : t.weight ** weightExponent);
 }
 
