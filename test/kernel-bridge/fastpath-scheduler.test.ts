@@ -6,7 +6,6 @@ import {
   LONG_CONNECTION_MS,
   observeLatency,
   pickPeakEwma,
-  pickPeakEwmaWeighted,
   pickSed,
   pickSwrr,
   pickSwrrLc,
@@ -252,7 +251,6 @@ test('peak-ewma: least (active + 1) x latency; a slow target gets a connection o
 
 test('peak-ewma: weights do not rank targets with estimates; weight 0, down and full targets are skipped', (t) => {
   t.is(pickPeakEwma(targets({ heavy: { weight: 100, latency: 20 }, light: { weight: 1, latency: 5 } }), NOW)?.name, 'light');
-  t.is(pickPeakEwmaWeighted(targets({ heavy: { weight: 100, latency: 20 }, light: { weight: 1, latency: 5 } }), NOW)?.name, 'heavy', 'peak-ewma-w: 20/100 < 5/1');
   const ts = targets({ zero: { weight: 0, latency: 1 }, down: { weight: 1, latency: 1, down: true }, full: { weight: 1, latency: 1, max: 1, active: 1 }, ok: { weight: 1, latency: 90 } });
   t.deepEqual(shares(pickPeakEwma, ts, 5), { ok: 5 });
 });

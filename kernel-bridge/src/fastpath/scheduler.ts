@@ -137,18 +137,19 @@ export function observeLatency(t: SchedulerTarget, durationMs: number, now: numb
 }
 
 /**
- * Least expected delay by measured connection time (peak EWMA): the eligible
- * target with the least (active + 1) × latency / weight^`weightExponent`,
- * where latency is its observeLatency estimate at `now`, never below the
- * lowest estimate of all as last sampled (the fast targets' connection time).
- * A target without a fresh estimate (new, or unsampled for LATENCY_STALE_MS),
- * or whose estimate has faded that far, thus competes as the fastest does, by
- * connections in flight: it is tried again without taking a burst of
- * connections before its first one ends (fading alone would rate it near 0). When no eligible target has an estimate (long-lived connections only,
- * or none finished yet) the pick is `swrr-sed`'s. Exact ties go to smooth
- * weighted round robin.
+ * `peak-ewma`, least expected delay by measured connection time: the eligible
+ * target with the least (active + 1) × latency, where latency is its
+ * observeLatency estimate at `now`, never below the lowest estimate of all as
+ * last sampled (the fastest target's connection time). A target without a
+ * fresh estimate (new, or unsampled for LATENCY_STALE_MS), or whose estimate
+ * has faded that far, thus competes as the fastest does, by connections in
+ * flight: it is tried again without taking a burst of connections before its
+ * first one ends (fading alone would rate it near 0). Weights carry no
+ * capacity here: 0 drains, and they share exact ties by smooth weighted round
+ * robin. When no eligible target has an estimate (long-lived connections
+ * only, or none finished yet) the pick is `swrr-sed`'s, by weight.
  */
-function pickByLatency<T extends SchedulerTarget>(targets: readonly T[], now: number, weightExponent: number): T | undefined {
+export function pickPeakEwma<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
   let best = Infinity;
   for (const t of targets) {
     if (!isEligible(t, now) || t.latency === 0 || now - t.latencyAt >= LATENCY_STALE_MS) continue;
@@ -158,13 +159,13 @@ function pickByLatency<T extends SchedulerTarget>(targets: readonly T[], now: nu
   let least = Infinity;
   for (const t of targets) {
     if (!isEligible(t, now)) continue;
-    const cost = delayOf(t, now, best, weightExponent);
+    const cost = delayOf(t, now, best);
     if (cost < least) least = cost;
   }
   let chosen: T | undefined;
   let total = 0;
   for (const t of targets) {
-    if (!isEligible(t, now) || delayOf(t, now, best, weightExponent) !== least) continue;
+    if (!isEligible(t, now) || delayOf(t, now, best) !== least) continue;
     t.current += t.weight;
     total += t.weight;
     if (chosen === undefined || t.current > chosen.current) chosen = t;
@@ -173,19 +174,9 @@ function pickByLatency<T extends SchedulerTarget>(targets: readonly T[], now: nu
   return chosen;
 }
 
-function delayOf(t: SchedulerTarget, now: number, best: number, weightExponent: number): number {
+function delayOf(t: SchedulerTarget, now: number, best: number): number {
   const latency = t.latency === 0 || now - t.latencyAt >= LATENCY_STALE_MS ? best : Math.max(best, latencyNow(t, now));
-  return ((t.active + 1) * latency) / (weightExponent === 0 ? 1 : t.weight ** weightExponent);
-}
-
-/** `peak-ewma`: least (active + 1) × measured latency; weights only rank ties and drain (0). */
-export function pickPeakEwma<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
-  return pickByLatency(targets, now, 0);
-}
-
-/** `peak-ewma-w`: least (active + 1) × measured latency / weight. */
-export function pickPeakEwmaWeighted<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
-  return pickByLatency(targets, now, 1);
+  return (t.active + 1) * latency;
 }
 
 function isEligible(t: SchedulerTarget, now: number): boolean {
@@ -235,5 +226,4 @@ export const FASTPATH_SCHEDULERS: ReadonlyMap<string, Scheduler> = new Map<strin
   ['swrr-lc', pickSwrrLc],
   ['swrr-sed', pickSwrrSed],
   ['peak-ewma', pickPeakEwma],
-  ['peak-ewma-w', pickPeakEwmaWeighted],
 ]);
