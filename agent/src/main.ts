@@ -196,9 +196,11 @@ function run(
       timer = null;
       try {
         const window = await sampler.watch();
-        const cpu = gate.offer(window, interval.ms, app.configured ? app.read(Date.now()) : null);
+        // Read once: the gate judges the values the report then carries.
+        const values = app.configured ? app.read(Date.now()) : undefined;
+        const cpu = gate.offer(window, interval.ms, values ?? null);
         if (cpu !== null) {
-          const reading = await sampler.report(cpu);
+          const reading = await sampler.report(cpu, values);
           const now = Date.now();
           status.sampled(reading, now);
           for (const s of streams) status.offered(s.target, s.send(reading, now));

@@ -12,7 +12,7 @@
 // there is nothing left to measure.
 import { performance } from 'node:perf_hooks';
 import { AgentError } from './errors.js';
-import type { Capacity, CpuWindow, Reading } from './reading.js';
+import type { AppReading, Capacity, CpuWindow, Reading } from './reading.js';
 import { join } from 'node:path';
 import { cpuDelta, parseProcStat, readProcStat, USER_HZ, type ProcStat } from './collectors/proc-stat.js';
 import { readLoadavg } from './collectors/loadavg.js';
@@ -68,9 +68,10 @@ export interface Sampler {
   /**
    * The reading to report for `cpu` (one watch window, or the windows since
    * the previous report merged): levels as of now, accepts per second over
-   * the span since the previous report.
+   * the span since the previous report; `app`, the application's values
+   * already read for this window, or read now when not given.
    */
-  report(cpu: CpuWindow): Promise<Reading>;
+  report(cpu: CpuWindow, app?: AppReading): Promise<Reading>;
   /** One watch window reported alone: a full reading over the window since the previous call. */
   sample(): Promise<Reading>;
   /** Closes the SOCK_DIAG socket. */
@@ -156,7 +157,7 @@ export async function createSampler(options: SamplerOptions): Promise<Sampler> {
     };
   };
 
-  const report = async (cpu: CpuWindow): Promise<Reading> => {
+  const report = async (cpu: CpuWindow, app?: AppReading): Promise<Reading> => {
     const at = clock();
     const sinceReportMs = at - reportedAt;
     reportedAt = at;
@@ -183,7 +184,7 @@ export async function createSampler(options: SamplerOptions): Promise<Sampler> {
       tcpEstablished: snmp?.currEstab ?? null,
       tcpAcceptsPerSecond: accepts,
       services: options.services.map((s) => ({ name: s.name, established: counts === null ? null : (counts.get(s.port) ?? 0) })),
-      ...(options.app?.read(Date.now()) ?? NO_APP_READING),
+      ...(app ?? options.app?.read(Date.now()) ?? NO_APP_READING),
     };
   };
   const sample = async (): Promise<Reading> => report(await watch());

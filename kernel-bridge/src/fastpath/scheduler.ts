@@ -116,6 +116,11 @@ const LATENCY_STALE_MS = 20 * LATENCY_DECAY_MS;
 /** How far a sample below the estimate pulls it down (the EWMA's weight). */
 const LATENCY_PULL = 0.25;
 
+/** Whether the target has an estimate sampled within LATENCY_STALE_MS of `now`. */
+function hasLatency(t: SchedulerTarget, now: number): boolean {
+  return t.latency !== 0 && now - t.latencyAt < LATENCY_STALE_MS;
+}
+
 /** The target's latency estimate at `now`: the peak fading towards 0, so a target left alone is tried again. */
 function latencyNow(t: SchedulerTarget, now: number): number {
   return t.latency * Math.exp(-Math.max(0, now - t.latencyAt) / LATENCY_DECAY_MS);
@@ -131,7 +136,7 @@ function latencyNow(t: SchedulerTarget, now: number): number {
  */
 export function observeLatency(t: SchedulerTarget, durationMs: number, now: number): void {
   if (!(durationMs >= 0) || durationMs > LONG_CONNECTION_MS) return;
-  const current = now - t.latencyAt >= LATENCY_STALE_MS ? 0 : latencyNow(t, now);
+  const current = hasLatency(t, now) ? latencyNow(t, now) : 0;
   t.latency = durationMs >= current || current === 0 ? durationMs : current + (durationMs - current) * LATENCY_PULL;
   t.latencyAt = now;
 }
@@ -152,7 +157,7 @@ export function observeLatency(t: SchedulerTarget, durationMs: number, now: numb
 export function pickPeakEwma<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
   let best = Infinity;
   for (const t of targets) {
-    if (!isEligible(t, now) || t.latency === 0 || now - t.latencyAt >= LATENCY_STALE_MS) continue;
+    if (!isEligible(t, now) || !hasLatency(t, now)) continue;
     best = Math.min(best, t.latency);
   }
   if (best === Infinity) return pickSwrrSed(targets, now);
@@ -175,7 +180,7 @@ export function pickPeakEwma<T extends SchedulerTarget>(targets: readonly T[], n
 }
 
 function delayOf(t: SchedulerTarget, now: number, best: number): number {
-  const latency = t.latency === 0 || now - t.latencyAt >= LATENCY_STALE_MS ? best : Math.max(best, latencyNow(t, now));
+  const latency = hasLatency(t, now) ? Math.max(best, latencyNow(t, now)) : best;
   return (t.active + 1) * latency;
 }
 
