@@ -7,7 +7,7 @@
 // entries and bytes, so that state for their return (blackout, slow start)
 // is kept without letting a flood of invented node ids grow memory.
 import { LRUCache } from 'lru-cache';
-import type { Hello, Sample } from '@loadfeed/proto';
+import { compileFromCatalog, compileMetricValues, METRICS, type Hello, type MetricSource, type MetricValues, type Sample, type ServiceLoad } from '@loadfeed/proto';
 
 export const DEFAULT_STALE_AFTER_MS = 2_000;
 /** How often deadlines are checked: a silent node turns stale between staleAfter less this and staleAfter after its last sample. */
@@ -34,14 +34,85 @@ export function helloBytes(h: Hello): number {
 
 export type NodeState = 'live' | 'stale' | 'gone';
 
+/** One service's connection count in a node's latest sample. */
+export interface ServiceReading {
+  readonly name: string;
+  established: number | null;
+}
+
+/**
+ * A node's latest sample: its values copied out of the decoded message into
+ * one record per node record, written over by each sample. Keeping the
+ * decoded Sample instead (half a kilobyte with its nested objects) made
+ * every sample an object that lives a second, outlives young-generation
+ * collections and is promoted: at 10,000 agents, most of the poller's
+ * garbage-collection time.
+ */
+export type LatestSample = { -readonly [F in keyof MetricValues]: MetricValues[F] } & {
+  seq: number;
+  timestampMs: number;
+  windowMs: number;
+  /** The services the sample reports on, in its order; the same array while their names stay. */
+  services: ServiceReading[];
+  /** Named application metrics: the decoded map when the sample has any (it holds nothing else of the sample), else one shared empty one. */
+  namedMetrics: Readonly<Record<string, number>>;
+};
+
+const NO_NAMED_METRICS: Readonly<Record<string, number>> = Object.freeze({});
+
+/** A record for a node's first sample (a Sample): one object literal from the catalog, so every node's has the same shape. */
+const newLatestSample = compileMetricValues<(s: MetricSource, services: ServiceReading[], named: Readonly<Record<string, number>>) => LatestSample>(
+  ['s', 'services', 'named'],
+  'seq: s.seq, timestampMs: s.timestampMs, windowMs: s.windowMs, services, namedMetrics: named',
+);
+
+/** Writes a sample's catalogued values over a record's (the same defaults as compileMetricValues). */
+const copyMetricValues = compileFromCatalog(
+  () =>
+    // The body is built from the catalog's own constant names, nothing else.
+    new Function('t', 's', METRICS.map((m) => `t[${JSON.stringify(m.field)}] = s[${JSON.stringify(m.field)}] ?? ${m.nullable ? 'null' : '0'};`).join('\n')) as (t: LatestSample, s: Sample) => void,
+);
+
+function namedMetricsOf(s: Sample): Readonly<Record<string, number>> {
+  for (const name in s.namedMetrics) if (Object.hasOwn(s.namedMetrics, name)) return s.namedMetrics;
+  return NO_NAMED_METRICS;
+}
+
+function servicesOf(s: Sample): ServiceReading[] {
+  // Decoded messages have every field set; pbts types nested ones by their init shape.
+  return (s.services as ServiceLoad[]).map((x) => ({ name: x.name, established: x.established ?? null }));
+}
+
+/** The same services by name, in the same order: their readings are written over. */
+function sameServices(readings: readonly ServiceReading[], s: Sample): boolean {
+  if (readings.length !== s.services.length) return false;
+  for (let i = 0; i < readings.length; i += 1) if (readings[i]?.name !== s.services[i]?.name) return false;
+  return true;
+}
+
+/** The node's latest sample record, written over with `s` (allocated at the node's first sample). */
+function record(latest: LatestSample | null, s: Sample): LatestSample {
+  if (latest === null) return newLatestSample(s, servicesOf(s), namedMetricsOf(s));
+  copyMetricValues(latest, s);
+  latest.seq = s.seq;
+  latest.timestampMs = s.timestampMs;
+  latest.windowMs = s.windowMs;
+  if (!sameServices(latest.services, s)) latest.services = servicesOf(s);
+  else for (let i = 0; i < s.services.length; i += 1) (latest.services[i] as ServiceReading).established = s.services[i]?.established ?? null;
+  latest.namedMetrics = namedMetricsOf(s);
+  return latest;
+}
+
 export interface NodeRecord {
   readonly id: string;
   readonly hello: Hello;
   readonly connectedAt: number;
   state: NodeState;
-  sample: Sample | null;
+  /** The latest sample's values (see LatestSample); null before the first. */
+  sample: LatestSample | null;
   /** Monotonic ms when the latest sample was accepted (connectedAt before the first). */
   sampleAt: number;
+  /** Samples accepted on this stream: what tells one sample from the next, as `sample` stays the same record. */
   samples: number;
   /** Set while the agent asked to be drained (its reason, possibly empty); null otherwise. */
   drained: string | null;
@@ -138,8 +209,9 @@ export class NodeTable {
     return node;
   }
 
+  /** A checked sample: its values are copied, the decoded message is not kept. */
   accept(node: NodeRecord, sample: Sample): void {
-    node.sample = sample;
+    node.sample = record(node.sample, sample);
     node.sampleAt = this.now();
     node.samples += 1;
     if (node.state === 'stale') this.transition(node, 'live');

@@ -21,9 +21,9 @@
 // the servers with news and decides the same weights, at a cost that
 // follows what changed rather than the number of servers.
 import { formatHostPort } from '@loadfeed/kernel-bridge';
-import { isOrcaNodeId, type Sample } from '@loadfeed/proto';
+import { compileFromCatalog, isOrcaNodeId, METRICS } from '@loadfeed/proto';
 import { getOrCreate } from '../util/maps.js';
-import type { NodeLookup, NodeRecord } from '../cycle/node-table.js';
+import type { LatestSample, NodeLookup, NodeRecord } from '../cycle/node-table.js';
 import type { CompiledService, Guard, ServerMatch } from './compile.js';
 import type { Expression, Variables } from './expression.js';
 import { fmt, nodeMetrics, variablesOf, type NodeMetrics, type Score, type ServerInput, type StrategyRegistry } from './strategy.js';
@@ -82,20 +82,41 @@ interface ServerMemory {
 /**
  * One sample of one node, seen by one compiled service: at scale nearly
  * every server is evaluated every cycle while few have a new sample, so
- * what depends only on the sample is computed once. A new sample, a new
- * stream (node record) or a new policy (compiled service) starts afresh.
+ * what depends only on the sample is computed once. One record per server
+ * and stream (node record), written over when a new sample or a new policy
+ * (compiled service) comes: a record per sample lived a second, long
+ * enough to be promoted, and was most of the poller's garbage.
  */
 interface SampleFacts {
   readonly node: NodeRecord;
-  readonly sample: Sample;
-  readonly service: CompiledService;
-  readonly input: ServerInput;
+  /** The node's sample count (NodeRecord.samples) these facts are of. */
+  samples: number;
+  service: CompiledService;
+  readonly input: SampleInput;
   /** The first guard whose condition holds, or null. */
-  readonly guard: Guard | null;
+  guard: Guard | null;
   /** From `connectionLimit`; null when the policy sets none. */
-  readonly maxConnections: number | null;
+  maxConnections: number | null;
   /** The strategy's latest answer for this server; a per-server strategy is asked once per sample (null: not yet). */
   score: Score | null;
+}
+
+/** A server's strategy input, written over by each sample; the sample id, which only stateful strategies read, is built when read. */
+class SampleInput implements ServerInput {
+  sampleAt = 0;
+  windowMs = 0;
+  seq = 0;
+
+  constructor(
+    readonly key: string,
+    readonly nodeId: string,
+    readonly connectedAt: number,
+    readonly metrics: NodeMetrics,
+  ) {}
+
+  get sampleId(): string {
+    return `${this.connectedAt}/${this.seq}`;
+  }
 }
 
 /** What the last pass over a service left for the next incremental one. */
@@ -138,7 +159,11 @@ interface ServiceMemory {
   last: LastPass | null;
 }
 
-interface Candidate extends Resolved {
+interface Candidate {
+  address: string;
+  node: NodeRecord | null;
+  nodeId: string | null;
+  memory: ServerMemory;
   state: ServerState;
   reason: string;
   score: number | null;
@@ -621,9 +646,26 @@ function decide(service: CompiledService, c: Candidate): WeightDecision {
   };
 }
 
-/** Every candidate has one shape (this literal): evaluation runs for every server many times a second. */
+/**
+ * A server's assessment, written over its last one (a pass reads the last
+ * one before it assesses again). Every candidate has one shape (this
+ * literal): evaluation runs for every server many times a second.
+ */
 function candidate({ address, node, nodeId, memory }: Resolved, state: ServerState, reason: string, weight: number, missing: boolean, fixed: boolean): Candidate {
-  return { address, node, nodeId, memory, state, reason, score: null, weight, missing, fixed, ramp: null, limited: false };
+  const c = memory.assessed;
+  if (c === null) return { address, node, nodeId, memory, state, reason, score: null, weight, missing, fixed, ramp: null, limited: false };
+  c.address = address;
+  c.node = node;
+  c.nodeId = nodeId;
+  c.state = state;
+  c.reason = reason;
+  c.score = null;
+  c.weight = weight;
+  c.missing = missing;
+  c.fixed = fixed;
+  c.ramp = null;
+  c.limited = false;
+  return c;
 }
 
 /** A working copy of an assessment, for steps 5–13 to change. */
@@ -710,33 +752,59 @@ function resolve(servers: readonly ServerMatch[], nodes: NodeLookup, found: (add
   }
 }
 
-/** The server's facts for its node's current sample: kept while node, sample and compiled service stay the same. */
-function factsOf(s: ServerMemory, address: string, node: NodeRecord, sample: Sample, service: CompiledService): SampleFacts {
-  const known = s.facts;
-  if (known && known.node === node && known.sample === sample && known.service === service) return known;
-  const metrics = metricsOf(node, service);
+/**
+ * The server's facts for its node's current sample: kept while node, sample
+ * and compiled service stay the same, written over when the sample or the
+ * service changes, allocated anew for a new node record.
+ */
+function factsOf(s: ServerMemory, address: string, node: NodeRecord, sample: LatestSample, service: CompiledService): SampleFacts {
+  let facts = s.facts;
+  if (facts?.node === node && facts.samples === node.samples && facts.service === service) return facts;
+  const connections = establishedOn(node, sample, service);
+  if (facts?.node === node) copyNodeMetrics(facts.input.metrics, sample, connections, sample.namedMetrics);
+  else {
+    facts = {
+      node,
+      samples: 0,
+      service,
+      input: new SampleInput(address, node.id, node.connectedAt, nodeMetrics(sample, node.hello.cores, node.hello.memoryBytes, connections, sample.namedMetrics)),
+      guard: null,
+      maxConnections: null,
+      score: null,
+    };
+    s.facts = facts;
+  }
+  const { input } = facts;
+  input.sampleAt = node.sampleAt;
+  input.windowMs = sample.windowMs;
+  input.seq = sample.seq;
   // The expression variables only where guards or a connection limit read them: most services have neither.
-  const variables = service.guards.length > 0 || service.connectionLimit ? variablesOf(metrics) : null;
-  const facts: SampleFacts = {
-    node,
-    sample,
-    service,
-    input: { key: address, nodeId: node.id, metrics, sampleId: `${node.connectedAt}/${sample.seq}`, sampleAt: node.sampleAt, windowMs: sample.windowMs, connectedAt: node.connectedAt },
-    guard: variables === null ? null : (service.guards.find((g) => (g.when.evaluate(variables) ?? 0) !== 0) ?? null),
-    maxConnections: service.connectionLimit && variables !== null ? connectionLimitOf(service.connectionLimit, variables) : null,
-    score: null,
-  };
-  s.facts = facts;
+  const variables = service.guards.length > 0 || service.connectionLimit ? variablesOf(input.metrics) : null;
+  facts.samples = node.samples;
+  facts.service = service;
+  facts.guard = variables === null ? null : (service.guards.find((g) => (g.when.evaluate(variables) ?? 0) !== 0) ?? null);
+  facts.maxConnections = service.connectionLimit && variables !== null ? connectionLimitOf(service.connectionLimit, variables) : null;
+  facts.score = null;
   return facts;
 }
 
-const NO_APP_METRICS: Readonly<Record<string, number>> = Object.freeze({});
+/** Writes a sample's values over a server's metrics (the same values nodeMetrics gives; cores and memory are the node's, fixed per node record). */
+const copyNodeMetrics = compileFromCatalog(
+  () =>
+    // The body is built from the catalog's own constant names, nothing else.
+    new Function('t', 's', 'connections', 'app', `${METRICS.map((m) => `t[${JSON.stringify(m.field)}] = s[${JSON.stringify(m.field)}];`).join('\n')}\nt.connections = connections;\nt.app = app;`) as (
+      t: NodeMetrics,
+      s: LatestSample,
+      connections: number | null,
+      app: Readonly<Record<string, number>>,
+    ) => void,
+);
 
-function metricsOf(node: NodeRecord, service: CompiledService): NodeMetrics {
-  const s = node.sample;
+/** Established connections on the service's announced port in the node's latest sample, or null. */
+function establishedOn(node: NodeRecord, sample: LatestSample, service: CompiledService): number | null {
   const name = announcedServiceName(node, service);
-  const load = s?.services.find((x) => x.name === name);
-  return nodeMetrics(s ?? {}, node.hello.cores, node.hello.memoryBytes, load?.established ?? null, s?.namedMetrics ?? NO_APP_METRICS);
+  for (const x of sample.services) if (x.name === name) return x.established;
+  return null;
 }
 
 /** A connection limit from its expression: a positive integer, or 0 for none (also when a metric is missing). */
