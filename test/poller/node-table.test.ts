@@ -117,3 +117,27 @@ test('lookup().membership changes when a node connects, reconnects or leaves, no
   seen.push(table.lookup().membership);
   t.is(new Set(seen).size, 4, `every change is new: ${seen.join(', ')}`);
 });
+
+test("a node's latest sample is copied into one record, written over by each sample: the decoded messages are not kept", (t) => {
+  const table = new NodeTable(60_000, () => undefined);
+  const node = table.connect(Hello.create({ nodeId: 'n1', cores: 1, memoryBytes: 1, services: [{ name: 'web', port: 80 }, { name: 'api', port: 81 }] }));
+  const decoded = (init: Parameters<typeof Sample.create>[0]): Sample => Sample.decode(Sample.encode(Sample.create(init)).finish());
+  const first = decoded({ seq: 1, windowMs: 1000, cpuUtilization: 0.5, psiCpuSome: 0.1, services: [{ name: 'web', established: 5 }], namedMetrics: { in_flight: 3 } });
+  table.accept(node, first);
+  const record = node.sample;
+  const services = record?.services;
+  t.not(record as object | null, first as object);
+  t.like(record, { seq: 1, windowMs: 1000, cpuUtilization: 0.5, psiCpuSome: 0.1, tcpEstablished: null, namedMetrics: { in_flight: 3 } });
+  t.deepEqual(services, [{ name: 'web', established: 5 }]);
+
+  table.accept(node, decoded({ seq: 2, windowMs: 500, cpuUtilization: 0.25, services: [{ name: 'web', established: 7 }] }));
+  t.is(node.sample, record, 'the same record');
+  t.is(node.sample?.services, services, 'the same services, written over');
+  t.like(node.sample, { seq: 2, windowMs: 500, cpuUtilization: 0.25, psiCpuSome: null, services: [{ name: 'web', established: 7 }] });
+  t.deepEqual({ ...node.sample?.namedMetrics }, {}, 'named metrics the sample no longer has are gone');
+  t.is(node.samples, 2);
+
+  table.accept(node, decoded({ seq: 3, windowMs: 500, services: [{ name: 'api', established: 1 }, { name: 'web' }] }));
+  t.deepEqual(node.sample?.services, [{ name: 'api', established: 1 }, { name: 'web', established: null }], 'other services: a new list');
+  t.deepEqual(services, [{ name: 'web', established: 7 }], 'the earlier list is left as it was');
+});
