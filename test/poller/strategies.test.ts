@@ -413,3 +413,14 @@ test('capacity: a CPU reading above the allowance (a quota read over a short win
   // 100/s − (1 − 0.9) / 0.005 = 80/s (read as 1.36: 8/s).
   t.regex(reason, /^100 connections\/s at cpu 1, 5(\.01)?‰ cpu per connection\/s: capacity 80\/s \(a change: taken at once\)$/);
 });
+
+test('capacity: a server that accepts nothing in its first samples (it came before the traffic) is scored from its samples once it gets some, not taken for the mean for good', (t) => {
+  const h = harness(`${NEUTRAL}    strategy: { name: capacity }\n${servers(2)}`);
+  for (const n of ['n0', 'n1']) h.connect(n, 1);
+  // Both idle at first: no request in the score's averages (0 / 0 once made them NaN, and the server took the mean).
+  feed(h, ['n0', 'n1'], 2, () => ({ cpuUtilization: 0, tcpAcceptsPerSecond: 0 }));
+  // n0 costs 0.005 per connection/s (180/s at the target), n1 twice as much (90/s).
+  const weights = feed(h, ['n0', 'n1'], 4, (n) => (n === 'n0' ? { cpuUtilization: 0.5, tcpAcceptsPerSecond: 100 } : { cpuUtilization: 0.5, tcpAcceptsPerSecond: 50 }));
+  t.deepEqual(weights, [1000, 500]);
+  t.regex(h.evaluate()[1]?.reason ?? '', /^50 connections\/s at cpu 0\.5, 10‰ cpu per connection\/s: capacity 90\/s$/);
+});

@@ -239,8 +239,12 @@ function learn(servers: Map<string, Learned>, key: string, r: Reading, config: C
   // After a change the averages restart from its sample: until they hold
   // SCORE_FULL_REQUESTS, a sample counts by its share of the requests (the
   // second after a change half, where the half-life would give it a third).
+  // Averages that hold no request yet (a server that accepted none since it
+  // came or since a change) are replaced by the sample: 0 / 0 would make
+  // them NaN for good, and the server would be scored as the mean.
   const requests = (rate * dt) / 1000;
-  const keepScore = l.changed ? 0 : Math.min(2 ** -Math.max(requests / SCORE_HALF_LIFE_REQUESTS, dt / SCORE_MAX_HALF_LIFE_MS), l.scoreRequests / (l.scoreRequests + requests));
+  const held = l.scoreRequests + requests > 0 ? l.scoreRequests / (l.scoreRequests + requests) : 0;
+  const keepScore = l.changed ? 0 : Math.min(2 ** -Math.max(requests / SCORE_HALF_LIFE_REQUESTS, dt / SCORE_MAX_HALF_LIFE_MS), held);
   l.scoreRequests = l.changed ? requests : Math.min(SCORE_FULL_REQUESTS, l.scoreRequests + requests);
   l.scoreRate = keepScore * l.scoreRate + (1 - keepScore) * newRate;
   l.scoreLoad = keepScore * l.scoreLoad + (1 - keepScore) * newLoad;
