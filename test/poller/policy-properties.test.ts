@@ -101,6 +101,30 @@ test('equal inputs give equal weights', (t) => {
   t.pass();
 });
 
+test('capacity scores every server from its own samples, whatever they hold: no NaN or unusable score, even after samples with no request', (t) => {
+  const sample = fc.record({
+    cpu: fc.double({ min: 0, max: 1.4, noNaN: true }),
+    accepts: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 1e4, noNaN: true })),
+    windowMs: fc.constantFrom(250, 1000),
+  });
+  fc.assert(
+    fc.property(fc.array(fc.array(sample, { minLength: 3, maxLength: 3 }), { minLength: 2, maxLength: 24 }), (rounds) => {
+      const h = policyFor(CAPACITY, { min: 0, span: 100, shareCap: null, deadband: 0, quantum: 1 }, 3);
+      for (const round of rounds) {
+        h.advance(Math.max(...round.map((s) => s.windowMs)));
+        round.forEach((s, i) => {
+          if (!h.table.get(`n${i}`)) h.connect(`n${i}`, 1);
+          h.report(`n${i}`, { cpuUtilization: s.cpu, tcpAcceptsPerSecond: s.accepts, windowMs: s.windowMs });
+        });
+        if (h.evaluate().some((d) => /NaN|unusable/.test(d.reason))) return false;
+      }
+      return true;
+    }),
+    { numRuns: 300 },
+  );
+  t.pass();
+});
+
 test('more load never gives more weight', (t) => {
   // From the same state, one server reporting more CPU (or more connections
   // for the connections strategy) must not get a larger weight.
