@@ -148,6 +148,16 @@ export const POLICIES: Readonly<Record<string, Balancer & { readonly what: strin
     policy: (s) => policyHead('') + s,
     agentArgs: ['--early-change', '0'],
   },
+  // Not in the default set: what slow start costs a returning server ((d)).
+  'loadfeed-slow-start-10s': {
+    what: "loadfeed's defaults with slowStart { duration: 10s, from: 0.1 } (the default until session 5)",
+    kind: 'poller',
+    policy: (s) => policyHead('    slowStart: { duration: 10s, from: 0.1 }\n') + s,
+  },
+  'loadfeed-slow-start-2s': { what: "loadfeed's defaults with slowStart { duration: 2s, from: 0.1 }", kind: 'poller', policy: (s) => policyHead('    slowStart: { duration: 2s, from: 0.1 }\n') + s },
+  'loadfeed-no-slow-start': { what: "loadfeed's defaults with slowStart null", kind: 'poller', policy: (s) => policyHead('    slowStart: null\n') + s },
+  // Not in the default set: a faster rising half-life ((j): a slow one keeps scores that dip every few seconds near their dips).
+  'loadfeed-half-life-500ms': { what: "loadfeed's defaults with smoothing.halfLife 500ms", kind: 'poller', policy: (s) => policyHead('    smoothing: { halfLife: 500ms }\n') + s },
   // Not in the default set: loadfeed's defaults on the other fast-path
   // scheduler, to tell the strategy's part from the scheduler's.
   'loadfeed-swrr': { what: "loadfeed's defaults with scheduler swrr", kind: 'poller', policy: (s) => policyHead('    scheduler: swrr\n') + s },
