@@ -14,7 +14,9 @@
 // (it straddles the moment it began), and a single window cannot tell a
 // neighbour that stays from a burst that is gone; the next ones tell, a
 // quarter interval apart instead of a whole one. Then merging resumes, so
-// trouble costs a few more samples once, and a steady load none.
+// trouble costs a few more samples once, and a steady load none. An agent's
+// first window is reported the same way, so a server that (re)starts is back
+// in the pool a quarter interval after its agent connects.
 // The application's own metrics (ORCA, Prometheus, push: rps, latency,
 // requests in flight...) are looked at in every watch window too, and one that
 // moved markedly since the last report triggers an early report the same way:
@@ -85,8 +87,12 @@ export class ReportGate {
    */
   offer(reading: CpuWindow, intervalMs: number, app: AppReading | null = null): CpuWindow | null {
     const cpuMoved = this.earlyChange > 0 && this.lastCpu !== null && Math.abs(reading.cpuUtilization - this.lastCpu) >= this.earlyChange + reading.cpuStep;
+    // The first window goes at once: the poller gives a server no weight
+    // before its first sample, so a (re)started server would wait a whole
+    // interval for traffic the other servers carry meanwhile.
+    const first = this.lastCpu === null && (this.earlyChange > 0 || this.earlyAppChange > 0);
     const values = app === null ? null : appValues(app);
-    const early = this.appMoved(values) || cpuMoved;
+    const early = this.appMoved(values) || cpuMoved || first;
     let out: CpuWindow | null = reading;
     if (early || this.followUps > 0) {
       this.followUps = early ? FOLLOW_UPS : this.followUps - 1;

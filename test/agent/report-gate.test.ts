@@ -9,14 +9,21 @@ const reading = (cpu: number, windowMs: number, more: Partial<CpuWindow> = {}): 
   ...more,
 });
 
-test('a steady load is reported once per interval, the watch windows merged over the whole interval', (t) => {
+test('the first window is reported at once, and the rest of its interval window by window; then a steady load is reported once per interval, the windows merged over the whole interval', (t) => {
   const gate = new ReportGate(0.25);
   t.is(gate.watchMs(1000, 100), 250);
-  const sent = [0.5, 0.6, 0.4, 0.5, 0.55, 0.45, 0.5, 0.5].map((cpu, i) => gate.offer(reading(cpu, 250, { cpuThrottled: i / 10 }), 1000));
-  t.deepEqual(sent.map((r) => r === null), [true, true, true, false, true, true, true, false]);
-  t.is(sent[3]?.windowMs, 1000);
-  t.is(sent[3]?.cpuUtilization, 0.5);
-  t.is(sent[3]?.cpuThrottled, 0.15);
+  const sent = [0.5, 0.5, 0.5, 0.5, 0.5, 0.6, 0.4, 0.5, 0.55, 0.45, 0.5, 0.5].map((cpu, i) => gate.offer(reading(cpu, 250, { cpuThrottled: i / 10 }), 1000));
+  t.deepEqual(sent.map((r) => r === null), [false, false, false, false, true, true, true, false, true, true, true, false]);
+  t.is(sent[0]?.windowMs, 250);
+  t.is(sent[7]?.windowMs, 1000);
+  t.is(sent[7]?.cpuUtilization, 0.5);
+  t.is(sent[7]?.cpuThrottled, 0.55);
+});
+
+test('with application metrics alone triggering early reports, the first window still goes at once; without early reports nothing changes', (t) => {
+  t.is(new ReportGate(0, 0.25).offer(reading(0.5, 250), 1000)?.windowMs, 250);
+  const off = new ReportGate(0);
+  t.is(off.offer(reading(0.5, 1000), 1000)?.windowMs, 1000);
 });
 
 test('a marked change since the last report is reported at once, alone, and the rest of its interval window by window; then merging resumes', (t) => {
@@ -78,11 +85,17 @@ const app = (namedMetrics: Record<string, number>, rpsFractional: number | null 
   namedMetrics,
 });
 
+/** A gate past its first interval (whose windows all go one by one) at a steady CPU, without application values yet. */
+const started = (gate: ReportGate): ReportGate => {
+  for (let i = 0; i < 4; i++) gate.offer(reading(0.1, 250), 1000);
+  return gate;
+};
+
 /** Offers one interval of four 250 ms windows at a steady CPU with these application values; returns which were reported. */
 const offerAll = (gate: ReportGate, values: readonly AppReading[]): boolean[] => values.map((a) => gate.offer(reading(0.1, 250), 1000, a) !== null);
 
 test('an application metric that moved markedly since the last report is reported at once, CPU steady; then the rest of its interval, then merging', (t) => {
-  const gate = new ReportGate(0.25, 0.25);
+  const gate = started(new ReportGate(0.25, 0.25));
   const steady = app({ latency_seconds: 0.05, in_flight: 4 });
   t.deepEqual(offerAll(gate, [steady, steady, steady, steady]), [false, false, false, true], 'a steady application: one report per interval');
   t.deepEqual(offerAll(gate, [steady, app({ latency_seconds: 0.052, in_flight: 4 })]), [false, false], 'a 4 % move is not marked');
@@ -100,7 +113,7 @@ test('an application metric that moved markedly since the last report is reporte
 });
 
 test('an application metric that jitters from window to window needs a move beyond its own jitter: a noisy count of requests in flight does not report every window', (t) => {
-  const gate = new ReportGate(0.25, 0.25);
+  const gate = started(new ReportGate(0.25, 0.25));
   // Requests in flight of a lightly loaded server, instant counts: they double and halve by chance.
   const noisy = [1, 3, 0, 2, 4, 1, 2, 0, 3, 1, 2, 4, 0, 1, 3, 2, 1, 0, 2, 3, 1, 4, 2, 0];
   const sent = offerAll(gate, noisy.map((n) => app({ in_flight: n })));
@@ -110,16 +123,16 @@ test('an application metric that jitters from window to window needs a move beyo
 });
 
 test('fixed application fields count like named ones; a metric that appears is not a move; earlyAppChange 0 ignores the application', (t) => {
-  const gate = new ReportGate(0.25, 0.25);
+  const gate = started(new ReportGate(0.25, 0.25));
   const rps = (x: number, named: Record<string, number> = {}): AppReading => app(named, x);
   t.deepEqual(offerAll(gate, [rps(100), rps(101), rps(99), rps(100)]), [false, false, false, true]);
   t.deepEqual(offerAll(gate, [rps(100, { queue_depth: 50 }), rps(100, { queue_depth: 50 }), rps(100, { queue_depth: 50 })]), [false, false, false], 'a new metric is no move');
   t.deepEqual(offerAll(gate, [rps(40, { queue_depth: 50 })]), [true], 'rps falling by 60 % is one');
 
-  const off = new ReportGate(0.25, 0);
+  const off = started(new ReportGate(0.25, 0));
   t.is(off.watchMs(1000, 100), 250, 'CPU early reports still watch');
   t.deepEqual(offerAll(off, [rps(100), rps(100), rps(100), rps(100), rps(10), rps(1000)]), [false, false, false, true, false, false]);
-  const appOnly = new ReportGate(0, 0.25);
+  const appOnly = started(new ReportGate(0, 0.25));
   t.is(appOnly.watchMs(1000, 100), 250, 'application early reports alone watch four times per interval');
   t.deepEqual([0.1, 0.1, 0.1, 0.1, 0.9].map((cpu) => appOnly.offer(reading(cpu, 250), 1000, rps(100)) !== null), [false, false, false, true, false], 'and CPU moves do not report');
 });

@@ -193,6 +193,13 @@ test('the gate\'s merged watch windows are the whole interval\'s CPU; an early r
     await copy.write('proc/stat', procStat(busy, idle));
     return gate.offer(await sampler.watch(), 1000);
   };
+  // The first interval's windows go one by one (the first at once), each reported.
+  for (const ticks of [15, 15, 15, 15]) {
+    const first = await watchWindow(ticks);
+    if (!first) return t.fail('the first interval is reported window by window');
+    t.is(first.windowMs, 250);
+    await sampler.report(first);
+  }
   await copy.write('proc/net/snmp', snmpWithPassiveOpens(12));
   const interval = [await watchWindow(10), await watchWindow(20), await watchWindow(15), await watchWindow(15)];
   t.deepEqual(interval.slice(0, 3), [null, null, null]);
