@@ -29,10 +29,11 @@ export { createSampler, type Sampler, type SamplerOptions, type SamplerScope } f
 export { collectFacts, hostAddresses, type CpuInfo, type Facts } from './facts.js';
 export { DEFAULT_PROC_ROOT, DEFAULT_SYS_ROOT } from './collectors/read-text.js';
 export { USER_HZ, busyTicks, cpuDelta, parseProcStat, readProcStat, totalTicks, type CpuTimes, type ProcStat } from './collectors/proc-stat.js';
-export { parseLoadavg, readLoadavg, type LoadAvg } from './collectors/loadavg.js';
-export { parsePressure, readHostPressure, readPressureFile, type Pressure, type PressureResource } from './collectors/pressure.js';
+export { parseLoadavg, type LoadAvg } from './collectors/loadavg.js';
+export { HostFiles } from './collectors/host-files.js';
+export { parsePressure, readPressureFile, type Pressure, type PressureResource } from './collectors/pressure.js';
 export { parseMeminfo, readMeminfo, type MemInfo } from './collectors/meminfo.js';
-export { acceptsPerSecond, parseSnmp, parseSockstat, readTcpInuse, readTcpSnmp, type TcpSnmp } from './collectors/sockstat.js';
+export { acceptsPerSecond, parseSnmp, parseSockstat, type TcpSnmp } from './collectors/sockstat.js';
 export {
   DEFAULT_DUMP_TIMEOUT_MS,
   MAX_FILTERED_PORTS,

@@ -15,10 +15,10 @@ import { AgentError } from './errors.js';
 import type { AppReading, Capacity, CpuWindow, Reading } from './reading.js';
 import { join } from 'node:path';
 import { cpuDelta, parseProcStat, readProcStat, USER_HZ, type ProcStat } from './collectors/proc-stat.js';
-import { readLoadavg } from './collectors/loadavg.js';
 import { readMeminfo } from './collectors/meminfo.js';
-import { readHostPressure, type Pressure } from './collectors/pressure.js';
-import { acceptsPerSecond, readTcpInuse, readTcpSnmp, type TcpSnmp } from './collectors/sockstat.js';
+import type { Pressure } from './collectors/pressure.js';
+import { acceptsPerSecond, type TcpSnmp } from './collectors/sockstat.js';
+import { HostFiles } from './collectors/host-files.js';
 import { createEstablishedCounter, type EstablishedCounter } from './collectors/sock-diag.js';
 import { DumpBudget } from './collectors/sock-diag-budget.js';
 import {
@@ -112,26 +112,46 @@ interface ScopeMeter {
 const TICK_MS = 1000 / USER_HZ;
 
 type Attempt = <T>(what: string, read: Promise<T>) => Promise<T | null>;
+/** Attempt for a synchronous read (the held host files): no promise per file. */
+type TryRead = <T>(what: string, read: () => T) => T | null;
 
 export async function createSampler(options: SamplerOptions): Promise<Sampler> {
   const onError = options.onError ?? ((error: AgentError) => process.emitWarning(error));
   const failing = new Set<string>();
+  const failed = (what: string, err: unknown): null => {
+    if (!failing.has(what)) {
+      failing.add(what);
+      onError(err instanceof AgentError ? err : new AgentError('AGENT_READ_FAILED', `${what}: ${(err as Error).message}`, { cause: err }));
+    }
+    return null;
+  };
   const attempt: Attempt = async (what, read) => {
     try {
       const value = await read;
       failing.delete(what);
       return value;
     } catch (err) {
-      if (!failing.has(what)) {
-        failing.add(what);
-        onError(err instanceof AgentError ? err : new AgentError('AGENT_READ_FAILED', `${what}: ${(err as Error).message}`, { cause: err }));
-      }
-      return null;
+      return failed(what, err);
+    }
+  };
+  const tryRead: TryRead = (what, read) => {
+    try {
+      const value = read();
+      failing.delete(what);
+      return value;
+    } catch (err) {
+      return failed(what, err);
     }
   };
 
-  const { procRoot } = options;
-  const meter = await openMeter(options, attempt);
+  const host = new HostFiles(options.procRoot);
+  let meter: ScopeMeter;
+  try {
+    meter = await openMeter(options, host, attempt, tryRead);
+  } catch (err) {
+    host.close();
+    throw err;
+  }
   const counter: EstablishedCounter | null =
     options.services.length === 0 ? null : createEstablishedCounter(options.services.map((s) => s.port), onError);
   const budget = options.dumpBudget === null ? null : new DumpBudget(options.dumpBudget);
@@ -161,12 +181,10 @@ export async function createSampler(options: SamplerOptions): Promise<Sampler> {
     const at = clock();
     const sinceReportMs = at - reportedAt;
     reportedAt = at;
-    const [scope, load, inuse, snmp] = await Promise.all([
-      meter.levels(),
-      attempt('loadavg', readLoadavg(procRoot)),
-      attempt('net/sockstat', readTcpInuse(procRoot)),
-      attempt('net/snmp', readTcpSnmp(procRoot)),
-    ]);
+    const scope = await meter.levels();
+    const load = tryRead('loadavg', () => host.loadavg());
+    const inuse = tryRead('net/sockstat', () => host.tcpInuse());
+    const snmp = tryRead('net/snmp', () => host.tcpSnmp());
     const counts = counter === null ? null : budget === null ? await counter.count() : await budget.count(at, snmp?.currEstab ?? null, () => counter.count());
     if (scope.mem !== null) lastMem = scope.mem;
     const accepts = prevSnmp === null || snmp === null ? null : acceptsPerSecond(prevSnmp.passiveOpens, snmp.passiveOpens, sinceReportMs);
@@ -192,6 +210,7 @@ export async function createSampler(options: SamplerOptions): Promise<Sampler> {
   const close = (): void => {
     counter?.close();
     meter.release();
+    host.close();
   };
   try {
     await sample(); // the baseline, so the first watch or sample already has a delta
@@ -202,11 +221,11 @@ export async function createSampler(options: SamplerOptions): Promise<Sampler> {
   return { capacity: meter.capacity, watch, report, sample, close };
 }
 
-function openMeter(options: SamplerOptions, attempt: Attempt): Promise<ScopeMeter> {
+function openMeter(options: SamplerOptions, host: HostFiles, attempt: Attempt, tryRead: TryRead): Promise<ScopeMeter> {
   const { scope, procRoot, sysRoot } = options;
   switch (scope.kind) {
     case 'host':
-      return openHostMeter(procRoot, attempt);
+      return openHostMeter(procRoot, host, tryRead);
     case 'cgroup':
       return openCgroupMeter(scope.path, procRoot, sysRoot, attempt);
     case 'process':
@@ -214,8 +233,9 @@ function openMeter(options: SamplerOptions, attempt: Attempt): Promise<ScopeMete
   }
 }
 
-async function openHostMeter(procRoot: string, attempt: Attempt): Promise<ScopeMeter> {
-  const [stat, mem] = await Promise.all([readProcStat(procRoot), readMeminfo(procRoot)]);
+async function openHostMeter(procRoot: string, host: HostFiles, tryRead: TryRead): Promise<ScopeMeter> {
+  const stat = await readProcStat(procRoot);
+  const mem = host.meminfo();
   const source = new HeldFile(join(procRoot, 'stat'));
   let prev: ProcStat | null = null;
   return {
@@ -228,12 +248,10 @@ async function openHostMeter(procRoot: string, attempt: Attempt): Promise<ScopeM
       return { cpu, throttled: null };
     },
     async levels() {
-      const [mem, psiCpu, psiMemory, psiIo] = await Promise.all([
-        attempt('meminfo', readMeminfo(procRoot)),
-        attempt('pressure/cpu', readHostPressure('cpu', procRoot)),
-        attempt('pressure/memory', readHostPressure('memory', procRoot)),
-        attempt('pressure/io', readHostPressure('io', procRoot)),
-      ]);
+      const mem = tryRead('meminfo', () => host.meminfo());
+      const psiCpu = tryRead('pressure/cpu', () => host.pressure('cpu'));
+      const psiMemory = tryRead('pressure/memory', () => host.pressure('memory'));
+      const psiIo = tryRead('pressure/io', () => host.pressure('io'));
       return {
         mem: mem === null ? null : (mem.memTotalBytes - mem.memAvailableBytes) / mem.memTotalBytes,
         psiCpu: some(psiCpu),

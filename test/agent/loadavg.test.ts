@@ -1,14 +1,10 @@
 import test from 'ava';
-import { AgentError, parseLoadavg, readLoadavg } from '@loadfeed/agent';
-import { fixtureProc, fixtureText } from './fixture-tree.js';
+import { AgentError, parseLoadavg } from '@loadfeed/agent';
+import { fixtureText } from './fixture-tree.js';
 
 test('parseLoadavg reads the real capture', (t) => {
   // 0.19 0.14 0.09 2/86 4667
   t.deepEqual(parseLoadavg(fixtureText('proc/loadavg')), { load1: 0.19, load5: 0.14, load15: 0.09, runnable: 2, tasks: 86 });
-});
-
-test('readLoadavg reads <procRoot>/loadavg', async (t) => {
-  t.is((await readLoadavg(fixtureProc)).tasks, 86);
 });
 
 const malformed: readonly { name: string; text: string; message: RegExp }[] = [

@@ -2,8 +2,8 @@ import test from 'ava';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { AgentError, parsePressure, readHostPressure, readPressureFile } from '@loadfeed/agent';
-import { fixtureProc, fixtureSys, fixtureText } from './fixture-tree.js';
+import { AgentError, parsePressure, readPressureFile } from '@loadfeed/agent';
+import { fixtureSys, fixtureText } from './fixture-tree.js';
 
 test('parsePressure turns the avg10 percentages of the real capture into fractions', (t) => {
   const text = fixtureText('proc/pressure/cpu');
@@ -18,10 +18,6 @@ test('parsePressure: host CPU pressure before Linux 5.13 has no "full" line', (t
   t.deepEqual(parsePressure('some avg10=12.50 avg60=3.00 avg300=1.00 total=123\n'), { someAvg10: 0.125, fullAvg10: null });
 });
 
-test('readHostPressure reads <procRoot>/pressure/<resource>', async (t) => {
-  t.is((await readHostPressure('memory', fixtureProc))?.someAvg10, 0);
-});
-
 test('readPressureFile reads a cgroup v2 cpu.pressure (same format)', async (t) => {
   const p = await readPressureFile(path.join(fixtureSys, 'fs/cgroup/unified/loadfeed-fixture/cpu.pressure'));
   t.is(p?.someAvg10, 0.0869);
@@ -30,7 +26,6 @@ test('readPressureFile reads a cgroup v2 cpu.pressure (same format)', async (t) 
 test('PSI absent (kernel without CONFIG_PSI): null, not 0', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'loadfeed-psi-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  t.is(await readHostPressure('cpu', dir), null);
   t.is(await readPressureFile(path.join(dir, 'io.pressure')), null);
 });
 

@@ -1,7 +1,5 @@
 // /proc/loadavg: "0.19 0.14 0.09 2/86 4667" = load averages over 1, 5 and 15
 // minutes, runnable/total scheduling entities, last PID.
-import { join } from 'node:path';
-import { DEFAULT_PROC_ROOT, readText } from './read-text.js';
 import { decimalField, fields, integerField, lines, parseError } from './parse-text.js';
 
 export interface LoadAvg {
@@ -25,9 +23,4 @@ export function parseLoadavg(text: string, file = '/proc/loadavg'): LoadAvg {
     runnable: integerField(file, runnable, line),
     tasks: integerField(file, tasks, line),
   };
-}
-
-export async function readLoadavg(procRoot = DEFAULT_PROC_ROOT): Promise<LoadAvg> {
-  const file = join(procRoot, 'loadavg');
-  return parseLoadavg(await readText(file), file);
 }

@@ -2,7 +2,7 @@
 // MemAvailable exists since Linux 3.14; Node 20 needs 4.18, so it is required.
 import { join } from 'node:path';
 import { DEFAULT_PROC_ROOT, readText } from './read-text.js';
-import { fields, integerField, lines, parseError } from './parse-text.js';
+import { fields, integerField, lineAt, lineStart, parseError } from './parse-text.js';
 
 const KIB = 1024;
 
@@ -12,17 +12,19 @@ export interface MemInfo {
 }
 
 export function parseMeminfo(text: string, file = '/proc/meminfo'): MemInfo {
-  let total: number | null = null;
-  let available: number | null = null;
-  for (const line of lines(file, text)) {
-    const [key, value, unit] = fields(line);
-    if (key !== 'MemTotal:' && key !== 'MemAvailable:') continue;
+  if (text === '' || text === '\n') throw parseError(file, 'empty file');
+  // Only the two lines it needs: the file has about 55.
+  const bytes = (key: string): number | null => {
+    const at = lineStart(text, key);
+    if (at < 0) return null;
+    const line = lineAt(text, at);
+    const [, value, unit] = fields(line);
     if (unit !== 'kB') throw parseError(file, `expected kB in line ${JSON.stringify(line)}`);
-    const bytes = integerField(file, value, line) * KIB;
-    if (key === 'MemTotal:') total = bytes;
-    else available = bytes;
-  }
+    return integerField(file, value, line) * KIB;
+  };
+  const total = bytes('MemTotal:');
   if (total === null || total <= 0) throw parseError(file, 'no positive MemTotal');
+  const available = bytes('MemAvailable:');
   if (available === null) throw parseError(file, 'no MemAvailable');
   return { memTotalBytes: total, memAvailableBytes: available };
 }

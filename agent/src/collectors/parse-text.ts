@@ -33,6 +33,25 @@ export function lines(file: string, text: string): string[] {
   return all;
 }
 
+/**
+ * Where the first line of `text` starting with `prefix` begins (at or after
+ * `from`), or -1. Parsers that need a few lines of a long file find them
+ * this way instead of splitting it all: under the agent's --lite-mode every
+ * split and regular expression runs in the interpreter, and /proc/meminfo
+ * (55 lines) cost 65 µs split line by line against 2 µs for its two lines.
+ */
+export function lineStart(text: string, prefix: string, from = 0): number {
+  if (from === 0 && text.startsWith(prefix)) return 0;
+  const at = text.indexOf(`\n${prefix}`, Math.max(0, from - 1));
+  return at < 0 ? -1 : at + 1;
+}
+
+/** The line that begins at `start`, without its newline. */
+export function lineAt(text: string, start: number): string {
+  const end = text.indexOf('\n', start);
+  return text.slice(start, end < 0 ? text.length : end);
+}
+
 /** Whitespace-separated tokens of one line. */
 export function fields(line: string): string[] {
   return line.trim().split(/\s+/);

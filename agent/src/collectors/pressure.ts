@@ -3,8 +3,7 @@
 // (Documentation/accounting/psi.rst):
 //   some avg10=1.71 avg60=3.11 avg300=2.29 total=14305870
 //   full avg10=0.00 avg60=0.00 avg300=0.00 total=0
-import { join } from 'node:path';
-import { DEFAULT_PROC_ROOT, readTextOrNull } from './read-text.js';
+import { readTextOrNull } from './read-text.js';
 import { decimalField, fields, lines, parseError } from './parse-text.js';
 
 export type PressureResource = 'cpu' | 'memory' | 'io';
@@ -37,8 +36,4 @@ export function parsePressure(text: string, file = 'pressure'): Pressure {
 export async function readPressureFile(file: string): Promise<Pressure | null> {
   const text = await readTextOrNull(file);
   return text === null ? null : parsePressure(text, file);
-}
-
-export function readHostPressure(resource: PressureResource, procRoot = DEFAULT_PROC_ROOT): Promise<Pressure | null> {
-  return readPressureFile(join(procRoot, 'pressure', resource));
 }

@@ -99,6 +99,16 @@ export class HeldFile {
     }
   }
 
+  /** The file's text now, or null when the kernel does not provide it (absent, or disabled). */
+  readOrNull(): string | null {
+    try {
+      return this.read();
+    } catch (err) {
+      if (isAbsent(err)) return null;
+      throw err;
+    }
+  }
+
   /** Closes the descriptor; the next read opens the path again. */
   close(): void {
     if (this.fd !== null) closeSync(this.fd);

@@ -3,9 +3,7 @@
 //   /proc/net/sockstat6  "TCP6: inuse 0"
 //   /proc/net/snmp       "Tcp: RtoAlgorithm RtoMin ... CurrEstab ..." header line,
 //                        then "Tcp: 1 200 ..." with the values in the same order.
-import { join } from 'node:path';
-import { DEFAULT_PROC_ROOT, readText, readTextOrNull } from './read-text.js';
-import { fields, integerField, lines, parseError } from './parse-text.js';
+import { fields, integerField, lineAt, lineStart, parseError } from './parse-text.js';
 
 export interface TcpSnmp {
   /** Connections in ESTABLISHED or CLOSE_WAIT now. */
@@ -17,23 +15,25 @@ export interface TcpSnmp {
 
 /** TCP `inuse` from sockstat (line "TCP:") or sockstat6 (line "TCP6:"). */
 export function parseSockstat(text: string, file = '/proc/net/sockstat'): number {
-  for (const line of lines(file, text)) {
-    const [key, ...rest] = fields(line);
-    if (key !== 'TCP:' && key !== 'TCP6:') continue;
-    const at = rest.indexOf('inuse');
-    if (at < 0) throw parseError(file, `no inuse in line ${JSON.stringify(line)}`);
-    return integerField(file, rest[at + 1], line);
-  }
-  throw parseError(file, 'no TCP line');
+  if (text === '' || text === '\n') throw parseError(file, 'empty file');
+  let at = lineStart(text, 'TCP:');
+  if (at < 0) at = lineStart(text, 'TCP6:');
+  if (at < 0) throw parseError(file, 'no TCP line');
+  const line = lineAt(text, at);
+  const rest = fields(line);
+  const inuse = rest.indexOf('inuse');
+  if (inuse < 0) throw parseError(file, `no inuse in line ${JSON.stringify(line)}`);
+  return integerField(file, rest[inuse + 1], line);
 }
 
 export function parseSnmp(text: string, file = '/proc/net/snmp'): TcpSnmp {
-  const all = lines(file, text);
-  const at = all.findIndex((line) => line.startsWith('Tcp:'));
-  const header = all[at];
-  const values = all[at + 1];
-  if (header === undefined) throw parseError(file, 'no Tcp lines');
-  if (values === undefined || !values.startsWith('Tcp:')) throw parseError(file, 'Tcp header without a value line');
+  if (text === '' || text === '\n') throw parseError(file, 'empty file');
+  const at = lineStart(text, 'Tcp:');
+  if (at < 0) throw parseError(file, 'no Tcp lines');
+  const header = lineAt(text, at);
+  const next = at + header.length + 1;
+  const values = next < text.length ? lineAt(text, next) : '';
+  if (!values.startsWith('Tcp:')) throw parseError(file, 'Tcp header without a value line');
   const names = fields(header);
   const numbers = fields(values);
   if (names.length !== numbers.length) {
@@ -52,17 +52,4 @@ export function acceptsPerSecond(prevPassiveOpens: number, curPassiveOpens: numb
   const delta = curPassiveOpens - prevPassiveOpens;
   if (delta < 0 || windowMs <= 0) return null;
   return delta / (windowMs / 1000);
-}
-
-/** TCP sockets in use, IPv4 plus IPv6 (sockstat6 is absent when the kernel has no IPv6). */
-export async function readTcpInuse(procRoot = DEFAULT_PROC_ROOT): Promise<number> {
-  const v4File = join(procRoot, 'net', 'sockstat');
-  const v6File = join(procRoot, 'net', 'sockstat6');
-  const [v4, v6] = await Promise.all([readText(v4File), readTextOrNull(v6File)]);
-  return parseSockstat(v4, v4File) + (v6 === null ? 0 : parseSockstat(v6, v6File));
-}
-
-export async function readTcpSnmp(procRoot = DEFAULT_PROC_ROOT): Promise<TcpSnmp> {
-  const file = join(procRoot, 'net', 'snmp');
-  return parseSnmp(await readText(file), file);
 }
