@@ -28,7 +28,7 @@ export { MAX_LINE_BYTES, MAX_PUSH_CONNECTIONS, MAX_PUSH_NAMES, PUSH_SOCKET_MODE,
 export { createSampler, type Sampler, type SamplerOptions, type SamplerScope } from './sampler.js';
 export { collectFacts, hostAddresses, type CpuInfo, type Facts } from './facts.js';
 export { DEFAULT_PROC_ROOT, DEFAULT_SYS_ROOT } from './collectors/read-text.js';
-export { USER_HZ, busyTicks, cpuDelta, parseProcStat, readProcStat, totalTicks, type CpuTimes, type ProcStat } from './collectors/proc-stat.js';
+export { USER_HZ, busyTicks, cpuDelta, parseProcStat, readProcStat, scanProcStatCpu, totalTicks, type CpuTimes, type ProcStat } from './collectors/proc-stat.js';
 export { parseLoadavg, type LoadAvg } from './collectors/loadavg.js';
 export { HostFiles } from './collectors/host-files.js';
 export { parsePressure, readPressureFile, type Pressure, type PressureResource } from './collectors/pressure.js';

@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { AgentError } from './errors.js';
 import type { AppReading, Capacity, CpuWindow, Reading } from './reading.js';
 import { join } from 'node:path';
-import { cpuDelta, parseProcStat, readProcStat, USER_HZ, type ProcStat } from './collectors/proc-stat.js';
+import { cpuDelta, parseProcStat, readProcStat, scanProcStatCpu, USER_HZ, type ProcStat } from './collectors/proc-stat.js';
 import { readMeminfo } from './collectors/meminfo.js';
 import type { Pressure } from './collectors/pressure.js';
 import { acceptsPerSecond, type TcpSnmp } from './collectors/sockstat.js';
@@ -102,10 +102,13 @@ interface ScopeMeter {
   /** Reads the scope's memory and pressure. */
   levels(): Promise<LevelFigures>;
   /**
-   * Closes the files it holds open; the next CPU read opens them afresh by
-   * path. Called once per report, so a removed or re-created cgroup is seen.
+   * Closes the files that can go away (a cgroup's); the next CPU read opens
+   * them afresh by path. Called once per report, so a removed or re-created
+   * cgroup is seen.
    */
   release(): void;
+  /** Closes every file it holds (the sampler is closed). */
+  close(): void;
 }
 
 /** /proc/stat and /proc/PID/stat count CPU time in clock ticks. */
@@ -209,7 +212,7 @@ export async function createSampler(options: SamplerOptions): Promise<Sampler> {
 
   const close = (): void => {
     counter?.close();
-    meter.release();
+    meter.close();
     host.close();
   };
   try {
@@ -237,12 +240,15 @@ async function openHostMeter(procRoot: string, host: HostFiles, tryRead: TryRead
   const stat = await readProcStat(procRoot);
   const mem = host.meminfo();
   const source = new HeldFile(join(procRoot, 'stat'));
-  let prev: ProcStat | null = null;
+  let prev: Pick<ProcStat, 'cpu' | 'onlineCpus'> | null = null;
   return {
     capacity: { cores: stat.onlineCpus, memoryBytes: mem.memTotalBytes },
     cpuUnitMs: TICK_MS,
     async cpu(windowMs) {
-      const cur = await scopeSource('/proc/stat', () => parseProcStat(source.read(), source.path));
+      const cur = await scopeSource('/proc/stat', () => {
+        const length = source.readBytes();
+        return scanProcStatCpu(source.bytes, length) ?? parseProcStat(source.bytes.toString('utf8', 0, length), source.path);
+      });
       const cpu = prev === null ? null : cpuDelta(prev.cpu, cur.cpu, windowMs, cur.onlineCpus);
       prev = cur; // also the reset after an untrusted delta
       return { cpu, throttled: null };
@@ -259,7 +265,8 @@ async function openHostMeter(procRoot: string, host: HostFiles, tryRead: TryRead
         psiIo: some(psiIo),
       };
     },
-    release: () => source.close(),
+    release: () => undefined, // /proc/stat does not go away
+    close: () => source.close(),
   };
 }
 
@@ -295,6 +302,7 @@ async function openCgroupMeter(path: string, procRoot: string, sysRoot: string, 
       return { mem: used === null ? null : used / memoryBytes, psiCpu: some(psiCpu), psiMemory: some(psiMemory), psiIo: some(psiIo) };
     },
     release: () => source.close(),
+    close: () => source.close(),
   };
 }
 
@@ -322,6 +330,7 @@ async function openProcessMeter(scope: Extract<SamplerScope, { kind: 'process' }
       return { mem: rss === null ? null : rss / memoryBytes, psiCpu: null, psiMemory: null, psiIo: null };
     },
     release: () => undefined,
+    close: () => undefined,
   };
 }
 

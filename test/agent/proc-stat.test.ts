@@ -1,5 +1,5 @@
 import test from 'ava';
-import { AgentError, cpuDelta, parseProcStat, readProcStat, type CpuTimes } from '@loadfeed/agent';
+import { AgentError, cpuDelta, parseProcStat, readProcStat, scanProcStatCpu, type CpuTimes } from '@loadfeed/agent';
 import { fixtureProc, fixtureText } from './fixture-tree.js';
 
 test('parseProcStat reads the real capture: aggregate line, online CPUs, procs gauges', (t) => {
@@ -63,4 +63,61 @@ for (const { name, cur, windowMs } of untrusted) {
 
 test('cpuDelta allows tick jitter: 1.5× the window is still a measurement', (t) => {
   t.is(cpuDelta(times({}), times({ idle: 8000 + 300 }), 1000, 2), 0);
+});
+
+const bytesOf = (text: string): Buffer => Buffer.from(text);
+const scanned = (text: string) => scanProcStatCpu(bytesOf(text), Buffer.byteLength(text));
+
+test('scanProcStatCpu reads the same CPU times and online CPUs from the bytes as parseProcStat from the text (real capture)', (t) => {
+  const text = fixtureText('proc/stat');
+  const { cpu, onlineCpus } = parseProcStat(text);
+  t.deepEqual(scanned(text), { cpu, onlineCpus });
+  // A buffer longer than the file (the agent's reused read buffer): only `length` bytes count.
+  const padded = Buffer.alloc(8192, 0x39);
+  padded.write(text);
+  t.deepEqual(scanProcStatCpu(padded, Buffer.byteLength(text)), { cpu, onlineCpus });
+});
+
+test('scanProcStatCpu: an older kernel\'s 4 to 9 fields, and fields a newer kernel adds, as parseProcStat reads them', (t) => {
+  for (const cpuLine of ['cpu  1 2 3 4', 'cpu  1 2 3 4 5 6 7', 'cpu  1 2 3 4 5 6 7 8 9 10 11 12']) {
+    const text = `${cpuLine}\ncpu0 1 2 3 4\ncpu1 1 2 3 4\nintr 5 6\n`;
+    const { cpu, onlineCpus } = parseProcStat(text);
+    t.deepEqual(scanned(text), { cpu, onlineCpus }, cpuLine);
+  }
+});
+
+test('scanProcStatCpu leaves what is not the kernel\'s plain form to parseProcStat (null), which names the fault', (t) => {
+  const cases: readonly [string, RegExp | null][] = [
+    ['', /empty file/],
+    ['intr 1\ncpu  1 2 3 4\ncpu0 1 2 3 4\n', null], // aggregate line not first: the text parser still finds it
+    ['cpu  1 x 3 4\ncpu0 1 2 3 4\n', /bad value "x"/],
+    ['cpu  1 -2 3 4\ncpu0 1 2 3 4\n', null], // a sign: the text parser's integer rule decides
+    ['cpu  1 2 3\ncpu0 1 2 3\n', /truncated line/],
+    ['cpu  1 2 3 4\nintr 1\n', /no "cpuN" lines/],
+    ['cpu0 1 2 3 4\n', /no aggregate "cpu" line/],
+  ];
+  for (const [text, error] of cases) {
+    t.is(scanned(text), null, JSON.stringify(text));
+    if (error === null) t.notThrows(() => parseProcStat(text));
+    else t.throws(() => parseProcStat(text), { instanceOf: AgentError, message: error });
+  }
+});
+
+test('scanProcStatCpu on mangled captures: the bytes read as the text does, or null (fuzz, fixed seed)', (t) => {
+  const text = fixtureText('proc/stat');
+  let seed = 21;
+  const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const alphabet = ' \n0123456789cpux-';
+  let agreed = 0;
+  for (let i = 0; i < 2000; i++) {
+    const chars = [...text.slice(0, 200)];
+    for (let k = 0; k < 3; k++) chars[Math.floor(random() * chars.length)] = alphabet[Math.floor(random() * alphabet.length)] ?? ' ';
+    const mangled = chars.join('') + text.slice(200);
+    const fast = scanned(mangled);
+    if (fast === null) continue;
+    const { cpu, onlineCpus } = parseProcStat(mangled);
+    t.deepEqual(fast, { cpu, onlineCpus }, JSON.stringify(mangled.slice(0, 200)));
+    agreed++;
+  }
+  t.true(agreed > 100, `${agreed} of 2000 mangled captures read by the byte scanner`);
 });

@@ -143,12 +143,13 @@ test('accepts per second come from the PassiveOpens delta over the window', asyn
   t.like(r, { windowMs: 1500, tcpAcceptsPerSecond: 8 });
 });
 
-test('the host scope CPU source vanishing is AGENT_SCOPE_GONE', async (t) => {
+test('a host /proc/stat the agent cannot read any more fails the sample with a typed error', async (t) => {
   const copy = await tree(t);
   const sampler = await hostSampler(t, copy);
-  await copy.remove('proc/stat');
-  const err = await t.throwsAsync(sampler.sample(), { instanceOf: AgentError, message: /\/proc\/stat is gone/ });
-  t.is(err?.code, 'AGENT_SCOPE_GONE');
+  // Held open: /proc/stat never goes away, so what can happen to it is text the agent cannot read.
+  await copy.write('proc/stat', 'cpu  1 x 3 4\ncpu0 1 2 3 4\n');
+  const err = await t.throwsAsync(sampler.sample(), { instanceOf: AgentError, message: /stat: bad value "x"/ });
+  t.is(err?.code, 'AGENT_PROC_PARSE');
 });
 
 test('without onError, a degraded metric becomes one process warning', async (t) => {

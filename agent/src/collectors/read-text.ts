@@ -41,14 +41,18 @@ interface ReadBuffer {
   bytes: Buffer;
 }
 
-/** The whole of an open file, read from offset 0 (a /proc file is generated afresh by each read from 0). */
-function readWhole(fd: number, into: ReadBuffer): string {
+/** The whole of an open file, read from offset 0 into `into` (a /proc file is generated afresh by each read from 0); returns its length. */
+function readWholeBytes(fd: number, into: ReadBuffer): number {
   let n = readSync(fd, into.bytes, 0, into.bytes.length, 0);
   while (n === into.bytes.length) {
     into.bytes = Buffer.allocUnsafe(into.bytes.length * 2);
     n = readSync(fd, into.bytes, 0, into.bytes.length, 0);
   }
-  return into.bytes.toString('utf8', 0, n);
+  return n;
+}
+
+function readWhole(fd: number, into: ReadBuffer): string {
+  return into.bytes.toString('utf8', 0, readWholeBytes(fd, into));
 }
 
 const shared: ReadBuffer = { bytes: Buffer.allocUnsafe(READ_BUFFER_BYTES) };
@@ -91,12 +95,25 @@ export class HeldFile {
 
   /** The file's text now; throws what open or read throws (and opens afresh on the next call). */
   read(): string {
+    return this.into.bytes.toString('utf8', 0, this.readBytes());
+  }
+
+  /**
+   * Reads the file into `bytes` and returns its length, for a parser that
+   * reads bytes: decoding the text is most of a cold read's JavaScript.
+   */
+  readBytes(): number {
     try {
-      return readWhole((this.fd ??= openSync(this.path, 'r')), this.into);
+      return readWholeBytes((this.fd ??= openSync(this.path, 'r')), this.into);
     } catch (err) {
       this.close();
       throw err;
     }
+  }
+
+  /** The buffer the last read went into (replaced by a larger one when a file outgrows it). */
+  get bytes(): Buffer {
+    return this.into.bytes;
   }
 
   /** The file's text now, or null when the kernel does not provide it (absent, or disabled). */
