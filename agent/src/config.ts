@@ -88,6 +88,11 @@ export interface AppMetricsConfig {
   readonly ttlMs: number;
 }
 
+/** Whether any application metrics source is configured (ORCA, Prometheus or push). */
+export function appSourcesConfigured(c: AppMetricsConfig): boolean {
+  return c.orca !== null || c.prometheus !== null || c.pushSocket !== null;
+}
+
 export interface OrcaTlsConfig {
   /** CA that signs the ORCA server's certificate. */
   readonly ca: string;

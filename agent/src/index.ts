@@ -87,6 +87,7 @@ export {
   type ProcessTreeUsage,
 } from './collectors/process.js';
 export {
+  appSourcesConfigured,
   loadAgentConfig,
   parseIntervalMs,
   AGENT_USAGE,

@@ -13,7 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Scope, type HelloInit } from '@loadfeed/proto';
-import { AGENT_USAGE, loadAgentConfig, MAX_INTERVAL_MS, MIN_INTERVAL_MS, type AgentConfig, type AppMetricsConfig } from './config.js';
+import { AGENT_USAGE, appSourcesConfigured, loadAgentConfig, MAX_INTERVAL_MS, MIN_INTERVAL_MS, type AgentConfig, type AppMetricsConfig } from './config.js';
 import { PollerStream } from './reporter.js';
 import { loadOrcaChannel, loadTransport, type Transport } from './transport.js';
 import { collectFacts } from './facts.js';
@@ -45,7 +45,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   }
   // The poller may change the interval; the sources read it when they schedule.
   const interval = { ms: config.intervalMs };
-  const gate = new ReportGate(config.earlyChange, config.earlyAppChange);
+  // Without an application source only the CPU can report early: --early-change 0 then means one look per interval, not four.
+  const gate = new ReportGate(config.earlyChange, appSourcesConfigured(config.app) ? config.earlyAppChange : 0);
   // ORCA reports are asked for at the watch rate, so the gate sees a move within a window; a scrape costs the application more, so Prometheus stays at the interval.
   const app = createAppMetrics(config.app, () => interval.ms, () => gate.watchMs(interval.ms, MIN_INTERVAL_MS), log(config));
   let sampler: Sampler;

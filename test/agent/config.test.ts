@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadAgentConfig, AgentError } from '@loadfeed/agent';
+import { appSourcesConfigured, loadAgentConfig, AgentError } from '@loadfeed/agent';
 
 function configFile(text: string): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'loadfeed-agent-config-'));
@@ -38,6 +38,17 @@ test('early reports: 0.25 by default, 0 turns them off, anything outside 0..1 is
     const err = t.throws(() => loadAgentConfig([`--early-change=${bad}`], {}), { instanceOf: AgentError });
     t.regex(err?.message ?? '', /^flag: earlyChange: .* must be a fraction 0\.\.1/, bad);
   }
+});
+
+test('application sources: none by default; --orca, --app-metrics or --app-socket each make one (the agent watches for application moves only then)', (t) => {
+  const configured = (argv: string[]): boolean | undefined => {
+    const c = loadAgentConfig(argv, {}).config;
+    return c ? appSourcesConfigured(c.app) : undefined;
+  };
+  t.false(configured([]));
+  t.true(configured(['--orca', '127.0.0.1:9000']));
+  t.true(configured(['--app-metrics', 'http://127.0.0.1:9100/metrics', '--app-metric', 'in_flight=app_in_flight']));
+  t.true(configured(['--app-socket', '/run/app/loadfeed.sock']));
 });
 
 test('early reports on application metrics: 0.25 by default, 0 turns them off, a negative or non-number move is refused naming the source', (t) => {
