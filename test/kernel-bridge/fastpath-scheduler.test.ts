@@ -10,6 +10,7 @@ import {
   pickSwrr,
   pickSwrrLc,
   pickSwrrSed,
+  pickSwrrSedStrict,
   pickWlc,
   type Scheduler,
   type SchedulerTarget,
@@ -205,6 +206,43 @@ test('swrr-sed: idle targets share by weight; a busy low-weight target is skippe
   t.deepEqual(shares(pickSwrrSed, targets({ small: 1, big: { weight: 4, active: 1 } }), 5), { small: 1, big: 4 }, '1/4 <= 1/1: the weights decide');
   t.deepEqual(shares(pickSwrrSed, targets({ stuck: { weight: 10, active: 30 }, a: 1, b: 1 }), 20), { a: 10, b: 10 });
   t.is(pickSwrrSed(targets({ zero: 0, down: { weight: 1, down: true } }), NOW), undefined);
+});
+
+test('swrr-sed-strict: with equal weights, least connection with smooth round robin among the tied', (t) => {
+  const spec = { a: { weight: 100, active: 1 }, b: 100, c: 100 };
+  t.deepEqual(shares(pickSwrrSed, targets(spec), 30), { a: 10, b: 10, c: 10 }, 'swrr-sed: one connection more still gets its turn');
+  t.deepEqual(shares(pickSwrrSedStrict, targets(spec), 30), { b: 15, c: 15 }, 'one connection more: skipped');
+  t.deepEqual(shares(pickSwrrSedStrict, targets({ a: { weight: 100, active: 2 }, b: { weight: 100, active: 2 }, c: { weight: 100, active: 3 } }), 10), { a: 5, b: 5 });
+  // Opened and never closed, connections stay level, as under wlc.
+  const ts = targets({ a: 7, b: 7, c: 7 });
+  for (let i = 0; i < 10; i++) pickSwrrSedStrict(ts, NOW)!.active++;
+  t.deepEqual(ts.map((x) => x.active).sort(), [3, 3, 4]);
+});
+
+test('swrr-sed-strict: with unequal weights idle and lightly loaded targets share by weight, as swrr-sed', (t) => {
+  t.deepEqual(shares(pickSwrrSedStrict, targets({ a: 1, b: 2, c: 4 }), 700), { a: 100, b: 200, c: 400 });
+  t.deepEqual(shares(pickSwrrSedStrict, targets({ small: 1, big: { weight: 4, active: 1 } }), 5), { small: 1, big: 4 }, '1/4 < 1/1: the weights decide');
+  t.deepEqual(shares(pickSwrrSedStrict, targets({ victim: { weight: 65, active: 1 }, a: 100, b: 100 }), 10), { a: 5, b: 5 }, '1/65 > 1/100');
+  // At the bound: 2/4 = (0 + 1)/2 takes part under swrr-sed, not here.
+  const atBound = { big: { weight: 4, active: 2 }, mid: 2 };
+  t.deepEqual(shares(pickSwrrSed, targets(atBound), 6), { big: 4, mid: 2 });
+  t.deepEqual(shares(pickSwrrSedStrict, targets(atBound), 6), { mid: 6 });
+  // Short overlapping connections on targets fast enough for their share: the
+  // same shares as swrr-sed within 0.1 % (at most a quarter off the weights), where wlc's are further off.
+  const speed = { a: 6 / 7, b: 12 / 7, c: 24 / 7 };
+  const strict = simulate(pickSwrrSedStrict, targets({ a: 1, b: 2, c: 4 }), speed, 3, 7_000);
+  const sed = simulate(pickSwrrSed, targets({ a: 1, b: 2, c: 4 }), speed, 3, 7_000);
+  for (const n of ['a', 'b', 'c']) t.true(Math.abs((strict[n] ?? 0) - (sed[n] ?? 0)) <= 21, `${n}: ${strict[n]} against swrr-sed's ${sed[n]}`);
+  const wlc = simulate(pickWlc, targets({ a: 1, b: 2, c: 4 }), speed, 3, 7_000);
+  const worst = (c: Record<string, number>): number => Math.max(...(['a', 'b', 'c'] as const).map((n, i) => Math.abs((c[n] ?? 0) / 21_000 / (2 ** i / 7) - 1)));
+  t.log('swrr-sed-strict', strict, 'wlc', wlc);
+  t.true(worst(strict) < 0.25, `worst share off its weight by ${(worst(strict) * 100).toFixed(1)} %`);
+  t.true(worst(wlc) > 2 * worst(strict), `wlc: worst share off its weight by ${(worst(wlc) * 100).toFixed(1)} %`);
+});
+
+test('swrr-sed-strict: skips weight 0, down and full targets; none eligible gives undefined', (t) => {
+  t.deepEqual(shares(pickSwrrSedStrict, targets({ a: 2, zero: 0, down: { weight: 5, down: true }, full: { weight: 9, max: 1, active: 1 }, b: 1 }), 300), { a: 200, b: 100 });
+  t.is(pickSwrrSedStrict(targets({ zero: 0, down: { weight: 1, down: true } }), NOW), undefined);
 });
 
 test('every scheduler skips a target at its connection limit, and a limit of 0 is none', (t) => {

@@ -104,6 +104,24 @@ export function pickSwrrSed<T extends SchedulerTarget>(targets: readonly T[], no
 }
 
 /**
+ * `swrr-sed` with a strict bound: a target takes part only while its
+ * active/weight is below the least (active + 1)/weight, so what it already
+ * has is done strictly before a new connection on the best target would be.
+ * With equal weights this is least connection, with smooth weighted round
+ * robin among the tied: a target holding one connection more than the least
+ * busy is skipped, where `swrr-sed` still gives it its turn (its weight, the
+ * only other thing that would push it out, lags trouble that moves within
+ * seconds). With unequal weights a target whose weight makes up for its
+ * connections still takes part, so idle and lightly loaded targets share by
+ * weight as with `swrr-sed`. The best target always takes part.
+ */
+export function pickSwrrSedStrict<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
+  const least = leastLoaded(targets, now, 1);
+  // t.active / t.weight < (least.active + 1) / least.weight
+  return least && swrrAmong(targets, now, least, 0, 1, 'below');
+}
+
+/**
  * A connection to this target lasting longer than this is a long-lived
  * connection (keep-alive, streaming), not one request: its time says nothing
  * about the target's speed, so it is no sample.
@@ -200,10 +218,10 @@ function leastLoaded<T extends SchedulerTarget>(targets: readonly T[], now: numb
 
 /**
  * Smooth WRR over the eligible targets; with `least`, only over those whose
- * (active + own) / weight is equal to, or at most, (least.active + its) /
+ * (active + own) / weight is equal to, at most, or below (least.active + its) /
  * least.weight (compared without division).
  */
-function swrrAmong<T extends SchedulerTarget>(targets: readonly T[], now: number, least: T | undefined, own: number, its: number, relation: 'equal' | 'at-most'): T | undefined {
+function swrrAmong<T extends SchedulerTarget>(targets: readonly T[], now: number, least: T | undefined, own: number, its: number, relation: 'equal' | 'at-most' | 'below'): T | undefined {
   let best: T | undefined;
   let total = 0;
   for (const t of targets) {
@@ -211,7 +229,7 @@ function swrrAmong<T extends SchedulerTarget>(targets: readonly T[], now: number
     if (least !== undefined) {
       const mine = (t.active + own) * least.weight;
       const theirs = (least.active + its) * t.weight;
-      if (relation === 'equal' ? mine !== theirs : mine > theirs) continue;
+      if (relation === 'equal' ? mine !== theirs : relation === 'at-most' ? mine > theirs : mine >= theirs) continue;
     }
     t.current += t.weight;
     total += t.weight;
@@ -230,5 +248,6 @@ export const FASTPATH_SCHEDULERS: ReadonlyMap<string, Scheduler> = new Map<strin
   ['sed', pickSed],
   ['swrr-lc', pickSwrrLc],
   ['swrr-sed', pickSwrrSed],
+  ['swrr-sed-strict', pickSwrrSedStrict],
   ['peak-ewma', pickPeakEwma],
 ]);
