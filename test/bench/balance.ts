@@ -170,6 +170,7 @@ export const POLICIES: Readonly<Record<string, Balancer & { readonly what: strin
   'loadfeed-sed': { what: "loadfeed's defaults with scheduler sed", kind: 'poller', policy: (s) => policyHead('    scheduler: sed\n') + s },
   'loadfeed-swrr-sed': { what: "loadfeed's defaults with scheduler swrr-sed", kind: 'poller', policy: (s) => policyHead('    scheduler: swrr-sed\n') + s },
   'loadfeed-swrr-sed-strict': { what: "loadfeed's defaults with scheduler swrr-sed-strict", kind: 'poller', policy: (s) => policyHead('    scheduler: swrr-sed-strict\n') + s },
+  'loadfeed-swrr-lead': { what: "loadfeed's defaults with scheduler swrr-lead", kind: 'poller', policy: (s) => policyHead('    scheduler: swrr-lead\n') + s },
   'loadfeed-peak-ewma': { what: "loadfeed's defaults with scheduler peak-ewma", kind: 'poller', policy: (s) => policyHead('    scheduler: peak-ewma\n') + s },
   'loadfeed-swrr-lc': { what: "loadfeed's defaults with scheduler swrr-lc", kind: 'poller', policy: (s) => policyHead('    scheduler: swrr-lc\n') + s },
   'loadfeed-swrr-lc-1s': {

@@ -122,6 +122,35 @@ export function pickSwrrSedStrict<T extends SchedulerTarget>(targets: readonly T
 }
 
 /**
+ * `swrr-sed-strict` where weights count only in whole multiples: a target
+ * may hold k connections more than the least busy one (fewest connections;
+ * of those, the lowest weight) only while its weight is at least k + 1 times
+ * that one's. Weights within a factor of 2 of each other (equal servers whose
+ * weights wobble with trouble that moves) then pick as least connection;
+ * capacities 2x or more apart still share by weight.
+ */
+export function pickSwrrLead<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
+  const least = leastLoaded(targets, now, 1);
+  if (least === undefined) return undefined;
+  let fewest = least;
+  for (const t of targets) {
+    if (isEligible(t, now) && (t.active < fewest.active || (t.active === fewest.active && t.weight < fewest.weight))) fewest = t;
+  }
+  let best: T | undefined;
+  let total = 0;
+  for (const t of targets) {
+    if (!isEligible(t, now)) continue;
+    if (t.active * least.weight >= (least.active + 1) * t.weight) continue;
+    if (t.weight < (t.active - fewest.active + 1) * fewest.weight) continue;
+    t.current += t.weight;
+    total += t.weight;
+    if (best === undefined || t.current > best.current) best = t;
+  }
+  if (best !== undefined) best.current -= total;
+  return best;
+}
+
+/**
  * A connection to this target lasting longer than this is a long-lived
  * connection (keep-alive, streaming), not one request: its time says nothing
  * about the target's speed, so it is no sample.
@@ -249,5 +278,6 @@ export const FASTPATH_SCHEDULERS: ReadonlyMap<string, Scheduler> = new Map<strin
   ['swrr-lc', pickSwrrLc],
   ['swrr-sed', pickSwrrSed],
   ['swrr-sed-strict', pickSwrrSedStrict],
+  ['swrr-lead', pickSwrrLead],
   ['peak-ewma', pickPeakEwma],
 ]);

@@ -220,6 +220,7 @@ const FASTPATH_ONLY: ReadonlyMap<string, string> = new Map([
   ['swrr-lc', 'sed or wlc'],
   ['swrr-sed', 'sed or wlc'],
   ['swrr-sed-strict', 'sed or wlc'],
+  ['swrr-lead', 'sed or wlc'],
   ['peak-ewma', 'wlc (IPVS does not see connection times)'],
 ]);
 
