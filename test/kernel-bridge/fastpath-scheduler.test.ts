@@ -10,6 +10,7 @@ import {
   pickSwrr,
   pickSwrrLc,
   pickSwrrSed,
+  pickSwrrLead,
   pickSwrrSedStrict,
   pickWlc,
   type Scheduler,
@@ -243,6 +244,23 @@ test('swrr-sed-strict: with unequal weights idle and lightly loaded targets shar
 test('swrr-sed-strict: skips weight 0, down and full targets; none eligible gives undefined', (t) => {
   t.deepEqual(shares(pickSwrrSedStrict, targets({ a: 2, zero: 0, down: { weight: 5, down: true }, full: { weight: 9, max: 1, active: 1 }, b: 1 }), 300), { a: 200, b: 100 });
   t.is(pickSwrrSedStrict(targets({ zero: 0, down: { weight: 1, down: true } }), NOW), undefined);
+});
+
+test('swrr-lead: weights less than 2x apart pick as least connection, where swrr-sed-strict lets the higher weight lead', (t) => {
+  // Equal servers whose weights wobble: the one weighted 100 holds a connection, the others none.
+  const spec = { stale: { weight: 100, active: 1 }, b: 80, c: 60 };
+  t.deepEqual(shares(pickSwrrSedStrict, targets(spec), 24), { stale: 10, b: 8, c: 6 }, '1/100 < 1/80');
+  t.deepEqual(shares(pickSwrrLead, targets(spec), 14), { b: 8, c: 6 }, '100 < 2 x 60');
+  // Twice the weight or more: one connection ahead per multiple.
+  t.deepEqual(shares(pickSwrrLead, targets({ big: { weight: 120, active: 1 }, small: 60 }), 3), { big: 2, small: 1 });
+  t.deepEqual(shares(pickSwrrLead, targets({ big: { weight: 120, active: 2 }, small: 60 }), 3), { small: 3 });
+  t.deepEqual(shares(pickSwrrLead, targets({ a: 1, b: 2, c: 4 }), 700), { a: 100, b: 200, c: 400 }, 'idle: shares by weight');
+});
+
+test('swrr-lead: a drained low-weight target does not let the others pile up (the swrr-sed-strict bound holds)', (t) => {
+  // fewest is `low` (idle, weight 5): by whole multiples alone `big` could lead by 19.
+  t.deepEqual(shares(pickSwrrLead, targets({ low: 5, big: { weight: 100, active: 3 }, mid: { weight: 100, active: 1 } }), 21), { low: 1, mid: 20 });
+  t.is(pickSwrrLead(targets({ zero: 0, down: { weight: 1, down: true } }), NOW), undefined);
 });
 
 test('every scheduler skips a target at its connection limit, and a limit of 0 is none', (t) => {
