@@ -261,6 +261,8 @@ test('swrr-lead: a drained low-weight target does not let the others pile up (th
   // fewest is `low` (idle, weight 5): by whole multiples alone `big` could lead by 19.
   t.deepEqual(shares(pickSwrrLead, targets({ low: 5, big: { weight: 100, active: 3 }, mid: { weight: 100, active: 1 } }), 21), { low: 1, mid: 20 });
   t.is(pickSwrrLead(targets({ zero: 0, down: { weight: 1, down: true } }), NOW), undefined);
+  // Neither bound alone keeps both (2/10 >= 5/26; 26 < 3 x 10): the shortest expected delay still takes part.
+  t.deepEqual(shares(pickSwrrLead, targets({ few: { weight: 10, active: 2 }, many: { weight: 26, active: 4 } }), 3), { many: 3 });
 });
 
 test('every scheduler skips a target at its connection limit, and a limit of 0 is none', (t) => {

@@ -127,7 +127,9 @@ export function pickSwrrSedStrict<T extends SchedulerTarget>(targets: readonly T
  * of those, the lowest weight) only while its weight is at least k + 1 times
  * that one's. Weights within a factor of 2 of each other (equal servers whose
  * weights wobble with trouble that moves) then pick as least connection;
- * capacities 2x or more apart still share by weight.
+ * capacities 2x or more apart still share by weight. The target with the
+ * shortest expected delay always takes part (the two bounds alone can leave
+ * none: 2 connections on weight 10 and 4 on weight 26).
  */
 export function pickSwrrLead<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
   const least = leastLoaded(targets, now, 1);
@@ -140,8 +142,7 @@ export function pickSwrrLead<T extends SchedulerTarget>(targets: readonly T[], n
   let total = 0;
   for (const t of targets) {
     if (!isEligible(t, now)) continue;
-    if (t.active * least.weight >= (least.active + 1) * t.weight) continue;
-    if (t.weight < (t.active - fewest.active + 1) * fewest.weight) continue;
+    if (t !== least && (t.active * least.weight >= (least.active + 1) * t.weight || t.weight < (t.active - fewest.active + 1) * fewest.weight)) continue;
     t.current += t.weight;
     total += t.weight;
     if (best === undefined || t.current > best.current) best = t;
