@@ -31,7 +31,7 @@ export {
   DEFAULT_DOWN_PERIOD_MS,
 } from './fastpath/engine.js';
 export type { FastpathEngine, FastpathOptions, FastpathDiagnostics } from './fastpath/engine.js';
-export { pickWlc, pickSwrr, pickSed, pickSwrrLc, pickSwrrSed, pickSwrrSedStrict, pickSwrrLead, pickPeakEwma, observeLatency, LONG_CONNECTION_MS, LATENCY_DECAY_MS, FASTPATH_SCHEDULERS, DEFAULT_FASTPATH_SCHEDULER } from './fastpath/scheduler.js';
+export { pickWlc, pickSwrr, pickSed, pickSwrrLc, pickSwrrSed, pickSwrrLead, pickPeakEwma, observeLatency, LONG_CONNECTION_MS, LATENCY_DECAY_MS, FASTPATH_SCHEDULERS, DEFAULT_FASTPATH_SCHEDULER } from './fastpath/scheduler.js';
 export type { Scheduler, SchedulerTarget } from './fastpath/scheduler.js';
 export {
   createIpvsEngine,

@@ -129,11 +129,6 @@ export const POLICIES: Readonly<Record<string, Balancer & { readonly what: strin
     kind: 'poller',
     policy: (s) => policyHead('    scheduler: sed\n    strategy: { name: queue }\n') + s,
   },
-  'queue-swrr-sed-strict': {
-    what: 'loadfeed queue strategy, scheduler swrr-sed-strict',
-    kind: 'poller',
-    policy: (s) => policyHead('    scheduler: swrr-sed-strict\n    strategy: { name: queue }\n') + s,
-  },
   loadfeed: { what: "loadfeed's defaults: capacity, swrr-sed, half-life 2s (falling 250ms), deadband 5%, agents' early reports", kind: 'poller', policy: (s) => policyHead('') + s },
   // The defaults before the moving-trouble work (issue 18), pinned, to measure against in the same run.
   'loadfeed-before': {
@@ -169,7 +164,6 @@ export const POLICIES: Readonly<Record<string, Balancer & { readonly what: strin
   'loadfeed-wlc': { what: "loadfeed's defaults with scheduler wlc", kind: 'poller', policy: (s) => policyHead('    scheduler: wlc\n') + s },
   'loadfeed-sed': { what: "loadfeed's defaults with scheduler sed", kind: 'poller', policy: (s) => policyHead('    scheduler: sed\n') + s },
   'loadfeed-swrr-sed': { what: "loadfeed's defaults with scheduler swrr-sed", kind: 'poller', policy: (s) => policyHead('    scheduler: swrr-sed\n') + s },
-  'loadfeed-swrr-sed-strict': { what: "loadfeed's defaults with scheduler swrr-sed-strict", kind: 'poller', policy: (s) => policyHead('    scheduler: swrr-sed-strict\n') + s },
   'loadfeed-swrr-lead': { what: "loadfeed's defaults with scheduler swrr-lead", kind: 'poller', policy: (s) => policyHead('    scheduler: swrr-lead\n') + s },
   'loadfeed-peak-ewma': { what: "loadfeed's defaults with scheduler peak-ewma", kind: 'poller', policy: (s) => policyHead('    scheduler: peak-ewma\n') + s },
   'loadfeed-swrr-lc': { what: "loadfeed's defaults with scheduler swrr-lc", kind: 'poller', policy: (s) => policyHead('    scheduler: swrr-lc\n') + s },

@@ -104,32 +104,17 @@ export function pickSwrrSed<T extends SchedulerTarget>(targets: readonly T[], no
 }
 
 /**
- * `swrr-sed` with a strict bound: a target takes part only while its
- * active/weight is below the least (active + 1)/weight, so what it already
- * has is done strictly before a new connection on the best target would be.
- * With equal weights this is least connection, with smooth weighted round
- * robin among the tied: a target holding one connection more than the least
- * busy is skipped, where `swrr-sed` still gives it its turn (its weight, the
- * only other thing that would push it out, lags trouble that moves within
- * seconds). With unequal weights a target whose weight makes up for its
- * connections still takes part, so idle and lightly loaded targets share by
- * weight as with `swrr-sed`. The best target always takes part.
- */
-export function pickSwrrSedStrict<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
-  const least = leastLoaded(targets, now, 1);
-  // t.active / t.weight < (least.active + 1) / least.weight
-  return least && swrrAmong(targets, now, least, 0, 1, 'below');
-}
-
-/**
- * `swrr-sed-strict` where weights count only in whole multiples: a target
+ * `swrr-sed` made strict where weights are close: a target takes part while
+ * its active/weight is below (not at) the least (active + 1)/weight, and it
  * may hold k connections more than the least busy one (fewest connections;
  * of those, the lowest weight) only while its weight is at least k + 1 times
- * that one's. Weights within a factor of 2 of each other (equal servers whose
- * weights wobble with trouble that moves) then pick as least connection;
- * capacities 2x or more apart still share by weight. The target with the
- * shortest expected delay always takes part (the two bounds alone can leave
- * none: 2 connections on weight 10 and 4 on weight 26).
+ * that one's. Weights count in whole multiples: targets whose weights are
+ * less than 2x apart (equal servers whose weights wobble with trouble that
+ * moves) pick as least connection, where `swrr-sed` gives a target one
+ * connection ahead its turn while its weight lags; capacities 2x or more
+ * apart still share by weight. The target with the shortest expected delay
+ * always takes part (the two bounds alone can leave none: 2 connections on
+ * weight 10 and 4 on weight 26).
  */
 export function pickSwrrLead<T extends SchedulerTarget>(targets: readonly T[], now: number): T | undefined {
   const least = leastLoaded(targets, now, 1);
@@ -248,10 +233,10 @@ function leastLoaded<T extends SchedulerTarget>(targets: readonly T[], now: numb
 
 /**
  * Smooth WRR over the eligible targets; with `least`, only over those whose
- * (active + own) / weight is equal to, at most, or below (least.active + its) /
+ * (active + own) / weight is equal to, or at most, (least.active + its) /
  * least.weight (compared without division).
  */
-function swrrAmong<T extends SchedulerTarget>(targets: readonly T[], now: number, least: T | undefined, own: number, its: number, relation: 'equal' | 'at-most' | 'below'): T | undefined {
+function swrrAmong<T extends SchedulerTarget>(targets: readonly T[], now: number, least: T | undefined, own: number, its: number, relation: 'equal' | 'at-most'): T | undefined {
   let best: T | undefined;
   let total = 0;
   for (const t of targets) {
@@ -259,7 +244,7 @@ function swrrAmong<T extends SchedulerTarget>(targets: readonly T[], now: number
     if (least !== undefined) {
       const mine = (t.active + own) * least.weight;
       const theirs = (least.active + its) * t.weight;
-      if (relation === 'equal' ? mine !== theirs : relation === 'at-most' ? mine > theirs : mine >= theirs) continue;
+      if (relation === 'equal' ? mine !== theirs : mine > theirs) continue;
     }
     t.current += t.weight;
     total += t.weight;
@@ -278,7 +263,6 @@ export const FASTPATH_SCHEDULERS: ReadonlyMap<string, Scheduler> = new Map<strin
   ['sed', pickSed],
   ['swrr-lc', pickSwrrLc],
   ['swrr-sed', pickSwrrSed],
-  ['swrr-sed-strict', pickSwrrSedStrict],
   ['swrr-lead', pickSwrrLead],
   ['peak-ewma', pickPeakEwma],
 ]);

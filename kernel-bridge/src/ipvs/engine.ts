@@ -219,7 +219,6 @@ const FASTPATH_ONLY: ReadonlyMap<string, string> = new Map([
   ['swrr', 'wrr (which restarts its cycle on every weight update)'],
   ['swrr-lc', 'sed or wlc'],
   ['swrr-sed', 'sed or wlc'],
-  ['swrr-sed-strict', 'sed or wlc'],
   ['swrr-lead', 'sed or wlc'],
   ['peak-ewma', 'wlc (IPVS does not see connection times)'],
 ]);

@@ -282,7 +282,7 @@ export const serviceSchema = z.strictObject({
   engine: z.string().default('fastpath'),
   /** The engine's address of the service: "tcp 192.0.2.10:80" (port 0: the fast path picks one), for HAProxy the backend name, for xds the service name clients ask for (xds:///NAME). */
   address: addressText((text) => parseL4Address(text, { allowPortZero: true })),
-  /** Scheduler in the engine's words (fastpath: swrr-sed, wlc, swrr, sed, swrr-lc, swrr-sed-strict, swrr-lead or peak-ewma; IPVS: wlc, wrr, sed, …; nftables: random; xds: ring_hash, round_robin, least_request), checked against the engine; the engine's default when omitted. */
+  /** Scheduler in the engine's words (fastpath: swrr-sed, wlc, swrr, sed, swrr-lc, swrr-lead or peak-ewma; IPVS: wlc, wrr, sed, …; nftables: random; xds: ring_hash, round_robin, least_request), checked against the engine; the engine's default when omitted. */
   scheduler: z.string().max(64).optional(),
   /**
    * The poller creates (and removes) this service and its destinations in
