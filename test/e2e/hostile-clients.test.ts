@@ -175,9 +175,18 @@ test.serial('a connection that said Hello is no longer pending; one without has 
   await closed(lurker);
   t.is((await first).code, null, 'the lurker stream was cut with its connection');
   // A silent connection is closed by the Hello timeout; the agent, past it, is not.
-  await closed(session(t, p.port));
+  const silent = session(t, p.port);
+  void report(silent, [prefix(1000)], false);
+  await closed(silent);
   t.false(agent.closed || agent.destroyed);
   t.regex((await p.get('/metrics')).body, /^loadfeed_agent_connections_pending 0$/m);
+  // Both closings were counted under their limit only, though each cut a
+  // stream inside a message: a stream truncated by its client, refused
+  // after both, is the one `truncated`.
+  const cut = await report(session(t, p.port), [prefix(1000)], true);
+  t.is(cut.code, grpc.status.INVALID_ARGUMENT, cut.message);
+  t.is(await p.refused('truncated'), 1);
+  t.true((await p.refused('hello-timeout')) >= 1);
 });
 
 test.serial('an oversize message is refused with RESOURCE_EXHAUSTED and counted; a truncated one is refused, not ended with OK', async (t) => {

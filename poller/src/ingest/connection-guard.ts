@@ -25,14 +25,28 @@ export interface ConnectionLimits {
 
 export type ConnectionRefusal = 'pending-connections' | 'pending-per-peer' | 'hello-timeout' | 'streams-per-connection';
 
-interface Connection {
+/** The connection a served stream came on, as its stream handler sees it. */
+export interface StreamConnection {
+  /**
+   * The limit this guard closed the connection for, or null. That closing is
+   * counted once, under the limit: the streams that end with the connection
+   * (inside a message, as often as not) are not refusals of their own.
+   */
+  readonly closedFor: ConnectionRefusal | null;
+}
+
+interface Connection extends StreamConnection {
   readonly socket: Socket;
   readonly peer: string;
   streams: number;
   /** Streams with an accepted Hello: the connection is pending while 0. */
   agents: number;
   timer: NodeJS.Timeout | null;
+  closedFor: ConnectionRefusal | null;
 }
+
+/** A stream on a connection not accepted through admit (in-process tests): never closed by the guard. */
+const UNGUARDED: StreamConnection = { closedFor: null };
 
 export class ConnectionGuard {
   /** By the key grpc-js's getPeer() gives a call on that connection. */
@@ -56,7 +70,7 @@ export class ConnectionGuard {
       return this.reject(socket, 'pending-per-peer', peer, `${fromPeer} connections without a Hello from ${peer} already, at most ${this.limits.maxPendingPerPeer}`);
     }
     const key = peerKey(socket);
-    const c: Connection = { socket, peer, streams: 0, agents: 0, timer: null };
+    const c: Connection = { socket, peer, streams: 0, agents: 0, timer: null, closedFor: null };
     this.connections.set(key, c);
     this.enterPending(c);
     socket.once('close', () => {
@@ -67,20 +81,21 @@ export class ConnectionGuard {
     return true;
   }
 
-  /** A stream opened on the connection `peer` (getPeer()): null to serve it, else why not. */
-  streamOpened(peer: string): string | null {
+  /** A stream opened on the connection `peer` (getPeer()): its connection to serve it, else why not. */
+  streamOpened(peer: string): StreamConnection | string {
     const c = this.connections.get(peer);
-    if (!c) return null; // not accepted through admit (in-process tests)
+    if (!c) return UNGUARDED;
     if (c.agents === 0 && c.streams >= 1) {
       // A refused stream keeps what its peer sent (up to its flow-control
       // window) until the connection closes: close it, so a connection
       // without a Hello holds one unfinished message at most.
+      c.closedFor = 'streams-per-connection';
       c.socket.destroy();
       return 'a connection without a Hello has one stream: connection closed';
     }
     if (c.streams >= this.limits.maxStreamsPerConnection) return `${c.streams} streams on this connection already, at most ${this.limits.maxStreamsPerConnection}`;
     c.streams += 1;
-    return null;
+    return c;
   }
 
   streamClosed(peer: string, hadAgent: boolean): void {
@@ -116,6 +131,7 @@ export class ConnectionGuard {
     c.timer = setTimeout(() => {
       c.timer = null;
       this.refused('hello-timeout', c.peer, `no Hello within ${this.limits.helloTimeoutMs} ms`);
+      c.closedFor = 'hello-timeout';
       c.socket.destroy();
     }, this.limits.helloTimeoutMs);
     c.timer.unref();

@@ -163,10 +163,10 @@ export class Ingest {
 
   private onStream(call: TelemetryReportCall): void {
     const peer = call.getPeer();
-    const busy = this.guard.streamOpened(peer);
-    if (busy !== null) {
-      this.refused('streams-per-connection', { peer, error: `streams-per-connection: ${busy}` });
-      call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: `streams: ${busy}` });
+    const connection = this.guard.streamOpened(peer);
+    if (typeof connection === 'string') {
+      this.refused('streams-per-connection', { peer, error: `streams-per-connection: ${connection}` });
+      call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: `streams: ${connection}` });
       return;
     }
     let node: NodeRecord | null = null;
@@ -255,9 +255,11 @@ export class Ingest {
     };
     call.on('end', () => {
       // The client half-closed in the middle of a message: its length prefix
-      // promised more than came. grpc-js would end the stream with OK.
+      // promised more than came. grpc-js would end the stream with OK. A
+      // stream also ends so when the guard closed its connection, counted
+      // under that limit already.
       const partial = partialMessage(call);
-      if (partial && !finished) {
+      if (partial && !finished && connection.closedFor === null) {
         const inside = partial.announced === null ? `${partial.received} of the 5 bytes of a message prefix` : `${partial.received} of the ${partial.announced} bytes its prefix announced`;
         refuse(new IngestError('invalid-argument', 'truncated', `truncated: the stream ended inside a message (${inside})`));
         return;
