@@ -1,6 +1,24 @@
 import test from 'ava';
-import { Hello, Sample } from '@loadfeed/proto';
-import { NodeTable, DEPARTED_MAX, DEPARTED_MAX_BYTES, helloBytes, LIVENESS_SWEEP_MS, MAX_HOSTNAME_CHARS, MAX_LABELS, MAX_LABEL_VALUE_CHARS, type NodeEvent } from '@loadfeed/poller';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { AgentMessage, Hello, Sample } from '@loadfeed/proto';
+import {
+  NodeTable,
+  DEPARTED_MAX,
+  DEPARTED_MAX_BYTES,
+  helloBytes,
+  LIVENESS_SWEEP_MS,
+  MAX_ADDRESSES,
+  MAX_AGENT_VERSION_CHARS,
+  MAX_CPU_MODEL_CHARS,
+  MAX_HOSTNAME_CHARS,
+  MAX_LABELS,
+  MAX_LABEL_NAME_CHARS,
+  MAX_LABEL_VALUE_CHARS,
+  MAX_SERVICE_NAME_CHARS,
+  MAX_SERVICES_PER_AGENT,
+  type NodeEvent,
+} from '@loadfeed/poller';
 
 test('a node without samples for staleAfter turns stale, and live again on its next sample', async (t) => {
   const events: NodeEvent[] = [];
@@ -79,6 +97,43 @@ test.serial('departed state is bounded in bytes too: the largest Hellos allowed 
   for (let i = 0; i < fits + 10; i += 1) table.disconnect(table.connect(hello(i)));
   t.is(table.departedInfo('big-0'), undefined, 'the oldest are forgotten once the bytes are spent');
   t.truthy(table.departedInfo(`big-${fits + 9}`));
+});
+
+// Serial: it measures the heap, which concurrent tests would grow.
+test.serial('helloBytes counts the heap a decoded Hello holds: at least that, at most a quarter more', (t) => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const pad = (s: string, n: number): string => s.padEnd(n, 'x');
+  // Every field at its bound, strings of every length class protobufjs decodes differently, one beyond Latin-1.
+  const wire = (i: number): Uint8Array =>
+    AgentMessage.encode({
+      hello: {
+        nodeId: `node-${i}`,
+        hostname: pad(`host-${i}.`, MAX_HOSTNAME_CHARS),
+        cpuModel: pad(`cpu ${i} \u5904\u7406\u5668 `, MAX_CPU_MODEL_CHARS),
+        agentVersion: pad(`v${i}`, MAX_AGENT_VERSION_CHARS),
+        cores: 64,
+        memoryBytes: 2 ** 40,
+        addresses: Array.from({ length: MAX_ADDRESSES }, (_, j) => (j % 2 ? `2001:db8::${i.toString(16)}:${j.toString(16)}` : `10.${i & 255}.${(i >> 8) & 255}.${j}`)),
+        labels: Object.fromEntries(Array.from({ length: MAX_LABELS }, (_, j) => [pad(`l${j}-${i}-`, j % 2 ? MAX_LABEL_NAME_CHARS : 20), pad(`v${j}`, (j * 7) % (MAX_LABEL_VALUE_CHARS + 1))])),
+        services: Array.from({ length: MAX_SERVICES_PER_AGENT }, (_, j) => ({ name: pad(`s${j}-`, 1 + (j % MAX_SERVICE_NAME_CHARS)), port: 1000 + j })),
+      },
+    }).finish();
+  const count = 300;
+  const perHello: number[] = [];
+  // Every run's Hellos stay held: one dropped meanwhile would be collected inside the next run's measure.
+  const held: Hello[][] = [];
+  for (let run = 0; run < 3; run += 1) {
+    const encoded = Array.from({ length: count }, (_, i) => wire(run * count + i));
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    held.push(encoded.map((b) => AgentMessage.decode(b).hello as Hello));
+    gc();
+    perHello.push((process.memoryUsage().heapUsed - before) / count);
+  }
+  const estimate = held.flat().reduce((sum, h) => sum + helloBytes(h), 0) / held.flat().length;
+  const heap = perHello.sort((a, b) => a - b)[1] ?? 0;
+  t.true(estimate >= heap && estimate <= 1.25 * heap, `estimate ${Math.round(estimate)} bytes a Hello, heap ${Math.round(heap)} (runs ${perHello.map(Math.round).join(', ')})`);
 });
 
 test('a silent node is stale no later than staleAfter after its last sample, and not before staleAfter less one sweep interval', (t) => {
