@@ -1,4 +1,6 @@
 import test from 'ava';
+import { once } from 'node:events';
+import net from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { AgentMessage, Hello, Sample } from '@loadfeed/proto';
@@ -47,6 +49,42 @@ test('a node without samples for staleAfter turns stale, and live again on its n
     events.filter((e) => e.from !== e.to).map((e) => [e.from, e.to]),
     [[null, 'live'], ['live', 'stale'], ['stale', 'live']],
   );
+});
+
+// Serial: it holds the event loop, which would hold up the timers of the staleness tests running beside it.
+test.serial('a sample that came while a long task held the loop is read before its node is judged silent', async (t) => {
+  const events: NodeEvent[] = [];
+  const table = new NodeTable(300, (e) => events.push({ ...e }));
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  const [socket] = (await once(server, 'connection')) as [net.Socket];
+  t.teardown(() => {
+    table.stop();
+    client.destroy();
+    socket.destroy();
+    server.close();
+  });
+  const node = table.connect(Hello.create({ nodeId: 'n1', cores: 1, memoryBytes: 1 }));
+  table.accept(node, Sample.create({ seq: 1, windowMs: 1 }));
+  const read = new Promise<void>((resolve) =>
+    socket.on('data', () => {
+      table.accept(node, Sample.create({ seq: 2, windowMs: 1 }));
+      resolve();
+    }),
+  );
+  table.start();
+  // On loopback the bytes are in the poller's socket as write returns; then
+  // the loop is held past staleAfter, as a long cycle on a busy core does.
+  client.write('sample');
+  const heldUntil = performance.now() + 600;
+  while (performance.now() < heldUntil);
+  await read;
+  // The sweep due while the loop was held runs in this turn's check phase, before this.
+  await new Promise(setImmediate);
+  t.is(node.state, 'live');
+  t.deepEqual(events.filter((e) => e.from !== e.to).map((e) => [e.from, e.to]), [[null, 'live']]);
 });
 
 test('a sample of a live node raises no event: it goes to onSample; one that revives a stale node is a change', (t) => {

@@ -186,7 +186,11 @@ export class NodeTable {
   ) {}
 
   start(): void {
-    this.sweeper ??= setInterval(() => this.sweep(), LIVENESS_SWEEP_MS);
+    // The sweep waits for the loop's next I/O phase (setImmediate runs after
+    // it): when a long task held the loop (a reload's full cycle over 10,000
+    // servers on a busy core), the samples that came meanwhile are read
+    // before their nodes are judged silent, not just after.
+    this.sweeper ??= setInterval(() => setImmediate(() => this.sweep()), LIVENESS_SWEEP_MS);
   }
 
   stop(): void {
