@@ -684,6 +684,8 @@ async function main(): Promise<void> {
       json: { type: 'boolean', default: false },
       /** Keep the load generator's per-request records and each poller's trace of its agents (in the system's temporary directory). */
       'keep-records': { type: 'boolean', default: false },
+      /** Goes into the output files' names (as the other benches' --label), so runs of one day do not overwrite each other. */
+      label: { type: 'string', default: '' },
     },
   });
   const reps = Number(values.reps);
@@ -731,7 +733,7 @@ async function main(): Promise<void> {
         }
       }
       const loadAfter = loadAverage1();
-      report({ results, list, policyNames, outDir, started, loadBefore, loadAfter, reps, ctx, json: values.json, log });
+      report({ results, list, policyNames, outDir, label: values.label, started, loadBefore, loadAfter, reps, ctx, json: values.json, log });
     },
   );
 }
@@ -741,6 +743,7 @@ interface ReportInput {
   readonly list: Scenario[];
   readonly policyNames: string[];
   readonly outDir: string;
+  readonly label: string;
   readonly started: Date;
   readonly loadBefore: number;
   readonly loadAfter: number;
@@ -794,13 +797,14 @@ function report(r: ReportInput): void {
   lines.push('', ...verdicts(out['scenarios'] as Record<string, { policies: Record<string, Figures & { phases: Record<string, Figures> }> }>));
   const text = lines.join('\n');
   process.stdout.write(`${text}\n`);
-  const stamp = QUICK ? 'quick' : r.started.toISOString().slice(0, 10);
+  const stamp = QUICK ? 'quick' : `${r.started.toISOString().slice(0, 10)}${r.label ? `-${r.label}` : ''}`;
+  const suffix = QUICK ? '-quick' : r.label ? `-${r.label}` : '';
   writeFileSync(path.join(r.outDir, `balance-${stamp}.json`), JSON.stringify(out, null, 1));
   writeFileSync(path.join(r.outDir, `balance-${stamp}.txt`), `${text}\n`);
   for (const sc of r.list) {
     const runs = r.policyNames.map((p) => r.results.find((x) => x.scenario === sc.key && x.policy === p)).filter((x): x is RunResult => x !== undefined);
     const png = plotShares(
-      path.join(r.outDir, `balance-${sc.key}${QUICK ? '-quick' : ''}.png`),
+      path.join(r.outDir, `balance-${sc.key}${suffix}.png`),
       sc.title,
       sc.backends.map((b) => `${b.id} (${b.cores} core)`),
       runs.map((run) => ({ name: run.policy, series: sharesOverTime(run) })),
@@ -810,7 +814,6 @@ function report(r: ReportInput): void {
     const [from, to] = sc.zoom;
     const within = (pts: number[][]): { t: number; values: number[] }[] => pts.filter(([t]) => (t ?? 0) >= from && (t ?? 0) <= to).map(([t, ...v]) => ({ t: t ?? 0, values: v }));
     const names = sc.backends.map((b) => `${b.id} (${b.cores} core)`);
-    const suffix = QUICK ? '-quick' : '';
     for (const [kind, label, series] of [
       ['weights', 'weight in the engine', (run: RunResult) => within(run.weightTrace)],
       ['p99', 'p99 latency per backend, ms (1 s buckets, log scale)', (run: RunResult) => within(backendP99OverTime(run, 1))],
