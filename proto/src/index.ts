@@ -18,7 +18,7 @@ export {
 } from './telemetry-service.js';
 export type { TelemetryClient, TelemetryServer, TelemetryReportCall } from './telemetry-service.js';
 export { grpc } from './grpc.js';
-export { METRICS, MAX_UTILIZATION, compileFromCatalog, compileMetricValues, metricGroups, metricReadings, metricValues, APP_METRIC_NAME, MAX_APP_METRIC_NAME_LENGTH, MAX_NAMED_METRICS, toAppMetricName } from './metrics.js';
+export { METRICS, MAX_UTILIZATION, compileFromCatalog, compileMetricValues, copyMetricValues, metricGroups, metricReadings, metricValues, APP_METRIC_NAME, MAX_APP_METRIC_NAME_LENGTH, MAX_NAMED_METRICS, toAppMetricName } from './metrics.js';
 export type { MetricDefinition, MetricDisplay, MetricEntry, MetricField, MetricGroup, MetricPrometheus, MetricReadings, MetricSource, MetricValues } from './metrics.js';
 export { createOrcaStreamClient, isOrcaNodeId, orcaEndReason, orcaReportValues, OrcaSubscription, ORCA_NODE_PREFIX, ORCA_STREAM_PATH } from './orca.js';
 export { Backoff, DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_MAX_MS } from './backoff.js';

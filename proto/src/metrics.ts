@@ -271,6 +271,17 @@ export function compileFromCatalog<F extends (...args: never[]) => unknown>(buil
   return ((a: unknown, b: unknown, c: unknown, d: unknown, e: unknown) => (compiled ??= build() as unknown as (...args: unknown[]) => unknown)(a, b, c, d, e)) as unknown as F;
 }
 
+/**
+ * Writes every catalogued metric of `source` over `target`, with
+ * compileMetricValues' defaults: for a record kept per node or server and
+ * written over by each sample instead of allocated anew.
+ */
+export const copyMetricValues = compileFromCatalog(
+  () =>
+    // The body is built from the catalog's own constant names, nothing else.
+    new Function('t', 's', METRICS.map((m) => `t[${JSON.stringify(m.field)}] = s[${JSON.stringify(m.field)}] ?? ${m.nullable ? 'null' : '0'};`).join('\n')) as (target: MetricValues, source: MetricSource) => void,
+);
+
 /** A sample's catalogued values: an absent optional field is null, an absent required one 0 (the wire default). */
 export const metricValues = compileMetricValues<(s: MetricSource) => MetricValues>(['s']);
 

@@ -150,7 +150,7 @@ export const POLICIES: Readonly<Record<string, Balancer & { readonly what: strin
   },
   // Not in the default set: what slow start costs a returning server ((d)).
   'loadfeed-slow-start-10s': {
-    what: "loadfeed's defaults with slowStart { duration: 10s, from: 0.1 } (the default until session 5)",
+    what: "loadfeed's defaults with slowStart { duration: 10s, from: 0.1 } (the default, pinned)",
     kind: 'poller',
     policy: (s) => policyHead('    slowStart: { duration: 10s, from: 0.1 }\n') + s,
   },

@@ -7,7 +7,7 @@
 // entries and bytes, so that state for their return (blackout, slow start)
 // is kept without letting a flood of invented node ids grow memory.
 import { LRUCache } from 'lru-cache';
-import { compileFromCatalog, compileMetricValues, METRICS, type Hello, type MetricSource, type MetricValues, type Sample, type ServiceLoad } from '@loadfeed/proto';
+import { compileMetricValues, copyMetricValues, type Hello, type MetricSource, type MetricValues, type Sample, type ServiceLoad } from '@loadfeed/proto';
 
 export const DEFAULT_STALE_AFTER_MS = 2_000;
 /** How often deadlines are checked: a silent node turns stale between staleAfter less this and staleAfter after its last sample. */
@@ -91,13 +91,6 @@ const NO_NAMED_METRICS: Readonly<Record<string, number>> = Object.freeze({});
 const newLatestSample = compileMetricValues<(s: MetricSource, services: ServiceReading[], named: Readonly<Record<string, number>>) => LatestSample>(
   ['s', 'services', 'named'],
   'seq: s.seq, timestampMs: s.timestampMs, windowMs: s.windowMs, services, namedMetrics: named',
-);
-
-/** Writes a sample's catalogued values over a record's (the same defaults as compileMetricValues). */
-const copyMetricValues = compileFromCatalog(
-  () =>
-    // The body is built from the catalog's own constant names, nothing else.
-    new Function('t', 's', METRICS.map((m) => `t[${JSON.stringify(m.field)}] = s[${JSON.stringify(m.field)}] ?? ${m.nullable ? 'null' : '0'};`).join('\n')) as (t: LatestSample, s: Sample) => void,
 );
 
 function namedMetricsOf(s: Sample): Readonly<Record<string, number>> {
@@ -190,7 +183,13 @@ export class NodeTable {
     // it): when a long task held the loop (a reload's full cycle over 10,000
     // servers on a busy core), the samples that came meanwhile are read
     // before their nodes are judged silent, not just after.
-    this.sweeper ??= setInterval(() => setImmediate(() => this.sweep()), LIVENESS_SWEEP_MS);
+    this.sweeper ??= setInterval(
+      () =>
+        setImmediate(() => {
+          if (this.sweeper !== null) this.sweep(); // not after stop()
+        }),
+      LIVENESS_SWEEP_MS,
+    );
   }
 
   stop(): void {

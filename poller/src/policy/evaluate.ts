@@ -21,7 +21,7 @@
 // the servers with news and decides the same weights, at a cost that
 // follows what changed rather than the number of servers.
 import { formatHostPort } from '@loadfeed/kernel-bridge';
-import { compileFromCatalog, isOrcaNodeId, METRICS } from '@loadfeed/proto';
+import { copyMetricValues, isOrcaNodeId } from '@loadfeed/proto';
 import { getOrCreate } from '../util/maps.js';
 import type { LatestSample, NodeLookup, NodeRecord } from '../cycle/node-table.js';
 import type { CompiledService, Guard, ServerMatch } from './compile.js';
@@ -789,16 +789,12 @@ function factsOf(s: ServerMemory, address: string, node: NodeRecord, sample: Lat
 }
 
 /** Writes a sample's values over a server's metrics (the same values nodeMetrics gives; cores and memory are the node's, fixed per node record). */
-const copyNodeMetrics = compileFromCatalog(
-  () =>
-    // The body is built from the catalog's own constant names, nothing else.
-    new Function('t', 's', 'connections', 'app', `${METRICS.map((m) => `t[${JSON.stringify(m.field)}] = s[${JSON.stringify(m.field)}];`).join('\n')}\nt.connections = connections;\nt.app = app;`) as (
-      t: NodeMetrics,
-      s: LatestSample,
-      connections: number | null,
-      app: Readonly<Record<string, number>>,
-    ) => void,
-);
+function copyNodeMetrics(t: NodeMetrics, s: LatestSample, connections: number | null, app: Readonly<Record<string, number>>): void {
+  copyMetricValues(t, s);
+  const written = t as { -readonly [K in keyof NodeMetrics]: NodeMetrics[K] };
+  written.connections = connections;
+  written.app = app;
+}
 
 /** Established connections on the service's announced port in the node's latest sample, or null. */
 function establishedOn(node: NodeRecord, sample: LatestSample, service: CompiledService): number | null {
